@@ -1,0 +1,196 @@
+//! Commands (what a client asks the ledger to do) and their outcomes.
+
+use crate::{
+    Amount, ApiKey, Customer, CustomerId, Hold, HoldId, HoldStatus, IdempotencyKey, Mutation,
+    MutationId, MutationKind, NewApiKey, NewWallet, Reference, TenantId, Timestamp, Transfer,
+    TransferId, Wallet, WalletId, WalletStatus,
+};
+
+/// A digest of a request as the client sent it, made by the dialect that parsed it.
+/// Two requests with one idempotency key are "the same request" when their fingerprints
+/// are equal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Fingerprint(pub [u8; 32]);
+
+/// One command of one tenant, as it travels to the engine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request {
+    pub tenant: TenantId,
+    /// Set when the caller may only see and change this customer's data.
+    pub customer_only: Option<CustomerId>,
+    pub idempotency: Option<(IdempotencyKey, Fingerprint)>,
+    pub command: Command,
+}
+
+/// Everything that changes the ledger. Ids of new entities are chosen by the caller
+/// before the command is sent, which keeps the core deterministic.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Create a tenant with its first admin key (only the operator tenant may).
+    CreateTenant {
+        tenant: TenantId,
+        name: String,
+        admin_key: NewApiKey,
+    },
+    CreateApiKey {
+        key: NewApiKey,
+    },
+    CreateCustomer {
+        id: CustomerId,
+        name: String,
+    },
+    CreateWallet {
+        wallet: NewWallet,
+    },
+    SetWalletStatus {
+        wallet: WalletId,
+        status: WalletStatus,
+    },
+    /// A top-up, debit or adjustment of one wallet against its system account.
+    Post {
+        id: MutationId,
+        wallet: WalletId,
+        kind: MutationKind,
+        /// Positive for top-ups and debits (the kind gives the sign); signed for
+        /// adjustments.
+        amount: Amount,
+        reference: Reference,
+        occurred_at: Option<Timestamp>,
+    },
+    Transfer {
+        id: TransferId,
+        debit_id: MutationId,
+        credit_id: MutationId,
+        from: WalletId,
+        to: WalletId,
+        amount: Amount,
+        reference: Reference,
+        occurred_at: Option<Timestamp>,
+    },
+    PlaceHold {
+        id: HoldId,
+        wallet: WalletId,
+        amount: Amount,
+        reference: Reference,
+        expires_at: Option<Timestamp>,
+    },
+    /// Commit `amount` (all of the hold when `None`); the rest is released.
+    CommitHold {
+        hold: HoldId,
+        amount: Option<Amount>,
+        mutation_id: MutationId,
+    },
+    ReleaseHold {
+        hold: HoldId,
+        mutation_id: MutationId,
+    },
+}
+
+impl Command {
+    /// Whether a customer-restricted key may send this command at all (it never may
+    /// create tenants or keys; the per-customer check of the rest is the store's).
+    pub fn allowed_for_customer_key(&self) -> bool {
+        !matches!(
+            self,
+            Command::CreateTenant { .. } | Command::CreateApiKey { .. }
+        )
+    }
+}
+
+/// A command that was carried out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Done {
+    Tenant {
+        tenant: TenantId,
+        admin_key: ApiKey,
+    },
+    ApiKey(ApiKey),
+    Customer(Customer),
+    Wallet(Wallet),
+    Mutation(Mutation),
+    Transfer(Transfer),
+    Hold {
+        hold: Hold,
+        mutation: Option<Mutation>,
+    },
+}
+
+/// The outcome of one command. A refused command changed nothing; in particular its
+/// idempotency key was not recorded, so it may be retried.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Done { done: Done, replayed: bool },
+    Refused(Refusal),
+}
+
+/// Why the ledger refused a command. These are business outcomes, not failures.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The debit, hold or transfer exceeds what the wallet has available.
+    InsufficientFunds {
+        available: i64,
+        requested: i64,
+    },
+    /// The result would pass [`crate::BALANCE_ABS_MAX`] on some account.
+    BalanceOverflow,
+    TenantNotFound,
+    CustomerNotFound,
+    WalletNotFound,
+    HoldNotFound,
+    TenantExists,
+    ApiKeyExists,
+    CustomerExists,
+    WalletExists,
+    MutationExists,
+    HoldExists,
+    /// The wallet is suspended or expired and the command needs an active one.
+    WalletNotActive {
+        status: WalletStatus,
+    },
+    /// Before the wallet's `valid_from` or at/after its `valid_until`.
+    OutsideValidity,
+    UnitMismatch,
+    SameWallet,
+    HoldNotPending {
+        status: HoldStatus,
+    },
+    HoldExpired,
+    CommitExceedsHold {
+        held: i64,
+        requested: i64,
+    },
+    /// The idempotency key was used before with a different request.
+    IdempotencyConflict,
+    /// The caller's key may not do this (e.g. tenants only from the operator tenant).
+    Forbidden,
+}
+
+impl Refusal {
+    /// A stable, dialect-neutral name of the refusal, for logs and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InsufficientFunds { .. } => "insufficient_funds",
+            Self::BalanceOverflow => "balance_overflow",
+            Self::TenantNotFound => "tenant_not_found",
+            Self::CustomerNotFound => "customer_not_found",
+            Self::WalletNotFound => "wallet_not_found",
+            Self::HoldNotFound => "hold_not_found",
+            Self::TenantExists => "tenant_exists",
+            Self::ApiKeyExists => "api_key_exists",
+            Self::CustomerExists => "customer_exists",
+            Self::WalletExists => "wallet_exists",
+            Self::MutationExists => "mutation_exists",
+            Self::HoldExists => "hold_exists",
+            Self::WalletNotActive { .. } => "wallet_not_active",
+            Self::OutsideValidity => "outside_validity",
+            Self::UnitMismatch => "unit_mismatch",
+            Self::SameWallet => "same_wallet",
+            Self::HoldNotPending { .. } => "hold_not_pending",
+            Self::HoldExpired => "hold_expired",
+            Self::CommitExceedsHold { .. } => "commit_exceeds_hold",
+            Self::IdempotencyConflict => "idempotency_conflict",
+            Self::Forbidden => "forbidden",
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! The prepaid ledger core: the types and the rules of money.
+//!
+//! This crate does no IO, spawns nothing and knows no wire format. Every function is
+//! synchronous and deterministic: the caller passes in the clock (`Timestamp`) and the
+//! ids of new entities, so the same inputs always give the same outputs. Business
+//! outcomes (insufficient funds, an unknown hold, an expired wallet) are values of
+//! [`Refusal`], never panics or strings; a broken precondition that only a bug in the
+//! caller can cause is an assertion.
+//!
+//! The ledger is double-entry: every mutation moves an amount between a customer wallet
+//! and a counter-account (a system account of the same unit, or another wallet in a
+//! transfer), so the balances of all accounts of one unit always sum to zero.
+
+mod amount;
+mod command;
+mod ids;
+mod model;
+mod rules;
+mod time;
+
+pub use amount::{AMOUNT_MAX, Amount, AmountError, BALANCE_ABS_MAX};
+pub use command::{Command, Done, Fingerprint, Outcome, Refusal, Request};
+pub use ids::{
+    ApiKeyName, CustomerId, HoldId, ID_LEN_MAX, IDEMPOTENCY_KEY_LEN_MAX, IdError, IdempotencyKey,
+    MutationId, TenantId, TransferId, WalletId,
+};
+pub use model::{
+    ApiKey, Customer, Floor, Hold, HoldStatus, Mutation, MutationKind, NAME_LEN_MAX, NewApiKey,
+    NewWallet, REFERENCE_LEN_MAX, Reference, Scopes, SystemAccount, TextError, Transfer, Unit,
+    UnitError, Wallet, WalletStatus, bounded_text,
+};
+pub use rules::{
+    CommitPlan, Posting, TransferPlan, WalletExpiry, add_to_balance, available, commit_hold,
+    expire_wallet, place_hold, post, release_hold, transfer,
+};
+pub use time::Timestamp;

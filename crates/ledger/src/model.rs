@@ -1,0 +1,402 @@
+//! The ledger's entities.
+
+use crate::{
+    Amount, ApiKeyName, CustomerId, HoldId, MutationId, TenantId, Timestamp, TransferId, WalletId,
+};
+use std::fmt;
+
+/// The longest free-text name (customer, wallet, product, tenant), in bytes.
+pub const NAME_LEN_MAX: usize = 255;
+/// The longest reference text or reference link, in bytes.
+pub const REFERENCE_LEN_MAX: usize = 255;
+/// The longest unit code, in bytes.
+pub const UNIT_CODE_LEN_MAX: usize = 16;
+/// The largest unit scale (decimal places of the unit's smallest step).
+pub const UNIT_SCALE_MAX: u8 = 18;
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TextError {
+    #[error("must be at most {max} bytes long, got {len}")]
+    TooLong { len: usize, max: usize },
+    #[error("must not contain control characters")]
+    Control,
+}
+
+/// Checks free text: bounded length, no control characters.
+pub fn bounded_text(s: &str, max: usize) -> Result<String, TextError> {
+    if s.len() > max {
+        return Err(TextError::TooLong { len: s.len(), max });
+    }
+    if s.chars().any(char::is_control) {
+        return Err(TextError::Control);
+    }
+    Ok(s.to_owned())
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UnitError {
+    #[error("unit code must be 1 to {UNIT_CODE_LEN_MAX} characters of A-Z, a-z, 0-9, '_' or '-'")]
+    BadCode,
+    #[error("unit scale must be at most {UNIT_SCALE_MAX}")]
+    BadScale,
+}
+
+/// What a wallet counts: a code (`EUR`, `MIN`, `CREDIT`, `SMS`) and a scale, the number
+/// of decimal places of one step. Euros in cents are `EUR`/2, minutes are `MIN`/0,
+/// Talkdesk credits are `CREDIT`/4 (x10000).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Unit {
+    code: String,
+    scale: u8,
+}
+
+impl Unit {
+    pub fn new(code: &str, scale: u8) -> Result<Self, UnitError> {
+        let ok = !code.is_empty()
+            && code.len() <= UNIT_CODE_LEN_MAX
+            && code
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !ok {
+            return Err(UnitError::BadCode);
+        }
+        if scale > UNIT_SCALE_MAX {
+            return Err(UnitError::BadScale);
+        }
+        Ok(Self {
+            code: code.to_owned(),
+            scale,
+        })
+    }
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+    pub fn scale(&self) -> u8 {
+        self.scale
+    }
+}
+
+impl fmt::Display for Unit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.code, self.scale)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Customer {
+    pub tenant: TenantId,
+    pub id: CustomerId,
+    pub name: String,
+    pub created_at: Timestamp,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum WalletStatus {
+    Active,
+    Suspended,
+    Expired,
+}
+
+impl WalletStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Suspended => "suspended",
+            Self::Expired => "expired",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(Self::Active),
+            "suspended" => Some(Self::Suspended),
+            "expired" => Some(Self::Expired),
+            _ => None,
+        }
+    }
+}
+
+/// How far below zero a wallet's available amount may go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Floor {
+    /// The balance (less holds) may go down to this value, which is zero or negative.
+    Limit(i64),
+    /// No floor: the wallet may go negative without bound (post-paid style).
+    Unlimited,
+}
+
+impl Floor {
+    pub const ZERO: Floor = Floor::Limit(0);
+
+    /// A floor of `limit`, which must be zero or negative and within the amount bound.
+    pub fn limit(limit: i64) -> Option<Self> {
+        (limit <= 0 && limit >= -crate::AMOUNT_MAX).then_some(Floor::Limit(limit))
+    }
+}
+
+/// The fields a client gives to open a wallet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewWallet {
+    pub id: WalletId,
+    pub customer: CustomerId,
+    pub unit: Unit,
+    pub name: String,
+    pub product: String,
+    pub floor: Floor,
+    pub valid_from: Option<Timestamp>,
+    pub valid_until: Option<Timestamp>,
+}
+
+/// A customer's balance in one unit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Wallet {
+    pub tenant: TenantId,
+    pub id: WalletId,
+    pub customer: CustomerId,
+    pub unit: Unit,
+    pub name: String,
+    pub product: String,
+    pub status: WalletStatus,
+    pub floor: Floor,
+    pub valid_from: Option<Timestamp>,
+    pub valid_until: Option<Timestamp>,
+    /// The sum of all the wallet's mutations.
+    pub balance: i64,
+    /// The sum of the wallet's pending holds.
+    pub held: i64,
+    pub created_at: Timestamp,
+}
+
+impl Wallet {
+    /// A fresh wallet with nothing in it.
+    pub fn open(tenant: TenantId, new: NewWallet, now: Timestamp) -> Self {
+        Self {
+            tenant,
+            id: new.id,
+            customer: new.customer,
+            unit: new.unit,
+            name: new.name,
+            product: new.product,
+            status: WalletStatus::Active,
+            floor: new.floor,
+            valid_from: new.valid_from,
+            valid_until: new.valid_until,
+            balance: 0,
+            held: 0,
+            created_at: now,
+        }
+    }
+}
+
+/// The counter-accounts of the double-entry ledger, one of each per tenant and unit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SystemAccount {
+    /// Where top-ups come from: its balance is minus everything ever sold.
+    World,
+    /// Where debits and committed holds go.
+    Revenue,
+    /// The other side of manual corrections.
+    Adjustment,
+    /// Where the remaining balance of an expired wallet goes.
+    Expiry,
+}
+
+impl SystemAccount {
+    pub const ALL: [SystemAccount; 4] =
+        [Self::World, Self::Revenue, Self::Adjustment, Self::Expiry];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::World => "world",
+            Self::Revenue => "revenue",
+            Self::Adjustment => "adjustment",
+            Self::Expiry => "expiry",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MutationKind {
+    TopUp,
+    Debit,
+    Adjustment,
+    TransferOut,
+    TransferIn,
+    HoldCommit,
+    HoldRelease,
+    Expiry,
+}
+
+impl MutationKind {
+    pub const ALL: [MutationKind; 8] = [
+        Self::TopUp,
+        Self::Debit,
+        Self::Adjustment,
+        Self::TransferOut,
+        Self::TransferIn,
+        Self::HoldCommit,
+        Self::HoldRelease,
+        Self::Expiry,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TopUp => "top_up",
+            Self::Debit => "debit",
+            Self::Adjustment => "adjustment",
+            Self::TransferOut => "transfer_out",
+            Self::TransferIn => "transfer_in",
+            Self::HoldCommit => "hold_commit",
+            Self::HoldRelease => "hold_release",
+            Self::Expiry => "expiry",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+    /// The system account on the other side, or `None` for a transfer leg (whose other
+    /// side is a wallet).
+    pub fn counter_account(self) -> Option<SystemAccount> {
+        match self {
+            Self::TopUp => Some(SystemAccount::World),
+            Self::Debit | Self::HoldCommit | Self::HoldRelease => Some(SystemAccount::Revenue),
+            Self::Adjustment => Some(SystemAccount::Adjustment),
+            Self::Expiry => Some(SystemAccount::Expiry),
+            Self::TransferOut | Self::TransferIn => None,
+        }
+    }
+}
+
+/// Why a mutation happened, in the words of the system that caused it: a type
+/// (`EXTERNAL_SYSTEM`, `INCIDENT`, `payment`...), free text and an optional link.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Reference {
+    pub kind: String,
+    pub text: String,
+    pub link: String,
+}
+
+/// One immutable change of one wallet's balance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mutation {
+    pub tenant: TenantId,
+    pub id: MutationId,
+    pub wallet: WalletId,
+    pub customer: CustomerId,
+    pub unit: Unit,
+    pub kind: MutationKind,
+    /// Signed: positive adds to the wallet.
+    pub amount: i64,
+    pub balance_after: i64,
+    pub reference: Reference,
+    pub hold: Option<HoldId>,
+    pub transfer: Option<TransferId>,
+    /// The other wallet of a transfer leg.
+    pub counter_wallet: Option<WalletId>,
+    /// When it happened in the client's world (defaults to `recorded_at`).
+    pub occurred_at: Timestamp,
+    /// When the ledger recorded it.
+    pub recorded_at: Timestamp,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HoldStatus {
+    Pending,
+    Committed,
+    Released,
+    Expired,
+}
+
+impl HoldStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Committed => "committed",
+            Self::Released => "released",
+            Self::Expired => "expired",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Pending,
+            Self::Committed,
+            Self::Released,
+            Self::Expired,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+/// A reservation: an amount set aside on a wallet, then committed or released.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hold {
+    pub tenant: TenantId,
+    pub id: HoldId,
+    pub wallet: WalletId,
+    pub customer: CustomerId,
+    pub amount: i64,
+    /// Set once the hold is committed.
+    pub committed_amount: Option<i64>,
+    pub status: HoldStatus,
+    pub reference: Reference,
+    pub expires_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    /// When it left `Pending`.
+    pub settled_at: Option<Timestamp>,
+}
+
+/// A move of value from one wallet to another of the same unit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transfer {
+    pub id: TransferId,
+    pub debit: Mutation,
+    pub credit: Mutation,
+}
+
+/// What a key may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Scopes {
+    pub read: bool,
+    pub write: bool,
+    pub admin: bool,
+}
+
+impl Scopes {
+    pub const ALL: Scopes = Scopes {
+        read: true,
+        write: true,
+        admin: true,
+    };
+}
+
+/// A key to create. Only the SHA-256 of its secret is ever stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewApiKey {
+    pub name: ApiKeyName,
+    pub secret_sha256: [u8; 32],
+    pub scopes: Scopes,
+    /// When set, the key sees and changes only this customer.
+    pub customer: Option<CustomerId>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiKey {
+    pub tenant: TenantId,
+    pub name: ApiKeyName,
+    pub secret_sha256: [u8; 32],
+    pub scopes: Scopes,
+    pub customer: Option<CustomerId>,
+    pub created_at: Timestamp,
+}
+
+/// The amount as the caller gives it to [`crate::post`].
+pub(crate) fn signed(kind: MutationKind, amount: Amount) -> i64 {
+    match kind {
+        MutationKind::Debit | MutationKind::TransferOut | MutationKind::HoldCommit => -amount.get(),
+        _ => amount.get(),
+    }
+}

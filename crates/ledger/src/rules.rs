@@ -1,0 +1,217 @@
+//! The rules of money: pure functions from the current state and a request to either
+//! the new state or a [`Refusal`]. Stores load the rows, call these, and write back
+//! what they return, all inside one database transaction.
+
+use crate::model::signed;
+use crate::{
+    Amount, BALANCE_ABS_MAX, Floor, Hold, HoldStatus, MutationKind, Refusal, Timestamp, Wallet,
+    WalletStatus,
+};
+
+/// What a wallet may still spend: `balance - held - floor`, or `None` when it has no
+/// floor. May be negative after a correction.
+pub fn available(w: &Wallet) -> Option<i64> {
+    match w.floor {
+        // Within bounds: |balance|, |held| <= BALANCE_ABS_MAX < i64::MAX / 2, floor >= -AMOUNT_MAX.
+        Floor::Limit(floor) => Some(w.balance - w.held - floor),
+        Floor::Unlimited => None,
+    }
+}
+
+fn bounded(v: Option<i64>) -> Result<i64, Refusal> {
+    match v {
+        Some(v) if v.checked_abs().is_some_and(|a| a <= BALANCE_ABS_MAX) => Ok(v),
+        _ => Err(Refusal::BalanceOverflow),
+    }
+}
+
+/// Adds `delta` to an account balance (a wallet's or a system account's), refusing to
+/// pass [`BALANCE_ABS_MAX`].
+pub fn add_to_balance(balance: i64, delta: i64) -> Result<i64, Refusal> {
+    bounded(balance.checked_add(delta))
+}
+
+fn active_and_valid(w: &Wallet, now: Timestamp) -> Result<(), Refusal> {
+    if w.status != WalletStatus::Active {
+        return Err(Refusal::WalletNotActive { status: w.status });
+    }
+    if w.valid_from.is_some_and(|t| now < t) || w.valid_until.is_some_and(|t| now >= t) {
+        return Err(Refusal::OutsideValidity);
+    }
+    Ok(())
+}
+
+fn affordable(w: &Wallet, amount: i64) -> Result<(), Refusal> {
+    match available(w) {
+        Some(available) if available < amount => Err(Refusal::InsufficientFunds {
+            available,
+            requested: amount,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The change a posting makes to one wallet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Posting {
+    /// Signed: what the wallet gains (its counter-account loses the same).
+    pub amount: i64,
+    pub balance_after: i64,
+}
+
+/// A top-up, debit or adjustment.
+///
+/// Top-ups and debits need an active wallet inside its validity window; a debit must be
+/// affordable. Adjustments are an operator's corrections: they apply in any status and
+/// are not held to the floor, only to the balance bound.
+///
+/// # Panics
+/// When `kind` is not one of the three kinds a client may post directly.
+pub fn post(
+    w: &Wallet,
+    kind: MutationKind,
+    amount: Amount,
+    now: Timestamp,
+) -> Result<Posting, Refusal> {
+    let delta = match kind {
+        MutationKind::TopUp => {
+            active_and_valid(w, now)?;
+            signed(kind, amount)
+        }
+        MutationKind::Debit => {
+            active_and_valid(w, now)?;
+            affordable(w, amount.get())?;
+            signed(kind, amount)
+        }
+        MutationKind::Adjustment => amount.get(),
+        other => panic!("post() called with {other:?}, which has its own rule"),
+    };
+    Ok(Posting {
+        amount: delta,
+        balance_after: add_to_balance(w.balance, delta)?,
+    })
+}
+
+/// Places a hold: returns the wallet's new `held`.
+pub fn place_hold(w: &Wallet, amount: Amount, now: Timestamp) -> Result<i64, Refusal> {
+    active_and_valid(w, now)?;
+    affordable(w, amount.get())?;
+    add_to_balance(w.held, amount.get())
+}
+
+/// The effect of committing a hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CommitPlan {
+    pub committed: i64,
+    pub posting: Posting,
+    pub held_after: i64,
+}
+
+fn pending(h: &Hold, now: Timestamp) -> Result<(), Refusal> {
+    if h.status != HoldStatus::Pending {
+        return Err(Refusal::HoldNotPending { status: h.status });
+    }
+    if h.expires_at.is_some_and(|t| now >= t) {
+        return Err(Refusal::HoldExpired);
+    }
+    Ok(())
+}
+
+/// Commits `amount` of a pending hold (all of it when `None`) and releases the rest.
+/// The wallet's status does not matter: what was reserved may always be settled.
+pub fn commit_hold(
+    w: &Wallet,
+    h: &Hold,
+    amount: Option<Amount>,
+    now: Timestamp,
+) -> Result<CommitPlan, Refusal> {
+    assert_eq!(w.id, h.wallet, "hold loaded with the wrong wallet");
+    pending(h, now)?;
+    let committed = amount.map_or(h.amount, Amount::get);
+    if committed > h.amount || committed < 0 {
+        return Err(Refusal::CommitExceedsHold {
+            held: h.amount,
+            requested: committed,
+        });
+    }
+    let held_after = w.held - h.amount;
+    assert!(
+        held_after >= 0,
+        "wallet held {} is less than its hold {}",
+        w.held,
+        h.amount
+    );
+    Ok(CommitPlan {
+        committed,
+        posting: Posting {
+            amount: -committed,
+            balance_after: add_to_balance(w.balance, -committed)?,
+        },
+        held_after,
+    })
+}
+
+/// Releases a pending hold; returns the wallet's new `held`. Releasing ignores the
+/// hold's expiry time: an expired hold that the sweeper has not reached yet is released
+/// all the same.
+pub fn release_hold(w: &Wallet, h: &Hold) -> Result<i64, Refusal> {
+    assert_eq!(w.id, h.wallet, "hold loaded with the wrong wallet");
+    if h.status != HoldStatus::Pending {
+        return Err(Refusal::HoldNotPending { status: h.status });
+    }
+    let held_after = w.held - h.amount;
+    assert!(
+        held_after >= 0,
+        "wallet held {} is less than its hold {}",
+        w.held,
+        h.amount
+    );
+    Ok(held_after)
+}
+
+/// The effect of a transfer on its two wallets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TransferPlan {
+    pub from_after: i64,
+    pub to_after: i64,
+}
+
+pub fn transfer(
+    from: &Wallet,
+    to: &Wallet,
+    amount: Amount,
+    now: Timestamp,
+) -> Result<TransferPlan, Refusal> {
+    if from.id == to.id {
+        return Err(Refusal::SameWallet);
+    }
+    if from.unit != to.unit {
+        return Err(Refusal::UnitMismatch);
+    }
+    active_and_valid(from, now)?;
+    active_and_valid(to, now)?;
+    affordable(from, amount.get())?;
+    Ok(TransferPlan {
+        from_after: add_to_balance(from.balance, -amount.get())?,
+        to_after: add_to_balance(to.balance, amount.get())?,
+    })
+}
+
+/// What expiring a wallet does: its status becomes `Expired`, its pending holds are
+/// released (by the store) and a positive remaining balance goes to the expiry account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WalletExpiry {
+    /// The expiry posting, when there was a positive balance to take.
+    pub posting: Option<Posting>,
+}
+
+/// Whether `w` is due to expire at `now`, and what that does.
+pub fn expire_wallet(w: &Wallet, now: Timestamp) -> Option<WalletExpiry> {
+    let due = w.status != WalletStatus::Expired && w.valid_until.is_some_and(|t| now >= t);
+    due.then(|| WalletExpiry {
+        posting: (w.balance > 0).then_some(Posting {
+            amount: -w.balance,
+            balance_after: 0,
+        }),
+    })
+}
