@@ -98,6 +98,9 @@ impl Command {
 }
 
 /// A command that was carried out.
+// A `Done` lives only from the store back to the dialect that answers it, moved once;
+// boxing the large transfer variant would cost an allocation per transfer for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Done {
     Tenant {
@@ -164,6 +167,10 @@ pub enum Refusal {
     IdempotencyConflict,
     /// The caller's key may not do this (e.g. tenants only from the operator tenant).
     Forbidden,
+    /// The store could not carry out this one command (a corrupt row, a bug) and rolled
+    /// it back without affecting its batch-mates. Not a business outcome: serve it as an
+    /// internal error; the store has logged the cause.
+    Internal,
 }
 
 impl Refusal {
@@ -191,6 +198,7 @@ impl Refusal {
             Self::CommitExceedsHold { .. } => "commit_exceeds_hold",
             Self::IdempotencyConflict => "idempotency_conflict",
             Self::Forbidden => "forbidden",
+            Self::Internal => "internal",
         }
     }
 }

@@ -131,7 +131,9 @@ impl Floor {
 
     /// A floor of `limit`, which must be zero or negative and within the amount bound.
     pub fn limit(limit: i64) -> Option<Self> {
-        (limit <= 0 && limit >= -crate::AMOUNT_MAX).then_some(Floor::Limit(limit))
+        (-crate::AMOUNT_MAX..=0)
+            .contains(&limit)
+            .then_some(Floor::Limit(limit))
     }
 }
 

@@ -13,7 +13,9 @@ use crate::{
 pub fn available(w: &Wallet) -> Option<i64> {
     match w.floor {
         // Within bounds: |balance|, |held| <= BALANCE_ABS_MAX < i64::MAX / 2, floor >= -AMOUNT_MAX.
-        Floor::Limit(floor) => Some(w.balance - w.held - floor),
+        // Saturating, so a hand-built `Floor::Limit` far outside `Floor::limit`'s range
+        // cannot overflow; within bounds the result is exact.
+        Floor::Limit(floor) => Some(w.balance.saturating_sub(w.held).saturating_sub(floor)),
         Floor::Unlimited => None,
     }
 }
@@ -66,13 +68,17 @@ pub struct Posting {
 /// are not held to the floor, only to the balance bound.
 ///
 /// # Panics
-/// When `kind` is not one of the three kinds a client may post directly.
+/// When `kind` is not one of the three kinds a client may post directly, or a top-up or
+/// debit amount is not positive (the edge builds those with [`Amount::positive`]).
 pub fn post(
     w: &Wallet,
     kind: MutationKind,
     amount: Amount,
     now: Timestamp,
 ) -> Result<Posting, Refusal> {
+    if matches!(kind, MutationKind::TopUp | MutationKind::Debit) {
+        assert_positive(amount);
+    }
     let delta = match kind {
         MutationKind::TopUp => {
             active_and_valid(w, now)?;
@@ -92,8 +98,18 @@ pub fn post(
     })
 }
 
+/// A negative amount would run a debit, hold or transfer backwards and skip the funds
+/// check of the side that really pays, so it is a caller's bug, not an outcome.
+fn assert_positive(amount: Amount) {
+    assert!(amount.get() > 0, "amount {amount} must be positive here");
+}
+
 /// Places a hold: returns the wallet's new `held`.
+///
+/// # Panics
+/// When `amount` is not positive.
 pub fn place_hold(w: &Wallet, amount: Amount, now: Timestamp) -> Result<i64, Refusal> {
+    assert_positive(amount);
     active_and_valid(w, now)?;
     affordable(w, amount.get())?;
     add_to_balance(w.held, amount.get())
@@ -176,12 +192,17 @@ pub struct TransferPlan {
     pub to_after: i64,
 }
 
+/// Moves `amount` from one wallet to another of the same unit.
+///
+/// # Panics
+/// When `amount` is not positive.
 pub fn transfer(
     from: &Wallet,
     to: &Wallet,
     amount: Amount,
     now: Timestamp,
 ) -> Result<TransferPlan, Refusal> {
+    assert_positive(amount);
     if from.id == to.id {
         return Err(Refusal::SameWallet);
     }

@@ -1,0 +1,60 @@
+//! Builders shared by the ledger's test files: a wallet and a hold in a known state, so
+//! that each table row states only what it is about.
+
+#![allow(dead_code)] // Each test file uses its own subset of the builders.
+
+use prepaid_ledger::{
+    Amount, CustomerId, Floor, Hold, HoldId, HoldStatus, Reference, TenantId, Timestamp, Unit,
+    Wallet, WalletId, WalletStatus,
+};
+use uuid::Uuid;
+
+pub const NOW: i64 = 1_000;
+
+pub fn ts(micros: i64) -> Timestamp {
+    Timestamp::from_micros(micros)
+}
+
+pub fn eur() -> Unit {
+    Unit::new("EUR", 2).unwrap()
+}
+
+/// An active wallet without a validity window.
+pub fn wallet(id: &str, balance: i64, held: i64, floor: Floor) -> Wallet {
+    Wallet {
+        tenant: TenantId::parse("t").unwrap(),
+        id: WalletId::parse(id).unwrap(),
+        customer: CustomerId::parse("c").unwrap(),
+        unit: eur(),
+        name: String::new(),
+        product: String::new(),
+        status: WalletStatus::Active,
+        floor,
+        valid_from: None,
+        valid_until: None,
+        balance,
+        held,
+        created_at: ts(0),
+    }
+}
+
+/// A pending hold of `amount` on `w`, without expiry.
+pub fn hold(w: &Wallet, amount: i64) -> Hold {
+    Hold {
+        tenant: w.tenant.clone(),
+        id: HoldId(Uuid::from_u128(7)),
+        wallet: w.id.clone(),
+        customer: w.customer.clone(),
+        amount,
+        committed_amount: None,
+        status: HoldStatus::Pending,
+        reference: Reference::default(),
+        expires_at: None,
+        created_at: ts(0),
+        settled_at: None,
+    }
+}
+
+pub fn amount(v: i64) -> Amount {
+    Amount::new(v).unwrap()
+}
