@@ -1,0 +1,450 @@
+//! The embedded SQLite store of prepaid: one file, `<data dir>/prepaid.sqlite3`.
+//!
+//! # Durability
+//!
+//! The database runs in WAL mode with `synchronous=FULL`, so a commit returns only once
+//! its log frames are on disk: an acknowledged batch survives a crash or a power loss.
+//! Foreign keys are enforced. The schema is embedded in the binary (`migrations/*.sql`)
+//! and brought up to date at [`SqliteStore::open`]; `PRAGMA user_version` counts the
+//! migrations applied, and a database newer than the binary is refused.
+//!
+//! # Connections
+//!
+//! One writer connection, behind a mutex, carries every change; SQLite allows one
+//! writer at a time anyway, and the group-commit engine feeds it whole batches. A small
+//! pool of [`READERS_MAX`] read connections serves the read methods; in WAL mode they
+//! read the last committed state without waiting for the writer. All database work runs
+//! on tokio's blocking pool, never on the async workers.
+//!
+//! # Tenants
+//!
+//! Every table is keyed by tenant and every query names the tenant, so one tenant's
+//! rows never reach another. Only the tenant made by [`Store::bootstrap`] (the
+//! operator tenant) may create tenants. A request restricted to one customer
+//! (`customer_only`) finds no other customer's wallets, holds or customers: they are
+//! "not found".
+//!
+//! # Applying a batch
+//!
+//! [`Store::apply`] runs the whole batch in one `BEGIN IMMEDIATE` transaction, so the
+//! batch costs one fsync. Each request is decided by the ledger core's rule functions
+//! on the rows as earlier requests of the batch left them; wallet rows and system
+//! account balances stay in memory once touched and are written back once before
+//! `COMMIT`. A refused request writes nothing and records no idempotency key.
+//!
+//! The writer keeps those rows in memory between batches too (at most
+//! `WALLET_CACHE_MAX` wallets), so a busy wallet is read from disk once, not once per
+//! batch. At the start of each transaction `PRAGMA data_version` tells whether another
+//! connection (another process on the same file) committed since; if so, or if a
+//! transaction did not commit, the rows are read again.
+//!
+//! Choices the ledger core leaves to the store:
+//!
+//! - An idempotency key is scoped to its tenant. A replay rebuilds the first answer
+//!   from the entities it named; a wallet answer keeps the status, balance and held it
+//!   first showed, and a hold placement shows the hold pending. A key used by another
+//!   customer than the caller's restricted one is an `IdempotencyConflict`, so that it
+//!   reveals nothing.
+//! - A request the edge never builds (posting a kind other than top-up, debit or
+//!   adjustment; a top-up, debit, hold or transfer of a non-positive amount) is
+//!   answered `Refused(Refusal::Internal)` and logged, where the core's rules would
+//!   assert.
+//! - A customer-restricted caller creating any customer but its own is `Forbidden`.
+//! - Mutation and hold ids are unique across the store, not just the tenant.
+//! - A committed or released hold's mutation carries the hold's reference.
+//!
+//! When a request meets an unexpected failure the batch is rolled back, and then:
+//!
+//! - if the failure concerns the database as a whole (busy, I/O error, disk full,
+//!   corruption detected by SQLite), the call returns `Err` with nothing committed:
+//!   [`StoreError::Unavailable`] when the database is busy or locked,
+//!   [`StoreError::Internal`] otherwise;
+//! - otherwise (a row that does not decode, a broken constraint: a bug or corrupt data
+//!   touching that one request) the batch runs again, in one transaction with a
+//!   savepoint around each request. A request that fails again is rolled back to its
+//!   savepoint, logged, and answered `Refused(Refusal::Internal)`; its batch-mates are
+//!   carried out and the call returns `Ok`. A database-wide failure during that second
+//!   run still returns `Err` with nothing committed.
+//!
+//! So an `Err` from `apply` always means that nothing of the batch was committed (short
+//! of a failure inside `COMMIT` itself, which no database can rule out).
+//!
+//! # The sweep
+//!
+//! [`Store::sweep`] releases pending holds whose `expires_at` has come (status
+//! `expired`, a `hold_release` mutation of 0) and expires wallets whose `valid_until`
+//! has come: their pending holds are released (status `released`), a positive balance
+//! goes to the expiry account with an `expiry` mutation, and the status becomes
+//! `expired`. Mutations the sweep makes get fresh UUIDv7 ids and a reference of type
+//! `system`.
+//!
+//! # The audit
+//!
+//! [`Store::check_invariants`] reads one snapshot. A wallet below its floor is a breach
+//! unless a downward adjustment explains it (corrections are not held to the floor);
+//! a debit or outgoing transfer that ever left a wallet below its floor is a breach
+//! regardless.
+
+mod error;
+mod read;
+mod rows;
+mod write;
+
+pub use error::SqliteError;
+
+use async_trait::async_trait;
+use error::Fail;
+use prepaid_ledger::{
+    ApiKey, Customer, CustomerId, Hold, HoldId, Mutation, MutationId, NewApiKey, Outcome, Request,
+    TenantId, Timestamp, Wallet, WalletId,
+};
+use prepaid_store::{Breach, MutationQuery, Page, Store, StoreError, SweepReport, WalletQuery};
+use rusqlite::{Connection, OpenFlags};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// The database file's name inside the data directory.
+pub const DATABASE_FILE_NAME: &str = "prepaid.sqlite3";
+
+/// The number of read connections.
+pub const READERS_MAX: usize = 4;
+
+/// How long a connection waits for a lock held by another connection or process
+/// before the call fails with [`StoreError::Unavailable`].
+pub const BUSY_TIMEOUT_MS: u64 = 5_000;
+
+/// Prepared statements kept per connection; above the number of distinct statements
+/// the store uses, so none is ever prepared twice.
+const STATEMENT_CACHE_MAX: usize = 64;
+
+/// What the write-ahead log file is cut back to after a checkpoint.
+const JOURNAL_SIZE_LIMIT_BYTES: i64 = 64 * 1024 * 1024;
+
+/// The page cache of the writer and of each reader, in KiB.
+const WRITER_CACHE_KIB: i64 = 64 * 1024;
+const READER_CACHE_KIB: i64 = 16 * 1024;
+
+/// The schema, one step per file, applied in order. `PRAGMA user_version` holds the
+/// number applied. Never edit a released step: add a new one.
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_initial.sql")];
+
+/// The SQLite store; cheap to clone and share.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: Mutex<write::Writer>,
+    readers: Mutex<Vec<Connection>>,
+    /// One permit per idle reader, so a caller waits (asynchronously) for a free one.
+    reader_permits: Arc<Semaphore>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn connect(path: &Path, cache_kib: i64) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "cache_size", -cache_kib)?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    // After a burst, give back what the write-ahead log grew beyond this.
+    conn.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT_BYTES)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_MAX);
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), SqliteError> {
+    let found: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(|source| SqliteError::Migrate { version: 0, source })?;
+    let applied = usize::try_from(found).unwrap_or(usize::MAX);
+    if applied > MIGRATIONS.len() {
+        return Err(SqliteError::SchemaTooNew {
+            found,
+            known: MIGRATIONS.len(),
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+        let version = i + 1;
+        let step = |conn: &mut Connection| -> rusqlite::Result<()> {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", version)?;
+            tx.commit()
+        };
+        step(conn).map_err(|source| SqliteError::Migrate { version, source })?;
+        tracing::info!(version, "applied schema migration");
+    }
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating when missing) the store in `data_dir`, and brings its schema up
+    /// to date.
+    pub fn open(data_dir: &Path) -> Result<Self, SqliteError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| SqliteError::CreateDir {
+            path: data_dir.to_owned(),
+            source,
+        })?;
+        let path = data_dir.join(DATABASE_FILE_NAME);
+        let open_error = |source| SqliteError::Open {
+            path: path.clone(),
+            source,
+        };
+        let mut writer = connect(&path, WRITER_CACHE_KIB).map_err(open_error)?;
+        let mode: String = writer
+            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+            .map_err(open_error)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(SqliteError::NoWal { path, mode });
+        }
+        migrate(&mut writer)?;
+        let mut readers = Vec::with_capacity(READERS_MAX);
+        for _ in 0..READERS_MAX {
+            let reader = connect(&path, READER_CACHE_KIB).map_err(open_error)?;
+            reader
+                .pragma_update(None, "query_only", true)
+                .map_err(open_error)?;
+            readers.push(reader);
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path,
+                writer: Mutex::new(write::Writer {
+                    conn: writer,
+                    cache: write::Cache::default(),
+                }),
+                readers: Mutex::new(readers),
+                reader_permits: Arc::new(Semaphore::new(READERS_MAX)),
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs `f` on the writer, on the blocking pool.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut write::Writer) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut writer = inner.writer.lock().unwrap_or_else(|poisoned| {
+                // A panic while writing leaves the connection usable (the next
+                // transaction rolls back whatever was left open) but the cache in
+                // an unknown state.
+                let mut writer = poisoned.into_inner();
+                writer.cache.clear();
+                inner.writer.clear_poison();
+                writer
+            });
+            f(&mut writer)
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("write task failed: {e}")))?
+    }
+
+    /// Runs `f` on an idle read connection, on the blocking pool.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, Fail> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let permit = self
+            .inner
+            .reader_permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Unavailable("the store is closed".to_owned()))?;
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let lease = Lease::take(&inner)?;
+            let result = f(lease.conn()?);
+            drop(lease);
+            drop(permit);
+            result.map_err(Fail::into_store_error)
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("read task failed: {e}")))?
+    }
+}
+
+/// A read connection taken from the pool; it goes back when dropped, even on a panic.
+struct Lease<'a> {
+    inner: &'a Inner,
+    conn: Option<Connection>,
+}
+
+impl<'a> Lease<'a> {
+    fn take(inner: &'a Inner) -> Result<Self, StoreError> {
+        let conn = inner
+            .readers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        match conn {
+            Some(conn) => Ok(Self {
+                inner,
+                conn: Some(conn),
+            }),
+            None => Err(StoreError::Internal(
+                "no idle read connection despite a permit".to_owned(),
+            )),
+        }
+    }
+
+    fn conn(&self) -> Result<&Connection, StoreError> {
+        self.conn
+            .as_ref()
+            .ok_or_else(|| StoreError::Internal("read connection already returned".to_owned()))
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            // Never hand out a connection stuck in an old snapshot.
+            if !conn.is_autocommit()
+                && let Err(e) = conn.execute_batch("ROLLBACK")
+            {
+                tracing::error!(error = %e, "dropping a read connection stuck in a transaction");
+                return;
+            }
+            self.inner
+                .readers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(conn);
+        }
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn apply(&self, batch: Vec<Request>, now: Timestamp) -> Result<Vec<Outcome>, StoreError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.write(move |writer| write::apply(writer, &batch, now))
+            .await
+    }
+
+    async fn bootstrap(
+        &self,
+        tenant: &TenantId,
+        admin: NewApiKey,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let tenant = tenant.clone();
+        self.write(move |writer| {
+            write::bootstrap(writer, &tenant, &admin, now).map_err(Fail::into_store_error)
+        })
+        .await
+    }
+
+    async fn sweep(&self, now: Timestamp) -> Result<SweepReport, StoreError> {
+        self.write(move |writer| write::sweep(writer, now).map_err(Fail::into_store_error))
+            .await
+    }
+
+    async fn api_key_by_hash(&self, secret_sha256: [u8; 32]) -> Result<Option<ApiKey>, StoreError> {
+        self.read(move |conn| rows::api_key_by_hash(conn, &secret_sha256))
+            .await
+    }
+
+    async fn customer(
+        &self,
+        tenant: &TenantId,
+        id: &CustomerId,
+    ) -> Result<Option<Customer>, StoreError> {
+        let (tenant, id) = (tenant.clone(), id.clone());
+        self.read(move |conn| rows::load_customer(conn, &tenant, &id))
+            .await
+    }
+
+    async fn customers(
+        &self,
+        tenant: &TenantId,
+        after: Option<&CustomerId>,
+        limit: usize,
+    ) -> Result<Page<Customer, CustomerId>, StoreError> {
+        let (tenant, after) = (tenant.clone(), after.cloned());
+        self.read(move |conn| read::customers(conn, &tenant, after.as_ref(), limit))
+            .await
+    }
+
+    async fn wallet(&self, tenant: &TenantId, id: &WalletId) -> Result<Option<Wallet>, StoreError> {
+        let (tenant, id) = (tenant.clone(), id.clone());
+        self.read(move |conn| rows::load_wallet(conn, &tenant, &id))
+            .await
+    }
+
+    async fn wallets(
+        &self,
+        tenant: &TenantId,
+        query: &WalletQuery,
+    ) -> Result<Page<Wallet, WalletId>, StoreError> {
+        let (tenant, query) = (tenant.clone(), query.clone());
+        self.read(move |conn| read::wallets(conn, &tenant, &query))
+            .await
+    }
+
+    async fn mutation(
+        &self,
+        tenant: &TenantId,
+        id: MutationId,
+    ) -> Result<Option<Mutation>, StoreError> {
+        let tenant = tenant.clone();
+        self.read(move |conn| rows::load_mutation(conn, &tenant, id))
+            .await
+    }
+
+    async fn mutations(
+        &self,
+        tenant: &TenantId,
+        query: &MutationQuery,
+    ) -> Result<Page<Mutation, i64>, StoreError> {
+        let (tenant, query) = (tenant.clone(), query.clone());
+        self.read(move |conn| read::mutations(conn, &tenant, &query))
+            .await
+    }
+
+    async fn hold(&self, tenant: &TenantId, id: HoldId) -> Result<Option<Hold>, StoreError> {
+        let tenant = tenant.clone();
+        self.read(move |conn| rows::load_hold(conn, &tenant, id))
+            .await
+    }
+
+    async fn check_invariants(&self) -> Result<Vec<Breach>, StoreError> {
+        self.read(read::check_invariants).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT 1")?
+                .query_row([], |r| r.get::<_, i64>(0))?;
+            Ok(())
+        })
+        .await
+    }
+}

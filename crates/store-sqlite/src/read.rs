@@ -1,0 +1,268 @@
+//! The read path: lists and the invariant audit, run on the read connections.
+
+use crate::error::Fail;
+use crate::rows::{self, customer_columns, mutation_columns, wallet_columns};
+use prepaid_ledger::{Customer, CustomerId, Mutation, TenantId, Unit, Wallet, WalletId};
+use prepaid_store::{Breach, MutationQuery, PAGE_SIZE_MAX, Page, WalletQuery};
+use rusqlite::{Connection, Row, params};
+use std::collections::BTreeMap;
+
+/// The number of rows to fetch for a page: the clamped limit plus one, which tells
+/// whether another page follows. A limit of zero is taken as one, so that paging
+/// always moves forward.
+fn fetch_count(limit: usize) -> (usize, i64) {
+    let limit = limit.clamp(1, PAGE_SIZE_MAX);
+    (limit, i64::try_from(limit + 1).unwrap_or(i64::MAX))
+}
+
+/// Collects up to `limit` decoded rows and the cursor of the last one when more
+/// follow.
+fn page<T, C>(
+    mut rows: rusqlite::Rows<'_>,
+    limit: usize,
+    decode: impl Fn(&Row<'_>) -> Result<T, Fail>,
+    cursor: impl Fn(&T) -> C,
+) -> Result<Page<T, C>, Fail> {
+    let mut items = Vec::with_capacity(limit.min(64));
+    while let Some(row) = rows.next()? {
+        if items.len() == limit {
+            let next = items.last().map(&cursor);
+            return Ok(Page { items, next });
+        }
+        items.push(decode(row)?);
+    }
+    Ok(Page { items, next: None })
+}
+
+pub(crate) fn customers(
+    conn: &Connection,
+    tenant: &TenantId,
+    after: Option<&CustomerId>,
+    limit: usize,
+) -> Result<Page<Customer, CustomerId>, Fail> {
+    let (limit, fetch) = fetch_count(limit);
+    let mut stmt = conn.prepare_cached(concat!(
+        "SELECT ",
+        customer_columns!(),
+        " FROM customers WHERE tenant = ?1 AND id > ?2 ORDER BY id LIMIT ?3"
+    ))?;
+    let rows = stmt.query(params![
+        tenant.as_str(),
+        after.map_or("", CustomerId::as_str),
+        fetch
+    ])?;
+    page(rows, limit, rows::customer, |c| c.id.clone())
+}
+
+pub(crate) fn wallets(
+    conn: &Connection,
+    tenant: &TenantId,
+    query: &WalletQuery,
+) -> Result<Page<Wallet, WalletId>, Fail> {
+    let (limit, fetch) = fetch_count(query.limit);
+    let after = query.after.as_ref().map_or("", WalletId::as_str);
+    let mut stmt;
+    let rows = match &query.customer {
+        Some(customer) => {
+            stmt = conn.prepare_cached(concat!(
+                "SELECT ",
+                wallet_columns!(),
+                " FROM wallets WHERE tenant = ?1 AND customer = ?2 AND id > ?3 \
+                 ORDER BY id LIMIT ?4"
+            ))?;
+            stmt.query(params![tenant.as_str(), customer.as_str(), after, fetch])?
+        }
+        None => {
+            stmt = conn.prepare_cached(concat!(
+                "SELECT ",
+                wallet_columns!(),
+                " FROM wallets WHERE tenant = ?1 AND id > ?2 ORDER BY id LIMIT ?3"
+            ))?;
+            stmt.query(params![tenant.as_str(), after, fetch])?
+        }
+    };
+    page(rows, limit, rows::wallet, |w| w.id.clone())
+}
+
+pub(crate) fn mutations(
+    conn: &Connection,
+    tenant: &TenantId,
+    query: &MutationQuery,
+) -> Result<Page<Mutation, i64>, Fail> {
+    let (limit, fetch) = fetch_count(query.limit);
+    let after = query.after.unwrap_or(0);
+    let mut stmt;
+    let rows = match (&query.wallet, &query.customer) {
+        (Some(wallet), Some(customer)) => {
+            stmt = conn.prepare_cached(concat!(
+                "SELECT ",
+                mutation_columns!(),
+                " FROM mutations WHERE tenant = ?1 AND wallet = ?2 AND customer = ?3 \
+                 AND seq > ?4 ORDER BY seq LIMIT ?5"
+            ))?;
+            stmt.query(params![
+                tenant.as_str(),
+                wallet.as_str(),
+                customer.as_str(),
+                after,
+                fetch
+            ])?
+        }
+        (Some(wallet), None) => {
+            stmt = conn.prepare_cached(concat!(
+                "SELECT ",
+                mutation_columns!(),
+                " FROM mutations WHERE tenant = ?1 AND wallet = ?2 AND seq > ?3 \
+                 ORDER BY seq LIMIT ?4"
+            ))?;
+            stmt.query(params![tenant.as_str(), wallet.as_str(), after, fetch])?
+        }
+        (None, Some(customer)) => {
+            stmt = conn.prepare_cached(concat!(
+                "SELECT ",
+                mutation_columns!(),
+                " FROM mutations WHERE tenant = ?1 AND customer = ?2 AND seq > ?3 \
+                 ORDER BY seq LIMIT ?4"
+            ))?;
+            stmt.query(params![tenant.as_str(), customer.as_str(), after, fetch])?
+        }
+        (None, None) => {
+            stmt = conn.prepare_cached(concat!(
+                "SELECT ",
+                mutation_columns!(),
+                " FROM mutations WHERE tenant = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
+            ))?;
+            stmt.query(params![tenant.as_str(), after, fetch])?
+        }
+    };
+    let page = page(rows, limit, rows::mutation, |(seq, _)| *seq)?;
+    Ok(Page {
+        items: page.items.into_iter().map(|(_, m)| m).collect(),
+        next: page.next,
+    })
+}
+
+/// Audits every invariant on one snapshot of the database.
+pub(crate) fn check_invariants(conn: &Connection) -> Result<Vec<Breach>, Fail> {
+    conn.execute_batch("BEGIN")?;
+    let result = audit(conn);
+    if let Err(e) = conn.execute_batch("COMMIT") {
+        tracing::warn!(error = %e, "ending the audit's read transaction failed");
+    }
+    result
+}
+
+fn audit(conn: &Connection) -> Result<Vec<Breach>, Fail> {
+    let mut breaches = Vec::new();
+
+    let mut stmt = conn.prepare(
+        "SELECT w.tenant, w.id, w.balance, w.held, w.floor, \
+         (SELECT COALESCE(SUM(m.amount), 0) FROM mutations m \
+          WHERE m.tenant = w.tenant AND m.wallet = w.id), \
+         (SELECT COALESCE(SUM(h.amount), 0) FROM holds h \
+          WHERE h.tenant = w.tenant AND h.wallet = w.id AND h.status = 'pending'), \
+         EXISTS (SELECT 1 FROM mutations m WHERE m.tenant = w.tenant AND m.wallet = w.id \
+          AND m.kind = 'adjustment' AND m.amount < 0) \
+         FROM wallets w ORDER BY w.tenant, w.id",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let tenant = rows::tenant_id(row.get_ref(0)?.as_str().map_err(Fail::corrupt)?)?;
+        let wallet = rows::wallet_id(row.get_ref(1)?.as_str().map_err(Fail::corrupt)?)?;
+        let balance: i64 = row.get(2)?;
+        let held: i64 = row.get(3)?;
+        let floor: Option<i64> = row.get(4)?;
+        let sum: i64 = row.get(5)?;
+        let held_sum: i64 = row.get(6)?;
+        let corrected_down: bool = row.get(7)?;
+        if balance != sum {
+            breaches.push(Breach::BalanceNotSum {
+                tenant: tenant.clone(),
+                wallet: wallet.clone(),
+                balance,
+                sum,
+            });
+        }
+        if held != held_sum {
+            breaches.push(Breach::HeldNotSum {
+                tenant: tenant.clone(),
+                wallet: wallet.clone(),
+                held,
+                sum: held_sum,
+            });
+        }
+        // Only a downward correction may take a wallet below its floor: debits, holds
+        // and transfers never do, and commits, releases and expiry never lower what is
+        // available.
+        if let Some(floor) = floor
+            && !corrected_down
+        {
+            let available = i128::from(balance) - i128::from(held) - i128::from(floor);
+            if available < 0 {
+                breaches.push(Breach::BelowFloor {
+                    tenant,
+                    wallet,
+                    available: saturate(available),
+                });
+            }
+        }
+    }
+    drop(rows);
+
+    // Whatever corrections did, no debit and no outgoing transfer may ever have left
+    // a wallet below its floor (holds only add to what must stay above it). Reported
+    // with the most negative such balance, less the floor.
+    let mut stmt = conn.prepare(
+        "SELECT m.tenant, m.wallet, MIN(m.balance_after - w.floor) FROM mutations m \
+         JOIN wallets w ON w.tenant = m.tenant AND w.id = m.wallet \
+         WHERE w.floor IS NOT NULL AND m.kind IN ('debit', 'transfer_out') \
+         AND m.balance_after < w.floor \
+         GROUP BY m.tenant, m.wallet ORDER BY m.tenant, m.wallet",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let tenant = rows::tenant_id(row.get_ref(0)?.as_str().map_err(Fail::corrupt)?)?;
+        let wallet = rows::wallet_id(row.get_ref(1)?.as_str().map_err(Fail::corrupt)?)?;
+        let available: i64 = row.get(2)?;
+        if !breaches.iter().any(|b| {
+            matches!(b, Breach::BelowFloor { tenant: t, wallet: w, .. } if *t == tenant && *w == wallet)
+        }) {
+            breaches.push(Breach::BelowFloor {
+                tenant,
+                wallet,
+                available,
+            });
+        }
+    }
+    drop(rows);
+
+    // Summed in i128: the accounts of a unit sum to zero, but a running sum over them
+    // may pass the bounds of i64 on the way.
+    let mut sums: BTreeMap<(String, String, i64), i128> = BTreeMap::new();
+    for table in [
+        "SELECT tenant, unit_code, unit_scale, balance FROM wallets",
+        "SELECT tenant, unit_code, unit_scale, balance FROM system_accounts",
+    ] {
+        let mut stmt = conn.prepare(table)?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let key = (row.get(0)?, row.get(1)?, row.get(2)?);
+            *sums.entry(key).or_default() += i128::from(row.get::<_, i64>(3)?);
+        }
+    }
+    for ((tenant, code, scale), sum) in sums {
+        if sum != 0 {
+            let unit: Unit = rows::unit(&code, scale)?;
+            breaches.push(Breach::UnitNotZero {
+                tenant: rows::tenant_id(&tenant)?,
+                unit,
+                sum: saturate(sum),
+            });
+        }
+    }
+    Ok(breaches)
+}
+
+fn saturate(v: i128) -> i64 {
+    i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX })
+}

@@ -1,0 +1,342 @@
+//! Rows to ledger values and back, and the lookups shared by the read and write paths.
+//!
+//! Decoding checks every value against the ledger's bounds, so that a corrupt row
+//! becomes a [`Fail::Corrupt`] instead of a panic or an overflow in a rule function.
+
+use crate::error::Fail;
+use prepaid_ledger::{
+    AMOUNT_MAX, ApiKey, ApiKeyName, BALANCE_ABS_MAX, Customer, CustomerId, Floor, Hold, HoldId,
+    HoldStatus, Mutation, MutationId, MutationKind, Reference, Scopes, TenantId, Timestamp,
+    TransferId, Unit, Wallet, WalletId, WalletStatus,
+};
+use rusqlite::{Connection, Row, params};
+use uuid::Uuid;
+
+/// The columns [`wallet`] decodes, in order.
+macro_rules! wallet_columns {
+    () => {
+        "tenant, id, customer, unit_code, unit_scale, name, product, status, floor, \
+         valid_from, valid_until, balance, held, created_at"
+    };
+}
+/// The columns [`mutation`] decodes, in order.
+macro_rules! mutation_columns {
+    () => {
+        "seq, id, tenant, wallet, customer, unit_code, unit_scale, kind, amount, \
+         balance_after, reference_kind, reference_text, reference_link, hold, transfer, \
+         counter_wallet, occurred_at, recorded_at"
+    };
+}
+/// The columns [`hold`] decodes, in order.
+macro_rules! hold_columns {
+    () => {
+        "tenant, id, wallet, customer, amount, committed_amount, status, reference_kind, \
+         reference_text, reference_link, expires_at, created_at, settled_at"
+    };
+}
+/// The columns [`api_key`] decodes, in order.
+macro_rules! api_key_columns {
+    () => {
+        "tenant, name, secret_sha256, scope_read, scope_write, scope_admin, customer, created_at"
+    };
+}
+/// The columns [`customer`] decodes, in order.
+macro_rules! customer_columns {
+    () => {
+        "tenant, id, name, created_at"
+    };
+}
+pub(crate) use {customer_columns, mutation_columns, wallet_columns};
+
+fn text<'r>(row: &'r Row<'_>, i: usize) -> Result<&'r str, Fail> {
+    row.get_ref(i)?
+        .as_str()
+        .map_err(|e| Fail::corrupt(format_args!("column {i}: {e}")))
+}
+
+fn opt_text<'r>(row: &'r Row<'_>, i: usize) -> Result<Option<&'r str>, Fail> {
+    row.get_ref(i)?
+        .as_str_or_null()
+        .map_err(|e| Fail::corrupt(format_args!("column {i}: {e}")))
+}
+
+fn time(row: &Row<'_>, i: usize) -> Result<Timestamp, Fail> {
+    Ok(Timestamp::from_micros(row.get(i)?))
+}
+
+fn opt_time(row: &Row<'_>, i: usize) -> Result<Option<Timestamp>, Fail> {
+    Ok(row.get::<_, Option<i64>>(i)?.map(Timestamp::from_micros))
+}
+
+fn uuid(row: &Row<'_>, i: usize) -> Result<Uuid, Fail> {
+    Ok(Uuid::from_bytes(row.get::<_, [u8; 16]>(i)?))
+}
+
+fn opt_uuid(row: &Row<'_>, i: usize) -> Result<Option<Uuid>, Fail> {
+    Ok(row.get::<_, Option<[u8; 16]>>(i)?.map(Uuid::from_bytes))
+}
+
+fn flag(row: &Row<'_>, i: usize) -> Result<bool, Fail> {
+    match row.get::<_, i64>(i)? {
+        0 => Ok(false),
+        1 => Ok(true),
+        other => Err(Fail::corrupt(format_args!(
+            "flag {other} is neither 0 nor 1"
+        ))),
+    }
+}
+
+pub(crate) fn tenant_id(s: &str) -> Result<TenantId, Fail> {
+    TenantId::parse(s).map_err(|e| Fail::corrupt(format_args!("tenant id {s:?}: {e}")))
+}
+pub(crate) fn customer_id(s: &str) -> Result<CustomerId, Fail> {
+    CustomerId::parse(s).map_err(|e| Fail::corrupt(format_args!("customer id {s:?}: {e}")))
+}
+pub(crate) fn wallet_id(s: &str) -> Result<WalletId, Fail> {
+    WalletId::parse(s).map_err(|e| Fail::corrupt(format_args!("wallet id {s:?}: {e}")))
+}
+pub(crate) fn api_key_name(s: &str) -> Result<ApiKeyName, Fail> {
+    ApiKeyName::parse(s).map_err(|e| Fail::corrupt(format_args!("api key name {s:?}: {e}")))
+}
+
+pub(crate) fn unit(code: &str, scale: i64) -> Result<Unit, Fail> {
+    let scale =
+        u8::try_from(scale).map_err(|_| Fail::corrupt(format_args!("unit scale {scale}")))?;
+    Unit::new(code, scale).map_err(|e| Fail::corrupt(format_args!("unit {code:?}/{scale}: {e}")))
+}
+
+fn balance(v: i64) -> Result<i64, Fail> {
+    if v.checked_abs().is_some_and(|a| a <= BALANCE_ABS_MAX) {
+        Ok(v)
+    } else {
+        Err(Fail::corrupt(format_args!("balance {v} out of bounds")))
+    }
+}
+
+fn reference(row: &Row<'_>, at: usize) -> Result<Reference, Fail> {
+    Ok(Reference {
+        kind: text(row, at)?.to_owned(),
+        text: text(row, at + 1)?.to_owned(),
+        link: text(row, at + 2)?.to_owned(),
+    })
+}
+
+/// Decodes [`wallet_columns!`].
+pub(crate) fn wallet(row: &Row<'_>) -> Result<Wallet, Fail> {
+    let status = text(row, 7)?;
+    let status = WalletStatus::parse(status)
+        .ok_or_else(|| Fail::corrupt(format_args!("wallet status {status:?}")))?;
+    let floor = match row.get::<_, Option<i64>>(8)? {
+        None => Floor::Unlimited,
+        Some(v) => Floor::limit(v).ok_or_else(|| Fail::corrupt(format_args!("floor {v}")))?,
+    };
+    let held = balance(row.get(12)?)?;
+    if held < 0 {
+        return Err(Fail::corrupt(format_args!("held {held} is negative")));
+    }
+    Ok(Wallet {
+        tenant: tenant_id(text(row, 0)?)?,
+        id: wallet_id(text(row, 1)?)?,
+        customer: customer_id(text(row, 2)?)?,
+        unit: unit(text(row, 3)?, row.get(4)?)?,
+        name: text(row, 5)?.to_owned(),
+        product: text(row, 6)?.to_owned(),
+        status,
+        floor,
+        valid_from: opt_time(row, 9)?,
+        valid_until: opt_time(row, 10)?,
+        balance: balance(row.get(11)?)?,
+        held,
+        created_at: time(row, 13)?,
+    })
+}
+
+/// Decodes [`mutation_columns!`] into the mutation and its cursor.
+pub(crate) fn mutation(row: &Row<'_>) -> Result<(i64, Mutation), Fail> {
+    let kind = text(row, 7)?;
+    let kind = MutationKind::parse(kind)
+        .ok_or_else(|| Fail::corrupt(format_args!("mutation kind {kind:?}")))?;
+    let m = Mutation {
+        tenant: tenant_id(text(row, 2)?)?,
+        id: MutationId(uuid(row, 1)?),
+        wallet: wallet_id(text(row, 3)?)?,
+        customer: customer_id(text(row, 4)?)?,
+        unit: unit(text(row, 5)?, row.get(6)?)?,
+        kind,
+        amount: row.get(8)?,
+        balance_after: row.get(9)?,
+        reference: reference(row, 10)?,
+        hold: opt_uuid(row, 13)?.map(HoldId),
+        transfer: opt_uuid(row, 14)?.map(TransferId),
+        counter_wallet: opt_text(row, 15)?.map(wallet_id).transpose()?,
+        occurred_at: time(row, 16)?,
+        recorded_at: time(row, 17)?,
+    };
+    Ok((row.get(0)?, m))
+}
+
+/// Decodes [`hold_columns!`].
+pub(crate) fn hold(row: &Row<'_>) -> Result<Hold, Fail> {
+    let status = text(row, 6)?;
+    let status = HoldStatus::parse(status)
+        .ok_or_else(|| Fail::corrupt(format_args!("hold status {status:?}")))?;
+    let amount: i64 = row.get(4)?;
+    if !(1..=AMOUNT_MAX).contains(&amount) {
+        return Err(Fail::corrupt(format_args!("hold amount {amount}")));
+    }
+    Ok(Hold {
+        tenant: tenant_id(text(row, 0)?)?,
+        id: HoldId(uuid(row, 1)?),
+        wallet: wallet_id(text(row, 2)?)?,
+        customer: customer_id(text(row, 3)?)?,
+        amount,
+        committed_amount: row.get(5)?,
+        status,
+        reference: reference(row, 7)?,
+        expires_at: opt_time(row, 10)?,
+        created_at: time(row, 11)?,
+        settled_at: opt_time(row, 12)?,
+    })
+}
+
+/// Decodes [`api_key_columns!`].
+pub(crate) fn api_key(row: &Row<'_>) -> Result<ApiKey, Fail> {
+    Ok(ApiKey {
+        tenant: tenant_id(text(row, 0)?)?,
+        name: api_key_name(text(row, 1)?)?,
+        secret_sha256: row.get(2)?,
+        scopes: Scopes {
+            read: flag(row, 3)?,
+            write: flag(row, 4)?,
+            admin: flag(row, 5)?,
+        },
+        customer: opt_text(row, 6)?.map(customer_id).transpose()?,
+        created_at: time(row, 7)?,
+    })
+}
+
+/// Decodes [`customer_columns!`].
+pub(crate) fn customer(row: &Row<'_>) -> Result<Customer, Fail> {
+    Ok(Customer {
+        tenant: tenant_id(text(row, 0)?)?,
+        id: customer_id(text(row, 1)?)?,
+        name: text(row, 2)?.to_owned(),
+        created_at: time(row, 3)?,
+    })
+}
+
+/// Runs a cached query expected to return at most one row and decodes it.
+fn one<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    decode: impl FnOnce(&Row<'_>) -> Result<T, Fail>,
+) -> Result<Option<T>, Fail> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = stmt.query(params)?;
+    match rows.next()? {
+        Some(row) => decode(row).map(Some),
+        None => Ok(None),
+    }
+}
+
+pub(crate) fn load_wallet(
+    conn: &Connection,
+    tenant: &TenantId,
+    id: &WalletId,
+) -> Result<Option<Wallet>, Fail> {
+    one(
+        conn,
+        concat!(
+            "SELECT ",
+            wallet_columns!(),
+            " FROM wallets WHERE tenant = ?1 AND id = ?2"
+        ),
+        params![tenant.as_str(), id.as_str()],
+        wallet,
+    )
+}
+
+pub(crate) fn load_customer(
+    conn: &Connection,
+    tenant: &TenantId,
+    id: &CustomerId,
+) -> Result<Option<Customer>, Fail> {
+    one(
+        conn,
+        concat!(
+            "SELECT ",
+            customer_columns!(),
+            " FROM customers WHERE tenant = ?1 AND id = ?2"
+        ),
+        params![tenant.as_str(), id.as_str()],
+        customer,
+    )
+}
+
+pub(crate) fn load_mutation(
+    conn: &Connection,
+    tenant: &TenantId,
+    id: MutationId,
+) -> Result<Option<Mutation>, Fail> {
+    one(
+        conn,
+        concat!(
+            "SELECT ",
+            mutation_columns!(),
+            " FROM mutations WHERE id = ?1 AND tenant = ?2"
+        ),
+        params![id.0.as_bytes(), tenant.as_str()],
+        |row| mutation(row).map(|(_, m)| m),
+    )
+}
+
+pub(crate) fn load_hold(
+    conn: &Connection,
+    tenant: &TenantId,
+    id: HoldId,
+) -> Result<Option<Hold>, Fail> {
+    one(
+        conn,
+        concat!(
+            "SELECT ",
+            hold_columns!(),
+            " FROM holds WHERE id = ?2 AND tenant = ?1"
+        ),
+        params![tenant.as_str(), id.0.as_bytes()],
+        hold,
+    )
+}
+
+pub(crate) fn load_api_key(
+    conn: &Connection,
+    tenant: &TenantId,
+    name: &ApiKeyName,
+) -> Result<Option<ApiKey>, Fail> {
+    one(
+        conn,
+        concat!(
+            "SELECT ",
+            api_key_columns!(),
+            " FROM api_keys WHERE tenant = ?1 AND name = ?2"
+        ),
+        params![tenant.as_str(), name.as_str()],
+        api_key,
+    )
+}
+
+pub(crate) fn api_key_by_hash(
+    conn: &Connection,
+    secret_sha256: &[u8; 32],
+) -> Result<Option<ApiKey>, Fail> {
+    one(
+        conn,
+        concat!(
+            "SELECT ",
+            api_key_columns!(),
+            " FROM api_keys WHERE secret_sha256 = ?1"
+        ),
+        params![secret_sha256],
+        api_key,
+    )
+}
