@@ -120,6 +120,8 @@ pub enum Done {
 
 /// The outcome of one command. A refused command changed nothing; in particular its
 /// idempotency key was not recorded, so it may be retried.
+// Large for the same reason as `Done`: it is moved once and never stored.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
     Done { done: Done, replayed: bool },

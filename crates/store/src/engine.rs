@@ -26,7 +26,11 @@ pub struct EngineConfig {
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        Self { batch_size_max: 8192, queue_depth_max: 16_384, writers: 1 }
+        Self {
+            batch_size_max: 8192,
+            queue_depth_max: 16_384,
+            writers: 1,
+        }
     }
 }
 
@@ -55,14 +59,23 @@ impl Engine {
     /// Starts the writer tasks on the current tokio runtime. They stop once every
     /// `Engine` handle is dropped and the queue is drained, so that acknowledged work
     /// is never cut short.
-    pub fn start(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: EngineConfig) -> (Self, tokio::task::JoinHandle<()>) {
+    pub fn start(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        config: EngineConfig,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
         assert!(config.batch_size_max > 0 && config.queue_depth_max > 0 && config.writers > 0);
         let (tx, rx) = mpsc::channel::<Job>(config.queue_depth_max);
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
         let handle = tokio::spawn(async move {
             let mut writers = tokio::task::JoinSet::new();
             for _ in 0..config.writers {
-                writers.spawn(writer(store.clone(), clock.clone(), rx.clone(), config.batch_size_max));
+                writers.spawn(writer(
+                    store.clone(),
+                    clock.clone(),
+                    rx.clone(),
+                    config.batch_size_max,
+                ));
             }
             while writers.join_next().await.is_some() {}
         });
@@ -82,7 +95,10 @@ impl Engine {
             return Ok(Vec::new());
         }
         let (reply, rx) = oneshot::channel();
-        self.tx.send(Job { requests, reply }).await.map_err(|_| EngineError::Stopped)?;
+        self.tx
+            .send(Job { requests, reply })
+            .await
+            .map_err(|_| EngineError::Stopped)?;
         rx.await.map_err(|_| EngineError::Stopped)?
     }
 }
@@ -125,7 +141,11 @@ async fn writer(
         match result {
             Ok(outcomes) => {
                 metrics::counter!("prepaid_commits_total").increment(1);
-                assert_eq!(outcomes.len(), size, "store returned the wrong number of outcomes");
+                assert_eq!(
+                    outcomes.len(),
+                    size,
+                    "store returned the wrong number of outcomes"
+                );
                 let mut outcomes = outcomes.into_iter();
                 for (reply, len) in replies.into_iter().zip(lens) {
                     // A caller that went away (client disconnected) just misses its answer.

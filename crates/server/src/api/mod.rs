@@ -1,0 +1,90 @@
+//! Pieces every dialect shares: problems, auth, the JSON body extractor with
+//! idempotency, pagination, times and the mapping of engine and store failures.
+
+pub mod auth;
+pub mod body;
+pub mod page;
+pub mod problem;
+pub mod time;
+
+use crate::api::problem::Problem;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use prepaid_store::{EngineError, StoreError};
+use serde::Serialize;
+
+/// The problem for a store failure; `context` says what the server was doing, for the
+/// log. Details never reach the client.
+pub fn store_problem(err: &StoreError, context: &str) -> Problem {
+    match err {
+        StoreError::Unavailable(msg) => {
+            tracing::warn!(error = %msg, context, "store unavailable");
+            Problem::unavailable("the store cannot be reached; try again later")
+        }
+        other => {
+            tracing::error!(error = %other, context, "store failure");
+            Problem::internal()
+        }
+    }
+}
+
+/// The problem for an engine failure.
+pub fn engine_problem(err: &EngineError, context: &str) -> Problem {
+    match err {
+        EngineError::Store(e) => store_problem(e, context),
+        EngineError::Stopped => {
+            Problem::unavailable("the server is shutting down; try again later")
+        }
+        other => {
+            tracing::error!(error = %other, context, "engine failure");
+            Problem::internal()
+        }
+    }
+}
+
+/// A JSON answer with `status`, marked `Idempotent-Replayed: true` when it repeats an
+/// earlier answer.
+pub fn json_response<T: Serialize>(status: StatusCode, value: &T, replayed: bool) -> Response {
+    let body = match serde_json::to_vec(value) {
+        Ok(body) => body,
+        Err(e) => {
+            tracing::error!(error = %e, "serialising an answer failed");
+            return Problem::internal().into_response();
+        }
+    };
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if replayed {
+        headers.insert(
+            body::IDEMPOTENT_REPLAYED_HEADER,
+            HeaderValue::from_static("true"),
+        );
+    }
+    response
+}
+
+/// A fresh server-chosen id: UUID v7, so ids sort by creation time.
+pub fn new_uuid() -> uuid::Uuid {
+    uuid::Uuid::now_v7()
+}
+
+/// The single `{id}` segment of a route's path, percent-decoded.
+pub struct PathSegment(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PathSegment {
+    type Rejection = Problem;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|p| Self(p.0))
+            .map_err(|e| Problem::invalid_request(format!("the path is malformed: {e}")))
+    }
+}

@@ -1,0 +1,4 @@
+//! The HTTP dialects the server speaks. Each one is a `router()` over the shared
+//! state: the native API under `/v1`, and later others beside it.
+
+pub mod native;

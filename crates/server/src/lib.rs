@@ -1,0 +1,466 @@
+//! The prepaid HTTP server: the native API, authentication, metrics and operations
+//! endpoints over one durable ledger.
+//!
+//! [`Server::bind`] opens the store, bootstraps the operator tenant and binds the
+//! listener (port 0 works: [`Server::local_addr`] tells the port); [`Server::serve`]
+//! answers requests until the shutdown future completes, then finishes in-flight
+//! requests and lets the engine drain before it returns. [`run`] does both.
+
+pub mod api;
+pub mod dialects;
+mod ops;
+mod sweeper;
+
+use crate::api::auth::{AuthCache, generate_secret, secret_digest};
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use prepaid_ledger::{ApiKeyName, NewApiKey, Scopes, TenantId};
+use prepaid_store::{Clock, Engine, EngineConfig, Store, SystemClock};
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// The operator's tenant, created at first start; only its admin key may create tenants.
+pub const OPERATOR_TENANT: &str = "default";
+/// The name of the admin key of a new tenant (and of the operator's first key).
+pub const ADMIN_KEY_NAME: &str = "admin";
+/// The file in the data directory that receives a generated operator key.
+pub const ADMIN_KEY_FILE: &str = "admin.key";
+/// The largest request body, in bytes.
+pub const BODY_BYTES_MAX: usize = 4 * 1024 * 1024;
+/// How long a request may take before it is answered 503.
+pub const REQUEST_TIMEOUT_MS: u64 = 30_000;
+/// How long shutdown waits for open connections and the engine before giving up.
+pub const SHUTDOWN_GRACE_MS: u64 = 30_000;
+/// The longest admin key secret accepted from the environment, in bytes.
+pub const ADMIN_KEY_LEN_MAX: usize = 255;
+/// The shortest admin key secret accepted from the environment, in bytes.
+pub const ADMIN_KEY_LEN_MIN: usize = 16;
+
+/// How the server runs.
+#[derive(Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// Where the embedded SQLite database and `admin.key` live.
+    pub data_dir: PathBuf,
+    /// A database URL; `None` means SQLite in `data_dir`.
+    pub database_url: Option<String>,
+    /// The operator's admin key secret; generated at first start when `None`.
+    pub admin_key: Option<String>,
+    pub body_bytes_max: usize,
+    pub request_timeout_ms: u64,
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./prepaid-data"),
+            database_url: None,
+            admin_key: None,
+            body_bytes_max: BODY_BYTES_MAX,
+            request_timeout_ms: REQUEST_TIMEOUT_MS,
+            shutdown_grace_ms: SHUTDOWN_GRACE_MS,
+        }
+    }
+}
+
+// By hand, so that the admin secret never reaches a log.
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &self.database_url.as_ref().map(|_| "<set>"))
+            .field("admin_key", &self.admin_key.as_ref().map(|_| "<redacted>"))
+            .field("body_bytes_max", &self.body_bytes_max)
+            .field("request_timeout_ms", &self.request_timeout_ms)
+            .field("shutdown_grace_ms", &self.shutdown_grace_ms)
+            .finish()
+    }
+}
+
+/// What every request handler shares.
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub engine: Engine,
+    pub clock: Arc<dyn Clock>,
+    pub auth: AuthCache,
+    pub operator: TenantId,
+    pub body_bytes_max: usize,
+}
+
+pub type SharedState = Arc<AppState>;
+
+/// The engine settings for the embedded SQLite store: one writer, large group commits.
+pub const SQLITE_ENGINE: EngineConfig = EngineConfig {
+    batch_size_max: 8192,
+    queue_depth_max: 16_384,
+    writers: 1,
+};
+
+/// Opens the store that `config` names.
+pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    if let Some(url) = &config.database_url {
+        let scheme = url.split("://").next().unwrap_or_default();
+        if scheme.starts_with("postgres") {
+            anyhow::bail!(
+                "PostgreSQL is not supported yet; omit --database-url to use the embedded \
+                 SQLite store in --data-dir"
+            );
+        }
+        anyhow::bail!(
+            "unsupported database URL scheme {scheme:?}; omit --database-url to use the \
+             embedded SQLite store in --data-dir"
+        );
+    }
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
+    let store = prepaid_store_sqlite::SqliteStore::open(&config.data_dir)
+        .with_context(|| format!("opening the SQLite store in {}", config.data_dir.display()))?;
+    Ok(Arc::new(store))
+}
+
+/// Builds the whole HTTP application over `state`.
+pub fn app(state: SharedState, request_timeout: Duration) -> Router {
+    let body_bytes_max = state.body_bytes_max;
+    Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .merge(ops::docs_router())
+        .nest("/v1", dialects::native::router())
+        .fallback(ops::not_found)
+        .method_not_allowed_fallback(ops::method_not_allowed)
+        .route_layer(axum::middleware::from_fn(ops::tag_route))
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(body_bytes_max))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            ops::panic_response,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            request_timeout,
+            ops::edge,
+        ))
+}
+
+/// A bound, bootstrapped server that has not started answering yet.
+pub struct Server {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    state: SharedState,
+    engine_task: tokio::task::JoinHandle<()>,
+    generated_admin_key: Option<String>,
+    config: Config,
+}
+
+impl Server {
+    /// Opens the store that `config` names and binds.
+    pub async fn bind(config: Config) -> anyhow::Result<Self> {
+        let store = open_store(&config)?;
+        Self::bind_with(config, store, Arc::new(SystemClock), SQLITE_ENGINE).await
+    }
+
+    /// Binds over a given store and clock (tests use a manual clock).
+    pub async fn bind_with(
+        config: Config,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        engine_config: EngineConfig,
+    ) -> anyhow::Result<Self> {
+        ops::metrics_handle();
+        let operator = TenantId::parse(OPERATOR_TENANT).expect("the operator tenant id is valid");
+        let generated_admin_key =
+            bootstrap(&config, store.as_ref(), clock.as_ref(), &operator).await?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        let local_addr = listener.local_addr().context("reading the bound address")?;
+        let (engine, engine_task) = Engine::start(store.clone(), clock.clone(), engine_config);
+        let state = Arc::new(AppState {
+            store,
+            engine,
+            clock,
+            auth: AuthCache::default(),
+            operator,
+            body_bytes_max: config.body_bytes_max,
+        });
+        Ok(Self {
+            listener,
+            local_addr,
+            state,
+            engine_task,
+            generated_admin_key,
+            config,
+        })
+    }
+
+    /// The address the server listens on (with the real port when bound to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The operator's admin key secret when this start generated it (first start
+    /// without `PREPAID_ADMIN_KEY`); it is also in `<data-dir>/admin.key`.
+    pub fn generated_admin_key(&self) -> Option<&str> {
+        self.generated_admin_key.as_deref()
+    }
+
+    /// The shared state (for in-process tests).
+    pub fn state(&self) -> &SharedState {
+        &self.state
+    }
+
+    /// Answers requests until `shutdown` completes; then stops accepting, finishes
+    /// in-flight requests, lets the engine drain and returns.
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Self {
+            listener,
+            state,
+            engine_task,
+            config,
+            ..
+        } = self;
+        let grace = Duration::from_millis(config.shutdown_grace_ms);
+        let (stop_sweeper, sweeper_stopped) = tokio::sync::watch::channel(false);
+        let sweeper = tokio::spawn(sweeper::run(
+            state.store.clone(),
+            state.clock.clone(),
+            sweeper_stopped,
+        ));
+        let app = app(state, Duration::from_millis(config.request_timeout_ms));
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            // Answers are small and latency matters more than packet count.
+            let _ = tcp.set_nodelay(true);
+        });
+        let (signal_tx, signal_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = signal_rx.await;
+        });
+        let server = std::future::IntoFuture::into_future(server);
+        tokio::pin!(server);
+        tokio::select! {
+            result = &mut server => result.context("serving HTTP")?,
+            () = shutdown => {
+                tracing::info!("shutting down: finishing in-flight requests");
+                let _ = signal_tx.send(());
+                match tokio::time::timeout(grace, &mut server).await {
+                    Ok(result) => result.context("serving HTTP")?,
+                    Err(_) => tracing::warn!(grace_ms = config.shutdown_grace_ms,
+                        "connections still open after the grace period; closing them"),
+                }
+            }
+        }
+        let _ = stop_sweeper.send(true);
+        let _ = sweeper.await;
+        // Every handle of the engine is gone with the router, so the writer drains its
+        // queue and stops.
+        match tokio::time::timeout(grace, engine_task).await {
+            Ok(Ok(())) => tracing::info!("engine drained"),
+            Ok(Err(e)) => tracing::error!(error = %e, "the engine task failed"),
+            Err(_) => tracing::warn!("the engine did not drain within the grace period"),
+        }
+        Ok(())
+    }
+}
+
+/// Creates the operator tenant and its admin key on an empty store. Returns the secret
+/// when it was generated here (it is then also written to `<data-dir>/admin.key`).
+async fn bootstrap(
+    config: &Config,
+    store: &dyn Store,
+    clock: &dyn Clock,
+    operator: &TenantId,
+) -> anyhow::Result<Option<String>> {
+    let (secret, generated) = match &config.admin_key {
+        Some(secret) => {
+            check_admin_key(secret)?;
+            (secret.clone(), false)
+        }
+        None => (generate_secret(), true),
+    };
+    let admin = NewApiKey {
+        name: ApiKeyName::parse(ADMIN_KEY_NAME).expect("the admin key name is valid"),
+        secret_sha256: secret_digest(&secret),
+        scopes: Scopes::ALL,
+        customer: None,
+    };
+    let created = store
+        .bootstrap(operator, admin, clock.now())
+        .await
+        .context("bootstrapping the operator tenant")?;
+    if !created {
+        if config.admin_key.is_some() {
+            tracing::info!(
+                "the store was bootstrapped before; PREPAID_ADMIN_KEY works only if it is \
+                 the key given then"
+            );
+        }
+        return Ok(None);
+    }
+    tracing::info!(tenant = OPERATOR_TENANT, "bootstrapped the operator tenant");
+    if !generated {
+        return Ok(None);
+    }
+    let path = config.data_dir.join(ADMIN_KEY_FILE);
+    if let Err(e) = write_secret_file(&path, &secret) {
+        // The key is still printed once; losing the file must not lose the key.
+        tracing::error!(error = %e, path = %path.display(), "could not write the admin key file");
+    }
+    Ok(Some(secret))
+}
+
+fn check_admin_key(secret: &str) -> anyhow::Result<()> {
+    let ok = (ADMIN_KEY_LEN_MIN..=ADMIN_KEY_LEN_MAX).contains(&secret.len())
+        && secret.bytes().all(|b| b.is_ascii_graphic());
+    anyhow::ensure!(
+        ok,
+        "PREPAID_ADMIN_KEY must be {ADMIN_KEY_LEN_MIN} to {ADMIN_KEY_LEN_MAX} visible ASCII \
+         characters"
+    );
+    Ok(())
+}
+
+/// Writes `secret` to `path`, readable by the owner only.
+fn write_secret_file(path: &Path, secret: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    // The mode above applies only to a new file; an old one is tightened too.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    file.write_all(secret.as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all()
+}
+
+/// Binds and serves until `shutdown` completes.
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    Server::bind(config).await?.serve(shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admin_keys_from_the_environment_are_checked() {
+        assert!(check_admin_key(&"k".repeat(ADMIN_KEY_LEN_MIN)).is_ok());
+        assert!(check_admin_key(&"k".repeat(ADMIN_KEY_LEN_MAX)).is_ok());
+        assert!(check_admin_key(&"k".repeat(ADMIN_KEY_LEN_MIN - 1)).is_err());
+        assert!(check_admin_key(&"k".repeat(ADMIN_KEY_LEN_MAX + 1)).is_err());
+        assert!(check_admin_key("has a space in it!!").is_err());
+    }
+
+    #[test]
+    fn config_debug_hides_the_admin_key() {
+        let config = Config {
+            admin_key: Some("pp_supersecret_value".into()),
+            ..Config::default()
+        };
+        assert!(!format!("{config:?}").contains("supersecret"));
+    }
+
+    #[test]
+    fn secret_file_is_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(ADMIN_KEY_FILE);
+        write_secret_file(&path, "pp_x").unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "pp_x\n");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slow_requests_are_answered_503() {
+        use tower::ServiceExt as _;
+        let app = Router::new()
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                    "late"
+                }),
+            )
+            .layer(axum::middleware::from_fn_with_state(
+                Duration::from_millis(REQUEST_TIMEOUT_MS),
+                ops::edge,
+            ));
+        let request = axum::http::Request::get("/slow")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        assert_eq!(
+            response.status(),
+            axum::http::StatusCode::SERVICE_UNAVAILABLE
+        );
+        let body = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
+        let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(problem["code"], "unavailable");
+    }
+
+    #[tokio::test]
+    async fn panics_are_answered_500_without_internals() {
+        use tower::ServiceExt as _;
+        let app = Router::new()
+            .route(
+                "/boom",
+                get(|| async {
+                    if std::hint::black_box(true) {
+                        panic!("internal detail 42");
+                    }
+                    "unreachable"
+                }),
+            )
+            .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+                ops::panic_response,
+            ));
+        let request = axum::http::Request::get("/boom")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        assert_eq!(
+            response.status(),
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR
+        );
+        let body = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        assert!(text.contains("\"code\":\"internal\""), "{text}");
+        assert!(!text.contains("42"), "{text}");
+    }
+
+    #[test]
+    fn postgres_is_refused_clearly() {
+        let config = Config {
+            database_url: Some("postgres://localhost/prepaid".into()),
+            ..Config::default()
+        };
+        let err = open_store(&config).err().unwrap().to_string();
+        assert!(err.contains("not supported yet"), "{err}");
+    }
+}
