@@ -1,6 +1,5 @@
 //! Failures inside the store, and how they surface as [`StoreError`]s.
 
-use prepaid_ledger::Refusal;
 use prepaid_store::StoreError;
 use rusqlite::ErrorCode;
 use std::fmt;
@@ -99,32 +98,6 @@ impl Fail {
             }
             _ => StoreError::Internal(self.to_string()),
         }
-    }
-}
-
-/// How one command ends short of being carried out: refused by a rule (nothing was
-/// written), or failed.
-#[derive(Debug)]
-pub(crate) enum Step {
-    Refused(Refusal),
-    Failed(Fail),
-}
-
-impl From<Refusal> for Step {
-    fn from(r: Refusal) -> Self {
-        Self::Refused(r)
-    }
-}
-
-impl From<Fail> for Step {
-    fn from(f: Fail) -> Self {
-        Self::Failed(f)
-    }
-}
-
-impl From<rusqlite::Error> for Step {
-    fn from(e: rusqlite::Error) -> Self {
-        Self::Failed(Fail::Sql(e))
     }
 }
 

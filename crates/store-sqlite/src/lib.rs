@@ -27,41 +27,36 @@
 //! # Applying a batch
 //!
 //! [`Store::apply`] runs the whole batch in one `BEGIN IMMEDIATE` transaction, so the
-//! batch costs one fsync. Each request is decided by the ledger core's rule functions
-//! on the rows as earlier requests of the batch left them; wallet rows and system
-//! account balances stay in memory once touched and are written back once before
-//! `COMMIT`. A refused request writes nothing and records no idempotency key.
+//! batch costs one fsync. The decisions are the shared executor's
+//! ([`prepaid_store::exec`], where the choices the ledger core leaves to a store are
+//! listed): it reads rows through the writer, which answers every lookup at once, and
+//! returns the outcomes and the changes, which are written before `COMMIT`. A refused
+//! request writes nothing and records no idempotency key.
 //!
-//! The writer keeps those rows in memory between batches too (at most
-//! `WALLET_CACHE_MAX` wallets), so a busy wallet is read from disk once, not once per
-//! batch. At the start of each transaction `PRAGMA data_version` tells whether another
-//! connection (another process on the same file) committed since; if so, or if a
-//! transaction did not commit, the rows are read again.
+//! The writer keeps wallet rows, system account balances and tenants in memory between
+//! batches (at most `WALLET_CACHE_MAX` wallets), so a busy wallet is read from disk
+//! once, not once per batch. At the start of each transaction `PRAGMA data_version`
+//! tells whether another connection (another process on the same file) committed
+//! since; if so, or if a transaction did not commit, the rows are read again.
 //!
-//! Choices the ledger core leaves to the store:
+//! Mutation ids are taken to be free without a look: they are fresh UUIDs unless a
+//! client repeats a request without its idempotency key. The insert of a taken id
+//! changes nothing, which the writer notices; it then rolls back and runs the batch
+//! again knowing that id is taken, so the request that reused it is refused
+//! (`MutationExists`) and its batch-mates are carried out.
 //!
-//! - An idempotency key is scoped to its tenant. A replay rebuilds the first answer
-//!   from the entities it named; a wallet answer keeps the status, balance and held it
-//!   first showed, and a hold placement shows the hold pending. A key used by another
-//!   customer than the caller's restricted one is an `IdempotencyConflict`, so that it
-//!   reveals nothing.
-//! - A request the edge never builds (posting a kind other than top-up, debit or
-//!   adjustment; a top-up, debit, hold or transfer of a non-positive amount) is
-//!   answered `Refused(Refusal::Internal)` and logged, where the core's rules would
-//!   assert.
-//! - A customer-restricted caller creating any customer but its own is `Forbidden`.
-//! - Mutation and hold ids are unique across the store, not just the tenant.
-//! - A committed or released hold's mutation carries the hold's reference.
+//! A request whose rows do not decode is answered `Refused(Refusal::Internal)` alone
+//! by the executor; a database-wide failure of a lookup fails the batch as below.
 //!
-//! When a request meets an unexpected failure the batch is rolled back, and then:
+//! When writing a batch meets an unexpected failure, the batch is rolled back, and
+//! then:
 //!
 //! - if the failure concerns the database as a whole (busy, I/O error, disk full,
 //!   corruption detected by SQLite), the call returns `Err` with nothing committed:
 //!   [`StoreError::Unavailable`] when the database is busy or locked,
 //!   [`StoreError::Internal`] otherwise;
-//! - otherwise (a row that does not decode, a broken constraint: a bug or corrupt data
-//!   touching that one request) the batch runs again, in one transaction with a
-//!   savepoint around each request. A request that fails again is rolled back to its
+//! - otherwise (a broken constraint: a bug or corrupt data touching one request) the
+//!   batch runs again, in one transaction with a savepoint around each request. A request that fails again is rolled back to its
 //!   savepoint, logged, and answered `Refused(Refusal::Internal)`; its batch-mates are
 //!   carried out and the call returns `Ok`. A database-wide failure during that second
 //!   run still returns `Err` with nothing committed.
@@ -71,12 +66,9 @@
 //!
 //! # The sweep
 //!
-//! [`Store::sweep`] releases pending holds whose `expires_at` has come (status
-//! `expired`, a `hold_release` mutation of 0) and expires wallets whose `valid_until`
-//! has come: their pending holds are released (status `released`), a positive balance
-//! goes to the expiry account with an `expiry` mutation, and the status becomes
-//! `expired`. Mutations the sweep makes get fresh UUIDv7 ids and a reference of type
-//! `system`.
+//! [`Store::sweep`] finds the pending holds whose `expires_at` has come and the wallets
+//! whose `valid_until` has come (at most [`prepaid_store::SWEEP_BATCH_MAX`] of each)
+//! and runs the shared executor's sweep on them in one transaction.
 //!
 //! # The audit
 //!
@@ -363,8 +355,7 @@ impl Store for SqliteStore {
     }
 
     async fn sweep(&self, now: Timestamp) -> Result<SweepReport, StoreError> {
-        self.write(move |writer| write::sweep(writer, now).map_err(Fail::into_store_error))
-            .await
+        self.write(move |writer| write::sweep(writer, now)).await
     }
 
     async fn api_key_by_hash(&self, secret_sha256: [u8; 32]) -> Result<Option<ApiKey>, StoreError> {

@@ -340,3 +340,30 @@ pub(crate) fn api_key_by_hash(
         api_key,
     )
 }
+
+/// The mutation with this id, of any tenant (ids are unique across the store).
+pub(crate) fn load_mutation_any(
+    conn: &Connection,
+    id: MutationId,
+) -> Result<Option<Mutation>, Fail> {
+    one(
+        conn,
+        concat!(
+            "SELECT ",
+            mutation_columns!(),
+            " FROM mutations WHERE id = ?1"
+        ),
+        params![id.0.as_bytes()],
+        |row| mutation(row).map(|(_, m)| m),
+    )
+}
+
+/// The hold with this id, of any tenant (ids are unique across the store).
+pub(crate) fn load_hold_any(conn: &Connection, id: HoldId) -> Result<Option<Hold>, Fail> {
+    one(
+        conn,
+        concat!("SELECT ", hold_columns!(), " FROM holds WHERE id = ?1"),
+        params![id.0.as_bytes()],
+        hold,
+    )
+}

@@ -1,24 +1,24 @@
-//! The write path: applying a batch of requests, bootstrap and the sweep, all on the
-//! single writer connection and inside `BEGIN IMMEDIATE` transactions.
+//! The write path: applying a batch, bootstrap and the sweep, all on the single writer
+//! connection and inside `BEGIN IMMEDIATE` transactions.
 //!
-//! Within a batch, wallet rows and system-account balances are kept in memory once
-//! touched and written back once, just before `COMMIT`; every other row (mutations,
-//! holds, idempotency keys, new entities) is written as the request goes. Each request
-//! loads what it needs, asks the ledger core's rule functions what to do, and writes
-//! nothing until every rule has agreed, so a refused request leaves no trace.
+//! The decisions are the shared executor's ([`prepaid_store::exec`]): it reads rows
+//! through [`SqliteRows`], which answers every lookup at once from the connection (or
+//! from the writer's cache), and returns the outcomes and the changes, which this
+//! module writes before `COMMIT`.
 
-use crate::error::{Fail, Step};
-use crate::rows::{self, load_api_key, load_customer, load_hold, load_mutation, load_wallet};
+use crate::error::Fail;
+use crate::rows::{self, load_api_key, load_customer, load_wallet};
 use prepaid_ledger::{
-    Amount, ApiKey, Command, Customer, CustomerId, Done, Fingerprint, Hold, HoldId, HoldStatus,
-    IdempotencyKey, Mutation, MutationId, MutationKind, NewApiKey, NewWallet, Outcome, Reference,
-    Refusal, Request, SystemAccount, TenantId, Timestamp, Transfer, TransferId, Unit, Wallet,
-    WalletId, WalletStatus, add_to_balance, commit_hold, expire_wallet, place_hold, post,
-    release_hold, transfer,
+    ApiKey, ApiKeyName, Customer, CustomerId, Fingerprint, Hold, HoldId, IdempotencyKey, Mutation,
+    MutationId, NewApiKey, Outcome, Refusal, Request, SystemAccount, TenantId, Timestamp, Unit,
+    Wallet, WalletId,
+};
+use prepaid_store::exec::{
+    self, Changes, Gap, KeyRecord, Lookup, NewTenant, Recorded, RecordedResult, Run,
 };
 use prepaid_store::{SWEEP_BATCH_MAX, StoreError, SweepReport};
 use rusqlite::{Connection, params};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
 /// Makes sure no transaction is left open on the connection (after a panic in an
@@ -50,6 +50,11 @@ fn rollback(conn: &Connection) {
 
 /// Applies `batch` in one transaction; see the crate documentation for what happens
 /// when a request meets an unexpected failure.
+///
+/// Mutation ids are taken to be free without a look (they are fresh UUIDs unless a
+/// client sends a request again without its idempotency key); the insert of a taken
+/// one changes nothing, which this notices, and the batch runs again knowing that id
+/// is taken.
 pub(crate) fn apply(
     writer: &mut Writer,
     batch: &[Request],
@@ -60,57 +65,68 @@ pub(crate) fn apply(
     }
     let Writer { conn, cache } = writer;
     let conn = &*conn;
-    begin_immediate(conn).map_err(Fail::into_store_error)?;
-    let mut failure = None;
-    let mut outcomes = Vec::with_capacity(batch.len());
-    match cache.revalidate(conn) {
-        Err(e) => failure = Some((None, e)),
-        Ok(()) => {
-            let mut work = Batch::new(conn, now, cache);
-            for (index, request) in batch.iter().enumerate() {
-                match work.run(request) {
-                    Ok(outcome) => outcomes.push(outcome),
-                    Err(e) => {
-                        failure = Some((Some(index), e));
-                        break;
-                    }
-                }
-            }
-            if failure.is_none()
-                && let Err(e) = work.flush()
-            {
-                failure = Some((None, e));
-            }
-        }
-    }
-    let Some((index, e)) = failure else {
-        if let Err(e) = commit(conn) {
-            rollback(conn);
-            cache.clear();
-            tracing::error!(error = %e, batch_size = batch.len(), "commit failed");
-            return Err(e.into_store_error());
-        }
-        return Ok(outcomes);
-    };
-    rollback(conn);
-    cache.clear();
-    if e.is_database_wide() {
+    let abort = |cache: &mut Cache, e: StoreError| {
+        rollback(conn);
+        cache.clear();
         tracing::error!(error = %e, batch_size = batch.len(), "batch failed");
-        return Err(e.into_store_error());
+        e
+    };
+    let mut taken = HashSet::new();
+    loop {
+        begin_immediate(conn).map_err(Fail::into_store_error)?;
+        if let Err(e) = cache.revalidate(conn) {
+            return Err(abort(cache, e.into_store_error()));
+        }
+        let mut rows = SqliteRows {
+            conn,
+            cache,
+            taken: Some(&taken),
+        };
+        let applied = match exec::apply(&mut rows, batch, now) {
+            Ok(Run::Done(applied)) => applied,
+            Ok(Run::Missing(missing)) => {
+                let e = StoreError::Internal(format!("the executor missed rows: {missing:?}"));
+                return Err(abort(cache, e));
+            }
+            Err(e) => return Err(abort(cache, e)),
+        };
+        let result = write(conn, &applied.changes, cache).and_then(|()| Ok(commit(conn)?));
+        match result {
+            Ok(()) => {
+                let (outcomes, written) = applied.finish();
+                cache.absorb(written);
+                return Ok(outcomes);
+            }
+            Err(WriteFail::Taken(id)) if !taken.contains(&id) => {
+                // Only rows of committed transactions are in the cache: it stays.
+                rollback(conn);
+                taken.insert(id);
+            }
+            Err(WriteFail::Taken(id)) => {
+                let e = StoreError::Internal(format!("mutation id {id} was taken twice"));
+                return Err(abort(cache, e));
+            }
+            Err(WriteFail::Fail(e)) if e.is_database_wide() => {
+                return Err(abort(cache, e.into_store_error()));
+            }
+            Err(WriteFail::Fail(e)) => {
+                rollback(conn);
+                cache.clear();
+                tracing::warn!(
+                    error = %e,
+                    batch_size = batch.len(),
+                    "writing a batch failed; applying it again one request at a time"
+                );
+                return apply_isolated(conn, batch, now);
+            }
+        }
     }
-    tracing::warn!(
-        error = %e,
-        request = ?index,
-        batch_size = batch.len(),
-        "a request failed; applying the batch again one request at a time"
-    );
-    apply_isolated(conn, batch, now)
 }
 
-/// Applies `batch` with every request inside its own savepoint, flushed before the
-/// next one starts, so that a request that fails is rolled back alone and answered
-/// [`Refusal::Internal`]. A database-wide failure still fails the whole call, with
-/// nothing committed. Uses a fresh cache per request and keeps none.
+/// Applies `batch` with every request inside its own savepoint, written before the
+/// next one starts, so that a request whose changes cannot be written is rolled back
+/// alone and answered [`Refusal::Internal`]. A database-wide failure still fails the
+/// whole call, with nothing committed. Keeps no cache.
 fn apply_isolated(
     conn: &Connection,
     batch: &[Request],
@@ -127,15 +143,31 @@ fn apply_isolated(
         conn.execute_batch("SAVEPOINT request")
             .map_err(|e| fail(e.into()))?;
         let mut cache = Cache::default();
-        let mut work = Batch::new(conn, now, &mut cache);
-        let result = work.run(request).and_then(|o| work.flush().map(|()| o));
-        match result {
-            Ok(outcome) => {
+        let mut rows = SqliteRows {
+            conn,
+            cache: &mut cache,
+            taken: None,
+        };
+        let applied = match exec::apply(&mut rows, std::slice::from_ref(request), now) {
+            Ok(Run::Done(applied)) => applied,
+            Ok(Run::Missing(missing)) => {
+                rollback(conn);
+                return Err(StoreError::Internal(format!(
+                    "the executor missed rows: {missing:?}"
+                )));
+            }
+            Err(e) => {
+                rollback(conn);
+                return Err(e);
+            }
+        };
+        match write(conn, &applied.changes, &cache) {
+            Ok(()) => {
                 conn.execute_batch("RELEASE request")
                     .map_err(|e| fail(e.into()))?;
-                outcomes.push(outcome);
+                outcomes.extend(applied.finish().0);
             }
-            Err(e) if e.is_database_wide() => return Err(fail(e)),
+            Err(WriteFail::Fail(e)) if e.is_database_wide() => return Err(fail(e)),
             Err(e) => {
                 tracing::error!(
                     error = %e,
@@ -174,14 +206,33 @@ pub(crate) fn bootstrap(
                 "the operator's admin key cannot belong to a customer",
             ));
         }
-        insert_tenant(conn, tenant, tenant.as_str(), true, now)?;
-        if !insert_api_key(conn, tenant, admin, now)? {
-            return Err(Fail::corrupt("admin key exists in an empty store"));
-        }
+        insert_tenant(
+            conn,
+            &NewTenant {
+                id: tenant.clone(),
+                name: tenant.to_string(),
+                operator: true,
+                created_at: now,
+            },
+        )?;
+        insert_api_key(
+            conn,
+            &ApiKey {
+                tenant: tenant.clone(),
+                name: admin.name.clone(),
+                secret_sha256: admin.secret_sha256,
+                scopes: admin.scopes,
+                customer: None,
+                created_at: now,
+            },
+        )?;
         Ok(true)
     })();
     match result {
-        Ok(true) => commit(conn).inspect_err(|_| rollback(conn)).map(|()| true),
+        Ok(true) => commit(conn).inspect_err(|_| rollback(conn)).map(|()| {
+            writer.cache.tenants.insert(tenant.clone(), true);
+            true
+        }),
         Ok(false) => {
             rollback(conn);
             Ok(false)
@@ -194,53 +245,97 @@ pub(crate) fn bootstrap(
 }
 
 /// Releases expired holds and expires wallets past their validity.
-pub(crate) fn sweep(writer: &mut Writer, now: Timestamp) -> Result<SweepReport, Fail> {
+pub(crate) fn sweep(writer: &mut Writer, now: Timestamp) -> Result<SweepReport, StoreError> {
     let Writer { conn, cache } = writer;
     let conn = &*conn;
-    begin_immediate(conn)?;
-    let result = cache.revalidate(conn).and_then(|()| {
-        let mut work = Batch::new(conn, now, cache);
-        work.sweep()
-            .and_then(|report| work.flush().map(|()| report))
-    });
-    let result = result.and_then(|report| commit(conn).map(|()| report));
-    if result.is_err() {
-        rollback(conn);
-        cache.clear();
+    begin_immediate(conn).map_err(Fail::into_store_error)?;
+    let result = (|| {
+        cache.revalidate(conn).map_err(Fail::into_store_error)?;
+        let (holds, wallets) = due(conn, now).map_err(Fail::into_store_error)?;
+        let mut rows = SqliteRows {
+            conn,
+            cache: &mut *cache,
+            taken: None,
+        };
+        let mut new_id = || MutationId(Uuid::now_v7());
+        let swept = match exec::sweep(&mut rows, &holds, &wallets, now, &mut new_id)? {
+            Run::Done(swept) => swept,
+            Run::Missing(missing) => {
+                return Err(StoreError::Internal(format!(
+                    "the executor missed rows: {missing:?}"
+                )));
+            }
+        };
+        write(conn, &swept.changes, cache)
+            .map_err(WriteFail::into_fail)
+            .and_then(|()| commit(conn))
+            .map_err(Fail::into_store_error)?;
+        Ok(swept)
+    })();
+    match result {
+        Ok(swept) => {
+            cache.absorb(swept.changes);
+            Ok(swept.report)
+        }
+        Err(e) => {
+            rollback(conn);
+            cache.clear();
+            Err(e)
+        }
     }
-    result
 }
 
-/// A wallet row as the writer sees it, with what must be written back.
-struct CachedWallet {
-    wallet: Wallet,
-    /// Listed in [`WalletRows::touched`] of the current transaction.
-    touched: bool,
-    /// `balance` or `held` changed.
-    amounts_dirty: bool,
-    status_dirty: bool,
+/// What a sweep has to do: due holds, and due wallets by tenant and id.
+type Due = (Vec<HoldId>, Vec<(TenantId, WalletId)>);
+
+/// The pending holds due to expire and the wallets due to expire, at most
+/// [`SWEEP_BATCH_MAX`] of each, the earliest first.
+fn due(conn: &Connection, now: Timestamp) -> Result<Due, Fail> {
+    let limit = i64::try_from(SWEEP_BATCH_MAX).unwrap_or(i64::MAX);
+    let holds = conn
+        .prepare_cached(
+            "SELECT id FROM holds \
+             WHERE status = 'pending' AND expires_at IS NOT NULL AND expires_at <= ?1 \
+             ORDER BY expires_at LIMIT ?2",
+        )?
+        .query_map(params![now.as_micros(), limit], |r| r.get::<_, [u8; 16]>(0))?
+        .map(|id| Ok(HoldId(Uuid::from_bytes(id?))))
+        .collect::<Result<_, Fail>>()?;
+    let wallets: Vec<(String, String)> = conn
+        .prepare_cached(
+            "SELECT tenant, id FROM wallets \
+             WHERE valid_until IS NOT NULL AND status <> 'expired' AND valid_until <= ?1 \
+             ORDER BY valid_until LIMIT ?2",
+        )?
+        .query_map(params![now.as_micros(), limit], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    let wallets = wallets
+        .iter()
+        .map(|(tenant, id)| Ok((rows::tenant_id(tenant)?, rows::wallet_id(id)?)))
+        .collect::<Result<_, Fail>>()?;
+    Ok((holds, wallets))
 }
 
-#[derive(Clone, Copy)]
-struct CachedAccount {
-    balance: i64,
-    /// Listed in [`AccountRows::touched`] of the current transaction.
-    touched: bool,
-    dirty: bool,
-}
+/// The most wallet rows the writer keeps in memory between batches; past it the cache
+/// starts over.
+pub(crate) const WALLET_CACHE_MAX: usize = 16_384;
 
+/// Rows the writer keeps in memory, as committed.
+///
+/// Kept between batches while no other connection writes to the database, which
+/// `PRAGMA data_version` tells at the start of each transaction; dropped whenever a
+/// transaction does not commit. Only committed changes enter it.
 #[derive(Default)]
-struct WalletRows {
-    rows: HashMap<TenantId, HashMap<WalletId, CachedWallet>>,
-    /// The rows the current transaction touched, so that writing them back costs no
-    /// walk over the whole cache.
-    touched: Vec<(TenantId, WalletId)>,
-}
-
-#[derive(Default)]
-struct AccountRows {
-    rows: HashMap<TenantId, HashMap<Unit, [Option<CachedAccount>; 4]>>,
-    touched: Vec<(TenantId, Unit, SystemAccount)>,
+pub(crate) struct Cache {
+    /// The connection's `data_version` when the cache was last known good.
+    data_version: Option<i64>,
+    /// Tenants known to exist, with whether each is the operator tenant.
+    tenants: HashMap<TenantId, bool>,
+    wallets: HashMap<TenantId, HashMap<WalletId, Wallet>>,
+    /// System account balances, by tenant, unit and account.
+    accounts: HashMap<TenantId, HashMap<Unit, [Option<i64>; 4]>>,
 }
 
 fn account_index(account: SystemAccount) -> usize {
@@ -250,132 +345,6 @@ fn account_index(account: SystemAccount) -> usize {
         SystemAccount::Adjustment => 2,
         SystemAccount::Expiry => 3,
     }
-}
-
-/// The wallet, from the cache or else the database.
-fn cached_wallet<'a>(
-    conn: &Connection,
-    wallets: &'a mut WalletRows,
-    tenant: &TenantId,
-    id: &WalletId,
-) -> Result<Option<&'a mut CachedWallet>, Fail> {
-    if !wallets.rows.contains_key(tenant) {
-        wallets.rows.insert(tenant.clone(), HashMap::new());
-    }
-    let Some(per_tenant) = wallets.rows.get_mut(tenant) else {
-        return Ok(None);
-    };
-    if !per_tenant.contains_key(id) {
-        let Some(wallet) = load_wallet(conn, tenant, id)? else {
-            return Ok(None);
-        };
-        per_tenant.insert(
-            id.clone(),
-            CachedWallet {
-                wallet,
-                touched: false,
-                amounts_dirty: false,
-                status_dirty: false,
-            },
-        );
-    }
-    let Some(c) = per_tenant.get_mut(id) else {
-        return Ok(None);
-    };
-    if !c.touched {
-        c.touched = true;
-        wallets.touched.push((tenant.clone(), id.clone()));
-    }
-    Ok(Some(c))
-}
-
-/// The wallet if it exists and the caller may see it.
-fn visible_wallet<'a>(
-    conn: &Connection,
-    wallets: &'a mut WalletRows,
-    tenant: &TenantId,
-    id: &WalletId,
-    customer_only: Option<&CustomerId>,
-) -> Result<&'a mut CachedWallet, Step> {
-    match cached_wallet(conn, wallets, tenant, id)? {
-        Some(c) if customer_only.is_none_or(|only| *only == c.wallet.customer) => Ok(c),
-        _ => Err(Refusal::WalletNotFound.into()),
-    }
-}
-
-/// A system account's running balance, from the cache or else the database (zero when
-/// it was never used).
-fn cached_account<'a>(
-    conn: &Connection,
-    accounts: &'a mut AccountRows,
-    tenant: &TenantId,
-    unit: &Unit,
-    account: SystemAccount,
-) -> Result<&'a mut CachedAccount, Fail> {
-    if !accounts.rows.contains_key(tenant) {
-        accounts.rows.insert(tenant.clone(), HashMap::new());
-    }
-    let Some(per_tenant) = accounts.rows.get_mut(tenant) else {
-        return Err(Fail::corrupt("account cache lost a tenant"));
-    };
-    if !per_tenant.contains_key(unit) {
-        per_tenant.insert(unit.clone(), [None; 4]);
-    }
-    let Some(slots) = per_tenant.get_mut(unit) else {
-        return Err(Fail::corrupt("account cache lost a unit"));
-    };
-    let slot = &mut slots[account_index(account)];
-    if slot.is_none() {
-        let balance: Option<i64> = conn
-            .prepare_cached(
-                "SELECT balance FROM system_accounts \
-                 WHERE tenant = ?1 AND unit_code = ?2 AND unit_scale = ?3 AND kind = ?4",
-            )?
-            .query_row(
-                params![tenant.as_str(), unit.code(), unit.scale(), account.as_str()],
-                |r| r.get(0),
-            )
-            .map(Some)
-            .or_else(|e| match e {
-                rusqlite::Error::QueryReturnedNoRows => Ok(None),
-                e => Err(e),
-            })?;
-        *slot = Some(CachedAccount {
-            balance: balance.unwrap_or(0),
-            touched: false,
-            dirty: false,
-        });
-    }
-    let Some(cached) = slot.as_mut() else {
-        return Err(Fail::corrupt("account cache lost an account"));
-    };
-    if !cached.touched {
-        cached.touched = true;
-        accounts
-            .touched
-            .push((tenant.clone(), unit.clone(), account));
-    }
-    Ok(cached)
-}
-
-/// The most wallet rows the writer keeps in memory between batches; past it the cache
-/// starts over.
-pub(crate) const WALLET_CACHE_MAX: usize = 16_384;
-
-/// Rows the writer keeps in memory, as committed (or as the current transaction left
-/// them, until it ends).
-///
-/// Kept between batches while no other connection writes to the database, which
-/// `PRAGMA data_version` tells at the start of each transaction; dropped whenever a
-/// transaction does not commit.
-#[derive(Default)]
-pub(crate) struct Cache {
-    /// The connection's `data_version` when the cache was last known good.
-    data_version: Option<i64>,
-    /// Tenants known to exist, with whether each is the operator tenant.
-    tenants: HashMap<TenantId, bool>,
-    wallets: WalletRows,
-    accounts: AccountRows,
 }
 
 impl Cache {
@@ -389,12 +358,39 @@ impl Cache {
         let version: i64 = conn
             .prepare_cached("PRAGMA data_version")?
             .query_row([], |r| r.get(0))?;
-        let wallets: usize = self.wallets.rows.values().map(HashMap::len).sum();
+        let wallets: usize = self.wallets.values().map(HashMap::len).sum();
         if self.data_version != Some(version) || wallets > WALLET_CACHE_MAX {
             self.clear();
             self.data_version = Some(version);
         }
         Ok(())
+    }
+
+    /// Takes in what a committed transaction wrote.
+    fn absorb(&mut self, changes: Changes) {
+        for tenant in changes.tenants {
+            self.tenants.insert(tenant.id, tenant.operator);
+        }
+        for wallet in changes
+            .wallets_new
+            .into_iter()
+            .chain(changes.wallets_changed)
+        {
+            let per_tenant = match self.wallets.get_mut(&wallet.tenant) {
+                Some(per_tenant) => per_tenant,
+                None => self.wallets.entry(wallet.tenant.clone()).or_default(),
+            };
+            per_tenant.insert(wallet.id.clone(), wallet);
+        }
+        for change in changes.accounts {
+            let slots = self
+                .accounts
+                .entry(change.tenant)
+                .or_default()
+                .entry(change.unit)
+                .or_insert([None; 4]);
+            slots[account_index(change.account)] = Some(change.balance);
+        }
     }
 }
 
@@ -404,1101 +400,381 @@ pub(crate) struct Writer {
     pub(crate) cache: Cache,
 }
 
-/// The work of one transaction.
-struct Batch<'c> {
-    conn: &'c Connection,
-    now: Timestamp,
-    cache: &'c mut Cache,
+/// The executor's view of the database: the writer's cache, else the connection.
+struct SqliteRows<'a> {
+    conn: &'a Connection,
+    cache: &'a mut Cache,
+    /// When set, mutation ids are free unless listed here (see [`apply`]); when not,
+    /// each is looked up.
+    taken: Option<&'a HashSet<MutationId>>,
 }
 
-/// What an idempotency key recorded.
-struct StoredResult {
-    fingerprint: [u8; 32],
-    kind: String,
-    id: String,
-    id2: Option<String>,
-    /// A wallet answer's status, balance and held as first given.
-    wallet: Option<(String, i64, i64)>,
+/// Why writing a batch's changes failed.
+#[derive(Debug)]
+enum WriteFail {
+    /// This mutation id was taken: the insert changed nothing.
+    Taken(MutationId),
+    Fail(Fail),
 }
 
-impl<'c> Batch<'c> {
-    fn new(conn: &'c Connection, now: Timestamp, cache: &'c mut Cache) -> Self {
-        Self { conn, now, cache }
+impl<E: Into<Fail>> From<E> for WriteFail {
+    fn from(e: E) -> Self {
+        Self::Fail(e.into())
     }
+}
 
-    /// Writes every changed wallet row and system account back.
-    fn flush(&mut self) -> Result<(), Fail> {
-        let conn = self.conn;
-        let wallets = &mut self.cache.wallets;
-        for (tenant, id) in wallets.touched.drain(..) {
-            let Some(c) = wallets.rows.get_mut(&tenant).and_then(|t| t.get_mut(&id)) else {
-                return Err(Fail::corrupt("a touched wallet left the cache"));
-            };
-            if c.amounts_dirty {
-                conn.prepare_cached(
-                    "UPDATE wallets SET balance = ?3, held = ?4 WHERE tenant = ?1 AND id = ?2",
-                )?
-                .execute(params![
-                    tenant.as_str(),
-                    id.as_str(),
-                    c.wallet.balance,
-                    c.wallet.held
-                ])?;
-            }
-            if c.status_dirty {
-                conn.prepare_cached(
-                    "UPDATE wallets SET status = ?3 WHERE tenant = ?1 AND id = ?2",
-                )?
-                .execute(params![
-                    tenant.as_str(),
-                    id.as_str(),
-                    c.wallet.status.as_str()
-                ])?;
-            }
-            c.touched = false;
-            c.amounts_dirty = false;
-            c.status_dirty = false;
+impl WriteFail {
+    fn into_fail(self) -> Fail {
+        match self {
+            Self::Taken(id) => Fail::corrupt(format_args!("mutation id {id} is taken")),
+            Self::Fail(e) => e,
         }
-        let accounts = &mut self.cache.accounts;
-        for (tenant, unit, account) in accounts.touched.drain(..) {
-            let Some(c) = accounts
-                .rows
-                .get_mut(&tenant)
-                .and_then(|t| t.get_mut(&unit))
-                .and_then(|slots| slots[account_index(account)].as_mut())
-            else {
-                return Err(Fail::corrupt("a touched system account left the cache"));
-            };
-            if c.dirty {
-                conn.prepare_cached(
-                    "INSERT INTO system_accounts (tenant, unit_code, unit_scale, kind, balance) \
-                     VALUES (?1, ?2, ?3, ?4, ?5) \
-                     ON CONFLICT (tenant, unit_code, unit_scale, kind) \
-                     DO UPDATE SET balance = excluded.balance",
-                )?
-                .execute(params![
-                    tenant.as_str(),
-                    unit.code(),
-                    unit.scale(),
-                    account.as_str(),
-                    c.balance
-                ])?;
-            }
-            c.touched = false;
-            c.dirty = false;
-        }
-        Ok(())
     }
+}
 
-    /// Whether the tenant exists, and if so whether it is the operator tenant.
-    fn tenant(&mut self, tenant: &TenantId) -> Result<Option<bool>, Fail> {
-        if let Some(&operator) = self.cache.tenants.get(tenant) {
+impl std::fmt::Display for WriteFail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Taken(id) => write!(f, "mutation id {id} is taken"),
+            Self::Fail(e) => e.fmt(f),
+        }
+    }
+}
+
+/// A failure of one lookup: database-wide failures fail the batch, any other fails
+/// only the request that met it.
+fn gap(f: Fail) -> Gap {
+    if f.is_database_wide() {
+        Gap::Failed(f.into_store_error())
+    } else {
+        Gap::Broken(f.to_string())
+    }
+}
+
+fn gap_sql(e: rusqlite::Error) -> Gap {
+    gap(Fail::Sql(e))
+}
+
+impl exec::Rows for SqliteRows<'_> {
+    fn tenant(&mut self, id: &TenantId) -> Lookup<Option<bool>> {
+        if let Some(&operator) = self.cache.tenants.get(id) {
             return Ok(Some(operator));
         }
         let operator: Option<bool> = self
             .conn
-            .prepare_cached("SELECT operator FROM tenants WHERE id = ?1")?
-            .query_row([tenant.as_str()], |r| r.get::<_, i64>(0))
-            .map(|v| Some(v == 1))
-            .or_else(|e| match e {
-                rusqlite::Error::QueryReturnedNoRows => Ok(None),
-                e => Err(e),
-            })?;
+            .prepare_cached("SELECT operator FROM tenants WHERE id = ?1")
+            .and_then(|mut s| {
+                s.query_row([id.as_str()], |r| r.get::<_, i64>(0))
+                    .map(|v| Some(v == 1))
+                    .or_else(|e| match e {
+                        rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                        e => Err(e),
+                    })
+            })
+            .map_err(gap_sql)?;
         if let Some(operator) = operator {
-            self.cache.tenants.insert(tenant.clone(), operator);
+            self.cache.tenants.insert(id.clone(), operator);
         }
         Ok(operator)
     }
 
-    /// One request: its outcome, or a failure that aborts the batch.
-    fn run(&mut self, request: &Request) -> Result<Outcome, Fail> {
-        if self.tenant(&request.tenant)?.is_none() {
-            return Ok(Outcome::Refused(Refusal::TenantNotFound));
-        }
-        if let Some((key, fingerprint)) = &request.idempotency
-            && let Some(stored) = self.stored_result(&request.tenant, key)?
-        {
-            if stored.fingerprint != fingerprint.0 {
-                return Ok(Outcome::Refused(Refusal::IdempotencyConflict));
-            }
-            let done = self.reload(&request.tenant, &stored)?;
-            // A key of another customer of the tenant must not reveal what it did.
-            if !visible(&done, request.customer_only.as_ref()) {
-                return Ok(Outcome::Refused(Refusal::IdempotencyConflict));
-            }
-            return Ok(Outcome::Done {
-                done,
-                replayed: true,
-            });
-        }
-        if request.customer_only.is_some() && !request.command.allowed_for_customer_key() {
-            return Ok(Outcome::Refused(Refusal::Forbidden));
-        }
-        let done = match self.execute(request) {
-            Ok(done) => done,
-            Err(Step::Refused(refusal)) => return Ok(Outcome::Refused(refusal)),
-            Err(Step::Failed(fail)) => return Err(fail),
-        };
-        if let Some((key, fingerprint)) = &request.idempotency {
-            self.record_result(&request.tenant, key, fingerprint, &done)?;
-        }
-        Ok(Outcome::Done {
-            done,
-            replayed: false,
-        })
+    fn customer(&mut self, tenant: &TenantId, id: &CustomerId) -> Lookup<Option<Customer>> {
+        load_customer(self.conn, tenant, id).map_err(gap)
     }
 
-    fn execute(&mut self, request: &Request) -> Result<Done, Step> {
-        let tenant = &request.tenant;
-        let only = request.customer_only.as_ref();
-        match &request.command {
-            Command::CreateTenant {
-                tenant: new,
-                name,
-                admin_key,
-            } => self.create_tenant(tenant, new, name, admin_key),
-            Command::CreateApiKey { key } => {
-                if let Some(customer) = &key.customer
-                    && load_customer(self.conn, tenant, customer)?.is_none()
-                {
-                    return Err(Refusal::CustomerNotFound.into());
-                }
-                if !insert_api_key(self.conn, tenant, key, self.now)? {
-                    return Err(Refusal::ApiKeyExists.into());
-                }
-                Ok(Done::ApiKey(api_key(tenant, key, self.now)))
-            }
-            Command::CreateCustomer { id, name } => {
-                if only.is_some_and(|only| only != id) {
-                    return Err(Refusal::Forbidden.into());
-                }
-                let customer = Customer {
-                    tenant: tenant.clone(),
-                    id: id.clone(),
-                    name: name.clone(),
-                    created_at: self.now,
-                };
-                if !insert_customer(self.conn, &customer)? {
-                    return Err(Refusal::CustomerExists.into());
-                }
-                Ok(Done::Customer(customer))
-            }
-            Command::CreateWallet { wallet } => self.create_wallet(tenant, only, wallet),
-            Command::SetWalletStatus { wallet, status } => {
-                let c = visible_wallet(self.conn, &mut self.cache.wallets, tenant, wallet, only)?;
-                if c.wallet.status != *status {
-                    c.wallet.status = *status;
-                    c.status_dirty = true;
-                }
-                Ok(Done::Wallet(c.wallet.clone()))
-            }
-            Command::Post {
-                id,
-                wallet,
-                kind,
-                amount,
-                reference,
-                occurred_at,
-            } => self
-                .post(
-                    tenant,
-                    only,
-                    *id,
-                    wallet,
-                    *kind,
-                    *amount,
-                    reference,
-                    *occurred_at,
-                )
-                .map(Done::Mutation),
-            Command::Transfer {
-                id,
-                debit_id,
-                credit_id,
-                from,
-                to,
-                amount,
-                reference,
-                occurred_at,
-            } => self.transfer(
-                tenant,
-                only,
-                TransferIds {
-                    transfer: *id,
-                    debit: *debit_id,
-                    credit: *credit_id,
-                },
-                from,
-                to,
-                *amount,
-                reference,
-                *occurred_at,
-            ),
-            Command::PlaceHold {
-                id,
-                wallet,
-                amount,
-                reference,
-                expires_at,
-            } => {
-                if amount.get() <= 0 {
-                    return Err(caller_bug(tenant, "a hold of a non-positive amount"));
-                }
-                let now = self.now;
-                let c = visible_wallet(self.conn, &mut self.cache.wallets, tenant, wallet, only)?;
-                let held = place_hold(&c.wallet, *amount, now)?;
-                let hold = Hold {
-                    tenant: tenant.clone(),
-                    id: *id,
-                    wallet: c.wallet.id.clone(),
-                    customer: c.wallet.customer.clone(),
-                    amount: amount.get(),
-                    committed_amount: None,
-                    status: HoldStatus::Pending,
-                    reference: reference.clone(),
-                    expires_at: *expires_at,
-                    created_at: now,
-                    settled_at: None,
-                };
-                if !insert_hold(self.conn, &hold)? {
-                    return Err(Refusal::HoldExists.into());
-                }
-                c.wallet.held = held;
-                c.amounts_dirty = true;
-                Ok(Done::Hold {
-                    hold,
-                    mutation: None,
-                })
-            }
-            Command::CommitHold {
-                hold,
-                amount,
-                mutation_id,
-            } => self.settle_hold(tenant, only, *hold, Settle::Commit(*amount), *mutation_id),
-            Command::ReleaseHold { hold, mutation_id } => {
-                self.settle_hold(tenant, only, *hold, Settle::Release, *mutation_id)
-            }
-        }
+    fn api_key(&mut self, tenant: &TenantId, name: &ApiKeyName) -> Lookup<Option<ApiKey>> {
+        load_api_key(self.conn, tenant, name).map_err(gap)
     }
 
-    fn create_tenant(
-        &mut self,
-        operator: &TenantId,
-        new: &TenantId,
-        name: &str,
-        admin_key: &NewApiKey,
-    ) -> Result<Done, Step> {
-        if self.tenant(operator)? != Some(true) {
-            return Err(Refusal::Forbidden.into());
-        }
-        // A new tenant has no customers yet.
-        if admin_key.customer.is_some() {
-            return Err(Refusal::CustomerNotFound.into());
-        }
-        if secret_taken(self.conn, &admin_key.secret_sha256)? {
-            return Err(Refusal::ApiKeyExists.into());
-        }
-        if !insert_tenant(self.conn, new, name, false, self.now)? {
-            return Err(Refusal::TenantExists.into());
-        }
-        if !insert_api_key(self.conn, new, admin_key, self.now)? {
-            return Err(Fail::corrupt("the admin key of a new tenant exists").into());
-        }
-        self.cache.tenants.insert(new.clone(), false);
-        Ok(Done::Tenant {
-            tenant: new.clone(),
-            admin_key: api_key(new, admin_key, self.now),
-        })
+    fn secret_taken(&mut self, secret_sha256: &[u8; 32]) -> Lookup<bool> {
+        self.conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM api_keys WHERE secret_sha256 = ?1)")
+            .and_then(|mut s| s.query_row([secret_sha256], |r| r.get(0)))
+            .map_err(gap_sql)
     }
 
-    fn create_wallet(
-        &mut self,
-        tenant: &TenantId,
-        only: Option<&CustomerId>,
-        new: &NewWallet,
-    ) -> Result<Done, Step> {
-        if only.is_some_and(|only| *only != new.customer)
-            || load_customer(self.conn, tenant, &new.customer)?.is_none()
-        {
-            return Err(Refusal::CustomerNotFound.into());
+    fn wallet(&mut self, tenant: &TenantId, id: &WalletId) -> Lookup<Option<Wallet>> {
+        if let Some(w) = self.cache.wallets.get(tenant).and_then(|t| t.get(id)) {
+            return Ok(Some(w.clone()));
         }
-        let wallet = Wallet::open(tenant.clone(), new.clone(), self.now);
-        let floor = match wallet.floor {
-            prepaid_ledger::Floor::Limit(v) => Some(v),
-            prepaid_ledger::Floor::Unlimited => None,
-        };
-        let inserted = self
-            .conn
-            .prepare_cached(
-                "INSERT INTO wallets (tenant, id, customer, unit_code, unit_scale, name, product, \
-                 status, floor, valid_from, valid_until, balance, held, created_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
-                 ON CONFLICT (tenant, id) DO NOTHING",
-            )?
-            .execute(params![
-                tenant.as_str(),
-                wallet.id.as_str(),
-                wallet.customer.as_str(),
-                wallet.unit.code(),
-                wallet.unit.scale(),
-                wallet.name,
-                wallet.product,
-                wallet.status.as_str(),
-                floor,
-                wallet.valid_from.map(Timestamp::as_micros),
-                wallet.valid_until.map(Timestamp::as_micros),
-                wallet.balance,
-                wallet.held,
-                wallet.created_at.as_micros(),
-            ])?;
-        if inserted == 0 {
-            return Err(Refusal::WalletExists.into());
-        }
-        self.cache
-            .wallets
-            .rows
-            .entry(tenant.clone())
-            .or_default()
-            .insert(
-                wallet.id.clone(),
-                CachedWallet {
-                    wallet: wallet.clone(),
-                    touched: false,
-                    amounts_dirty: false,
-                    status_dirty: false,
-                },
-            );
-        Ok(Done::Wallet(wallet))
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn post(
-        &mut self,
-        tenant: &TenantId,
-        only: Option<&CustomerId>,
-        id: MutationId,
-        wallet: &WalletId,
-        kind: MutationKind,
-        amount: Amount,
-        reference: &Reference,
-        occurred_at: Option<Timestamp>,
-    ) -> Result<Mutation, Step> {
-        // The other kinds have rules of their own, and top-ups and debits move a
-        // positive amount; the edge never builds anything else, and the rules assert it.
-        match kind {
-            MutationKind::TopUp | MutationKind::Debit if amount.get() <= 0 => {
-                return Err(caller_bug(
-                    tenant,
-                    "a top-up or debit of a non-positive amount",
-                ));
-            }
-            MutationKind::TopUp | MutationKind::Debit | MutationKind::Adjustment => {}
-            _ => return Err(caller_bug(tenant, "a post of a kind with rules of its own")),
-        }
-        let counter = counter_account(kind)?;
-        let now = self.now;
-        let c = visible_wallet(self.conn, &mut self.cache.wallets, tenant, wallet, only)?;
-        let posting = post(&c.wallet, kind, amount, now)?;
-        let account = cached_account(
-            self.conn,
-            &mut self.cache.accounts,
-            tenant,
-            &c.wallet.unit,
-            counter,
-        )?;
-        let account_after = add_to_balance(account.balance, -posting.amount)?;
-        let mutation = Mutation {
-            tenant: tenant.clone(),
-            id,
-            wallet: c.wallet.id.clone(),
-            customer: c.wallet.customer.clone(),
-            unit: c.wallet.unit.clone(),
-            kind,
-            amount: posting.amount,
-            balance_after: posting.balance_after,
-            reference: reference.clone(),
-            hold: None,
-            transfer: None,
-            counter_wallet: None,
-            occurred_at: occurred_at.unwrap_or(now),
-            recorded_at: now,
-        };
-        if !insert_mutation(self.conn, &mutation)? {
-            return Err(Refusal::MutationExists.into());
-        }
-        account.balance = account_after;
-        account.dirty = true;
-        c.wallet.balance = posting.balance_after;
-        c.amounts_dirty = true;
-        Ok(mutation)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn transfer(
-        &mut self,
-        tenant: &TenantId,
-        only: Option<&CustomerId>,
-        ids: TransferIds,
-        from: &WalletId,
-        to: &WalletId,
-        amount: Amount,
-        reference: &Reference,
-        occurred_at: Option<Timestamp>,
-    ) -> Result<Done, Step> {
-        if amount.get() <= 0 {
-            return Err(caller_bug(tenant, "a transfer of a non-positive amount"));
-        }
-        let now = self.now;
-        let source = visible_wallet(self.conn, &mut self.cache.wallets, tenant, from, only)?
-            .wallet
-            .clone();
-        let target = visible_wallet(self.conn, &mut self.cache.wallets, tenant, to, only)?
-            .wallet
-            .clone();
-        let plan = transfer(&source, &target, amount, now)?;
-        if ids.debit == ids.credit
-            || mutation_taken(self.conn, ids.debit)?
-            || mutation_taken(self.conn, ids.credit)?
-        {
-            return Err(Refusal::MutationExists.into());
-        }
-        let leg = |w: &Wallet, id, kind, amount, balance_after, other: &Wallet| Mutation {
-            tenant: tenant.clone(),
-            id,
-            wallet: w.id.clone(),
-            customer: w.customer.clone(),
-            unit: w.unit.clone(),
-            kind,
-            amount,
-            balance_after,
-            reference: reference.clone(),
-            hold: None,
-            transfer: Some(ids.transfer),
-            counter_wallet: Some(other.id.clone()),
-            occurred_at: occurred_at.unwrap_or(now),
-            recorded_at: now,
-        };
-        let debit = leg(
-            &source,
-            ids.debit,
-            MutationKind::TransferOut,
-            -amount.get(),
-            plan.from_after,
-            &target,
-        );
-        let credit = leg(
-            &target,
-            ids.credit,
-            MutationKind::TransferIn,
-            amount.get(),
-            plan.to_after,
-            &source,
-        );
-        if !insert_mutation(self.conn, &debit)? || !insert_mutation(self.conn, &credit)? {
-            return Err(Fail::corrupt("a transfer leg's id was taken after the check").into());
-        }
-        for (id, balance) in [(from, plan.from_after), (to, plan.to_after)] {
-            let c = cached_wallet(self.conn, &mut self.cache.wallets, tenant, id)?
-                .ok_or_else(|| Fail::corrupt("a transfer wallet left the cache"))?;
-            c.wallet.balance = balance;
-            c.amounts_dirty = true;
-        }
-        Ok(Done::Transfer(Transfer {
-            id: ids.transfer,
-            debit,
-            credit,
-        }))
-    }
-
-    /// Commits or releases a pending hold, posting the `HoldCommit` or `HoldRelease`
-    /// mutation.
-    fn settle_hold(
-        &mut self,
-        tenant: &TenantId,
-        only: Option<&CustomerId>,
-        hold_id: HoldId,
-        settle: Settle,
-        mutation_id: MutationId,
-    ) -> Result<Done, Step> {
-        let hold = match load_hold(self.conn, tenant, hold_id)? {
-            Some(h) if only.is_none_or(|only| *only == h.customer) => h,
-            _ => return Err(Refusal::HoldNotFound.into()),
-        };
-        // The settling mutation carries the hold's reference, so it reads as the
-        // payment the hold was made for.
-        let reference = hold.reference.clone();
-        let (hold, mutation) = settle_loaded(
-            self.conn,
-            &mut self.cache.wallets,
-            &mut self.cache.accounts,
-            hold,
-            settle,
-            mutation_id,
-            self.now,
-            reference,
-        )?;
-        Ok(Done::Hold {
-            hold,
-            mutation: Some(mutation),
-        })
-    }
-
-    fn stored_result(
-        &self,
-        tenant: &TenantId,
-        key: &IdempotencyKey,
-    ) -> Result<Option<StoredResult>, Fail> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT fingerprint, result_kind, result_id, result_id2, wallet_status, \
-             wallet_balance, wallet_held FROM idempotency_keys WHERE tenant = ?1 AND key = ?2",
-        )?;
-        let mut rows = stmt.query(params![tenant.as_str(), key.as_str()])?;
-        let Some(row) = rows.next()? else {
+        let Some(wallet) = load_wallet(self.conn, tenant, id).map_err(gap)? else {
             return Ok(None);
         };
-        Ok(Some(StoredResult {
-            fingerprint: row.get(0)?,
-            kind: row.get(1)?,
-            id: row.get(2)?,
-            id2: row.get(3)?,
-            wallet: match (row.get(4)?, row.get(5)?, row.get(6)?) {
-                (Some(status), Some(balance), Some(held)) => Some((status, balance, held)),
-                _ => None,
-            },
-        }))
+        let per_tenant = match self.cache.wallets.get_mut(tenant) {
+            Some(per_tenant) => per_tenant,
+            None => self.cache.wallets.entry(tenant.clone()).or_default(),
+        };
+        per_tenant.insert(id.clone(), wallet.clone());
+        Ok(Some(wallet))
     }
 
-    fn record_result(
-        &self,
-        tenant: &TenantId,
-        key: &IdempotencyKey,
-        fingerprint: &Fingerprint,
-        done: &Done,
-    ) -> Result<(), Fail> {
-        let (kind, id, id2) = match done {
-            Done::Tenant { tenant, admin_key } => (
-                "tenant",
-                tenant.to_string(),
-                Some(admin_key.name.to_string()),
-            ),
-            Done::ApiKey(k) => ("api_key", k.name.to_string(), None),
-            Done::Customer(c) => ("customer", c.id.to_string(), None),
-            Done::Wallet(w) => ("wallet", w.id.to_string(), None),
-            Done::Mutation(m) => ("mutation", m.id.to_string(), None),
-            Done::Transfer(t) => (
-                "transfer",
-                t.debit.id.to_string(),
-                Some(t.credit.id.to_string()),
-            ),
-            Done::Hold { hold, mutation } => (
-                "hold",
-                hold.id.to_string(),
-                mutation.as_ref().map(|m| m.id.to_string()),
-            ),
+    fn hold(&mut self, id: HoldId) -> Lookup<Option<Hold>> {
+        rows::load_hold_any(self.conn, id).map_err(gap)
+    }
+
+    fn mutation(&mut self, id: MutationId) -> Lookup<Option<Mutation>> {
+        rows::load_mutation_any(self.conn, id).map_err(gap)
+    }
+
+    fn mutation_taken(&mut self, id: MutationId) -> Lookup<bool> {
+        match self.taken {
+            Some(taken) => Ok(taken.contains(&id)),
+            None => self
+                .conn
+                .prepare_cached("SELECT EXISTS (SELECT 1 FROM mutations WHERE id = ?1)")
+                .and_then(|mut s| s.query_row([id.0.as_bytes()], |r| r.get(0)))
+                .map_err(gap_sql),
+        }
+    }
+
+    fn idempotency(&mut self, tenant: &TenantId, key: &IdempotencyKey) -> Lookup<Option<Recorded>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT fingerprint, result_kind, result_id, result_id2, wallet_status, \
+                 wallet_balance, wallet_held FROM idempotency_keys WHERE tenant = ?1 AND key = ?2",
+            )
+            .map_err(gap_sql)?;
+        let mut rows = stmt
+            .query(params![tenant.as_str(), key.as_str()])
+            .map_err(gap_sql)?;
+        let Some(row) = rows.next().map_err(gap_sql)? else {
+            return Ok(None);
         };
-        let wallet = match done {
-            Done::Wallet(w) => Some((w.status.as_str(), w.balance, w.held)),
-            _ => None,
+        let read = || -> Result<Recorded, Fail> {
+            let fingerprint: [u8; 32] = row.get(0)?;
+            let kind: String = row.get(1)?;
+            let id: String = row.get(2)?;
+            let id2: Option<String> = row.get(3)?;
+            let status: Option<String> = row.get(4)?;
+            let balance: Option<i64> = row.get(5)?;
+            let held: Option<i64> = row.get(6)?;
+            let wallet = match (&status, balance, held) {
+                (Some(status), Some(balance), Some(held)) => Some((status.as_str(), balance, held)),
+                _ => None,
+            };
+            let result = RecordedResult::from_columns(&kind, &id, id2.as_deref(), wallet)
+                .map_err(Fail::corrupt)?;
+            Ok(Recorded {
+                fingerprint: Fingerprint(fingerprint),
+                result,
+            })
         };
+        read().map(Some).map_err(gap)
+    }
+
+    fn account(&mut self, tenant: &TenantId, unit: &Unit, account: SystemAccount) -> Lookup<i64> {
+        if let Some(balance) = self
+            .cache
+            .accounts
+            .get(tenant)
+            .and_then(|t| t.get(unit))
+            .and_then(|slots| slots[account_index(account)])
+        {
+            return Ok(balance);
+        }
+        let balance: i64 = self
+            .conn
+            .prepare_cached(
+                "SELECT balance FROM system_accounts \
+                 WHERE tenant = ?1 AND unit_code = ?2 AND unit_scale = ?3 AND kind = ?4",
+            )
+            .and_then(|mut s| {
+                s.query_row(
+                    params![tenant.as_str(), unit.code(), unit.scale(), account.as_str()],
+                    |r| r.get(0),
+                )
+                .or_else(|e| match e {
+                    rusqlite::Error::QueryReturnedNoRows => Ok(0),
+                    e => Err(e),
+                })
+            })
+            .map_err(gap_sql)?;
+        let slots = self
+            .cache
+            .accounts
+            .entry(tenant.clone())
+            .or_default()
+            .entry(unit.clone())
+            .or_insert([None; 4]);
+        slots[account_index(account)] = Some(balance);
+        Ok(balance)
+    }
+
+    fn pending_holds(&mut self, tenant: &TenantId, wallet: &WalletId) -> Lookup<Vec<HoldId>> {
         self.conn
             .prepare_cached(
-                "INSERT INTO idempotency_keys (tenant, key, fingerprint, result_kind, result_id, \
-                 result_id2, wallet_status, wallet_balance, wallet_held, created_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            )?
-            .execute(params![
-                tenant.as_str(),
-                key.as_str(),
-                fingerprint.0,
-                kind,
-                id,
-                id2,
-                wallet.map(|w| w.0),
-                wallet.map(|w| w.1),
-                wallet.map(|w| w.2),
-                self.now.as_micros()
-            ])?;
-        Ok(())
-    }
-
-    /// Rebuilds the answer an idempotency key recorded, as it was first given.
-    fn reload(&mut self, tenant: &TenantId, stored: &StoredResult) -> Result<Done, Fail> {
-        let conn = self.conn;
-        let missing = || {
-            Fail::corrupt(format_args!(
-                "idempotency key points at a missing {} {}",
-                stored.kind, stored.id
-            ))
-        };
-        let uuid = |s: &str| {
-            Uuid::parse_str(s).map_err(|e| Fail::corrupt(format_args!("stored id {s:?}: {e}")))
-        };
-        let mutation =
-            |id: &str| load_mutation(conn, tenant, MutationId(uuid(id)?))?.ok_or_else(missing);
-        let second = || stored.id2.as_deref().ok_or_else(missing);
-        Ok(match stored.kind.as_str() {
-            "tenant" => {
-                let new = rows::tenant_id(&stored.id)?;
-                let name = rows::api_key_name(second()?)?;
-                let admin_key = load_api_key(conn, &new, &name)?.ok_or_else(missing)?;
-                Done::Tenant {
-                    tenant: new,
-                    admin_key,
-                }
-            }
-            "api_key" => {
-                let name = rows::api_key_name(&stored.id)?;
-                Done::ApiKey(load_api_key(conn, tenant, &name)?.ok_or_else(missing)?)
-            }
-            "customer" => {
-                let id = rows::customer_id(&stored.id)?;
-                Done::Customer(load_customer(conn, tenant, &id)?.ok_or_else(missing)?)
-            }
-            "wallet" => {
-                let id = rows::wallet_id(&stored.id)?;
-                let c = cached_wallet(conn, &mut self.cache.wallets, tenant, &id)?
-                    .ok_or_else(missing)?;
-                let (status, balance, held) = stored.wallet.as_ref().ok_or_else(missing)?;
-                let status = WalletStatus::parse(status).ok_or_else(|| {
-                    Fail::corrupt(format_args!("stored wallet status {status:?}"))
-                })?;
-                Done::Wallet(Wallet {
-                    status,
-                    balance: *balance,
-                    held: *held,
-                    ..c.wallet.clone()
-                })
-            }
-            "mutation" => Done::Mutation(mutation(&stored.id)?),
-            "transfer" => {
-                let debit = mutation(&stored.id)?;
-                let credit = mutation(second()?)?;
-                let id = debit.transfer.ok_or_else(missing)?;
-                Done::Transfer(Transfer { id, debit, credit })
-            }
-            "hold" => {
-                let mut hold =
-                    load_hold(conn, tenant, HoldId(uuid(&stored.id)?))?.ok_or_else(missing)?;
-                let mutation = stored.id2.as_deref().map(mutation).transpose()?;
-                // A commit or release answer shows the hold as it stays; a placement
-                // answer showed it pending, whatever became of it since.
-                if mutation.is_none() {
-                    hold.status = HoldStatus::Pending;
-                    hold.committed_amount = None;
-                    hold.settled_at = None;
-                }
-                Done::Hold { hold, mutation }
-            }
-            other => {
-                return Err(Fail::corrupt(format_args!(
-                    "idempotency result kind {other:?}"
-                )));
-            }
-        })
-    }
-
-    /// Releases expired holds, then expires wallets past their validity.
-    fn sweep(&mut self) -> Result<SweepReport, Fail> {
-        let conn = self.conn;
-        let now = self.now;
-        let mut report = SweepReport::default();
-        let limit = i64::try_from(SWEEP_BATCH_MAX).unwrap_or(i64::MAX);
-        let due_holds: Vec<(String, [u8; 16])> = conn
-            .prepare_cached(
-                "SELECT tenant, id FROM holds \
-                 WHERE status = 'pending' AND expires_at IS NOT NULL AND expires_at <= ?1 \
-                 ORDER BY expires_at LIMIT ?2",
-            )?
-            .query_map(params![now.as_micros(), limit], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?
-            .collect::<Result<_, _>>()?;
-        for (tenant, id) in due_holds {
-            let tenant = rows::tenant_id(&tenant)?;
-            let hold = load_hold(conn, &tenant, HoldId(Uuid::from_bytes(id)))?
-                .ok_or_else(|| Fail::corrupt("a due hold vanished"))?;
-            let reference = system_reference("hold expired");
-            match settle_loaded(
-                conn,
-                &mut self.cache.wallets,
-                &mut self.cache.accounts,
-                hold,
-                Settle::Expire,
-                MutationId(Uuid::now_v7()),
-                now,
-                reference,
-            ) {
-                Ok(_) => report.holds_expired += 1,
-                Err(Step::Failed(fail)) => return Err(fail),
-                Err(Step::Refused(refusal)) => {
-                    return Err(Fail::corrupt(format_args!(
-                        "expiring a due hold was refused: {}",
-                        refusal.code()
-                    )));
-                }
-            }
-        }
-        let due_wallets: Vec<(String, String)> = conn
-            .prepare_cached(
-                "SELECT tenant, id FROM wallets \
-                 WHERE valid_until IS NOT NULL AND status <> 'expired' AND valid_until <= ?1 \
-                 ORDER BY valid_until LIMIT ?2",
-            )?
-            .query_map(params![now.as_micros(), limit], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?
-            .collect::<Result<_, _>>()?;
-        for (tenant, id) in due_wallets {
-            let tenant = rows::tenant_id(&tenant)?;
-            let id = rows::wallet_id(&id)?;
-            if self.expire_wallet(&tenant, &id)? {
-                report.wallets_expired += 1;
-            }
-        }
-        Ok(report)
-    }
-
-    /// Expires one wallet: releases its pending holds, moves a positive balance to the
-    /// expiry account and marks it expired. Returns whether it did.
-    fn expire_wallet(&mut self, tenant: &TenantId, id: &WalletId) -> Result<bool, Fail> {
-        let conn = self.conn;
-        let now = self.now;
-        let c = cached_wallet(conn, &mut self.cache.wallets, tenant, id)?
-            .ok_or_else(|| Fail::corrupt("a due wallet vanished"))?;
-        let Some(expiry) = expire_wallet(&c.wallet, now) else {
-            return Ok(false);
-        };
-        let unit = c.wallet.unit.clone();
-        // Check the expiry account first, so that a refusal leaves the wallet untouched.
-        let account_after = match expiry.posting {
-            Some(posting) => {
-                let account = cached_account(
-                    conn,
-                    &mut self.cache.accounts,
-                    tenant,
-                    &unit,
-                    SystemAccount::Expiry,
-                )?;
-                match add_to_balance(account.balance, -posting.amount) {
-                    Ok(after) => Some(after),
-                    Err(refusal) => {
-                        tracing::error!(
-                            %tenant,
-                            wallet = %id,
-                            refusal = refusal.code(),
-                            "cannot expire the wallet: its expiry account is full"
-                        );
-                        return Ok(false);
-                    }
-                }
-            }
-            None => None,
-        };
-        let pending: Vec<[u8; 16]> = conn
-            .prepare_cached(
                 "SELECT id FROM holds WHERE tenant = ?1 AND wallet = ?2 AND status = 'pending'",
-            )?
-            .query_map(params![tenant.as_str(), id.as_str()], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        for hold_id in pending {
-            let hold = load_hold(conn, tenant, HoldId(Uuid::from_bytes(hold_id)))?
-                .ok_or_else(|| Fail::corrupt("a pending hold vanished"))?;
-            let reference = system_reference("wallet expired");
-            match settle_loaded(
-                conn,
-                &mut self.cache.wallets,
-                &mut self.cache.accounts,
-                hold,
-                Settle::Release,
-                MutationId(Uuid::now_v7()),
-                now,
-                reference,
-            ) {
-                Ok(_) => {}
-                Err(Step::Failed(fail)) => return Err(fail),
-                Err(Step::Refused(refusal)) => {
-                    return Err(Fail::corrupt(format_args!(
-                        "releasing a hold of an expiring wallet was refused: {}",
-                        refusal.code()
-                    )));
-                }
-            }
-        }
-        let c = cached_wallet(conn, &mut self.cache.wallets, tenant, id)?
-            .ok_or_else(|| Fail::corrupt("an expiring wallet left the cache"))?;
-        if let (Some(posting), Some(account_after)) = (expiry.posting, account_after) {
-            let mutation = Mutation {
-                tenant: tenant.clone(),
-                id: MutationId(Uuid::now_v7()),
-                wallet: id.clone(),
-                customer: c.wallet.customer.clone(),
-                unit: unit.clone(),
-                kind: MutationKind::Expiry,
-                amount: posting.amount,
-                balance_after: posting.balance_after,
-                reference: system_reference("wallet expired"),
-                hold: None,
-                transfer: None,
-                counter_wallet: None,
-                occurred_at: now,
-                recorded_at: now,
-            };
-            if !insert_mutation(conn, &mutation)? {
-                return Err(Fail::corrupt("a fresh expiry mutation id was taken"));
-            }
-            c.wallet.balance = posting.balance_after;
-            c.amounts_dirty = true;
-            let account = cached_account(
-                conn,
-                &mut self.cache.accounts,
-                tenant,
-                &unit,
-                SystemAccount::Expiry,
-            )?;
-            account.balance = account_after;
-            account.dirty = true;
-        }
-        c.wallet.status = WalletStatus::Expired;
-        c.status_dirty = true;
-        Ok(true)
-    }
-}
-
-#[derive(Clone, Copy)]
-struct TransferIds {
-    transfer: TransferId,
-    debit: MutationId,
-    credit: MutationId,
-}
-
-/// How a pending hold ends.
-#[derive(Clone, Copy)]
-enum Settle {
-    /// Commit this much (all of it when `None`), release the rest.
-    Commit(Option<Amount>),
-    /// Release it on request (or because its wallet expired).
-    Release,
-    /// Release it because its time ran out.
-    Expire,
-}
-
-/// Settles a loaded hold: asks the rules, posts the mutation, updates the hold row and
-/// the cached wallet and account. Nothing is written when a rule refuses.
-#[allow(clippy::too_many_arguments)]
-fn settle_loaded(
-    conn: &Connection,
-    wallets: &mut WalletRows,
-    accounts: &mut AccountRows,
-    mut hold: Hold,
-    settle: Settle,
-    mutation_id: MutationId,
-    now: Timestamp,
-    reference: Reference,
-) -> Result<(Hold, Mutation), Step> {
-    let tenant = hold.tenant.clone();
-    let c = cached_wallet(conn, wallets, &tenant, &hold.wallet)?
-        .ok_or_else(|| Fail::corrupt(format_args!("hold {} has no wallet", hold.id)))?;
-    // The rules assert this; on corrupt data the store reports it instead.
-    if hold.status == HoldStatus::Pending && c.wallet.held < hold.amount {
-        return Err(Fail::corrupt(format_args!(
-            "wallet {} holds {} but its pending hold {} is {}",
-            c.wallet.id, c.wallet.held, hold.id, hold.amount
-        ))
-        .into());
-    }
-    let (kind, amount, balance_after, held_after, status, committed) = match settle {
-        Settle::Commit(amount) => {
-            let plan = commit_hold(&c.wallet, &hold, amount, now)?;
-            (
-                MutationKind::HoldCommit,
-                plan.posting.amount,
-                plan.posting.balance_after,
-                plan.held_after,
-                HoldStatus::Committed,
-                Some(plan.committed),
             )
-        }
-        Settle::Release | Settle::Expire => {
-            let held_after = release_hold(&c.wallet, &hold)?;
-            let status = match settle {
-                Settle::Expire => HoldStatus::Expired,
-                _ => HoldStatus::Released,
-            };
-            let kind = MutationKind::HoldRelease;
-            (kind, 0, c.wallet.balance, held_after, status, None)
-        }
-    };
-    let account = match amount {
-        0 => None,
-        _ => {
-            let account = cached_account(
-                conn,
-                accounts,
-                &tenant,
-                &c.wallet.unit,
-                counter_account(kind)?,
-            )?;
-            let after = add_to_balance(account.balance, -amount)?;
-            Some((account, after))
-        }
-    };
-    let mutation = Mutation {
-        tenant: tenant.clone(),
-        id: mutation_id,
-        wallet: c.wallet.id.clone(),
-        customer: c.wallet.customer.clone(),
-        unit: c.wallet.unit.clone(),
-        kind,
-        amount,
-        balance_after,
-        reference,
-        hold: Some(hold.id),
-        transfer: None,
-        counter_wallet: None,
-        occurred_at: now,
-        recorded_at: now,
-    };
-    if !insert_mutation(conn, &mutation)? {
-        return Err(Refusal::MutationExists.into());
+            .and_then(|mut s| {
+                s.query_map(params![tenant.as_str(), wallet.as_str()], |r| {
+                    r.get::<_, [u8; 16]>(0)
+                })?
+                .map(|id| id.map(|id| HoldId(Uuid::from_bytes(id))))
+                .collect()
+            })
+            .map_err(gap_sql)
     }
-    hold.status = status;
-    hold.committed_amount = committed;
-    hold.settled_at = Some(now);
+
+    fn may_miss(&self) -> bool {
+        false
+    }
+}
+
+/// Writes what a batch or sweep changed, in the order of [`Changes`]' fields.
+/// `before` holds the wallets as the batch read them (every wallet it read went
+/// through the cache), so that a status is written only when it changed: the status
+/// decides whether a wallet is in the index of wallets due to expire.
+fn write(conn: &Connection, changes: &Changes, before: &Cache) -> Result<(), WriteFail> {
+    for tenant in &changes.tenants {
+        insert_tenant(conn, tenant)?;
+    }
+    for customer in &changes.customers {
+        insert_customer(conn, customer)?;
+    }
+    for key in &changes.api_keys {
+        insert_api_key(conn, key)?;
+    }
+    for wallet in &changes.wallets_new {
+        insert_wallet(conn, wallet)?;
+    }
+    for wallet in &changes.wallets_changed {
+        conn.prepare_cached(
+            "UPDATE wallets SET balance = ?3, held = ?4 WHERE tenant = ?1 AND id = ?2",
+        )?
+        .execute(params![
+            wallet.tenant.as_str(),
+            wallet.id.as_str(),
+            wallet.balance,
+            wallet.held
+        ])?;
+        let status_before = before
+            .wallets
+            .get(&wallet.tenant)
+            .and_then(|t| t.get(&wallet.id))
+            .map(|w| w.status);
+        if status_before != Some(wallet.status) {
+            conn.prepare_cached("UPDATE wallets SET status = ?3 WHERE tenant = ?1 AND id = ?2")?
+                .execute(params![
+                    wallet.tenant.as_str(),
+                    wallet.id.as_str(),
+                    wallet.status.as_str()
+                ])?;
+        }
+    }
+    for hold in &changes.holds_new {
+        insert_hold(conn, hold)?;
+    }
+    for hold in &changes.holds_changed {
+        conn.prepare_cached(
+            "UPDATE holds SET status = ?3, committed_amount = ?4, settled_at = ?5 \
+             WHERE id = ?2 AND tenant = ?1",
+        )?
+        .execute(params![
+            hold.tenant.as_str(),
+            hold.id.0.as_bytes(),
+            hold.status.as_str(),
+            hold.committed_amount,
+            hold.settled_at.map(Timestamp::as_micros)
+        ])?;
+    }
+    for mutation in &changes.mutations {
+        if !insert_mutation(conn, mutation)? {
+            return Err(WriteFail::Taken(mutation.id));
+        }
+    }
+    for key in &changes.keys {
+        insert_key(conn, key)?;
+    }
+    for change in &changes.accounts {
+        conn.prepare_cached(
+            "INSERT INTO system_accounts (tenant, unit_code, unit_scale, kind, balance) \
+             VALUES (?1, ?2, ?3, ?4, ?5) \
+             ON CONFLICT (tenant, unit_code, unit_scale, kind) \
+             DO UPDATE SET balance = excluded.balance",
+        )?
+        .execute(params![
+            change.tenant.as_str(),
+            change.unit.code(),
+            change.unit.scale(),
+            change.account.as_str(),
+            change.balance
+        ])?;
+    }
+    Ok(())
+}
+
+fn insert_tenant(conn: &Connection, t: &NewTenant) -> Result<(), Fail> {
     conn.prepare_cached(
-        "UPDATE holds SET status = ?3, committed_amount = ?4, settled_at = ?5 \
-         WHERE id = ?2 AND tenant = ?1",
+        "INSERT INTO tenants (id, name, operator, created_at) VALUES (?1, ?2, ?3, ?4)",
     )?
     .execute(params![
-        tenant.as_str(),
-        hold.id.0.as_bytes(),
-        hold.status.as_str(),
-        hold.committed_amount,
-        now.as_micros()
+        t.id.as_str(),
+        t.name,
+        t.operator,
+        t.created_at.as_micros()
     ])?;
-    if let Some((account, after)) = account {
-        account.balance = after;
-        account.dirty = true;
-    }
-    c.wallet.balance = balance_after;
-    c.wallet.held = held_after;
-    c.amounts_dirty = true;
-    Ok((hold, mutation))
+    Ok(())
 }
 
-/// A request the edge should never have built: answered [`Refusal::Internal`] (it is a
-/// bug, not a business outcome) and logged, instead of tripping a rule's assertion.
-fn caller_bug(tenant: &TenantId, what: &str) -> Step {
-    tracing::error!(%tenant, "refusing a malformed request: {what}");
-    Step::Refused(Refusal::Internal)
+fn insert_api_key(conn: &Connection, key: &ApiKey) -> Result<(), Fail> {
+    conn.prepare_cached(
+        "INSERT INTO api_keys (tenant, name, secret_sha256, scope_read, scope_write, \
+         scope_admin, customer, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![
+        key.tenant.as_str(),
+        key.name.as_str(),
+        key.secret_sha256,
+        key.scopes.read,
+        key.scopes.write,
+        key.scopes.admin,
+        key.customer.as_ref().map(CustomerId::as_str),
+        key.created_at.as_micros()
+    ])?;
+    Ok(())
 }
 
-fn counter_account(kind: MutationKind) -> Result<SystemAccount, Fail> {
-    kind.counter_account()
-        .ok_or_else(|| Fail::corrupt(format_args!("{} has no system account", kind.as_str())))
+fn insert_customer(conn: &Connection, c: &Customer) -> Result<(), Fail> {
+    conn.prepare_cached(
+        "INSERT INTO customers (tenant, id, name, created_at) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![
+        c.tenant.as_str(),
+        c.id.as_str(),
+        c.name,
+        c.created_at.as_micros()
+    ])?;
+    Ok(())
 }
 
-fn system_reference(text: &str) -> Reference {
-    Reference {
-        kind: "system".to_owned(),
-        text: text.to_owned(),
-        link: String::new(),
-    }
-}
-
-/// Whether a restricted caller may see what an idempotency key recorded.
-fn visible(done: &Done, only: Option<&CustomerId>) -> bool {
-    let Some(only) = only else {
-        return true;
+fn insert_wallet(conn: &Connection, w: &Wallet) -> Result<(), Fail> {
+    let floor = match w.floor {
+        prepaid_ledger::Floor::Limit(v) => Some(v),
+        prepaid_ledger::Floor::Unlimited => None,
     };
-    match done {
-        Done::Tenant { .. } | Done::ApiKey(_) => false,
-        Done::Customer(c) => c.id == *only,
-        Done::Wallet(w) => w.customer == *only,
-        Done::Mutation(m) => m.customer == *only,
-        Done::Transfer(t) => t.debit.customer == *only && t.credit.customer == *only,
-        Done::Hold { hold, .. } => hold.customer == *only,
-    }
-}
-
-fn api_key(tenant: &TenantId, key: &NewApiKey, now: Timestamp) -> ApiKey {
-    ApiKey {
-        tenant: tenant.clone(),
-        name: key.name.clone(),
-        secret_sha256: key.secret_sha256,
-        scopes: key.scopes,
-        customer: key.customer.clone(),
-        created_at: now,
-    }
-}
-
-fn insert_tenant(
-    conn: &Connection,
-    id: &TenantId,
-    name: &str,
-    operator: bool,
-    now: Timestamp,
-) -> Result<bool, Fail> {
-    let n = conn
-        .prepare_cached(
-            "INSERT INTO tenants (id, name, operator, created_at) VALUES (?1, ?2, ?3, ?4) \
-             ON CONFLICT (id) DO NOTHING",
-        )?
-        .execute(params![id.as_str(), name, operator, now.as_micros()])?;
-    Ok(n == 1)
-}
-
-fn secret_taken(conn: &Connection, secret_sha256: &[u8; 32]) -> Result<bool, Fail> {
-    Ok(conn
-        .prepare_cached("SELECT EXISTS (SELECT 1 FROM api_keys WHERE secret_sha256 = ?1)")?
-        .query_row([secret_sha256], |r| r.get(0))?)
-}
-
-/// Inserts a key; `false` when its name (in the tenant) or its secret (anywhere) is
-/// taken.
-fn insert_api_key(
-    conn: &Connection,
-    tenant: &TenantId,
-    key: &NewApiKey,
-    now: Timestamp,
-) -> Result<bool, Fail> {
-    let n = conn
-        .prepare_cached(
-            "INSERT INTO api_keys (tenant, name, secret_sha256, scope_read, scope_write, \
-             scope_admin, customer, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
-             ON CONFLICT DO NOTHING",
-        )?
-        .execute(params![
-            tenant.as_str(),
-            key.name.as_str(),
-            key.secret_sha256,
-            key.scopes.read,
-            key.scopes.write,
-            key.scopes.admin,
-            key.customer.as_ref().map(CustomerId::as_str),
-            now.as_micros()
-        ])?;
-    Ok(n == 1)
-}
-
-fn insert_customer(conn: &Connection, c: &Customer) -> Result<bool, Fail> {
-    let n = conn
-        .prepare_cached(
-            "INSERT INTO customers (tenant, id, name, created_at) VALUES (?1, ?2, ?3, ?4) \
-             ON CONFLICT (tenant, id) DO NOTHING",
-        )?
-        .execute(params![
-            c.tenant.as_str(),
-            c.id.as_str(),
-            c.name,
-            c.created_at.as_micros()
-        ])?;
-    Ok(n == 1)
-}
-
-fn mutation_taken(conn: &Connection, id: MutationId) -> Result<bool, Fail> {
-    Ok(conn
-        .prepare_cached("SELECT EXISTS (SELECT 1 FROM mutations WHERE id = ?1)")?
-        .query_row([id.0.as_bytes()], |r| r.get(0))?)
+    conn.prepare_cached(
+        "INSERT INTO wallets (tenant, id, customer, unit_code, unit_scale, name, product, \
+         status, floor, valid_from, valid_until, balance, held, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    )?
+    .execute(params![
+        w.tenant.as_str(),
+        w.id.as_str(),
+        w.customer.as_str(),
+        w.unit.code(),
+        w.unit.scale(),
+        w.name,
+        w.product,
+        w.status.as_str(),
+        floor,
+        w.valid_from.map(Timestamp::as_micros),
+        w.valid_until.map(Timestamp::as_micros),
+        w.balance,
+        w.held,
+        w.created_at.as_micros(),
+    ])?;
+    Ok(())
 }
 
 /// Inserts a mutation; `false` when its id is taken.
@@ -1506,10 +782,10 @@ fn insert_mutation(conn: &Connection, m: &Mutation) -> Result<bool, Fail> {
     let n = conn
         .prepare_cached(
             "INSERT INTO mutations (id, tenant, wallet, customer, unit_code, unit_scale, kind, \
-             amount, balance_after, reference_kind, reference_text, reference_link, hold, \
-             transfer, counter_wallet, occurred_at, recorded_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17) \
-             ON CONFLICT (id) DO NOTHING",
+         amount, balance_after, reference_kind, reference_text, reference_link, hold, \
+         transfer, counter_wallet, occurred_at, recorded_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17) \
+         ON CONFLICT (id) DO NOTHING",
         )?
         .execute(params![
             m.id.0.as_bytes(),
@@ -1533,42 +809,61 @@ fn insert_mutation(conn: &Connection, m: &Mutation) -> Result<bool, Fail> {
     Ok(n == 1)
 }
 
-/// Inserts a hold; `false` when its id is taken.
-fn insert_hold(conn: &Connection, h: &Hold) -> Result<bool, Fail> {
-    let n = conn
-        .prepare_cached(
-            "INSERT INTO holds (tenant, id, wallet, customer, amount, committed_amount, status, \
-             reference_kind, reference_text, reference_link, expires_at, created_at, settled_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
-             ON CONFLICT (id) DO NOTHING",
-        )?
-        .execute(params![
-            h.tenant.as_str(),
-            h.id.0.as_bytes(),
-            h.wallet.as_str(),
-            h.customer.as_str(),
-            h.amount,
-            h.committed_amount,
-            h.status.as_str(),
-            h.reference.kind,
-            h.reference.text,
-            h.reference.link,
-            h.expires_at.map(Timestamp::as_micros),
-            h.created_at.as_micros(),
-            h.settled_at.map(Timestamp::as_micros)
-        ])?;
-    Ok(n == 1)
+fn insert_hold(conn: &Connection, h: &Hold) -> Result<(), Fail> {
+    conn.prepare_cached(
+        "INSERT INTO holds (tenant, id, wallet, customer, amount, committed_amount, status, \
+         reference_kind, reference_text, reference_link, expires_at, created_at, settled_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    )?
+    .execute(params![
+        h.tenant.as_str(),
+        h.id.0.as_bytes(),
+        h.wallet.as_str(),
+        h.customer.as_str(),
+        h.amount,
+        h.committed_amount,
+        h.status.as_str(),
+        h.reference.kind,
+        h.reference.text,
+        h.reference.link,
+        h.expires_at.map(Timestamp::as_micros),
+        h.created_at.as_micros(),
+        h.settled_at.map(Timestamp::as_micros)
+    ])?;
+    Ok(())
+}
+
+fn insert_key(conn: &Connection, k: &KeyRecord) -> Result<(), Fail> {
+    let columns = k.recorded.result.to_columns();
+    conn.prepare_cached(
+        "INSERT INTO idempotency_keys (tenant, key, fingerprint, result_kind, result_id, \
+         result_id2, wallet_status, wallet_balance, wallet_held, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        k.tenant.as_str(),
+        k.key.as_str(),
+        k.recorded.fingerprint.0,
+        columns.kind,
+        columns.id,
+        columns.id2,
+        columns.wallet.map(|w| w.0),
+        columns.wallet.map(|w| w.1),
+        columns.wallet.map(|w| w.2),
+        k.created_at.as_micros()
+    ])?;
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use prepaid_ledger::Floor;
+    use prepaid_ledger::{Floor, NewWallet};
 
     fn cache_with(wallets: usize) -> Cache {
         let tenant = TenantId::parse("t").unwrap();
         let mut cache = Cache::default();
-        let rows = cache.wallets.rows.entry(tenant.clone()).or_default();
+        let rows = cache.wallets.entry(tenant.clone()).or_default();
         for i in 0..wallets {
             let id = WalletId::parse(&format!("w{i}")).unwrap();
             let new = NewWallet {
@@ -1581,22 +876,16 @@ mod tests {
                 valid_from: None,
                 valid_until: None,
             };
-            let wallet = Wallet::open(tenant.clone(), new, Timestamp::from_micros(0));
             rows.insert(
                 id,
-                CachedWallet {
-                    wallet,
-                    touched: false,
-                    amounts_dirty: false,
-                    status_dirty: false,
-                },
+                Wallet::open(tenant.clone(), new, Timestamp::from_micros(0)),
             );
         }
         cache
     }
 
     fn cached(cache: &Cache) -> usize {
-        cache.wallets.rows.values().map(HashMap::len).sum()
+        cache.wallets.values().map(HashMap::len).sum()
     }
 
     #[test]

@@ -257,3 +257,41 @@ async fn the_audit_finds_rows_changed_behind_the_ledger() {
         ]
     );
 }
+
+/// Mutation ids are taken to be free without a look; a batch that reuses a stored one
+/// runs again knowing it is taken, and only that request is refused.
+#[tokio::test]
+async fn a_taken_mutation_id_refuses_only_its_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with(dir.path(), &["w"]).await;
+    let first = post("w", MutationKind::TopUp, 100);
+    let outcomes = store.apply(vec![first.clone()], NOW).await.unwrap();
+    assert_eq!(balance_after(&outcomes[0]), 100);
+    let Command::Post { id: taken, .. } = first.command else {
+        unreachable!("a post")
+    };
+    let again = request(Command::Post {
+        id: taken,
+        wallet: WalletId::parse("w").unwrap(),
+        kind: MutationKind::Debit,
+        amount: Amount::new(10).unwrap(),
+        reference: Reference::default(),
+        occurred_at: None,
+    });
+    let batch = vec![
+        post("w", MutationKind::Debit, 30),
+        again,
+        post("w", MutationKind::Debit, 20),
+    ];
+    let outcomes = store.apply(batch, NOW).await.unwrap();
+    assert_eq!(balance_after(&outcomes[0]), 70);
+    assert_eq!(outcomes[1], Outcome::Refused(Refusal::MutationExists));
+    assert_eq!(balance_after(&outcomes[2]), 50);
+    let w = store
+        .wallet(&tenant(), &WalletId::parse("w").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(w.balance, 50);
+    assert_eq!(store.check_invariants().await.unwrap(), []);
+}

@@ -42,10 +42,18 @@ pub trait Backend: Send + Sync + 'static {
 }
 
 /// Expands to one `#[tokio::test]` per conformance case. Takes an async expression
-/// that evaluates to a value implementing [`conformance::Backend`](crate::conformance::Backend).
+/// that evaluates to a value implementing [`conformance::Backend`](crate::conformance::Backend),
+/// or, after the word `optional`, to an `Option` of one: on `None` (a database that is
+/// not there, say, which the expression has reported) the case ends at once.
 #[macro_export]
 macro_rules! conformance_tests {
+    (optional $backend:expr) => {
+        $crate::conformance_tests!(@cases ($backend) @list);
+    };
     ($backend:expr) => {
+        $crate::conformance_tests!(@cases (async { ::std::option::Option::Some($backend.await) }) @list);
+    };
+    (@cases ($backend:expr) @list) => {
         $crate::conformance_tests!(@cases ($backend)
             bootstrap_once_only
             tenants_and_api_keys
@@ -75,7 +83,9 @@ macro_rules! conformance_tests {
         $(
             #[::tokio::test]
             async fn $case() {
-                let backend = $backend.await;
+                let ::std::option::Option::Some(backend) = $backend.await else {
+                    return;
+                };
                 let mut env = $crate::conformance::Env::new(::std::boxed::Box::new(backend)).await;
                 $crate::conformance::$case(&mut env).await;
                 env.finish().await;

@@ -13,6 +13,9 @@
 mod clock;
 pub mod conformance;
 mod engine;
+pub mod exec;
+#[cfg(feature = "model")]
+pub mod model;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{Engine, EngineConfig, EngineError};
@@ -83,13 +86,31 @@ pub const SWEEP_BATCH_MAX: usize = 1000;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Breach {
     /// A wallet's balance differs from the sum of its mutations.
-    BalanceNotSum { tenant: TenantId, wallet: WalletId, balance: i64, sum: i64 },
+    BalanceNotSum {
+        tenant: TenantId,
+        wallet: WalletId,
+        balance: i64,
+        sum: i64,
+    },
     /// A wallet's `held` differs from the sum of its pending holds.
-    HeldNotSum { tenant: TenantId, wallet: WalletId, held: i64, sum: i64 },
+    HeldNotSum {
+        tenant: TenantId,
+        wallet: WalletId,
+        held: i64,
+        sum: i64,
+    },
     /// The accounts of one unit do not sum to zero.
-    UnitNotZero { tenant: TenantId, unit: Unit, sum: i64 },
+    UnitNotZero {
+        tenant: TenantId,
+        unit: Unit,
+        sum: i64,
+    },
     /// A wallet with a floor is below it.
-    BelowFloor { tenant: TenantId, wallet: WalletId, available: i64 },
+    BelowFloor {
+        tenant: TenantId,
+        wallet: WalletId,
+        available: i64,
+    },
 }
 
 /// A storage backend. Implementations are cheap to share (`Arc<dyn Store>`).
@@ -103,7 +124,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// On an empty store, creates `tenant` (the operator tenant) with `admin` as its
     /// admin key and returns `true`; otherwise changes nothing and returns `false`.
-    async fn bootstrap(&self, tenant: &TenantId, admin: NewApiKey, now: Timestamp) -> Result<bool, StoreError>;
+    async fn bootstrap(
+        &self,
+        tenant: &TenantId,
+        admin: NewApiKey,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
 
     /// Releases expired holds and expires wallets past their validity, at most
     /// [`SWEEP_BATCH_MAX`] of each, in one durable transaction.
@@ -112,7 +138,11 @@ pub trait Store: Send + Sync + 'static {
     /// The key whose secret hashes to `secret_sha256`, of any tenant.
     async fn api_key_by_hash(&self, secret_sha256: [u8; 32]) -> Result<Option<ApiKey>, StoreError>;
 
-    async fn customer(&self, tenant: &TenantId, id: &CustomerId) -> Result<Option<Customer>, StoreError>;
+    async fn customer(
+        &self,
+        tenant: &TenantId,
+        id: &CustomerId,
+    ) -> Result<Option<Customer>, StoreError>;
     /// Customers ordered by id, after `after`.
     async fn customers(
         &self,
@@ -122,10 +152,22 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Page<Customer, CustomerId>, StoreError>;
 
     async fn wallet(&self, tenant: &TenantId, id: &WalletId) -> Result<Option<Wallet>, StoreError>;
-    async fn wallets(&self, tenant: &TenantId, query: &WalletQuery) -> Result<Page<Wallet, WalletId>, StoreError>;
+    async fn wallets(
+        &self,
+        tenant: &TenantId,
+        query: &WalletQuery,
+    ) -> Result<Page<Wallet, WalletId>, StoreError>;
 
-    async fn mutation(&self, tenant: &TenantId, id: MutationId) -> Result<Option<Mutation>, StoreError>;
-    async fn mutations(&self, tenant: &TenantId, query: &MutationQuery) -> Result<Page<Mutation, i64>, StoreError>;
+    async fn mutation(
+        &self,
+        tenant: &TenantId,
+        id: MutationId,
+    ) -> Result<Option<Mutation>, StoreError>;
+    async fn mutations(
+        &self,
+        tenant: &TenantId,
+        query: &MutationQuery,
+    ) -> Result<Page<Mutation, i64>, StoreError>;
 
     async fn hold(&self, tenant: &TenantId, id: HoldId) -> Result<Option<Hold>, StoreError>;
 

@@ -1,0 +1,330 @@
+//! The read path: single rows, lists and the invariant audit.
+
+use crate::error::Fail;
+use crate::rows::{
+    self, API_KEY_COLUMNS, CUSTOMER_COLUMNS, HOLD_COLUMNS, MUTATION_COLUMNS, WALLET_COLUMNS, get,
+};
+use deadpool_postgres::{Client, GenericClient};
+use prepaid_ledger::{
+    ApiKey, Customer, CustomerId, Hold, HoldId, Mutation, MutationId, TenantId, Wallet, WalletId,
+};
+use prepaid_store::{Breach, MutationQuery, PAGE_SIZE_MAX, Page, WalletQuery};
+use std::collections::BTreeMap;
+use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
+
+async fn query(
+    client: &Client,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Vec<Row>, Fail> {
+    let statement = client.prepare_cached(sql).await?;
+    Ok(client.query(&statement, params).await?)
+}
+
+async fn one<T>(
+    client: &Client,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+    decode: impl FnOnce(&Row) -> Result<T, Fail>,
+) -> Result<Option<T>, Fail> {
+    query(client, sql, params)
+        .await?
+        .first()
+        .map(decode)
+        .transpose()
+}
+
+/// The number of rows to fetch for a page: the clamped limit plus one, which tells
+/// whether another page follows. A limit of zero is taken as one, so that paging
+/// always moves forward.
+fn fetch_count(limit: usize) -> (usize, i64) {
+    let limit = limit.clamp(1, PAGE_SIZE_MAX);
+    (limit, i64::try_from(limit + 1).unwrap_or(i64::MAX))
+}
+
+fn page<T, C>(
+    rows: &[Row],
+    limit: usize,
+    decode: impl Fn(&Row) -> Result<T, Fail>,
+    cursor: impl Fn(&T) -> C,
+) -> Result<Page<T, C>, Fail> {
+    let mut items = rows
+        .iter()
+        .take(limit)
+        .map(decode)
+        .collect::<Result<Vec<_>, _>>()?;
+    let next = (rows.len() > limit)
+        .then(|| items.last().map(&cursor))
+        .flatten();
+    items.shrink_to_fit();
+    Ok(Page { items, next })
+}
+
+pub(crate) async fn api_key_by_hash(
+    client: &Client,
+    secret_sha256: &[u8; 32],
+) -> Result<Option<ApiKey>, Fail> {
+    let sql = format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE secret_sha256 = $1");
+    one(client, &sql, &[&secret_sha256.as_slice()], rows::api_key).await
+}
+
+pub(crate) async fn customer(
+    client: &Client,
+    tenant: &TenantId,
+    id: &CustomerId,
+) -> Result<Option<Customer>, Fail> {
+    let sql = format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE tenant = $1 AND id = $2");
+    one(
+        client,
+        &sql,
+        &[&tenant.as_str(), &id.as_str()],
+        rows::customer,
+    )
+    .await
+}
+
+pub(crate) async fn customers(
+    client: &Client,
+    tenant: &TenantId,
+    after: Option<&CustomerId>,
+    limit: usize,
+) -> Result<Page<Customer, CustomerId>, Fail> {
+    let (limit, fetch) = fetch_count(limit);
+    let sql = format!(
+        "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE tenant = $1 AND id > $2 \
+         ORDER BY id LIMIT $3"
+    );
+    let after = after.map_or("", CustomerId::as_str);
+    let rows = query(client, &sql, &[&tenant.as_str(), &after, &fetch]).await?;
+    page(&rows, limit, rows::customer, |c| c.id.clone())
+}
+
+pub(crate) async fn wallet(
+    client: &Client,
+    tenant: &TenantId,
+    id: &WalletId,
+) -> Result<Option<Wallet>, Fail> {
+    let sql = format!("SELECT {WALLET_COLUMNS} FROM wallets WHERE tenant = $1 AND id = $2");
+    one(
+        client,
+        &sql,
+        &[&tenant.as_str(), &id.as_str()],
+        rows::wallet,
+    )
+    .await
+}
+
+pub(crate) async fn wallets(
+    client: &Client,
+    tenant: &TenantId,
+    query_: &WalletQuery,
+) -> Result<Page<Wallet, WalletId>, Fail> {
+    let (limit, fetch) = fetch_count(query_.limit);
+    let after = query_.after.as_ref().map_or("", WalletId::as_str);
+    let rows = match &query_.customer {
+        Some(customer) => {
+            let sql = format!(
+                "SELECT {WALLET_COLUMNS} FROM wallets WHERE tenant = $1 AND customer = $2 \
+                 AND id > $3 ORDER BY id LIMIT $4"
+            );
+            let params: [&(dyn ToSql + Sync); 4] =
+                [&tenant.as_str(), &customer.as_str(), &after, &fetch];
+            query(client, &sql, &params).await?
+        }
+        None => {
+            let sql = format!(
+                "SELECT {WALLET_COLUMNS} FROM wallets WHERE tenant = $1 AND id > $2 \
+                 ORDER BY id LIMIT $3"
+            );
+            query(client, &sql, &[&tenant.as_str(), &after, &fetch]).await?
+        }
+    };
+    page(&rows, limit, rows::wallet, |w| w.id.clone())
+}
+
+pub(crate) async fn mutation(
+    client: &Client,
+    tenant: &TenantId,
+    id: MutationId,
+) -> Result<Option<Mutation>, Fail> {
+    let sql = format!("SELECT {MUTATION_COLUMNS} FROM mutations WHERE id = $1 AND tenant = $2");
+    one(client, &sql, &[&id.0, &tenant.as_str()], |r| {
+        rows::mutation(r).map(|(_, m)| m)
+    })
+    .await
+}
+
+pub(crate) async fn mutations(
+    client: &Client,
+    tenant: &TenantId,
+    q: &MutationQuery,
+) -> Result<Page<Mutation, i64>, Fail> {
+    let (limit, fetch) = fetch_count(q.limit);
+    let after = q.after.unwrap_or(0);
+    let t = tenant.as_str();
+    let rows = match (&q.wallet, &q.customer) {
+        (Some(wallet), Some(customer)) => {
+            let sql = format!(
+                "SELECT {MUTATION_COLUMNS} FROM mutations WHERE tenant = $1 AND wallet = $2 \
+                 AND customer = $3 AND seq > $4 ORDER BY seq LIMIT $5"
+            );
+            let params: [&(dyn ToSql + Sync); 5] =
+                [&t, &wallet.as_str(), &customer.as_str(), &after, &fetch];
+            query(client, &sql, &params).await?
+        }
+        (Some(wallet), None) => {
+            let sql = format!(
+                "SELECT {MUTATION_COLUMNS} FROM mutations WHERE tenant = $1 AND wallet = $2 \
+                 AND seq > $3 ORDER BY seq LIMIT $4"
+            );
+            query(client, &sql, &[&t, &wallet.as_str(), &after, &fetch]).await?
+        }
+        (None, Some(customer)) => {
+            let sql = format!(
+                "SELECT {MUTATION_COLUMNS} FROM mutations WHERE tenant = $1 AND customer = $2 \
+                 AND seq > $3 ORDER BY seq LIMIT $4"
+            );
+            query(client, &sql, &[&t, &customer.as_str(), &after, &fetch]).await?
+        }
+        (None, None) => {
+            let sql = format!(
+                "SELECT {MUTATION_COLUMNS} FROM mutations WHERE tenant = $1 AND seq > $2 \
+                 ORDER BY seq LIMIT $3"
+            );
+            query(client, &sql, &[&t, &after, &fetch]).await?
+        }
+    };
+    let page = page(&rows, limit, rows::mutation, |(seq, _)| *seq)?;
+    Ok(Page {
+        items: page.items.into_iter().map(|(_, m)| m).collect(),
+        next: page.next,
+    })
+}
+
+pub(crate) async fn hold(
+    client: &Client,
+    tenant: &TenantId,
+    id: HoldId,
+) -> Result<Option<Hold>, Fail> {
+    let sql = format!("SELECT {HOLD_COLUMNS} FROM holds WHERE id = $1 AND tenant = $2");
+    one(client, &sql, &[&id.0, &tenant.as_str()], rows::hold).await
+}
+
+fn saturate(v: i128) -> i64 {
+    i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX })
+}
+
+/// Audits every invariant on one snapshot of the database.
+pub(crate) async fn check_invariants(client: &mut Client) -> Result<Vec<Breach>, Fail> {
+    let tx = client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await?;
+    let mut breaches = Vec::new();
+    let rows = tx
+        .query(
+            "SELECT w.tenant, w.id, w.balance, w.held, w.floor, \
+             (SELECT COALESCE(SUM(m.amount), 0)::int8 FROM mutations m \
+              WHERE m.tenant = w.tenant AND m.wallet = w.id), \
+             (SELECT COALESCE(SUM(h.amount), 0)::int8 FROM holds h \
+              WHERE h.tenant = w.tenant AND h.wallet = w.id AND h.status = 'pending'), \
+             EXISTS (SELECT 1 FROM mutations m WHERE m.tenant = w.tenant AND m.wallet = w.id \
+              AND m.kind = 'adjustment' AND m.amount < 0) \
+             FROM wallets w ORDER BY w.tenant, w.id",
+            &[],
+        )
+        .await?;
+    for row in &rows {
+        let tenant = rows::tenant_id(get(row, 0)?)?;
+        let wallet = rows::wallet_id(get(row, 1)?)?;
+        let balance: i64 = get(row, 2)?;
+        let held: i64 = get(row, 3)?;
+        let floor: Option<i64> = get(row, 4)?;
+        let sum: i64 = get(row, 5)?;
+        let held_sum: i64 = get(row, 6)?;
+        let corrected_down: bool = get(row, 7)?;
+        if balance != sum {
+            breaches.push(Breach::BalanceNotSum {
+                tenant: tenant.clone(),
+                wallet: wallet.clone(),
+                balance,
+                sum,
+            });
+        }
+        if held != held_sum {
+            breaches.push(Breach::HeldNotSum {
+                tenant: tenant.clone(),
+                wallet: wallet.clone(),
+                held,
+                sum: held_sum,
+            });
+        }
+        // Only a downward correction may take a wallet below its floor: debits, holds
+        // and transfers never do, and commits, releases and expiry never lower what is
+        // available.
+        if let Some(floor) = floor
+            && !corrected_down
+        {
+            let available = i128::from(balance) - i128::from(held) - i128::from(floor);
+            if available < 0 {
+                breaches.push(Breach::BelowFloor {
+                    tenant,
+                    wallet,
+                    available: saturate(available),
+                });
+            }
+        }
+    }
+    // Whatever corrections did, no debit and no outgoing transfer may ever have left a
+    // wallet below its floor.
+    let rows = tx
+        .query(
+            "SELECT m.tenant, m.wallet, MIN(m.balance_after - w.floor) FROM mutations m \
+             JOIN wallets w ON w.tenant = m.tenant AND w.id = m.wallet \
+             WHERE w.floor IS NOT NULL AND m.kind IN ('debit', 'transfer_out') \
+             AND m.balance_after < w.floor \
+             GROUP BY m.tenant, m.wallet ORDER BY m.tenant, m.wallet",
+            &[],
+        )
+        .await?;
+    for row in &rows {
+        let tenant = rows::tenant_id(get(row, 0)?)?;
+        let wallet = rows::wallet_id(get(row, 1)?)?;
+        let available: i64 = get(row, 2)?;
+        if !breaches.iter().any(|b| {
+            matches!(b, Breach::BelowFloor { tenant: t, wallet: w, .. } if *t == tenant && *w == wallet)
+        }) {
+            breaches.push(Breach::BelowFloor {
+                tenant,
+                wallet,
+                available,
+            });
+        }
+    }
+    // Summed in i128: the accounts of a unit sum to zero, but a running sum over them
+    // may pass the bounds of i64 on the way.
+    let mut sums: BTreeMap<(String, String, i16), i128> = BTreeMap::new();
+    for table in [
+        "SELECT tenant, unit_code, unit_scale, balance FROM wallets",
+        "SELECT tenant, unit_code, unit_scale, balance FROM system_accounts",
+    ] {
+        for row in tx.query(table, &[]).await? {
+            let key = (get(&row, 0)?, get(&row, 1)?, get(&row, 2)?);
+            *sums.entry(key).or_default() += i128::from(get::<i64>(&row, 3)?);
+        }
+    }
+    tx.commit().await?;
+    for ((tenant, code, scale), sum) in sums {
+        if sum != 0 {
+            breaches.push(Breach::UnitNotZero {
+                tenant: rows::tenant_id(&tenant)?,
+                unit: rows::unit(&code, scale)?,
+                sum: saturate(sum),
+            });
+        }
+    }
+    Ok(breaches)
+}

@@ -1,0 +1,221 @@
+//! Rows to ledger values.
+//!
+//! Decoding checks every value against the ledger's bounds, so that a corrupt row
+//! becomes a [`Fail::Corrupt`] instead of a panic or an overflow in a rule function.
+
+use crate::error::Fail;
+use prepaid_ledger::{
+    AMOUNT_MAX, ApiKey, ApiKeyName, BALANCE_ABS_MAX, Customer, CustomerId, Fingerprint, Floor,
+    Hold, HoldId, HoldStatus, Mutation, MutationId, MutationKind, Reference, Scopes, TenantId,
+    Timestamp, TransferId, Unit, Wallet, WalletId, WalletStatus,
+};
+use prepaid_store::exec::{Recorded, RecordedResult};
+use tokio_postgres::Row;
+use tokio_postgres::types::FromSql;
+use uuid::Uuid;
+
+/// The columns [`wallet`] decodes, in order.
+pub(crate) const WALLET_COLUMNS: &str = "tenant, id, customer, unit_code, unit_scale, name, \
+     product, status, floor, valid_from, valid_until, balance, held, created_at";
+/// The columns [`mutation`] decodes, in order.
+pub(crate) const MUTATION_COLUMNS: &str = "seq, id, tenant, wallet, customer, unit_code, \
+     unit_scale, kind, amount, balance_after, reference_kind, reference_text, reference_link, \
+     hold, transfer, counter_wallet, occurred_at, recorded_at";
+/// The columns [`hold`] decodes, in order.
+pub(crate) const HOLD_COLUMNS: &str = "tenant, id, wallet, customer, amount, committed_amount, \
+     status, reference_kind, reference_text, reference_link, expires_at, created_at, settled_at";
+/// The columns [`api_key`] decodes, in order.
+pub(crate) const API_KEY_COLUMNS: &str =
+    "tenant, name, secret_sha256, scope_read, scope_write, scope_admin, customer, created_at";
+/// The columns [`customer`] decodes, in order.
+pub(crate) const CUSTOMER_COLUMNS: &str = "tenant, id, name, created_at";
+/// The columns [`recorded`] decodes, in order.
+pub(crate) const RECORDED_COLUMNS: &str = "tenant, key, fingerprint, result_kind, result_id, \
+     result_id2, wallet_status, wallet_balance, wallet_held";
+
+pub(crate) fn get<'r, T: FromSql<'r>>(row: &'r Row, i: usize) -> Result<T, Fail> {
+    row.try_get(i)
+        .map_err(|e| Fail::corrupt(format_args!("column {i}: {e}")))
+}
+
+fn time(row: &Row, i: usize) -> Result<Timestamp, Fail> {
+    Ok(Timestamp::from_micros(get(row, i)?))
+}
+
+fn opt_time(row: &Row, i: usize) -> Result<Option<Timestamp>, Fail> {
+    Ok(get::<Option<i64>>(row, i)?.map(Timestamp::from_micros))
+}
+
+pub(crate) fn tenant_id(s: &str) -> Result<TenantId, Fail> {
+    TenantId::parse(s).map_err(|e| Fail::corrupt(format_args!("tenant id {s:?}: {e}")))
+}
+pub(crate) fn customer_id(s: &str) -> Result<CustomerId, Fail> {
+    CustomerId::parse(s).map_err(|e| Fail::corrupt(format_args!("customer id {s:?}: {e}")))
+}
+pub(crate) fn wallet_id(s: &str) -> Result<WalletId, Fail> {
+    WalletId::parse(s).map_err(|e| Fail::corrupt(format_args!("wallet id {s:?}: {e}")))
+}
+pub(crate) fn api_key_name(s: &str) -> Result<ApiKeyName, Fail> {
+    ApiKeyName::parse(s).map_err(|e| Fail::corrupt(format_args!("api key name {s:?}: {e}")))
+}
+pub(crate) fn idempotency_key(s: &str) -> Result<prepaid_ledger::IdempotencyKey, Fail> {
+    prepaid_ledger::IdempotencyKey::parse(s)
+        .map_err(|e| Fail::corrupt(format_args!("idempotency key {s:?}: {e}")))
+}
+
+pub(crate) fn unit(code: &str, scale: i16) -> Result<Unit, Fail> {
+    let scale =
+        u8::try_from(scale).map_err(|_| Fail::corrupt(format_args!("unit scale {scale}")))?;
+    Unit::new(code, scale).map_err(|e| Fail::corrupt(format_args!("unit {code:?}/{scale}: {e}")))
+}
+
+pub(crate) fn system_account(s: &str) -> Result<prepaid_ledger::SystemAccount, Fail> {
+    prepaid_ledger::SystemAccount::parse(s)
+        .ok_or_else(|| Fail::corrupt(format_args!("system account {s:?}")))
+}
+
+fn balance(v: i64) -> Result<i64, Fail> {
+    if v.checked_abs().is_some_and(|a| a <= BALANCE_ABS_MAX) {
+        Ok(v)
+    } else {
+        Err(Fail::corrupt(format_args!("balance {v} out of bounds")))
+    }
+}
+
+fn reference(row: &Row, at: usize) -> Result<Reference, Fail> {
+    Ok(Reference {
+        kind: get(row, at)?,
+        text: get(row, at + 1)?,
+        link: get(row, at + 2)?,
+    })
+}
+
+/// Decodes [`WALLET_COLUMNS`].
+pub(crate) fn wallet(row: &Row) -> Result<Wallet, Fail> {
+    let status: &str = get(row, 7)?;
+    let status = WalletStatus::parse(status)
+        .ok_or_else(|| Fail::corrupt(format_args!("wallet status {status:?}")))?;
+    let floor = match get::<Option<i64>>(row, 8)? {
+        None => Floor::Unlimited,
+        Some(v) => Floor::limit(v).ok_or_else(|| Fail::corrupt(format_args!("floor {v}")))?,
+    };
+    let held = balance(get(row, 12)?)?;
+    if held < 0 {
+        return Err(Fail::corrupt(format_args!("held {held} is negative")));
+    }
+    Ok(Wallet {
+        tenant: tenant_id(get(row, 0)?)?,
+        id: wallet_id(get(row, 1)?)?,
+        customer: customer_id(get(row, 2)?)?,
+        unit: unit(get(row, 3)?, get(row, 4)?)?,
+        name: get(row, 5)?,
+        product: get(row, 6)?,
+        status,
+        floor,
+        valid_from: opt_time(row, 9)?,
+        valid_until: opt_time(row, 10)?,
+        balance: balance(get(row, 11)?)?,
+        held,
+        created_at: time(row, 13)?,
+    })
+}
+
+/// Decodes [`MUTATION_COLUMNS`] into the mutation and its cursor.
+pub(crate) fn mutation(row: &Row) -> Result<(i64, Mutation), Fail> {
+    let kind: &str = get(row, 7)?;
+    let kind = MutationKind::parse(kind)
+        .ok_or_else(|| Fail::corrupt(format_args!("mutation kind {kind:?}")))?;
+    let m = Mutation {
+        tenant: tenant_id(get(row, 2)?)?,
+        id: MutationId(get(row, 1)?),
+        wallet: wallet_id(get(row, 3)?)?,
+        customer: customer_id(get(row, 4)?)?,
+        unit: unit(get(row, 5)?, get(row, 6)?)?,
+        kind,
+        amount: get(row, 8)?,
+        balance_after: get(row, 9)?,
+        reference: reference(row, 10)?,
+        hold: get::<Option<Uuid>>(row, 13)?.map(HoldId),
+        transfer: get::<Option<Uuid>>(row, 14)?.map(TransferId),
+        counter_wallet: get::<Option<&str>>(row, 15)?.map(wallet_id).transpose()?,
+        occurred_at: time(row, 16)?,
+        recorded_at: time(row, 17)?,
+    };
+    Ok((get(row, 0)?, m))
+}
+
+/// Decodes [`HOLD_COLUMNS`].
+pub(crate) fn hold(row: &Row) -> Result<Hold, Fail> {
+    let status: &str = get(row, 6)?;
+    let status = HoldStatus::parse(status)
+        .ok_or_else(|| Fail::corrupt(format_args!("hold status {status:?}")))?;
+    let amount: i64 = get(row, 4)?;
+    if !(1..=AMOUNT_MAX).contains(&amount) {
+        return Err(Fail::corrupt(format_args!("hold amount {amount}")));
+    }
+    Ok(Hold {
+        tenant: tenant_id(get(row, 0)?)?,
+        id: HoldId(get(row, 1)?),
+        wallet: wallet_id(get(row, 2)?)?,
+        customer: customer_id(get(row, 3)?)?,
+        amount,
+        committed_amount: get(row, 5)?,
+        status,
+        reference: reference(row, 7)?,
+        expires_at: opt_time(row, 10)?,
+        created_at: time(row, 11)?,
+        settled_at: opt_time(row, 12)?,
+    })
+}
+
+fn secret(bytes: &[u8]) -> Result<[u8; 32], Fail> {
+    bytes
+        .try_into()
+        .map_err(|_| Fail::corrupt(format_args!("a secret of {} bytes", bytes.len())))
+}
+
+/// Decodes [`API_KEY_COLUMNS`].
+pub(crate) fn api_key(row: &Row) -> Result<ApiKey, Fail> {
+    Ok(ApiKey {
+        tenant: tenant_id(get(row, 0)?)?,
+        name: api_key_name(get(row, 1)?)?,
+        secret_sha256: secret(get(row, 2)?)?,
+        scopes: Scopes {
+            read: get(row, 3)?,
+            write: get(row, 4)?,
+            admin: get(row, 5)?,
+        },
+        customer: get::<Option<&str>>(row, 6)?.map(customer_id).transpose()?,
+        created_at: time(row, 7)?,
+    })
+}
+
+/// Decodes [`CUSTOMER_COLUMNS`].
+pub(crate) fn customer(row: &Row) -> Result<Customer, Fail> {
+    Ok(Customer {
+        tenant: tenant_id(get(row, 0)?)?,
+        id: customer_id(get(row, 1)?)?,
+        name: get(row, 2)?,
+        created_at: time(row, 3)?,
+    })
+}
+
+/// Decodes columns 2.. of [`RECORDED_COLUMNS`].
+pub(crate) fn recorded(row: &Row) -> Result<Recorded, Fail> {
+    let fingerprint = secret(get(row, 2)?)?;
+    let kind: &str = get(row, 3)?;
+    let id: &str = get(row, 4)?;
+    let id2: Option<&str> = get(row, 5)?;
+    let status: Option<&str> = get(row, 6)?;
+    let balance: Option<i64> = get(row, 7)?;
+    let held: Option<i64> = get(row, 8)?;
+    let wallet = match (status, balance, held) {
+        (Some(status), Some(balance), Some(held)) => Some((status, balance, held)),
+        _ => None,
+    };
+    let result = RecordedResult::from_columns(kind, id, id2, wallet).map_err(Fail::corrupt)?;
+    Ok(Recorded {
+        fingerprint: Fingerprint(fingerprint),
+        result,
+    })
+}

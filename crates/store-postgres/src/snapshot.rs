@@ -1,0 +1,483 @@
+//! The rows a batch has loaded, and how they are loaded.
+//!
+//! The shared executor reads rows through [`Snapshot`], which answers from what the
+//! transaction loaded so far and says [`Gap::Miss`] for anything else; the store then
+//! calls [`Snapshot::load`] with every missing key of the run, which fetches them with
+//! one set-based query per kind of row (those that do not depend on each other go out
+//! together, pipelined on the connection), and runs the executor again.
+//!
+//! Wallets and holds are loaded `FOR NO KEY UPDATE` (the row lock for changing columns
+//! other than the key) in the order of their keys, holds first, so that two batches
+//! that need the same rows queue rather than deadlock; a batch that must lock more rows
+//! in a later round can still meet a deadlock, which the database detects and the
+//! store answers by running the batch again. A loaded wallet brings the balances of its
+//! unit's system accounts, and a loaded hold brings its wallet, so that a batch of
+//! debits or of hold commits needs one round of loads.
+//!
+//! System accounts are read without a lock: a batch adds its deltas to them at the end
+//! (see [`crate::write`]), and the database's check on their bound catches a race past
+//! it.
+
+use crate::error::Fail;
+use crate::rows::{
+    self, API_KEY_COLUMNS, CUSTOMER_COLUMNS, HOLD_COLUMNS, MUTATION_COLUMNS, RECORDED_COLUMNS,
+    WALLET_COLUMNS, get,
+};
+use deadpool_postgres::Transaction;
+use prepaid_ledger::{
+    ApiKey, ApiKeyName, Customer, CustomerId, Hold, HoldId, IdempotencyKey, Mutation, MutationId,
+    SystemAccount, TenantId, Unit, Wallet, WalletId,
+};
+use prepaid_store::exec::{Gap, Lookup, Missing, Recorded, Rows};
+use std::collections::{BTreeSet, HashMap};
+use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
+use uuid::Uuid;
+
+/// A row as loaded: absent, present, or present but undecodable (with why).
+type Found<T> = Result<Option<T>, String>;
+
+/// Everything a batch's transaction has loaded.
+#[derive(Default)]
+pub(crate) struct Snapshot {
+    tenants: HashMap<TenantId, Option<bool>>,
+    customers: HashMap<(TenantId, CustomerId), Found<Customer>>,
+    api_keys: HashMap<(TenantId, ApiKeyName), Found<ApiKey>>,
+    secrets: HashMap<[u8; 32], bool>,
+    wallets: HashMap<(TenantId, WalletId), Found<Wallet>>,
+    holds: HashMap<HoldId, Found<Hold>>,
+    mutations: HashMap<MutationId, Found<Mutation>>,
+    idempotency: HashMap<(TenantId, IdempotencyKey), Found<Recorded>>,
+    accounts: HashMap<(TenantId, Unit, SystemAccount), i64>,
+    pending_holds: HashMap<(TenantId, WalletId), Vec<HoldId>>,
+}
+
+fn answer<T: Clone>(found: Option<&Found<T>>) -> Lookup<Option<T>> {
+    match found {
+        None => Err(Gap::Miss),
+        Some(Ok(value)) => Ok(value.clone()),
+        Some(Err(why)) => Err(Gap::Broken(why.clone())),
+    }
+}
+
+impl Rows for Snapshot {
+    fn tenant(&mut self, id: &TenantId) -> Lookup<Option<bool>> {
+        self.tenants.get(id).copied().ok_or(Gap::Miss)
+    }
+
+    fn customer(&mut self, tenant: &TenantId, id: &CustomerId) -> Lookup<Option<Customer>> {
+        answer(self.customers.get(&(tenant.clone(), id.clone())))
+    }
+
+    fn api_key(&mut self, tenant: &TenantId, name: &ApiKeyName) -> Lookup<Option<ApiKey>> {
+        answer(self.api_keys.get(&(tenant.clone(), name.clone())))
+    }
+
+    fn secret_taken(&mut self, secret_sha256: &[u8; 32]) -> Lookup<bool> {
+        self.secrets.get(secret_sha256).copied().ok_or(Gap::Miss)
+    }
+
+    fn wallet(&mut self, tenant: &TenantId, id: &WalletId) -> Lookup<Option<Wallet>> {
+        answer(self.wallets.get(&(tenant.clone(), id.clone())))
+    }
+
+    fn hold(&mut self, id: HoldId) -> Lookup<Option<Hold>> {
+        answer(self.holds.get(&id))
+    }
+
+    fn mutation(&mut self, id: MutationId) -> Lookup<Option<Mutation>> {
+        answer(self.mutations.get(&id))
+    }
+
+    fn mutation_taken(&mut self, id: MutationId) -> Lookup<bool> {
+        match self.mutations.get(&id) {
+            None => Err(Gap::Miss),
+            Some(Ok(found)) => Ok(found.is_some()),
+            // A row that does not decode still takes its id.
+            Some(Err(_)) => Ok(true),
+        }
+    }
+
+    fn idempotency(&mut self, tenant: &TenantId, key: &IdempotencyKey) -> Lookup<Option<Recorded>> {
+        answer(self.idempotency.get(&(tenant.clone(), key.clone())))
+    }
+
+    fn account(&mut self, tenant: &TenantId, unit: &Unit, account: SystemAccount) -> Lookup<i64> {
+        self.accounts
+            .get(&(tenant.clone(), unit.clone(), account))
+            .copied()
+            .ok_or(Gap::Miss)
+    }
+
+    fn pending_holds(&mut self, tenant: &TenantId, wallet: &WalletId) -> Lookup<Vec<HoldId>> {
+        self.pending_holds
+            .get(&(tenant.clone(), wallet.clone()))
+            .cloned()
+            .ok_or(Gap::Miss)
+    }
+}
+
+/// Runs a statement prepared once per connection.
+async fn query(
+    tx: &Transaction<'_>,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Vec<Row>, Fail> {
+    let statement = tx.prepare_cached(sql).await?;
+    Ok(tx.query(&statement, params).await?)
+}
+
+/// Splits pairs into two arrays, as `unnest` takes them.
+fn columns<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> (Vec<&'a str>, Vec<&'a str>) {
+    pairs.unzip()
+}
+
+/// Decodes a row keyed by `key`: the key columns are read on their own, so that a row
+/// whose other columns do not decode is still known (as broken) under its key.
+fn keyed<K, T>(
+    row: &Row,
+    key: impl FnOnce(&Row) -> Result<K, Fail>,
+    decode: impl FnOnce(&Row) -> Result<T, Fail>,
+) -> Result<(K, Found<T>), Fail> {
+    let key = key(row)?;
+    Ok((key, decode(row).map(Some).map_err(|e| e.to_string())))
+}
+
+impl Snapshot {
+    /// Takes in a wallet the caller has already locked.
+    pub(crate) fn put_wallet(&mut self, key: (TenantId, WalletId), wallet: Found<Wallet>) {
+        self.wallets.insert(key, wallet);
+    }
+
+    /// Takes in a hold the caller has already locked.
+    pub(crate) fn put_hold(&mut self, id: HoldId, hold: Found<Hold>) {
+        self.holds.insert(id, hold);
+    }
+
+    /// Loads every missing key (and what the loaded rows bring along), so that none of
+    /// them misses again. A key with no row is remembered as absent.
+    pub(crate) async fn load(
+        &mut self,
+        tx: &Transaction<'_>,
+        missing: &Missing,
+    ) -> Result<(), Fail> {
+        let (locked, plain) = tokio::join!(self.load_locked(tx, missing), Plain::load(tx, missing));
+        locked?;
+        plain?.into_snapshot(self, missing);
+        Ok(())
+    }
+
+    /// Holds, then wallets, then system accounts: each step needs the one before.
+    async fn load_locked(&mut self, tx: &Transaction<'_>, missing: &Missing) -> Result<(), Fail> {
+        let mut wallets: BTreeSet<(TenantId, WalletId)> = missing.wallets.clone();
+        if !missing.holds.is_empty() {
+            let ids: Vec<Uuid> = missing.holds.iter().map(|h| h.0).collect();
+            let sql = format!(
+                "SELECT {HOLD_COLUMNS} FROM holds JOIN unnest($1::uuid[]) AS k (id) USING (id) \
+                 ORDER BY id FOR NO KEY UPDATE OF holds"
+            );
+            for row in query(tx, &sql, &[&ids]).await? {
+                let (id, hold) = keyed(&row, |r| Ok(HoldId(get(r, 1)?)), rows::hold)?;
+                self.note_hold_wallet(&hold, &mut wallets);
+                self.holds.insert(id, hold);
+            }
+            for id in &missing.holds {
+                self.holds.entry(*id).or_insert(Ok(None));
+            }
+        }
+        if !missing.pending_holds.is_empty() {
+            let (tenants, ids) = columns(
+                missing
+                    .pending_holds
+                    .iter()
+                    .map(|(t, w)| (t.as_str(), w.as_str())),
+            );
+            let sql = format!(
+                "SELECT {HOLD_COLUMNS} FROM holds \
+                 JOIN unnest($1::text[], $2::text[]) AS k (tenant, wallet) USING (tenant, wallet) \
+                 WHERE status = 'pending' ORDER BY id FOR NO KEY UPDATE OF holds"
+            );
+            let mut pending: HashMap<(TenantId, WalletId), Vec<HoldId>> = HashMap::new();
+            for row in query(tx, &sql, &[&tenants, &ids]).await? {
+                let key = (
+                    rows::tenant_id(get(&row, 0)?)?,
+                    rows::wallet_id(get(&row, 2)?)?,
+                );
+                let (id, hold) = keyed(&row, |r| Ok(HoldId(get(r, 1)?)), rows::hold)?;
+                pending.entry(key).or_default().push(id);
+                self.holds.insert(id, hold);
+            }
+            for key in &missing.pending_holds {
+                let ids = pending.remove(key).unwrap_or_default();
+                self.pending_holds.insert(key.clone(), ids);
+            }
+        }
+        let mut units: BTreeSet<(TenantId, Unit)> = missing
+            .accounts
+            .iter()
+            .map(|(t, u, _)| (t.clone(), u.clone()))
+            .collect();
+        wallets.retain(|key| !self.wallets.contains_key(key));
+        if !wallets.is_empty() {
+            let (tenants, ids) = columns(wallets.iter().map(|(t, w)| (t.as_str(), w.as_str())));
+            let sql = format!(
+                "SELECT {WALLET_COLUMNS} FROM wallets \
+                 JOIN unnest($1::text[], $2::text[]) AS k (tenant, id) USING (tenant, id) \
+                 ORDER BY tenant, id FOR NO KEY UPDATE OF wallets"
+            );
+            for row in query(tx, &sql, &[&tenants, &ids]).await? {
+                let (key, wallet) = keyed(
+                    &row,
+                    |r| Ok((rows::tenant_id(get(r, 0)?)?, rows::wallet_id(get(r, 1)?)?)),
+                    rows::wallet,
+                )?;
+                if let Ok(Some(w)) = &wallet {
+                    units.insert((w.tenant.clone(), w.unit.clone()));
+                }
+                self.wallets.insert(key, wallet);
+            }
+            for key in wallets {
+                self.wallets.entry(key).or_insert(Ok(None));
+            }
+        }
+        units.retain(|(t, u)| {
+            SystemAccount::ALL
+                .iter()
+                .any(|a| !self.accounts.contains_key(&(t.clone(), u.clone(), *a)))
+        });
+        if !units.is_empty() {
+            let tenants: Vec<&str> = units.iter().map(|(t, _)| t.as_str()).collect();
+            let codes: Vec<&str> = units.iter().map(|(_, u)| u.code()).collect();
+            let scales: Vec<i16> = units.iter().map(|(_, u)| i16::from(u.scale())).collect();
+            let sql = "SELECT tenant, unit_code, unit_scale, kind, balance FROM system_accounts \
+                 JOIN unnest($1::text[], $2::text[], $3::int2[]) AS k (tenant, unit_code, unit_scale) \
+                 USING (tenant, unit_code, unit_scale)";
+            for (t, u) in &units {
+                for a in SystemAccount::ALL {
+                    self.accounts.entry((t.clone(), u.clone(), a)).or_insert(0);
+                }
+            }
+            for row in query(tx, sql, &[&tenants, &codes, &scales]).await? {
+                let key = (
+                    rows::tenant_id(get(&row, 0)?)?,
+                    rows::unit(get(&row, 1)?, get(&row, 2)?)?,
+                    rows::system_account(get(&row, 3)?)?,
+                );
+                self.accounts.insert(key, get(&row, 4)?);
+            }
+        }
+        Ok(())
+    }
+
+    fn note_hold_wallet(&self, hold: &Found<Hold>, wallets: &mut BTreeSet<(TenantId, WalletId)>) {
+        if let Ok(Some(h)) = hold {
+            let key = (h.tenant.clone(), h.wallet.clone());
+            if !self.wallets.contains_key(&key) {
+                wallets.insert(key);
+            }
+        }
+    }
+}
+
+/// The rows loaded without locks, fetched together.
+#[derive(Default)]
+struct Plain {
+    tenants: Vec<(TenantId, bool)>,
+    customers: Vec<((TenantId, CustomerId), Found<Customer>)>,
+    api_keys: Vec<((TenantId, ApiKeyName), Found<ApiKey>)>,
+    secrets: Vec<[u8; 32]>,
+    mutations: Vec<(MutationId, Found<Mutation>)>,
+    idempotency: Vec<((TenantId, IdempotencyKey), Found<Recorded>)>,
+}
+
+impl Plain {
+    async fn load(tx: &Transaction<'_>, missing: &Missing) -> Result<Self, Fail> {
+        let tenants = async {
+            if missing.tenants.is_empty() {
+                return Ok(Vec::new());
+            }
+            let ids: Vec<&str> = missing.tenants.iter().map(TenantId::as_str).collect();
+            let sql =
+                "SELECT id, operator FROM tenants JOIN unnest($1::text[]) AS k (id) USING (id)";
+            query(tx, sql, &[&ids])
+                .await?
+                .iter()
+                .map(|r| Ok((rows::tenant_id(get(r, 0)?)?, get(r, 1)?)))
+                .collect::<Result<Vec<_>, Fail>>()
+        };
+        let customers = async {
+            if missing.customers.is_empty() {
+                return Ok(Vec::new());
+            }
+            let (tenants, ids) = columns(
+                missing
+                    .customers
+                    .iter()
+                    .map(|(t, c)| (t.as_str(), c.as_str())),
+            );
+            let sql = format!(
+                "SELECT {CUSTOMER_COLUMNS} FROM customers \
+                 JOIN unnest($1::text[], $2::text[]) AS k (tenant, id) USING (tenant, id)"
+            );
+            query(tx, &sql, &[&tenants, &ids])
+                .await?
+                .iter()
+                .map(|r| {
+                    keyed(
+                        r,
+                        |r| Ok((rows::tenant_id(get(r, 0)?)?, rows::customer_id(get(r, 1)?)?)),
+                        rows::customer,
+                    )
+                })
+                .collect::<Result<Vec<_>, Fail>>()
+        };
+        let api_keys = async {
+            if missing.api_keys.is_empty() {
+                return Ok(Vec::new());
+            }
+            let (tenants, names) = columns(
+                missing
+                    .api_keys
+                    .iter()
+                    .map(|(t, n)| (t.as_str(), n.as_str())),
+            );
+            let sql = format!(
+                "SELECT {API_KEY_COLUMNS} FROM api_keys \
+                 JOIN unnest($1::text[], $2::text[]) AS k (tenant, name) USING (tenant, name)"
+            );
+            query(tx, &sql, &[&tenants, &names])
+                .await?
+                .iter()
+                .map(|r| {
+                    keyed(
+                        r,
+                        |r| {
+                            Ok((
+                                rows::tenant_id(get(r, 0)?)?,
+                                rows::api_key_name(get(r, 1)?)?,
+                            ))
+                        },
+                        rows::api_key,
+                    )
+                })
+                .collect::<Result<Vec<_>, Fail>>()
+        };
+        let secrets = async {
+            if missing.secrets.is_empty() {
+                return Ok(Vec::new());
+            }
+            let secrets: Vec<&[u8]> = missing.secrets.iter().map(<[u8; 32]>::as_slice).collect();
+            let sql = "SELECT secret_sha256 FROM api_keys \
+                 JOIN unnest($1::bytea[]) AS k (secret_sha256) USING (secret_sha256)";
+            query(tx, sql, &[&secrets])
+                .await?
+                .iter()
+                .map(|r| {
+                    let bytes: &[u8] = get(r, 0)?;
+                    bytes
+                        .try_into()
+                        .map_err(|_| Fail::corrupt("a secret not of 32 bytes"))
+                })
+                .collect::<Result<Vec<[u8; 32]>, Fail>>()
+        };
+        let mutations = async {
+            if missing.mutations.is_empty() {
+                return Ok(Vec::new());
+            }
+            let ids: Vec<Uuid> = missing.mutations.iter().map(|m| m.0).collect();
+            let sql = format!(
+                "SELECT {MUTATION_COLUMNS} FROM mutations \
+                 JOIN unnest($1::uuid[]) AS k (id) USING (id)"
+            );
+            query(tx, &sql, &[&ids])
+                .await?
+                .iter()
+                .map(|r| {
+                    keyed(
+                        r,
+                        |r| Ok(MutationId(get(r, 1)?)),
+                        |r| rows::mutation(r).map(|(_, m)| m),
+                    )
+                })
+                .collect::<Result<Vec<_>, Fail>>()
+        };
+        let idempotency = async {
+            if missing.idempotency.is_empty() {
+                return Ok(Vec::new());
+            }
+            let (tenants, keys) = columns(
+                missing
+                    .idempotency
+                    .iter()
+                    .map(|(t, k)| (t.as_str(), k.as_str())),
+            );
+            let sql = format!(
+                "SELECT {RECORDED_COLUMNS} FROM idempotency_keys \
+                 JOIN unnest($1::text[], $2::text[]) AS k (tenant, key) USING (tenant, key)"
+            );
+            query(tx, &sql, &[&tenants, &keys])
+                .await?
+                .iter()
+                .map(|r| {
+                    keyed(
+                        r,
+                        |r| {
+                            Ok((
+                                rows::tenant_id(get(r, 0)?)?,
+                                rows::idempotency_key(get(r, 1)?)?,
+                            ))
+                        },
+                        rows::recorded,
+                    )
+                })
+                .collect::<Result<Vec<_>, Fail>>()
+        };
+        let (tenants, customers, api_keys, secrets, mutations, idempotency) = tokio::join!(
+            tenants,
+            customers,
+            api_keys,
+            secrets,
+            mutations,
+            idempotency
+        );
+        Ok(Self {
+            tenants: tenants?,
+            customers: customers?,
+            api_keys: api_keys?,
+            secrets: secrets?,
+            mutations: mutations?,
+            idempotency: idempotency?,
+        })
+    }
+
+    fn into_snapshot(self, snapshot: &mut Snapshot, missing: &Missing) {
+        for (id, operator) in self.tenants {
+            snapshot.tenants.insert(id, Some(operator));
+        }
+        for id in &missing.tenants {
+            snapshot.tenants.entry(id.clone()).or_insert(None);
+        }
+        snapshot.customers.extend(self.customers);
+        for key in &missing.customers {
+            snapshot.customers.entry(key.clone()).or_insert(Ok(None));
+        }
+        snapshot.api_keys.extend(self.api_keys);
+        for key in &missing.api_keys {
+            snapshot.api_keys.entry(key.clone()).or_insert(Ok(None));
+        }
+        for secret in self.secrets {
+            snapshot.secrets.insert(secret, true);
+        }
+        for secret in &missing.secrets {
+            snapshot.secrets.entry(*secret).or_insert(false);
+        }
+        snapshot.mutations.extend(self.mutations);
+        for id in &missing.mutations {
+            snapshot.mutations.entry(*id).or_insert(Ok(None));
+        }
+        snapshot.idempotency.extend(self.idempotency);
+        for key in &missing.idempotency {
+            snapshot.idempotency.entry(key.clone()).or_insert(Ok(None));
+        }
+    }
+}

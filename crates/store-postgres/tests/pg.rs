@@ -1,0 +1,319 @@
+//! What only the PostgreSQL store does: its schema versions, several instances
+//! starting and sweeping at once, and riding out a database that goes away.
+
+use prepaid_ledger::{
+    Amount, ApiKeyName, Command, CustomerId, Floor, HoldId, MutationId, MutationKind, NewApiKey,
+    NewWallet, Outcome, Reference, Request, Scopes, TenantId, Timestamp, Unit, WalletId,
+};
+use prepaid_store::{Store, StoreError};
+use prepaid_store_postgres::testing::{TestSchema, database_url, fresh_schema};
+use prepaid_store_postgres::{PgConfig, PgError, PgStore};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::net::{TcpListener, TcpStream};
+use uuid::Uuid;
+
+const NOW: Timestamp = Timestamp::from_micros(1_767_225_600_000_000);
+
+fn tenant() -> TenantId {
+    TenantId::parse("default").unwrap()
+}
+
+fn request(command: Command) -> Request {
+    Request {
+        tenant: tenant(),
+        customer_only: None,
+        idempotency: None,
+        command,
+    }
+}
+
+fn admin() -> NewApiKey {
+    NewApiKey {
+        name: ApiKeyName::parse("root").unwrap(),
+        secret_sha256: [1; 32],
+        scopes: Scopes::ALL,
+        customer: None,
+    }
+}
+
+async fn raw(schema: &TestSchema) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(schema.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+}
+
+/// The operator tenant, a customer and one wallet per id.
+async fn populate(store: &PgStore, wallets: &[&str]) {
+    assert!(store.bootstrap(&tenant(), admin(), NOW).await.unwrap());
+    let mut setup = vec![request(Command::CreateCustomer {
+        id: CustomerId::parse("c").unwrap(),
+        name: String::new(),
+    })];
+    for id in wallets {
+        setup.push(request(Command::CreateWallet {
+            wallet: NewWallet {
+                id: WalletId::parse(id).unwrap(),
+                customer: CustomerId::parse("c").unwrap(),
+                unit: Unit::new("EUR", 2).unwrap(),
+                name: String::new(),
+                product: String::new(),
+                floor: Floor::ZERO,
+                valid_from: None,
+                valid_until: None,
+            },
+        }));
+    }
+    for outcome in store.apply(setup, NOW).await.unwrap() {
+        assert!(matches!(outcome, Outcome::Done { .. }), "{outcome:?}");
+    }
+}
+
+#[tokio::test]
+async fn instances_starting_at_once_migrate_once_and_record_the_version() {
+    let Some(schema) = fresh_schema().await else {
+        return;
+    };
+    let connects = (0..4).map(|_| {
+        let url = schema.url().to_owned();
+        tokio::spawn(async move { PgStore::connect(&url, PgConfig::default()).await })
+    });
+    for connect in connects.collect::<Vec<_>>() {
+        connect.await.unwrap().unwrap();
+    }
+    let versions: Vec<i32> = raw(&schema)
+        .await
+        .query("SELECT version FROM prepaid_schema_migrations", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(versions, [1]);
+}
+
+#[tokio::test]
+async fn a_schema_from_a_newer_build_is_refused() {
+    let Some(schema) = fresh_schema().await else {
+        return;
+    };
+    PgStore::connect(schema.url(), PgConfig::default())
+        .await
+        .unwrap();
+    raw(&schema)
+        .await
+        .execute(
+            "INSERT INTO prepaid_schema_migrations (version) VALUES (99)",
+            &[],
+        )
+        .await
+        .unwrap();
+    match PgStore::connect(schema.url(), PgConfig::default()).await {
+        Err(PgError::SchemaTooNew {
+            found: 99,
+            known: 1,
+        }) => {}
+        other => panic!("expected SchemaTooNew, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_configuration_past_its_limits_is_refused() {
+    for config in [
+        PgConfig {
+            pool_size_max: 0,
+            ..PgConfig::default()
+        },
+        PgConfig {
+            pool_size_max: prepaid_store_postgres::CONNECTIONS_MAX + 1,
+            ..PgConfig::default()
+        },
+        PgConfig {
+            apply_retries_max: prepaid_store_postgres::APPLY_RETRIES_MAX + 1,
+            ..PgConfig::default()
+        },
+        PgConfig {
+            statement_timeout_ms: 0,
+            ..PgConfig::default()
+        },
+    ] {
+        // Refused before any connection is tried.
+        match PgStore::connect("postgres://nobody@127.0.0.1:1/none", config).await {
+            Err(PgError::Config(_)) => {}
+            other => panic!("expected a configuration error, got {other:?}"),
+        }
+    }
+    let at_limits = PgConfig {
+        pool_size_max: prepaid_store_postgres::CONNECTIONS_MAX,
+        apply_retries_max: prepaid_store_postgres::APPLY_RETRIES_MAX,
+        ..PgConfig::default()
+    };
+    // Valid, so the connection is tried (and fails: nothing listens on port 1).
+    match PgStore::connect("postgres://nobody@127.0.0.1:1/none", at_limits).await {
+        Err(PgError::Connect(_)) => {}
+        other => panic!("expected a connection error, got {other:?}"),
+    }
+}
+
+/// Two instances sweeping the same due holds at once expire each hold once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_sweeping_at_once_share_the_work() {
+    const HOLDS: usize = 60;
+    let Some(schema) = fresh_schema().await else {
+        return;
+    };
+    let a = PgStore::connect(schema.url(), PgConfig::default())
+        .await
+        .unwrap();
+    let b = PgStore::connect(schema.url(), PgConfig::default())
+        .await
+        .unwrap();
+    let wallets = ["w0", "w1", "w2"];
+    populate(&a, &wallets).await;
+    let mut batch = Vec::new();
+    for w in wallets {
+        batch.push(request(Command::Post {
+            id: MutationId(Uuid::now_v7()),
+            wallet: WalletId::parse(w).unwrap(),
+            kind: MutationKind::TopUp,
+            amount: Amount::positive(1000).unwrap(),
+            reference: Reference::default(),
+            occurred_at: None,
+        }));
+    }
+    for i in 0..HOLDS {
+        batch.push(request(Command::PlaceHold {
+            id: HoldId(Uuid::now_v7()),
+            wallet: WalletId::parse(wallets[i % wallets.len()]).unwrap(),
+            amount: Amount::positive(1).unwrap(),
+            reference: Reference::default(),
+            expires_at: Some(NOW.plus_micros(1)),
+        }));
+    }
+    for outcome in a.apply(batch, NOW).await.unwrap() {
+        assert!(matches!(outcome, Outcome::Done { .. }), "{outcome:?}");
+    }
+    let later = NOW.plus_micros(1_000_000);
+    let mut expired = 0;
+    loop {
+        let (x, y) = tokio::join!(a.sweep(later), b.sweep(later));
+        let (x, y) = (x.unwrap(), y.unwrap());
+        expired += x.holds_expired + y.holds_expired;
+        if x.holds_expired + y.holds_expired == 0 {
+            break;
+        }
+    }
+    assert_eq!(expired, HOLDS);
+    assert_eq!(a.check_invariants().await.unwrap(), []);
+    for w in wallets {
+        let found = a
+            .wallet(&tenant(), &WalletId::parse(w).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((found.balance, found.held), (1000, 0));
+    }
+}
+
+/// A TCP proxy to the test database that can be cut and mended, standing for a
+/// database that goes away and comes back.
+struct Proxy {
+    port: u16,
+    up: Arc<AtomicBool>,
+    links: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Proxy {
+    async fn start(upstream: (String, u16)) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = Arc::new(AtomicBool::new(true));
+        let links = Arc::new(Mutex::new(Vec::new()));
+        let (up2, links2) = (up.clone(), links.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !up2.load(Ordering::SeqCst) {
+                    continue; // dropped: the connection is refused
+                }
+                let upstream = upstream.clone();
+                let link = tokio::spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                links2.lock().unwrap().push(link.abort_handle());
+            }
+        });
+        Self { port, up, links }
+    }
+
+    fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+    }
+
+    fn mend(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn a_lost_database_is_unavailable_and_the_store_recovers_without_restart() {
+    let Some(schema) = fresh_schema().await else {
+        return;
+    };
+    let base: tokio_postgres::Config = database_url().parse().unwrap();
+    let host = match base.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+        other => panic!("the test database must be reached over TCP, not {other:?}"),
+    };
+    let port = base.get_ports().first().copied().unwrap_or(5432);
+    let proxy = Proxy::start((host, port)).await;
+    let url = format!(
+        "host=127.0.0.1 port={} user={} dbname={} options='-csearch_path={}'",
+        proxy.port,
+        base.get_user().unwrap_or("postgres"),
+        base.get_dbname().unwrap_or("postgres"),
+        schema.name()
+    );
+    let short = PgConfig {
+        connect_timeout_ms: 1_000,
+        pool_wait_timeout_ms: 1_000,
+        statement_timeout_ms: 5_000,
+        ..PgConfig::default()
+    };
+    let store = PgStore::connect(&url, short).await.unwrap();
+    populate(&store, &["w"]).await;
+    store.ping().await.unwrap();
+
+    proxy.cut();
+    // Every call fails as unavailable, never as an internal error.
+    for _ in 0..3 {
+        match store.ping().await {
+            Err(StoreError::Unavailable(_)) => {}
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
+    }
+    let top_up = request(Command::Post {
+        id: MutationId(Uuid::now_v7()),
+        wallet: WalletId::parse("w").unwrap(),
+        kind: MutationKind::TopUp,
+        amount: Amount::positive(5).unwrap(),
+        reference: Reference::default(),
+        occurred_at: None,
+    });
+    match store.apply(vec![top_up.clone()], NOW).await {
+        Err(StoreError::Unavailable(_)) => {}
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+
+    proxy.mend();
+    store.ping().await.unwrap();
+    let outcomes = store.apply(vec![top_up], NOW).await.unwrap();
+    assert!(matches!(outcomes[0], Outcome::Done { .. }), "{outcomes:?}");
+    assert_eq!(store.check_invariants().await.unwrap(), []);
+}
