@@ -2,8 +2,8 @@
 
 use crate::{
     Amount, ApiKey, Customer, CustomerId, Hold, HoldId, HoldStatus, IdempotencyKey, Mutation,
-    MutationId, MutationKind, NewApiKey, NewWallet, Reference, TenantId, Timestamp, Transfer,
-    TransferId, Wallet, WalletId, WalletStatus,
+    MutationId, MutationKind, NewApiKey, NewWallet, Reference, SettingKey, TenantId, Timestamp,
+    Transfer, TransferId, Wallet, WalletId, WalletStatus,
 };
 
 /// A digest of a request as the client sent it, made by the dialect that parsed it.
@@ -38,6 +38,8 @@ pub enum Command {
     CreateCustomer {
         id: CustomerId,
         name: String,
+        /// See [`Customer::link`]; empty when there is none.
+        link: String,
     },
     CreateWallet {
         wallet: NewWallet,
@@ -84,15 +86,24 @@ pub enum Command {
         hold: HoldId,
         mutation_id: MutationId,
     },
+    /// Sets a per-tenant setting to `value` (at most
+    /// [`crate::SETTING_VALUE_LEN_MAX`] bytes), creating it or replacing its value.
+    PutSetting {
+        key: SettingKey,
+        value: String,
+    },
 }
 
 impl Command {
     /// Whether a customer-restricted key may send this command at all (it never may
-    /// create tenants or keys; the per-customer check of the rest is the store's).
+    /// create tenants or keys, or change the tenant's settings; the per-customer check
+    /// of the rest is the store's).
     pub fn allowed_for_customer_key(&self) -> bool {
         !matches!(
             self,
-            Command::CreateTenant { .. } | Command::CreateApiKey { .. }
+            Command::CreateTenant { .. }
+                | Command::CreateApiKey { .. }
+                | Command::PutSetting { .. }
         )
     }
 }
@@ -115,6 +126,10 @@ pub enum Done {
     Hold {
         hold: Hold,
         mutation: Option<Mutation>,
+    },
+    /// A setting was put; `created` when the tenant had no value for it before.
+    Setting {
+        created: bool,
     },
 }
 
@@ -202,5 +217,25 @@ impl Refusal {
             Self::Forbidden => "forbidden",
             Self::Internal => "internal",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn customer_keys_may_not_manage_the_tenant() {
+        let setting = Command::PutSetting {
+            key: SettingKey::parse("topdesk.service-user").unwrap(),
+            value: String::new(),
+        };
+        assert!(!setting.allowed_for_customer_key());
+        let customer = Command::CreateCustomer {
+            id: CustomerId::parse("c").unwrap(),
+            name: String::new(),
+            link: String::new(),
+        };
+        assert!(customer.allowed_for_customer_key());
     }
 }

@@ -90,6 +90,11 @@ text_id!(
     IdempotencyKey,
     IDEMPOTENCY_KEY_LEN_MAX
 );
+text_id!(
+    /// The name of a per-tenant setting (`topdesk.service-user`, say).
+    SettingKey,
+    ID_LEN_MAX
+);
 
 impl CustomerId {
     pub fn from_uuid(id: Uuid) -> Self {
@@ -154,6 +159,8 @@ mod tests {
             Err(IdError::BadChar { ch: ' ', at: 1 })
         );
         assert!(WalletId::parse("0.0.0.1+-balance_group+6336883+840+0").is_ok());
+        assert!(SettingKey::parse(&"s".repeat(ID_LEN_MAX)).is_ok());
+        assert!(SettingKey::parse(&"s".repeat(ID_LEN_MAX + 1)).is_err());
         let key = "k".repeat(IDEMPOTENCY_KEY_LEN_MAX);
         assert!(IdempotencyKey::parse(&key).is_ok());
         assert!(IdempotencyKey::parse(&format!("{key}k")).is_err());

@@ -22,12 +22,12 @@ pub use amount::{AMOUNT_MAX, Amount, AmountError, BALANCE_ABS_MAX};
 pub use command::{Command, Done, Fingerprint, Outcome, Refusal, Request};
 pub use ids::{
     ApiKeyName, CustomerId, HoldId, ID_LEN_MAX, IDEMPOTENCY_KEY_LEN_MAX, IdError, IdempotencyKey,
-    MutationId, TenantId, TransferId, WalletId,
+    MutationId, SettingKey, TenantId, TransferId, WalletId,
 };
 pub use model::{
-    ApiKey, Customer, Floor, Hold, HoldStatus, Mutation, MutationKind, NAME_LEN_MAX, NewApiKey,
-    NewWallet, REFERENCE_LEN_MAX, Reference, Scopes, SystemAccount, TextError, Transfer, Unit,
-    UnitError, Wallet, WalletStatus, bounded_text,
+    ApiKey, Customer, Floor, Hold, HoldStatus, LINK_LEN_MAX, Mutation, MutationKind, NAME_LEN_MAX,
+    NewApiKey, NewWallet, REFERENCE_LEN_MAX, Reference, SETTING_VALUE_LEN_MAX, Scopes,
+    SystemAccount, TextError, Transfer, Unit, UnitError, Wallet, WalletStatus, bounded_text,
 };
 pub use rules::{
     CommitPlan, Posting, TransferPlan, WalletExpiry, add_to_balance, available, commit_hold,

@@ -9,6 +9,11 @@ use std::fmt;
 pub const NAME_LEN_MAX: usize = 255;
 /// The longest reference text or reference link, in bytes.
 pub const REFERENCE_LEN_MAX: usize = 255;
+/// The longest customer link (the URL by which the client's system addresses the
+/// customer), in bytes.
+pub const LINK_LEN_MAX: usize = 1024;
+/// The longest value of a per-tenant setting, in bytes.
+pub const SETTING_VALUE_LEN_MAX: usize = 4096;
 /// The longest unit code, in bytes.
 pub const UNIT_CODE_LEN_MAX: usize = 16;
 /// The largest unit scale (decimal places of the unit's smallest step).
@@ -89,6 +94,9 @@ pub struct Customer {
     pub tenant: TenantId,
     pub id: CustomerId,
     pub name: String,
+    /// The URL by which the client's system addresses the customer (TOPdesk's
+    /// `_links.for.href`), at most [`LINK_LEN_MAX`] bytes; empty when there is none.
+    pub link: String,
     pub created_at: Timestamp,
 }
 

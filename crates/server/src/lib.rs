@@ -49,7 +49,7 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Where the embedded SQLite database and `admin.key` live.
     pub data_dir: PathBuf,
-    /// A database URL; `None` means SQLite in `data_dir`.
+    /// A `postgres://` URL; `None` means SQLite in `data_dir` (see [`open_store`]).
     pub database_url: Option<String>,
     /// The operator's admin key secret; generated at first start when `None`.
     pub admin_key: Option<String>,
@@ -106,26 +106,52 @@ pub const SQLITE_ENGINE: EngineConfig = EngineConfig {
     writers: 1,
 };
 
-/// Opens the store that `config` names.
-pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+/// The engine settings for PostgreSQL: batches as large as for SQLite, and several in
+/// flight at once, since the database's row locks keep batches on different wallets
+/// apart and batches on the same wallet in order.
+pub const POSTGRES_ENGINE: EngineConfig = EngineConfig {
+    batch_size_max: 8192,
+    queue_depth_max: 16_384,
+    writers: 4,
+};
+
+/// Whether `url` names a PostgreSQL database.
+fn is_postgres_url(url: &str) -> bool {
+    let scheme = url.split("://").next().unwrap_or_default();
+    url.contains("://") && (scheme == "postgres" || scheme == "postgresql")
+}
+
+/// Opens the store that `config` names, with the engine settings that suit it:
+/// PostgreSQL when `database_url` is a `postgres://` URL, the embedded SQLite store in
+/// `data_dir` when it is `None`.
+///
+/// A PostgreSQL database that cannot be reached at start is an error (the process
+/// exits non-zero and its supervisor restarts it); once started, the server rides
+/// out outages by answering 503 until the database is back.
+pub async fn open_store(config: &Config) -> anyhow::Result<(Arc<dyn Store>, EngineConfig)> {
     if let Some(url) = &config.database_url {
-        let scheme = url.split("://").next().unwrap_or_default();
-        if scheme.starts_with("postgres") {
+        if !is_postgres_url(url) {
+            let scheme = url.split("://").next().unwrap_or_default();
             anyhow::bail!(
-                "PostgreSQL is not supported yet; omit --database-url to use the embedded \
-                 SQLite store in --data-dir"
+                "unsupported database URL scheme {scheme:?}: use postgres://..., or omit \
+                 --database-url to use the embedded SQLite store in --data-dir"
             );
         }
-        anyhow::bail!(
-            "unsupported database URL scheme {scheme:?}; omit --database-url to use the \
-             embedded SQLite store in --data-dir"
-        );
+        let store = prepaid_store_postgres::PgStore::connect(
+            url,
+            prepaid_store_postgres::PgConfig::default(),
+        )
+        .await
+        .context("opening the PostgreSQL store given by --database-url")?;
+        tracing::info!("using the PostgreSQL store");
+        return Ok((Arc::new(store), POSTGRES_ENGINE));
     }
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
     let store = prepaid_store_sqlite::SqliteStore::open(&config.data_dir)
         .with_context(|| format!("opening the SQLite store in {}", config.data_dir.display()))?;
-    Ok(Arc::new(store))
+    tracing::info!(data_dir = %config.data_dir.display(), "using the embedded SQLite store");
+    Ok((Arc::new(store), SQLITE_ENGINE))
 }
 
 /// Builds the whole HTTP application over `state`.
@@ -137,6 +163,8 @@ pub fn app(state: SharedState, request_timeout: Duration) -> Router {
         .route("/metrics", get(ops::metrics))
         .merge(ops::docs_router())
         .nest("/v1", dialects::native::router())
+        .nest(dialects::talkdesk::MOUNT, dialects::talkdesk::router())
+        .nest(dialects::topdesk::MOUNT, dialects::topdesk::router())
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .route_layer(axum::middleware::from_fn(ops::tag_route))
@@ -164,8 +192,8 @@ pub struct Server {
 impl Server {
     /// Opens the store that `config` names and binds.
     pub async fn bind(config: Config) -> anyhow::Result<Self> {
-        let store = open_store(&config)?;
-        Self::bind_with(config, store, Arc::new(SystemClock), SQLITE_ENGINE).await
+        let (store, engine_config) = open_store(&config).await?;
+        Self::bind_with(config, store, Arc::new(SystemClock), engine_config).await
     }
 
     /// Binds over a given store and clock (tests use a manual clock).
@@ -455,12 +483,31 @@ mod tests {
     }
 
     #[test]
-    fn postgres_is_refused_clearly() {
+    fn postgres_urls_are_recognised() {
+        assert!(is_postgres_url("postgres://u@127.0.0.1:5432/db"));
+        assert!(is_postgres_url("postgresql://u@127.0.0.1/db?options=x"));
+        assert!(!is_postgres_url("mysql://u@127.0.0.1/db"));
+        assert!(!is_postgres_url("postgres"));
+    }
+
+    #[tokio::test]
+    async fn other_database_urls_are_refused_clearly() {
         let config = Config {
-            database_url: Some("postgres://localhost/prepaid".into()),
+            database_url: Some("mysql://localhost/prepaid".into()),
             ..Config::default()
         };
-        let err = open_store(&config).err().unwrap().to_string();
-        assert!(err.contains("not supported yet"), "{err}");
+        let err = open_store(&config).await.err().unwrap().to_string();
+        assert!(err.contains("unsupported database URL scheme"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_postgres_fails_the_start() {
+        // Port 1 on loopback refuses connections at once.
+        let config = Config {
+            database_url: Some("postgres://prepaid@127.0.0.1:1/prepaid".into()),
+            ..Config::default()
+        };
+        let err = format!("{:#}", open_store(&config).await.err().unwrap());
+        assert!(err.contains("cannot connect to the database"), "{err}");
     }
 }

@@ -40,10 +40,12 @@ struct ServeArgs {
     /// The address to listen on (port 0 picks a free port).
     #[arg(long, env = "PREPAID_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// Where the embedded database and admin.key live.
+    /// Where the embedded database and admin.key live (with --database-url, only admin.key).
     #[arg(long, env = "PREPAID_DATA_DIR", default_value = "./prepaid-data")]
     data_dir: PathBuf,
-    /// A database URL instead of the embedded store (PostgreSQL is not supported yet).
+    /// A PostgreSQL URL (`postgres://user:password@host:5432/db`) instead of the
+    /// embedded SQLite store; several instances may share one database. The database
+    /// must be reachable at start, or the process exits non-zero.
     #[arg(long, env = "PREPAID_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
     /// The operator's admin key secret; generated at first start when unset.

@@ -122,6 +122,7 @@ async fn main() {
         request(Command::CreateCustomer {
             id: parse(CustomerId::parse("customer")),
             name: String::new(),
+            link: String::new(),
         }),
     ];
     for i in 0..WALLETS {

@@ -56,10 +56,19 @@
 //! [`Store::sweep`] takes due holds and wallets with `FOR NO KEY UPDATE SKIP LOCKED`,
 //! so that instances sweeping at once share the work instead of queueing, and runs the
 //! shared executor's sweep on them.
+//!
+//! # Searches and settings
+//!
+//! [`Store::search_mutations`] and [`Store::search_wallets`] compile their filter to a
+//! condition with bound parameters, count every match, then read one page by offset
+//! (see `search.rs`); mutations list by the per-tenant cursor, which grows in commit
+//! order. A setting a batch found absent is inserted, so that two instances creating
+//! it at once break the primary key and the loser runs again and updates it.
 
 mod error;
 mod read;
 mod rows;
+mod search;
 mod snapshot;
 pub mod testing;
 mod write;
@@ -71,11 +80,12 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, 
 use error::Fail;
 use prepaid_ledger::{
     ApiKey, Customer, CustomerId, Hold, HoldId, Mutation, MutationId, NewApiKey, Outcome, Refusal,
-    Request, TenantId, Timestamp, Wallet, WalletId,
+    Request, SettingKey, TenantId, Timestamp, Wallet, WalletId,
 };
 use prepaid_store::exec::{self, Changes, NewTenant, Run};
 use prepaid_store::{
-    Breach, MutationQuery, Page, SWEEP_BATCH_MAX, Store, StoreError, SweepReport, WalletQuery,
+    Breach, Counted, MutationQuery, MutationSearch, Page, SWEEP_BATCH_MAX, Store, StoreError,
+    SweepReport, WalletQuery, WalletSearch,
 };
 use rows::{HOLD_COLUMNS, WALLET_COLUMNS, get};
 use snapshot::Snapshot;
@@ -94,7 +104,10 @@ pub const TIMEOUT_MS_MAX: u64 = 3_600_000;
 
 /// The schema, one step per file, applied in order. Never edit a released step: add
 /// a new one.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_initial.sql"),
+    include_str!("../migrations/0002_links_and_settings.sql"),
+];
 
 /// The first half of the advisory lock keys, so that prepaid's locks do not meet
 /// another application's; the second half is the schema's hash.
@@ -622,6 +635,39 @@ impl Store for PgStore {
     async fn hold(&self, tenant: &TenantId, id: HoldId) -> Result<Option<Hold>, StoreError> {
         let client = self.client().await?;
         read::hold(&client, tenant, id)
+            .await
+            .map_err(Fail::into_store_error)
+    }
+
+    async fn search_mutations(
+        &self,
+        tenant: &TenantId,
+        search: &MutationSearch,
+    ) -> Result<Counted<Mutation>, StoreError> {
+        let client = self.client().await?;
+        search::search_mutations(&client, tenant, search)
+            .await
+            .map_err(Fail::into_store_error)
+    }
+
+    async fn search_wallets(
+        &self,
+        tenant: &TenantId,
+        search: &WalletSearch,
+    ) -> Result<Counted<Wallet>, StoreError> {
+        let client = self.client().await?;
+        search::search_wallets(&client, tenant, search)
+            .await
+            .map_err(Fail::into_store_error)
+    }
+
+    async fn setting(
+        &self,
+        tenant: &TenantId,
+        key: &SettingKey,
+    ) -> Result<Option<String>, StoreError> {
+        let client = self.client().await?;
+        search::setting(&client, tenant, key)
             .await
             .map_err(Fail::into_store_error)
     }

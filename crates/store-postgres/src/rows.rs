@@ -28,7 +28,7 @@ pub(crate) const HOLD_COLUMNS: &str = "tenant, id, wallet, customer, amount, com
 pub(crate) const API_KEY_COLUMNS: &str =
     "tenant, name, secret_sha256, scope_read, scope_write, scope_admin, customer, created_at";
 /// The columns [`customer`] decodes, in order.
-pub(crate) const CUSTOMER_COLUMNS: &str = "tenant, id, name, created_at";
+pub(crate) const CUSTOMER_COLUMNS: &str = "tenant, id, name, created_at, link";
 /// The columns [`recorded`] decodes, in order.
 pub(crate) const RECORDED_COLUMNS: &str = "tenant, key, fingerprint, result_kind, result_id, \
      result_id2, wallet_status, wallet_balance, wallet_held";
@@ -57,6 +57,10 @@ pub(crate) fn wallet_id(s: &str) -> Result<WalletId, Fail> {
 }
 pub(crate) fn api_key_name(s: &str) -> Result<ApiKeyName, Fail> {
     ApiKeyName::parse(s).map_err(|e| Fail::corrupt(format_args!("api key name {s:?}: {e}")))
+}
+pub(crate) fn setting_key(s: &str) -> Result<prepaid_ledger::SettingKey, Fail> {
+    prepaid_ledger::SettingKey::parse(s)
+        .map_err(|e| Fail::corrupt(format_args!("setting key {s:?}: {e}")))
 }
 pub(crate) fn idempotency_key(s: &str) -> Result<prepaid_ledger::IdempotencyKey, Fail> {
     prepaid_ledger::IdempotencyKey::parse(s)
@@ -196,6 +200,7 @@ pub(crate) fn customer(row: &Row) -> Result<Customer, Fail> {
         tenant: tenant_id(get(row, 0)?)?,
         id: customer_id(get(row, 1)?)?,
         name: get(row, 2)?,
+        link: get(row, 4)?,
         created_at: time(row, 3)?,
     })
 }

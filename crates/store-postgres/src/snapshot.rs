@@ -26,7 +26,7 @@ use crate::rows::{
 use deadpool_postgres::Transaction;
 use prepaid_ledger::{
     ApiKey, ApiKeyName, Customer, CustomerId, Hold, HoldId, IdempotencyKey, Mutation, MutationId,
-    SystemAccount, TenantId, Unit, Wallet, WalletId,
+    SettingKey, SystemAccount, TenantId, Unit, Wallet, WalletId,
 };
 use prepaid_store::exec::{Gap, Lookup, Missing, Recorded, Rows};
 use std::collections::{BTreeSet, HashMap};
@@ -50,6 +50,7 @@ pub(crate) struct Snapshot {
     idempotency: HashMap<(TenantId, IdempotencyKey), Found<Recorded>>,
     accounts: HashMap<(TenantId, Unit, SystemAccount), i64>,
     pending_holds: HashMap<(TenantId, WalletId), Vec<HoldId>>,
+    settings: HashMap<(TenantId, SettingKey), Option<String>>,
 }
 
 fn answer<T: Clone>(found: Option<&Found<T>>) -> Lookup<Option<T>> {
@@ -112,6 +113,13 @@ impl Rows for Snapshot {
     fn pending_holds(&mut self, tenant: &TenantId, wallet: &WalletId) -> Lookup<Vec<HoldId>> {
         self.pending_holds
             .get(&(tenant.clone(), wallet.clone()))
+            .cloned()
+            .ok_or(Gap::Miss)
+    }
+
+    fn setting(&mut self, tenant: &TenantId, key: &SettingKey) -> Lookup<Option<String>> {
+        self.settings
+            .get(&(tenant.clone(), key.clone()))
             .cloned()
             .ok_or(Gap::Miss)
     }
@@ -288,6 +296,7 @@ struct Plain {
     secrets: Vec<[u8; 32]>,
     mutations: Vec<(MutationId, Found<Mutation>)>,
     idempotency: Vec<((TenantId, IdempotencyKey), Found<Recorded>)>,
+    settings: Vec<((TenantId, SettingKey), String)>,
 }
 
 impl Plain {
@@ -432,13 +441,35 @@ impl Plain {
                 })
                 .collect::<Result<Vec<_>, Fail>>()
         };
-        let (tenants, customers, api_keys, secrets, mutations, idempotency) = tokio::join!(
+        let settings = async {
+            if missing.settings.is_empty() {
+                return Ok(Vec::new());
+            }
+            let (tenants, keys) = columns(
+                missing
+                    .settings
+                    .iter()
+                    .map(|(t, k)| (t.as_str(), k.as_str())),
+            );
+            let sql = "SELECT tenant, key, value FROM settings \
+                 JOIN unnest($1::text[], $2::text[]) AS k (tenant, key) USING (tenant, key)";
+            query(tx, sql, &[&tenants, &keys])
+                .await?
+                .iter()
+                .map(|r| {
+                    let key = (rows::tenant_id(get(r, 0)?)?, rows::setting_key(get(r, 1)?)?);
+                    Ok((key, get(r, 2)?))
+                })
+                .collect::<Result<Vec<_>, Fail>>()
+        };
+        let (tenants, customers, api_keys, secrets, mutations, idempotency, settings) = tokio::join!(
             tenants,
             customers,
             api_keys,
             secrets,
             mutations,
-            idempotency
+            idempotency,
+            settings
         );
         Ok(Self {
             tenants: tenants?,
@@ -447,6 +478,7 @@ impl Plain {
             secrets: secrets?,
             mutations: mutations?,
             idempotency: idempotency?,
+            settings: settings?,
         })
     }
 
@@ -478,6 +510,12 @@ impl Plain {
         snapshot.idempotency.extend(self.idempotency);
         for key in &missing.idempotency {
             snapshot.idempotency.entry(key.clone()).or_insert(Ok(None));
+        }
+        for (key, value) in self.settings {
+            snapshot.settings.insert(key, Some(value));
+        }
+        for key in &missing.settings {
+            snapshot.settings.entry(key.clone()).or_insert(None);
         }
     }
 }

@@ -64,11 +64,12 @@ pub(crate) async fn write(tx: &Transaction<'_>, changes: &Changes) -> Result<(),
         let ids: Vec<&str> = c.iter().map(|c| c.id.as_str()).collect();
         let names: Vec<&str> = c.iter().map(|c| c.name.as_str()).collect();
         let created: Vec<i64> = c.iter().map(|c| c.created_at.as_micros()).collect();
+        let links: Vec<&str> = c.iter().map(|c| c.link.as_str()).collect();
         let n = execute(
             tx,
-            "INSERT INTO customers (tenant, id, name, created_at) \
-             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[])",
-            &[&tenants, &ids, &names, &created],
+            "INSERT INTO customers (tenant, id, name, created_at, link) \
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[])",
+            &[&tenants, &ids, &names, &created, &links],
         )
         .await?;
         all("customers", c.len(), n)?;
@@ -262,6 +263,37 @@ pub(crate) async fn write(tx: &Transaction<'_>, changes: &Changes) -> Result<(),
     }
     if !changes.mutations.is_empty() {
         write_mutations(tx, changes).await?;
+    }
+    write_settings(tx, changes).await
+}
+
+/// Inserts the settings the batch found absent (one inserted meanwhile breaks the
+/// primary key, and the batch runs again) and updates the others.
+async fn write_settings(tx: &Transaction<'_>, changes: &Changes) -> Result<(), Fail> {
+    for created in [true, false] {
+        let s: Vec<_> = changes
+            .settings
+            .iter()
+            .filter(|s| s.created == created)
+            .collect();
+        if s.is_empty() {
+            continue;
+        }
+        let tenants: Vec<&str> = s.iter().map(|s| s.tenant.as_str()).collect();
+        let keys: Vec<&str> = s.iter().map(|s| s.key.as_str()).collect();
+        let values: Vec<&str> = s.iter().map(|s| s.value.as_str()).collect();
+        let updated: Vec<i64> = s.iter().map(|s| s.updated_at.as_micros()).collect();
+        let sql = if created {
+            "INSERT INTO settings (tenant, key, value, updated_at) \
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[])"
+        } else {
+            "UPDATE settings s SET value = u.value, updated_at = u.updated_at \
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[]) \
+             AS u (tenant, key, value, updated_at) \
+             WHERE s.tenant = u.tenant AND s.key = u.key"
+        };
+        let n = execute(tx, sql, &[&tenants, &keys, &values, &updated]).await?;
+        all("settings", s.len(), n)?;
     }
     Ok(())
 }

@@ -2,8 +2,8 @@
 //! starting and sweeping at once, and riding out a database that goes away.
 
 use prepaid_ledger::{
-    Amount, ApiKeyName, Command, CustomerId, Floor, HoldId, MutationId, MutationKind, NewApiKey,
-    NewWallet, Outcome, Reference, Request, Scopes, TenantId, Timestamp, Unit, WalletId,
+    Amount, ApiKeyName, Command, CustomerId, Done, Floor, HoldId, MutationId, MutationKind,
+    NewApiKey, NewWallet, Outcome, Reference, Request, Scopes, TenantId, Timestamp, Unit, WalletId,
 };
 use prepaid_store::{Store, StoreError};
 use prepaid_store_postgres::testing::{TestSchema, database_url, fresh_schema};
@@ -51,6 +51,7 @@ async fn populate(store: &PgStore, wallets: &[&str]) {
     let mut setup = vec![request(Command::CreateCustomer {
         id: CustomerId::parse("c").unwrap(),
         name: String::new(),
+        link: String::new(),
     })];
     for id in wallets {
         setup.push(request(Command::CreateWallet {
@@ -91,7 +92,45 @@ async fn instances_starting_at_once_migrate_once_and_record_the_version() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, [1]);
+    assert_eq!(versions, [1, 2]);
+}
+
+/// A schema of the first version gains customer links (empty for the customers it
+/// has) and settings.
+#[tokio::test]
+async fn a_schema_of_the_first_version_is_brought_up_to_date() {
+    let Some(schema) = fresh_schema().await else {
+        return;
+    };
+    let client = raw(&schema).await;
+    client
+        .batch_execute(include_str!("../migrations/0001_initial.sql"))
+        .await
+        .unwrap();
+    client
+        .batch_execute(
+            "CREATE TABLE prepaid_schema_migrations (
+                 version     INTEGER PRIMARY KEY,
+                 applied_at  TIMESTAMPTZ NOT NULL DEFAULT now()
+             );
+             INSERT INTO prepaid_schema_migrations (version) VALUES (1);
+             INSERT INTO tenants (id, name, operator, created_at) VALUES ('t', 't', true, 0);
+             INSERT INTO customers (tenant, id, name, created_at) VALUES ('t', 'old', 'Old', 0);",
+        )
+        .await
+        .unwrap();
+    let store = PgStore::connect(schema.url(), PgConfig::default())
+        .await
+        .unwrap();
+    let tenant = TenantId::parse("t").unwrap();
+    let old = store
+        .customer(&tenant, &CustomerId::parse("old").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((old.name.as_str(), old.link.as_str()), ("Old", ""));
+    let key = prepaid_ledger::SettingKey::parse("k").unwrap();
+    assert_eq!(store.setting(&tenant, &key).await.unwrap(), None);
 }
 
 #[tokio::test]
@@ -113,7 +152,7 @@ async fn a_schema_from_a_newer_build_is_refused() {
     match PgStore::connect(schema.url(), PgConfig::default()).await {
         Err(PgError::SchemaTooNew {
             found: 99,
-            known: 1,
+            known: 2,
         }) => {}
         other => panic!("expected SchemaTooNew, got {other:?}"),
     }
@@ -316,4 +355,46 @@ async fn a_lost_database_is_unavailable_and_the_store_recovers_without_restart()
     let outcomes = store.apply(vec![top_up], NOW).await.unwrap();
     assert!(matches!(outcomes[0], Outcome::Done { .. }), "{outcomes:?}");
     assert_eq!(store.check_invariants().await.unwrap(), []);
+}
+
+/// Instances creating one setting at once: one creates it, the others (whose insert
+/// breaks the primary key, so that their batch runs again) replace its value.
+#[tokio::test]
+async fn instances_racing_to_create_a_setting_create_it_once() {
+    let Some(schema) = fresh_schema().await else {
+        return;
+    };
+    let first = PgStore::connect(schema.url(), PgConfig::default())
+        .await
+        .unwrap();
+    populate(&first, &[]).await;
+    let key = prepaid_ledger::SettingKey::parse("topdesk.service-user").unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let url = schema.url().to_owned();
+        let key = key.clone();
+        tasks.push(tokio::spawn(async move {
+            let store = PgStore::connect(&url, PgConfig::default()).await.unwrap();
+            let put = request(Command::PutSetting {
+                key,
+                value: format!("instance {i}"),
+            });
+            store.apply(vec![put], NOW).await.unwrap()
+        }));
+    }
+    let mut created = 0;
+    for task in tasks {
+        match task.await.unwrap().as_slice() {
+            [
+                Outcome::Done {
+                    done: Done::Setting { created: c },
+                    ..
+                },
+            ] => created += usize::from(*c),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(created, 1, "exactly one instance created the setting");
+    let value = first.setting(&tenant(), &key).await.unwrap().unwrap();
+    assert!(value.starts_with("instance "), "{value}");
 }

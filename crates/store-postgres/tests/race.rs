@@ -197,6 +197,7 @@ async fn instances_racing_on_hot_wallets_keep_the_ledger_sound() {
         request(Command::CreateCustomer {
             id: CustomerId::parse("c").unwrap(),
             name: String::new(),
+            link: String::new(),
         }),
     ];
     for w in 0..WALLETS {

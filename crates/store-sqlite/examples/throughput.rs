@@ -99,6 +99,7 @@ async fn main() {
             Command::CreateCustomer {
                 id: parse(CustomerId::parse("customer")),
                 name: String::new(),
+                link: String::new(),
             },
             None,
         ),

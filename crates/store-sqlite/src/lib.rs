@@ -76,10 +76,17 @@
 //! unless a downward adjustment explains it (corrections are not held to the floor);
 //! a debit or outgoing transfer that ever left a wallet below its floor is a breach
 //! regardless.
+//!
+//! # Searches
+//!
+//! [`Store::search_mutations`] and [`Store::search_wallets`] compile their filter to a
+//! condition with bound parameters, count every match, then read one page by offset
+//! (see `search.rs`). Mutations list by their `seq`, which grows in commit order.
 
 mod error;
 mod read;
 mod rows;
+mod search;
 mod write;
 
 pub use error::SqliteError;
@@ -88,9 +95,12 @@ use async_trait::async_trait;
 use error::Fail;
 use prepaid_ledger::{
     ApiKey, Customer, CustomerId, Hold, HoldId, Mutation, MutationId, NewApiKey, Outcome, Request,
-    TenantId, Timestamp, Wallet, WalletId,
+    SettingKey, TenantId, Timestamp, Wallet, WalletId,
 };
-use prepaid_store::{Breach, MutationQuery, Page, Store, StoreError, SweepReport, WalletQuery};
+use prepaid_store::{
+    Breach, Counted, MutationQuery, MutationSearch, Page, Store, StoreError, SweepReport,
+    WalletQuery, WalletSearch,
+};
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -120,7 +130,10 @@ const READER_CACHE_KIB: i64 = 16 * 1024;
 
 /// The schema, one step per file, applied in order. `PRAGMA user_version` holds the
 /// number applied. Never edit a released step: add a new one.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_initial.sql"),
+    include_str!("../migrations/0002_links_and_settings.sql"),
+];
 
 /// The SQLite store; cheap to clone and share.
 #[derive(Clone)]
@@ -423,6 +436,36 @@ impl Store for SqliteStore {
     async fn hold(&self, tenant: &TenantId, id: HoldId) -> Result<Option<Hold>, StoreError> {
         let tenant = tenant.clone();
         self.read(move |conn| rows::load_hold(conn, &tenant, id))
+            .await
+    }
+
+    async fn search_mutations(
+        &self,
+        tenant: &TenantId,
+        search: &MutationSearch,
+    ) -> Result<Counted<Mutation>, StoreError> {
+        let (tenant, search) = (tenant.clone(), search.clone());
+        self.read(move |conn| search::search_mutations(conn, &tenant, &search))
+            .await
+    }
+
+    async fn search_wallets(
+        &self,
+        tenant: &TenantId,
+        search: &WalletSearch,
+    ) -> Result<Counted<Wallet>, StoreError> {
+        let (tenant, search) = (tenant.clone(), search.clone());
+        self.read(move |conn| search::search_wallets(conn, &tenant, &search))
+            .await
+    }
+
+    async fn setting(
+        &self,
+        tenant: &TenantId,
+        key: &SettingKey,
+    ) -> Result<Option<String>, StoreError> {
+        let (tenant, key) = (tenant.clone(), key.clone());
+        self.read(move |conn| search::setting(conn, &tenant, &key))
             .await
     }
 

@@ -43,7 +43,7 @@ macro_rules! api_key_columns {
 /// The columns [`customer`] decodes, in order.
 macro_rules! customer_columns {
     () => {
-        "tenant, id, name, created_at"
+        "tenant, id, name, created_at, link"
     };
 }
 pub(crate) use {customer_columns, mutation_columns, wallet_columns};
@@ -221,6 +221,7 @@ pub(crate) fn customer(row: &Row<'_>) -> Result<Customer, Fail> {
         tenant: tenant_id(text(row, 0)?)?,
         id: customer_id(text(row, 1)?)?,
         name: text(row, 2)?.to_owned(),
+        link: text(row, 4)?.to_owned(),
         created_at: time(row, 3)?,
     })
 }

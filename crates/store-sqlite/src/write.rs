@@ -10,8 +10,8 @@ use crate::error::Fail;
 use crate::rows::{self, load_api_key, load_customer, load_wallet};
 use prepaid_ledger::{
     ApiKey, ApiKeyName, Customer, CustomerId, Fingerprint, Hold, HoldId, IdempotencyKey, Mutation,
-    MutationId, NewApiKey, Outcome, Refusal, Request, SystemAccount, TenantId, Timestamp, Unit,
-    Wallet, WalletId,
+    MutationId, NewApiKey, Outcome, Refusal, Request, SettingKey, SystemAccount, TenantId,
+    Timestamp, Unit, Wallet, WalletId,
 };
 use prepaid_store::exec::{
     self, Changes, Gap, KeyRecord, Lookup, NewTenant, Recorded, RecordedResult, Run,
@@ -616,6 +616,10 @@ impl exec::Rows for SqliteRows<'_> {
             .map_err(gap_sql)
     }
 
+    fn setting(&mut self, tenant: &TenantId, key: &SettingKey) -> Lookup<Option<String>> {
+        crate::search::setting(self.conn, tenant, key).map_err(gap)
+    }
+
     fn may_miss(&self) -> bool {
         false
     }
@@ -701,6 +705,21 @@ fn write(conn: &Connection, changes: &Changes, before: &Cache) -> Result<(), Wri
             change.balance
         ])?;
     }
+    // One writer: nobody can have put a setting since the batch read it, so an upsert
+    // does for both new and changed ones.
+    for setting in &changes.settings {
+        conn.prepare_cached(
+            "INSERT INTO settings (tenant, key, value, updated_at) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (tenant, key) \
+             DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        )?
+        .execute(params![
+            setting.tenant.as_str(),
+            setting.key.as_str(),
+            setting.value,
+            setting.updated_at.as_micros()
+        ])?;
+    }
     Ok(())
 }
 
@@ -737,13 +756,14 @@ fn insert_api_key(conn: &Connection, key: &ApiKey) -> Result<(), Fail> {
 
 fn insert_customer(conn: &Connection, c: &Customer) -> Result<(), Fail> {
     conn.prepare_cached(
-        "INSERT INTO customers (tenant, id, name, created_at) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT INTO customers (tenant, id, name, created_at, link) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
     .execute(params![
         c.tenant.as_str(),
         c.id.as_str(),
         c.name,
-        c.created_at.as_micros()
+        c.created_at.as_micros(),
+        c.link
     ])?;
     Ok(())
 }

@@ -60,6 +60,7 @@ async fn store_with(dir: &std::path::Path, wallets: &[&str]) -> SqliteStore {
     let mut setup = vec![request(Command::CreateCustomer {
         id: CustomerId::parse("c").unwrap(),
         name: String::new(),
+        link: String::new(),
     })];
     for id in wallets {
         setup.push(request(Command::CreateWallet {
@@ -105,7 +106,7 @@ async fn open_makes_the_directory_and_a_wal_database_at_the_latest_schema() {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 1);
+    assert_eq!(version, 2);
     drop(store);
     // Opening again applies nothing and keeps the version.
     let again = SqliteStore::open(&data).unwrap();
@@ -113,7 +114,39 @@ async fn open_makes_the_directory_and_a_wal_database_at_the_latest_schema() {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 1);
+    assert_eq!(version, 2);
+}
+
+/// A database of the first schema gains customer links (empty for the customers it
+/// has) and settings.
+#[tokio::test]
+async fn a_database_of_the_first_schema_is_brought_up_to_date() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DATABASE_FILE_NAME);
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch(include_str!("../migrations/0001_initial.sql"))
+        .unwrap();
+    conn.execute_batch(
+        "INSERT INTO tenants (id, name, operator, created_at) VALUES ('t', 't', 1, 0); \
+         INSERT INTO customers (tenant, id, name, created_at) VALUES ('t', 'old', 'Old', 0); \
+         PRAGMA user_version = 1;",
+    )
+    .unwrap();
+    drop(conn);
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let tenant = TenantId::parse("t").unwrap();
+    let old = store
+        .customer(&tenant, &CustomerId::parse("old").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((old.name.as_str(), old.link.as_str()), ("Old", ""));
+    let key = prepaid_ledger::SettingKey::parse("k").unwrap();
+    assert_eq!(store.setting(&tenant, &key).await.unwrap(), None);
+    let version: i64 = raw(&store)
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
 }
 
 #[tokio::test]
@@ -125,7 +158,7 @@ async fn a_database_from_a_newer_build_is_refused() {
     match SqliteStore::open(dir.path()) {
         Err(SqliteError::SchemaTooNew {
             found: 99,
-            known: 1,
+            known: 2,
         }) => {}
         other => panic!("expected SchemaTooNew, got {other:?}"),
     }

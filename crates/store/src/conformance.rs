@@ -77,6 +77,11 @@ macro_rules! conformance_tests {
             paging_mutations_at_limit
             amount_and_balance_bounds
             data_survives_reopen
+            customer_links_are_kept
+            settings_put_and_read
+            search_mutations_filters_counts_and_pages
+            search_mutations_at_the_page_limit
+            search_wallets_filters_counts_and_pages
         );
     };
     (@cases ($backend:expr) $($case:ident)*) => {
@@ -306,6 +311,7 @@ impl Env {
         let command = Command::CreateCustomer {
             id: cid(id),
             name: format!("Customer {id}"),
+            link: String::new(),
         };
         match self.done(tenant, command).await {
             Done::Customer(c) => c,
@@ -483,7 +489,8 @@ pub async fn bootstrap_once_only(env: &mut Env) {
             "second",
             Command::CreateCustomer {
                 id: cid("c"),
-                name: String::new()
+                name: String::new(),
+                link: String::new(),
             }
         )
         .await,
@@ -561,7 +568,8 @@ pub async fn tenants_and_api_keys(env: &mut Env) {
             "t2",
             Command::CreateCustomer {
                 id: cid("c"),
-                name: String::new()
+                name: String::new(),
+                link: String::new(),
             }
         )
         .await,
@@ -585,7 +593,8 @@ pub async fn tenants_and_api_keys(env: &mut Env) {
             "nowhere",
             Command::CreateCustomer {
                 id: cid("c"),
-                name: String::new()
+                name: String::new(),
+                link: String::new(),
             }
         )
         .await,
@@ -680,6 +689,7 @@ pub async fn customers_and_wallets(env: &mut Env) {
             Command::CreateCustomer {
                 id: cid("c1"),
                 name: "Alice".into(),
+                link: String::new(),
             },
         )
         .await;
@@ -687,6 +697,7 @@ pub async fn customers_and_wallets(env: &mut Env) {
         tenant: tid("t1"),
         id: cid("c1"),
         name: "Alice".into(),
+        link: String::new(),
         created_at: env.now,
     };
     assert_eq!(made, Done::Customer(alice.clone()));
@@ -695,7 +706,8 @@ pub async fn customers_and_wallets(env: &mut Env) {
             "t1",
             Command::CreateCustomer {
                 id: cid("c1"),
-                name: "Again".into()
+                name: "Again".into(),
+                link: String::new(),
             }
         )
         .await,
@@ -1718,6 +1730,7 @@ pub async fn idempotency_replays_every_kind(env: &mut Env) {
         Command::CreateCustomer {
             id: cid("c1"),
             name: "Alice".into(),
+            link: String::new(),
         },
     )
     .await;
@@ -1981,7 +1994,8 @@ pub async fn customer_only_restriction(env: &mut Env) {
     assert_eq!(
         refused(as_c1(Command::CreateCustomer {
             id: cid("c3"),
-            name: String::new()
+            name: String::new(),
+            link: String::new(),
         }))
         .await,
         Refusal::Forbidden
@@ -2039,6 +2053,7 @@ pub async fn paging_customers_at_limit(env: &mut Env) {
                 Command::CreateCustomer {
                     id: cid(id),
                     name: String::new(),
+                    link: String::new(),
                 },
             )
         })
@@ -2359,4 +2374,675 @@ pub async fn data_survives_reopen(env: &mut Env) {
             .await
             .expect("bootstrap")
     );
+}
+
+// ---------------------------------------------------------------------------------
+// Customer links, settings and searches.
+
+/// A customer keeps the link it was created with, across a restart.
+pub async fn customer_links_are_kept(env: &mut Env) {
+    env.tenant("t1").await;
+    let link = format!(
+        "https://acme.example/tas/api/branches/id/{}{}",
+        "p".repeat(prepaid_ledger::LINK_LEN_MAX - 100),
+        "/6f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9"
+    );
+    assert!(link.len() <= prepaid_ledger::LINK_LEN_MAX);
+    let made = env
+        .done(
+            "t1",
+            Command::CreateCustomer {
+                id: cid("linked"),
+                name: String::new(),
+                link: link.clone(),
+            },
+        )
+        .await;
+    let Done::Customer(made) = made else {
+        panic!("expected a customer, got {made:?}");
+    };
+    assert_eq!(made.link, link);
+    let plain = env.customer("t1", "plain").await;
+    assert_eq!(plain.link, "");
+    // A link over the bound is a request the edge never builds.
+    let over = Command::CreateCustomer {
+        id: cid("over"),
+        name: String::new(),
+        link: "l".repeat(prepaid_ledger::LINK_LEN_MAX + 1),
+    };
+    assert_eq!(env.refused("t1", over).await, Refusal::Internal);
+    env.reopen().await;
+    assert_eq!(read_customer(env, "t1", "linked").await, Some(made));
+    assert_eq!(read_customer(env, "t1", "plain").await, Some(plain));
+    assert_eq!(read_customer(env, "t1", "over").await, None);
+}
+
+async fn read_customer(env: &Env, tenant: &str, id: &str) -> Option<Customer> {
+    env.store()
+        .customer(&tid(tenant), &cid(id))
+        .await
+        .expect("customer")
+}
+
+async fn read_setting(env: &Env, tenant: &str, key: &str) -> Option<String> {
+    let key = prepaid_ledger::SettingKey::parse(key).expect("setting key");
+    env.store()
+        .setting(&tid(tenant), &key)
+        .await
+        .expect("setting")
+}
+
+/// Settings are per tenant; a put says whether it created the setting; the last put
+/// of a batch wins; customer keys may not put them.
+pub async fn settings_put_and_read(env: &mut Env) {
+    env.tenant("t1").await;
+    env.tenant("t2").await;
+    env.customer("t1", "c1").await;
+    let key = prepaid_ledger::SettingKey::parse("topdesk.service-user").expect("key");
+    let put = |value: &str| Command::PutSetting {
+        key: key.clone(),
+        value: value.to_owned(),
+    };
+    assert_eq!(read_setting(env, "t1", "topdesk.service-user").await, None);
+    assert_eq!(
+        env.done("t1", put("one")).await,
+        Done::Setting { created: true }
+    );
+    assert_eq!(
+        read_setting(env, "t1", "topdesk.service-user")
+            .await
+            .as_deref(),
+        Some("one")
+    );
+    assert_eq!(
+        read_setting(env, "t2", "topdesk.service-user").await,
+        None,
+        "settings are per tenant"
+    );
+    assert_eq!(
+        env.done("t1", put("two")).await,
+        Done::Setting { created: false }
+    );
+    assert_eq!(
+        read_setting(env, "t1", "topdesk.service-user")
+            .await
+            .as_deref(),
+        Some("two")
+    );
+
+    // Twice in one batch, in another tenant: created once, the last value stays.
+    let outcomes = env
+        .apply(vec![request("t2", put("a")), request("t2", put("b"))])
+        .await;
+    let outcomes: Vec<Done> = outcomes.into_iter().map(done).collect();
+    assert_eq!(
+        outcomes,
+        [
+            Done::Setting { created: true },
+            Done::Setting { created: false }
+        ]
+    );
+    assert_eq!(
+        read_setting(env, "t2", "topdesk.service-user")
+            .await
+            .as_deref(),
+        Some("b")
+    );
+
+    // At the bound, over it, and from a customer's key.
+    let at = "v".repeat(prepaid_ledger::SETTING_VALUE_LEN_MAX);
+    env.done("t1", put(&at)).await;
+    assert_eq!(
+        read_setting(env, "t1", "topdesk.service-user").await,
+        Some(at.clone())
+    );
+    let over = "v".repeat(prepaid_ledger::SETTING_VALUE_LEN_MAX + 1);
+    assert_eq!(env.refused("t1", put(&over)).await, Refusal::Internal);
+    assert_eq!(
+        refusal(env.one(restricted(request("t1", put("mine")), "c1")).await),
+        Refusal::Forbidden
+    );
+    assert_eq!(
+        read_setting(env, "t1", "topdesk.service-user").await,
+        Some(at.clone())
+    );
+
+    // An idempotent put replays its first answer.
+    let other = prepaid_ledger::SettingKey::parse("other").expect("key");
+    let keyed_put = keyed(
+        request(
+            "t1",
+            Command::PutSetting {
+                key: other.clone(),
+                value: "x".into(),
+            },
+        ),
+        "put-1",
+        7,
+    );
+    assert_eq!(
+        done(env.one(keyed_put.clone()).await),
+        Done::Setting { created: true }
+    );
+    assert_eq!(
+        env.one(keyed_put).await,
+        Outcome::Done {
+            done: Done::Setting { created: true },
+            replayed: true
+        }
+    );
+    env.reopen().await;
+    assert_eq!(
+        read_setting(env, "t1", "topdesk.service-user").await,
+        Some(at)
+    );
+    assert_eq!(
+        read_setting(env, "t2", "topdesk.service-user")
+            .await
+            .as_deref(),
+        Some("b")
+    );
+}
+
+/// The fields of [`columns::mutation`](crate::columns::mutation) as a test schema,
+/// with a few expressions over them.
+fn mutation_schema() -> prepaid_query::Schema {
+    use crate::columns::mutation as m;
+    use prepaid_query::{Field, FieldType as T};
+    prepaid_query::Schema::new(vec![
+        Field::new("id", m::ID, T::Uuid),
+        Field::new("amount", m::AMOUNT, T::Integer),
+        Field::new("kind", m::KIND, T::Text),
+        Field::new("occurredAt", m::OCCURRED_AT, T::Timestamp),
+        Field::new("recordedAt", m::RECORDED_AT, T::Timestamp),
+        Field::new("reference.type", m::REFERENCE_KIND, T::Text),
+        Field::new(
+            "reference.text",
+            format!("NULLIF({}, '')", m::REFERENCE_TEXT),
+            T::Text,
+        ),
+        Field::new("reference.link", m::REFERENCE_LINK, T::Text),
+        Field::new("customer", m::CUSTOMER, T::Text),
+        Field::new("wallet", m::WALLET, T::Text),
+        Field::new("balanceAfter", m::BALANCE_AFTER, T::Integer),
+        Field::new("unit", m::UNIT_CODE, T::Text),
+        Field::new("customerLink", m::CUSTOMER_LINK, T::Text),
+        Field::new("own", format!("({} = {})", m::WALLET, m::CUSTOMER), T::Bool),
+    ])
+}
+
+/// A mutation as [`mutation_schema`] sees it, with its customer's link.
+struct MutationRow<'a>(&'a Mutation, &'a str);
+
+impl prepaid_query::Row for MutationRow<'_> {
+    fn get(&self, path: &str) -> prepaid_query::Value {
+        use prepaid_query::Value as V;
+        let m = self.0;
+        match path {
+            "id" => V::Uuid(m.id.0),
+            "amount" => V::Int(m.amount),
+            "kind" => V::Text(m.kind.as_str().into()),
+            "occurredAt" => V::Timestamp(m.occurred_at.as_micros()),
+            "recordedAt" => V::Timestamp(m.recorded_at.as_micros()),
+            "reference.type" => V::Text(m.reference.kind.clone()),
+            "reference.text" if m.reference.text.is_empty() => V::Null,
+            "reference.text" => V::Text(m.reference.text.clone()),
+            "reference.link" => V::Text(m.reference.link.clone()),
+            "customer" => V::Text(m.customer.as_str().into()),
+            "wallet" => V::Text(m.wallet.as_str().into()),
+            "balanceAfter" => V::Int(m.balance_after),
+            "unit" => V::Text(m.unit.code().into()),
+            "customerLink" => V::Text(self.1.into()),
+            "own" => V::Bool(m.wallet.as_str() == m.customer.as_str()),
+            other => panic!("no field {other}"),
+        }
+    }
+}
+
+fn bind(schema: &prepaid_query::Schema, query: &str) -> prepaid_query::Filter {
+    let expr = prepaid_query::fiql::parse(query).unwrap_or_else(|e| panic!("{query}: {e}"));
+    schema
+        .bind(&expr)
+        .unwrap_or_else(|e| panic!("{query}: {}", e.render(query)))
+}
+
+/// A search with the filter finds exactly the mutations the filter accepts in memory,
+/// in commit order (or its reverse), counts all of them, pages by offset, and never
+/// shows another tenant's.
+pub async fn search_mutations_filters_counts_and_pages(env: &mut Env) {
+    use crate::{MutationSearch, Order};
+    env.tenant("t1").await;
+    env.tenant("t2").await;
+    let link = "https://a.example/tas/api/branches/id/1";
+    env.done(
+        "t1",
+        Command::CreateCustomer {
+            id: cid("c1"),
+            name: String::new(),
+            link: link.into(),
+        },
+    )
+    .await;
+    env.customer("t1", "c2").await;
+    let own = env.new_wallet("c1", "c1", minutes(), Floor::Unlimited);
+    env.done("t1", Command::CreateWallet { wallet: own }).await;
+    env.wallet("t1", "c1", "w1").await;
+    env.wallet("t1", "c2", "w3").await;
+    env.customer("t2", "c1").await;
+    env.wallet("t2", "c1", "w1").await;
+    env.top_up("t2", "w1", 999).await;
+
+    let day = 86_400 * SECOND;
+    let post = |wallet: &str, kind: MutationKind, value: i64, r: (&str, &str, &str), days: i64| {
+        Command::Post {
+            id: env.mutation_id(),
+            wallet: wid(wallet),
+            kind,
+            amount: amount(value),
+            reference: Reference {
+                kind: r.0.into(),
+                text: r.1.into(),
+                link: r.2.into(),
+            },
+            occurred_at: Some(START.plus_micros(days * day)),
+        }
+    };
+    use MutationKind::{Adjustment, Debit, TopUp};
+    let commands = [
+        post("c1", TopUp, 600, ("EXTERNAL_SYSTEM", "invoice 1", ""), 0),
+        post(
+            "c1",
+            Debit,
+            45,
+            ("INCIDENT", "I 17", "https://a.example/incidents/17"),
+            1,
+        ),
+        post("w1", TopUp, 10_000, ("payment", "", ""), 1),
+        post("c1", Adjustment, -700, ("EXTERNAL_SYSTEM", "", ""), 2),
+        post("w3", TopUp, 250, ("payment", "invoice 2", ""), 2),
+        post("c1", Adjustment, 0, ("EXTERNAL_SYSTEM", "note", ""), 3),
+        post(
+            "w3",
+            Debit,
+            50,
+            ("CHANGE_ACTIVITY", "CA 3", "https://a.example/ca/3"),
+            4,
+        ),
+        post("c1", TopUp, 100, ("EXTERNAL_SYSTEM", "ünïcode", ""), 5),
+    ];
+    for command in commands {
+        env.done("t1", command).await;
+    }
+    let all = env.all_mutations("t1", None, None).await;
+    assert_eq!(all.len(), 8);
+    let link_of = |m: &Mutation| {
+        if m.customer.as_str() == "c1" {
+            link
+        } else {
+            ""
+        }
+    };
+    let schema = mutation_schema();
+    let t1 = tid("t1");
+    let id0 = all[0].id.0;
+    let id6 = all[6].id.0;
+    let queries = [
+        "amount=gt=100".to_owned(),
+        "amount=le=0,kind==adjustment".into(),
+        "reference.type==INCIDENT;reference.link=sw=https://".into(),
+        "reference.text==null".into(),
+        "reference.text!=null;reference.text=sw=inv".into(),
+        "reference.text=gt=m".into(),
+        "occurredAt=ge=2026-01-02T00:00:00Z;occurredAt=lt=2026-01-04".into(),
+        "customer==c1;own==true".into(),
+        "own==false".into(),
+        "customerLink=sw=https://a.example/".into(),
+        "customerLink==''".into(),
+        format!("id=in=({id0},{id6})"),
+        format!("id!={id0};unit==MIN"),
+        "unit==MIN;balanceAfter=lt=0".into(),
+        "wallet=out=(w1,w3)".into(),
+        "recordedAt=ge=2026-01-01".into(),
+        "amount==-1".into(),
+    ];
+    for query in &queries {
+        let filter = bind(&schema, query);
+        let expected: Vec<&Mutation> = all
+            .iter()
+            .filter(|m| filter.matches(&MutationRow(m, link_of(m))))
+            .collect();
+        let search = MutationSearch {
+            filter: Some(filter.clone()),
+            limit: PAGE_SIZE_MAX,
+            ..MutationSearch::default()
+        };
+        let found = env
+            .store()
+            .search_mutations(&t1, &search)
+            .await
+            .unwrap_or_else(|e| panic!("{query}: {e}"));
+        assert_eq!(
+            found.items.iter().collect::<Vec<_>>(),
+            expected,
+            "query {query}"
+        );
+        assert_eq!(found.total, expected.len() as u64, "query {query}");
+        let backwards = env
+            .store()
+            .search_mutations(
+                &t1,
+                &MutationSearch {
+                    order: Order::Descending,
+                    ..search.clone()
+                },
+            )
+            .await
+            .expect("search");
+        let mut reversed = expected.clone();
+        reversed.reverse();
+        assert_eq!(
+            backwards.items.iter().collect::<Vec<_>>(),
+            reversed,
+            "{query}"
+        );
+        let page = env
+            .store()
+            .search_mutations(
+                &t1,
+                &MutationSearch {
+                    offset: 1,
+                    limit: 2,
+                    ..search
+                },
+            )
+            .await
+            .expect("search");
+        let window: Vec<&Mutation> = expected.iter().skip(1).take(2).copied().collect();
+        assert_eq!(page.items.iter().collect::<Vec<_>>(), window, "{query}");
+        assert_eq!(page.total, expected.len() as u64, "{query}");
+    }
+
+    // Customer and wallet narrow the search; no filter finds them all.
+    let search = |customer: Option<&str>, wallet: Option<&str>| MutationSearch {
+        customer: customer.map(cid),
+        wallet: wallet.map(wid),
+        limit: PAGE_SIZE_MAX,
+        ..MutationSearch::default()
+    };
+    for (customer, wallet) in [
+        (None, None),
+        (Some("c1"), None),
+        (None, Some("w3")),
+        (Some("c1"), Some("c1")),
+        (Some("c2"), Some("c1")),
+    ] {
+        let found = env
+            .store()
+            .search_mutations(&t1, &search(customer, wallet))
+            .await
+            .expect("search");
+        let expected: Vec<&Mutation> = all
+            .iter()
+            .filter(|m| customer.is_none_or(|c| m.customer.as_str() == c))
+            .filter(|m| wallet.is_none_or(|w| m.wallet.as_str() == w))
+            .collect();
+        assert_eq!(found.items.iter().collect::<Vec<_>>(), expected);
+        assert_eq!(found.total, expected.len() as u64);
+    }
+    // Only the total; past the end; another tenant's.
+    let only_total = env
+        .store()
+        .search_mutations(&t1, &MutationSearch::default())
+        .await
+        .expect("search");
+    assert_eq!((only_total.items.len(), only_total.total), (0, 8));
+    let past = env
+        .store()
+        .search_mutations(
+            &t1,
+            &MutationSearch {
+                offset: 8,
+                limit: 10,
+                ..MutationSearch::default()
+            },
+        )
+        .await
+        .expect("search");
+    assert_eq!((past.items.len(), past.total), (0, 8));
+    let far = env
+        .store()
+        .search_mutations(
+            &t1,
+            &MutationSearch {
+                offset: u64::MAX,
+                limit: 10,
+                ..MutationSearch::default()
+            },
+        )
+        .await
+        .expect("search");
+    assert_eq!((far.items.len(), far.total), (0, 8));
+    let t2 = env
+        .store()
+        .search_mutations(&tid("t2"), &search(None, None))
+        .await
+        .expect("search");
+    assert_eq!(t2.total, 1);
+    assert_eq!(t2.items[0].amount, 999);
+}
+
+/// A search returns at most [`PAGE_SIZE_MAX`] rows, however many it is asked for, and
+/// offset pages cover everything once.
+pub async fn search_mutations_at_the_page_limit(env: &mut Env) {
+    use crate::MutationSearch;
+    env.tenant("t1").await;
+    env.customer("t1", "c1").await;
+    env.wallet("t1", "c1", "w1").await;
+    let batch: Vec<Request> = (0..=PAGE_SIZE_MAX)
+        .map(|_| request("t1", env.post("w1", MutationKind::TopUp, 1)))
+        .collect();
+    for outcome in env.apply(batch).await {
+        done(outcome);
+    }
+    let t1 = tid("t1");
+    let first = env
+        .store()
+        .search_mutations(
+            &t1,
+            &MutationSearch {
+                limit: PAGE_SIZE_MAX + 5,
+                ..MutationSearch::default()
+            },
+        )
+        .await
+        .expect("search");
+    assert_eq!(first.items.len(), PAGE_SIZE_MAX);
+    assert_eq!(first.total, PAGE_SIZE_MAX as u64 + 1);
+    let second = env
+        .store()
+        .search_mutations(
+            &t1,
+            &MutationSearch {
+                offset: PAGE_SIZE_MAX as u64,
+                limit: PAGE_SIZE_MAX,
+                ..MutationSearch::default()
+            },
+        )
+        .await
+        .expect("search");
+    let balances: Vec<i64> = first
+        .items
+        .iter()
+        .chain(&second.items)
+        .map(|m| m.balance_after)
+        .collect();
+    assert!(balances.into_iter().eq(1..=PAGE_SIZE_MAX as i64 + 1));
+}
+
+/// The fields of [`columns::wallet`](crate::columns::wallet) as a test schema.
+fn wallet_schema() -> prepaid_query::Schema {
+    use crate::columns::wallet as w;
+    use prepaid_query::{Field, FieldType as T};
+    prepaid_query::Schema::new(vec![
+        Field::new("id", w::ID, T::Text),
+        Field::new("name", w::NAME, T::Text),
+        Field::new("product", w::PRODUCT, T::Text),
+        Field::new(
+            "status",
+            w::STATUS,
+            T::Enum(vec!["active".into(), "suspended".into(), "expired".into()]),
+        ),
+        Field::new("customer", w::CUSTOMER, T::Text),
+        Field::new("unit", w::UNIT_CODE, T::Text),
+        Field::new("balance", w::BALANCE, T::Integer),
+        Field::new("createdAt", w::CREATED_AT, T::Timestamp),
+    ])
+}
+
+struct WalletRow<'a>(&'a Wallet);
+
+impl prepaid_query::Row for WalletRow<'_> {
+    fn get(&self, path: &str) -> prepaid_query::Value {
+        use prepaid_query::Value as V;
+        let w = self.0;
+        match path {
+            "id" => V::Text(w.id.as_str().into()),
+            "name" => V::Text(w.name.clone()),
+            "product" => V::Text(w.product.clone()),
+            "status" => V::Text(w.status.as_str().into()),
+            "customer" => V::Text(w.customer.as_str().into()),
+            "unit" => V::Text(w.unit.code().into()),
+            "balance" => V::Int(w.balance),
+            "createdAt" => V::Timestamp(w.created_at.as_micros()),
+            other => panic!("no field {other}"),
+        }
+    }
+}
+
+/// Wallets are found by filter and customer, ordered by creation time then id, either
+/// way, counted and paged by offset.
+pub async fn search_wallets_filters_counts_and_pages(env: &mut Env) {
+    use crate::{Order, WalletSearch};
+    env.tenant("t1").await;
+    env.tenant("t2").await;
+    env.customer("t1", "c1").await;
+    env.customer("t1", "c2").await;
+    env.customer("t2", "c1").await;
+    env.wallet("t2", "c1", "a").await;
+    let specs = [
+        ("b", "c1", eur(), "Main", "voice", 0),
+        ("a", "c1", minutes(), "Support", "desk", 0),
+        ("d", "c2", eur(), "Meals", "school", 1),
+        ("c", "c2", eur(), "Main", "voice", 0),
+        ("e", "c1", eur(), "Ünïcode", "data", 2),
+    ];
+    for (id, customer, unit, name, product, secs) in specs {
+        env.advance_secs(secs);
+        let mut wallet = env.new_wallet(id, customer, unit, Floor::ZERO);
+        wallet.name = name.into();
+        wallet.product = product.into();
+        env.done("t1", Command::CreateWallet { wallet }).await;
+    }
+    env.top_up("t1", "d", 500).await;
+    env.top_up("t1", "a", 30).await;
+    env.done(
+        "t1",
+        Command::SetWalletStatus {
+            wallet: wid("c"),
+            status: WalletStatus::Suspended,
+        },
+    )
+    .await;
+    let mut all = Vec::new();
+    for id in ["a", "b", "c", "d", "e"] {
+        all.push(env.read_wallet("t1", id).await);
+    }
+    // Creation time first, then id: b and a were made at once, as were d and c.
+    all.sort_by(|x, y| (x.created_at, &x.id).cmp(&(y.created_at, &y.id)));
+    assert_eq!(
+        all.iter().map(|w| w.id.as_str()).collect::<Vec<_>>(),
+        ["a", "b", "c", "d", "e"]
+    );
+    let schema = wallet_schema();
+    let t1 = tid("t1");
+    for query in [
+        "name==Main",
+        "product=sw=vo,unit==MIN",
+        "status==suspended",
+        "status!=active",
+        "balance=gt=0",
+        "customer==c2;balance==0",
+        "name=gt=Meals",
+        "createdAt=gt=2026-01-01T00:00:00Z",
+        "id=in=(a,e,zz)",
+    ] {
+        let filter = bind(&schema, query);
+        let expected: Vec<&Wallet> = all
+            .iter()
+            .filter(|w| filter.matches(&WalletRow(w)))
+            .collect();
+        for (order, customer) in [
+            (Order::Ascending, None),
+            (Order::Descending, None),
+            (Order::Ascending, Some("c1")),
+        ] {
+            let found = env
+                .store()
+                .search_wallets(
+                    &t1,
+                    &WalletSearch {
+                        customer: customer.map(cid),
+                        filter: Some(filter.clone()),
+                        order,
+                        offset: 0,
+                        limit: PAGE_SIZE_MAX,
+                    },
+                )
+                .await
+                .unwrap_or_else(|e| panic!("{query}: {e}"));
+            let mut want: Vec<&Wallet> = expected
+                .iter()
+                .filter(|w| customer.is_none_or(|c| w.customer.as_str() == c))
+                .copied()
+                .collect();
+            if order == Order::Descending {
+                want.reverse();
+            }
+            assert_eq!(
+                found.items.iter().collect::<Vec<_>>(),
+                want,
+                "{query} {order:?}"
+            );
+            assert_eq!(found.total, want.len() as u64, "{query}");
+        }
+    }
+    let page = env
+        .store()
+        .search_wallets(
+            &t1,
+            &WalletSearch {
+                offset: 3,
+                limit: 10,
+                ..WalletSearch::default()
+            },
+        )
+        .await
+        .expect("search");
+    assert_eq!(
+        page.items.iter().map(|w| w.id.as_str()).collect::<Vec<_>>(),
+        ["d", "e"]
+    );
+    assert_eq!(page.total, 5);
+    let other = env
+        .store()
+        .search_wallets(
+            &tid("t2"),
+            &WalletSearch {
+                limit: 10,
+                ..WalletSearch::default()
+            },
+        )
+        .await
+        .expect("search");
+    assert_eq!(other.total, 1);
 }

@@ -44,6 +44,10 @@
 //!   its batch-mates are carried out.
 //! - A customer-restricted caller creating any customer but its own is `Forbidden`.
 //! - Mutation and hold ids are unique across the store, not just the tenant.
+//! - A customer link longer than [`LINK_LEN_MAX`] or a setting value longer than
+//!   [`SETTING_VALUE_LEN_MAX`] is a request the edge never builds.
+//! - Putting a setting twice in one batch writes it once, with the last value; it
+//!   counts as created when the tenant had no value before the batch.
 //! - A committed or released hold's mutation carries the hold's reference.
 //!
 //! # The sweep
@@ -57,10 +61,10 @@
 use crate::{StoreError, SweepReport};
 use prepaid_ledger::{
     Amount, ApiKey, ApiKeyName, Command, Customer, CustomerId, Done, Fingerprint, Hold, HoldId,
-    HoldStatus, IdempotencyKey, Mutation, MutationId, MutationKind, NewApiKey, NewWallet, Outcome,
-    Reference, Refusal, Request, SystemAccount, TenantId, Timestamp, Transfer, TransferId, Unit,
-    Wallet, WalletId, WalletStatus, add_to_balance, commit_hold, expire_wallet, place_hold, post,
-    release_hold, transfer,
+    HoldStatus, IdempotencyKey, LINK_LEN_MAX, Mutation, MutationId, MutationKind, NewApiKey,
+    NewWallet, Outcome, Reference, Refusal, Request, SETTING_VALUE_LEN_MAX, SettingKey,
+    SystemAccount, TenantId, Timestamp, Transfer, TransferId, Unit, Wallet, WalletId, WalletStatus,
+    add_to_balance, commit_hold, expire_wallet, place_hold, post, release_hold, transfer,
 };
 use std::collections::{BTreeSet, HashMap};
 use std::hash::Hash;
@@ -112,6 +116,8 @@ pub trait Rows {
     fn account(&mut self, tenant: &TenantId, unit: &Unit, account: SystemAccount) -> Lookup<i64>;
     /// The ids of the wallet's pending holds (asked by the sweep only).
     fn pending_holds(&mut self, tenant: &TenantId, wallet: &WalletId) -> Lookup<Vec<HoldId>>;
+    /// The value of a setting of the tenant.
+    fn setting(&mut self, tenant: &TenantId, key: &SettingKey) -> Lookup<Option<String>>;
 
     /// Whether a lookup may answer [`Gap::Miss`]. When not, the executor skips the
     /// pass that looks up every row a request names before deciding it, which serves
@@ -135,6 +141,7 @@ pub struct Missing {
     pub idempotency: BTreeSet<(TenantId, IdempotencyKey)>,
     pub accounts: BTreeSet<(TenantId, Unit, SystemAccount)>,
     pub pending_holds: BTreeSet<(TenantId, WalletId)>,
+    pub settings: BTreeSet<(TenantId, SettingKey)>,
 }
 
 impl Missing {
@@ -154,6 +161,7 @@ impl Missing {
             + self.idempotency.len()
             + self.accounts.len()
             + self.pending_holds.len()
+            + self.settings.len()
     }
 }
 
@@ -291,6 +299,19 @@ pub struct KeyRecord {
     pub created_at: Timestamp,
 }
 
+/// A setting a batch put: one per tenant and key, with the last value put.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SettingChange {
+    pub tenant: TenantId,
+    pub key: SettingKey,
+    pub value: String,
+    /// The tenant had no value for the key before the batch: insert it (a backend
+    /// whose batches run concurrently lets a racing insert fail the batch, which then
+    /// runs again and finds the value); otherwise update it.
+    pub created: bool,
+    pub updated_at: Timestamp,
+}
+
 /// Everything a batch or a sweep changes. A backend writes it in this order of
 /// fields (so that every row exists before a row that refers to it), then commits.
 /// Within each list the order is fixed: the order of the requests, or of the keys.
@@ -313,6 +334,8 @@ pub struct Changes {
     pub keys: Vec<KeyRecord>,
     /// Ordered by tenant, unit and account.
     pub accounts: Vec<AccountChange>,
+    /// Ordered by tenant and key.
+    pub settings: Vec<SettingChange>,
 }
 
 impl Changes {
@@ -355,6 +378,10 @@ pub enum RecordedResult {
         /// The commit or release mutation; `None` for a placement.
         mutation: Option<MutationId>,
     },
+    /// A setting put; whether it was created (the value is read again, if ever).
+    Setting {
+        created: bool,
+    },
 }
 
 /// A [`RecordedResult`] as the columns of an idempotency record, the same in every
@@ -393,6 +420,7 @@ impl RecordedResult {
                 hold: hold.id,
                 mutation: mutation.as_ref().map(|m| m.id),
             },
+            Done::Setting { created } => Self::Setting { created: *created },
         }
     }
 
@@ -428,6 +456,11 @@ impl RecordedResult {
                 "hold",
                 hold.to_string(),
                 mutation.as_ref().map(ToString::to_string),
+            ),
+            Self::Setting { created } => plain(
+                "setting",
+                if *created { "created" } else { "updated" }.to_owned(),
+                None,
             ),
         }
     }
@@ -468,6 +501,13 @@ impl RecordedResult {
             "hold" => Self::Hold {
                 hold: HoldId(uuid(id)?),
                 mutation: id2.map(uuid).transpose()?.map(MutationId),
+            },
+            "setting" => Self::Setting {
+                created: match id {
+                    "created" => true,
+                    "updated" => false,
+                    other => return Err(format!("recorded setting outcome {other:?}")),
+                },
             },
             other => return Err(format!("recorded result kind {other:?}")),
         })
@@ -700,12 +740,14 @@ struct Exec<'r> {
     idempotency: Nested<TenantId, IdempotencyKey, Option<Recorded>>,
     account_ix: Nested<TenantId, Unit, [Option<usize>; 4]>,
     accounts: Vec<AccountSlot>,
+    settings: Nested<TenantId, SettingKey, Option<String>>,
 
     new_tenants: Vec<NewTenant>,
     new_customers: Vec<Customer>,
     new_api_keys: Vec<ApiKey>,
     mutations: Vec<Mutation>,
     keys: Vec<KeyRecord>,
+    new_settings: Vec<SettingChange>,
 }
 
 /// The ids a transfer takes.
@@ -747,11 +789,13 @@ impl<'r> Exec<'r> {
             idempotency: HashMap::new(),
             account_ix: HashMap::new(),
             accounts: Vec::new(),
+            settings: HashMap::new(),
             new_tenants: Vec::new(),
             new_customers: Vec::new(),
             new_api_keys: Vec::new(),
             mutations: Vec::with_capacity(requests),
             keys: Vec::new(),
+            new_settings: Vec::new(),
         }
     }
 
@@ -926,6 +970,17 @@ impl<'r> Exec<'r> {
         .map(|r| r.as_ref())
     }
 
+    fn setting(&mut self, tenant: &TenantId, key: &SettingKey) -> Lookup<Option<&String>> {
+        let rows = &mut *self.rows;
+        let result = nested(&mut self.settings, tenant, key, || {
+            rows.setting(tenant, key)
+        });
+        noted(result, &mut self.missing.settings, || {
+            (tenant.clone(), key.clone())
+        })
+        .map(|v| v.as_ref())
+    }
+
     /// The index of the system account in [`Exec::accounts`].
     fn account_ix(
         &mut self,
@@ -1001,6 +1056,7 @@ impl<'r> Exec<'r> {
                 }
             }
             Command::CreateCustomer { id, .. } => touch(self.customer(tenant, id))?,
+            Command::PutSetting { key, .. } => touch(self.setting(tenant, key))?,
             Command::CreateWallet { wallet } => {
                 touch(self.customer(tenant, &wallet.customer))?;
                 touch(self.wallet_ix(tenant, &wallet.id))?;
@@ -1126,9 +1182,15 @@ impl<'r> Exec<'r> {
                 .create_tenant(tenant, new, name, admin_key)
                 .map(Made::Done),
             Command::CreateApiKey { key } => self.create_api_key(tenant, key).map(Made::Done),
-            Command::CreateCustomer { id, name } => {
+            Command::CreateCustomer { id, name, link } => {
                 if only.is_some_and(|only| only != id) {
                     return Err(Refusal::Forbidden.into());
+                }
+                if link.len() > LINK_LEN_MAX {
+                    return Err(Stop::Bug(format!(
+                        "a customer link of {} bytes, over {LINK_LEN_MAX}",
+                        link.len()
+                    )));
                 }
                 if self.customer(tenant, id)?.is_some() {
                     return Err(Refusal::CustomerExists.into());
@@ -1137,6 +1199,7 @@ impl<'r> Exec<'r> {
                     tenant: tenant.clone(),
                     id: id.clone(),
                     name: name.clone(),
+                    link: link.clone(),
                     created_at: self.now,
                 };
                 self.new_customers.push(customer.clone());
@@ -1216,7 +1279,43 @@ impl<'r> Exec<'r> {
             Command::ReleaseHold { hold, mutation_id } => {
                 self.settle_hold(tenant, only, *hold, Settle::Release, *mutation_id)
             }
+            Command::PutSetting { key, value } => {
+                self.put_setting(tenant, key, value).map(Made::Done)
+            }
         }
+    }
+
+    fn put_setting(
+        &mut self,
+        tenant: &TenantId,
+        key: &SettingKey,
+        value: &str,
+    ) -> Result<Done, Stop> {
+        if value.len() > SETTING_VALUE_LEN_MAX {
+            return Err(Stop::Bug(format!(
+                "a setting value of {} bytes, over {SETTING_VALUE_LEN_MAX}",
+                value.len()
+            )));
+        }
+        let created = self.setting(tenant, key)?.is_none();
+        remember(&mut self.settings, tenant, key, Some(value.to_owned()));
+        match self
+            .new_settings
+            .iter_mut()
+            .find(|s| s.tenant == *tenant && s.key == *key)
+        {
+            // Put earlier in this batch: the batch writes the last value, and the
+            // setting counts as created when it was before the batch.
+            Some(earlier) => earlier.value = value.to_owned(),
+            None => self.new_settings.push(SettingChange {
+                tenant: tenant.clone(),
+                key: key.clone(),
+                value: value.to_owned(),
+                created,
+                updated_at: self.now,
+            }),
+        }
+        Ok(Done::Setting { created })
     }
 
     fn create_tenant(
@@ -1673,6 +1772,7 @@ impl<'r> Exec<'r> {
                     mutation: settled,
                 }
             }
+            RecordedResult::Setting { created } => Done::Setting { created: *created },
         })
     }
 
@@ -1829,6 +1929,8 @@ impl<'r> Exec<'r> {
             .collect();
         accounts
             .sort_by(|a, b| (&a.tenant, &a.unit, a.account).cmp(&(&b.tenant, &b.unit, b.account)));
+        let mut settings = self.new_settings;
+        settings.sort_by(|a, b| (&a.tenant, &a.key).cmp(&(&b.tenant, &b.key)));
         Changes {
             tenants: self.new_tenants,
             customers: self.new_customers,
@@ -1840,6 +1942,7 @@ impl<'r> Exec<'r> {
             mutations: self.mutations,
             keys: self.keys,
             accounts,
+            settings,
         }
     }
 }
@@ -1869,5 +1972,6 @@ fn visible(done: &Done, only: Option<&CustomerId>) -> bool {
         Done::Mutation(m) => m.customer == *only,
         Done::Transfer(t) => t.debit.customer == *only && t.credit.customer == *only,
         Done::Hold { hold, .. } => hold.customer == *only,
+        Done::Setting { .. } => false,
     }
 }

@@ -23,7 +23,7 @@ pub use engine::{Engine, EngineConfig, EngineError};
 use async_trait::async_trait;
 use prepaid_ledger::{
     ApiKey, Customer, CustomerId, Hold, HoldId, Mutation, MutationId, NewApiKey, Outcome, Request,
-    TenantId, Timestamp, Unit, Wallet, WalletId,
+    SettingKey, TenantId, Timestamp, Unit, Wallet, WalletId,
 };
 
 /// An operating failure of a store: the database is unreachable, the disk is full, a
@@ -68,6 +68,96 @@ pub struct WalletQuery {
     pub after: Option<WalletId>,
     /// At most [`PAGE_SIZE_MAX`].
     pub limit: usize,
+}
+
+/// Which way a search runs: mutations by their list cursor (commit order), wallets by
+/// `(created_at, id)`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Order {
+    #[default]
+    Ascending,
+    Descending,
+}
+
+/// A page of a search with the number of all the rows it matched, for dialects that
+/// page by number (`page`/`pageSize`, `offset`/`limit`) and report totals.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Counted<T> {
+    pub items: Vec<T>,
+    /// How many rows match, on every page.
+    pub total: u64,
+}
+
+/// Which mutations to find, in which order, and which page of them.
+///
+/// Mutations are only ever appended in commit order, so that paging `Ascending` by
+/// offset never misses or repeats one while others are recorded.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MutationSearch {
+    pub customer: Option<CustomerId>,
+    pub wallet: Option<WalletId>,
+    /// Bound against a `prepaid_query::Schema` whose columns are built from
+    /// [`columns::mutation`].
+    pub filter: Option<prepaid_query::Filter>,
+    pub order: Order,
+    /// The rows to skip.
+    pub offset: u64,
+    /// At most [`PAGE_SIZE_MAX`] (a larger limit is taken as it); 0 asks only for the
+    /// total.
+    pub limit: usize,
+}
+
+/// Which wallets to find, in which order, and which page of them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WalletSearch {
+    pub customer: Option<CustomerId>,
+    /// Bound against a schema whose columns are built from [`columns::wallet`].
+    pub filter: Option<prepaid_query::Filter>,
+    pub order: Order,
+    pub offset: u64,
+    /// As [`MutationSearch::limit`].
+    pub limit: usize,
+}
+
+/// The SQL column expressions a dialect's query schema may name, alone or inside
+/// expressions of its own (`NULLIF(m.reference_text, '')`). Every backend has the same
+/// tables and column names; a search aliases the mutations table `m` and the wallets
+/// table `w`. Times are microseconds since the Unix epoch (bind
+/// `prepaid_query::Value::Timestamp`), ids of mutations UUIDs (`Value::Uuid`), other
+/// ids text.
+pub mod columns {
+    /// Columns of the mutations table, aliased `m`.
+    pub mod mutation {
+        pub const ID: &str = "m.id";
+        pub const AMOUNT: &str = "m.amount";
+        pub const KIND: &str = "m.kind";
+        pub const OCCURRED_AT: &str = "m.occurred_at";
+        pub const RECORDED_AT: &str = "m.recorded_at";
+        pub const REFERENCE_KIND: &str = "m.reference_kind";
+        pub const REFERENCE_TEXT: &str = "m.reference_text";
+        pub const REFERENCE_LINK: &str = "m.reference_link";
+        pub const CUSTOMER: &str = "m.customer";
+        pub const WALLET: &str = "m.wallet";
+        pub const BALANCE_AFTER: &str = "m.balance_after";
+        pub const UNIT_CODE: &str = "m.unit_code";
+        /// The link (URL) of the mutation's customer as the client gave it; empty when
+        /// it gave none.
+        pub const CUSTOMER_LINK: &str =
+            "(SELECT c.link FROM customers c WHERE c.tenant = m.tenant AND c.id = m.customer)";
+    }
+
+    /// Columns of the wallets table, aliased `w`.
+    pub mod wallet {
+        pub const ID: &str = "w.id";
+        pub const NAME: &str = "w.name";
+        pub const PRODUCT: &str = "w.product";
+        /// `active`, `suspended` or `expired`.
+        pub const STATUS: &str = "w.status";
+        pub const CUSTOMER: &str = "w.customer";
+        pub const UNIT_CODE: &str = "w.unit_code";
+        pub const BALANCE: &str = "w.balance";
+        pub const CREATED_AT: &str = "w.created_at";
+    }
 }
 
 /// What one sweep did.
@@ -170,6 +260,27 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Page<Mutation, i64>, StoreError>;
 
     async fn hold(&self, tenant: &TenantId, id: HoldId) -> Result<Option<Hold>, StoreError>;
+
+    /// The page of mutations `search` asks for, and how many match in all.
+    async fn search_mutations(
+        &self,
+        tenant: &TenantId,
+        search: &MutationSearch,
+    ) -> Result<Counted<Mutation>, StoreError>;
+
+    /// The page of wallets `search` asks for, and how many match in all.
+    async fn search_wallets(
+        &self,
+        tenant: &TenantId,
+        search: &WalletSearch,
+    ) -> Result<Counted<Wallet>, StoreError>;
+
+    /// The value of a per-tenant setting (see [`prepaid_ledger::Command::PutSetting`]).
+    async fn setting(
+        &self,
+        tenant: &TenantId,
+        key: &SettingKey,
+    ) -> Result<Option<String>, StoreError>;
 
     /// Checks every ledger invariant over the whole store (slow; for tests and audits).
     async fn check_invariants(&self) -> Result<Vec<Breach>, StoreError>;

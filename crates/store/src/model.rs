@@ -1688,6 +1688,7 @@ async fn setup(backend: Box<dyn Backend>) -> Run {
                 Command::CreateCustomer {
                     id: customer_id(c),
                     name: (*name).into(),
+                    link: String::new(),
                 },
             ));
         }

@@ -2,3 +2,5 @@
 //! state: the native API under `/v1`, and later others beside it.
 
 pub mod native;
+pub mod talkdesk;
+pub mod topdesk;

@@ -2,7 +2,14 @@
 //! directory, talks to it over HTTP and checks the answers against `docs/native-api.md`.
 //!
 //! Every test starts its own server (port 0, its own data directory), so tests run in
-//! parallel. A [`Server`] kills its process when dropped, so a failing test never leaves
+//! parallel.
+//!
+//! The backend of [`Server::start`] is chosen for the whole suite by the environment
+//! variable [`TEST_BACKEND_ENV`]: `sqlite` (the default) or `postgres`, which gives each
+//! server a fresh schema in the test database of `prepaid_store_postgres::testing`
+//! (and fails when that database cannot be reached). Tests that need PostgreSQL
+//! whatever the suite's backend use [`Server::start_postgres`] and friends, which skip
+//! with a `PostgreSQL tests not run` line when there is no database outside CI. A [`Server`] kills its process when dropped, so a failing test never leaves
 //! a server behind; when the test is panicking, the tail of the server's log is printed
 //! to help find the cause.
 
@@ -34,6 +41,29 @@ const LOG_TAIL_LINES: usize = 60;
 
 const LISTENING_PREFIX: &str = "prepaid listening on ";
 
+/// The environment variable that chooses the backend of [`Server::start`].
+pub const TEST_BACKEND_ENV: &str = "PREPAID_TEST_BACKEND";
+
+pub use prepaid_store_postgres::testing::TestSchema;
+
+/// Whether the suite runs on PostgreSQL (see [`TEST_BACKEND_ENV`]).
+pub fn postgres_backend() -> bool {
+    match std::env::var(TEST_BACKEND_ENV).as_deref() {
+        Ok("postgres") => true,
+        Ok("sqlite") | Err(std::env::VarError::NotPresent) => false,
+        Ok(other) => panic!("{TEST_BACKEND_ENV} must be sqlite or postgres, not {other:?}"),
+        Err(e) => panic!("{TEST_BACKEND_ENV}: {e}"),
+    }
+}
+
+/// A fresh schema in the test database, or `None` (after the skip line) when there is
+/// no database outside CI.
+pub async fn fresh_schema() -> Option<Arc<TestSchema>> {
+    prepaid_store_postgres::testing::fresh_schema()
+        .await
+        .map(Arc::new)
+}
+
 /// A random-enough secret for the operator's admin key, different for each server.
 fn fresh_secret() -> String {
     format!("test-admin-{}", uuid::Uuid::new_v4().simple())
@@ -48,11 +78,52 @@ pub struct Server {
     log_path: PathBuf,
     admin_secret: String,
     starts: AtomicU32,
+    /// The PostgreSQL database the server runs on; `None` for SQLite in `data_dir`.
+    database_url: Option<String>,
+    /// Keeps the server's schema until the last server on it is gone.
+    schema: Option<Arc<TestSchema>>,
 }
 
 impl Server {
-    /// Starts a server on a fresh, empty data directory.
+    /// Starts a server on a fresh, empty store of the suite's backend.
     pub async fn start() -> Server {
+        if !postgres_backend() {
+            return Server::start_with(None, None, fresh_secret()).await;
+        }
+        let Some(schema) = fresh_schema().await else {
+            panic!("{TEST_BACKEND_ENV}=postgres, but the test database cannot be reached");
+        };
+        Server::start_on_schema(&schema, &fresh_secret()).await
+    }
+
+    /// Starts a server on a fresh PostgreSQL schema whatever the suite's backend;
+    /// `None` (after the skip line) when there is no database outside CI.
+    pub async fn start_postgres() -> Option<Server> {
+        let schema = fresh_schema().await?;
+        Some(Server::start_on_schema(&schema, &fresh_secret()).await)
+    }
+
+    /// Starts a server on `schema` with this operator secret; several servers on one
+    /// schema are several instances on one database.
+    pub async fn start_on_schema(schema: &Arc<TestSchema>, admin_secret: &str) -> Server {
+        Server::start_on_url(schema.url(), Some(schema.clone()), admin_secret).await
+    }
+
+    /// Starts a server on the PostgreSQL database at `url` (a proxy, say), keeping
+    /// `schema` alive while it runs.
+    pub async fn start_on_url(
+        url: &str,
+        schema: Option<Arc<TestSchema>>,
+        admin_secret: &str,
+    ) -> Server {
+        Server::start_with(Some(url.to_owned()), schema, admin_secret.to_owned()).await
+    }
+
+    async fn start_with(
+        database_url: Option<String>,
+        schema: Option<Arc<TestSchema>>,
+        admin_secret: String,
+    ) -> Server {
         let data_dir = Arc::new(tempfile::tempdir().expect("create data dir"));
         let log_dir = tempfile::tempdir().expect("create log dir");
         let mut server = Server {
@@ -61,11 +132,18 @@ impl Server {
             data_dir,
             log_dir,
             log_path: PathBuf::new(),
-            admin_secret: fresh_secret(),
+            admin_secret,
             starts: AtomicU32::new(0),
+            database_url,
+            schema,
         };
         server.launch().await;
         server
+    }
+
+    /// The PostgreSQL URL the server runs on, `None` on SQLite.
+    pub fn database_url(&self) -> Option<&str> {
+        self.database_url.as_deref()
     }
 
     async fn launch(&mut self) {
@@ -75,11 +153,13 @@ impl Server {
         let data_dir = self.data_dir.path().to_path_buf();
         let secret = self.admin_secret.clone();
         let log = log_path.clone();
+        let database_url = self.database_url.clone();
         // Reading the announcement line blocks, so it runs off the async worker threads.
-        let (child, line) =
-            tokio::task::spawn_blocking(move || spawn_server(&data_dir, &secret, &log))
-                .await
-                .expect("spawn task");
+        let (child, line) = tokio::task::spawn_blocking(move || {
+            spawn_server(&data_dir, database_url.as_deref(), &secret, &log)
+        })
+        .await
+        .expect("spawn task");
         self.log_path = log_path;
         self.child = Some(child);
         let Some(line) = line else {
@@ -203,13 +283,23 @@ impl Drop for Server {
 }
 
 /// Spawns `prepaid serve` and reads its first stdout line (`None` when it exited first).
-fn spawn_server(data_dir: &Path, secret: &str, log_path: &Path) -> (Child, Option<String>) {
+fn spawn_server(
+    data_dir: &Path,
+    database_url: Option<&str>,
+    secret: &str,
+    log_path: &Path,
+) -> (Child, Option<String>) {
     let log = File::create(log_path).expect("create server log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_prepaid"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_prepaid"));
+    command
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
+        .arg(data_dir);
+    if let Some(url) = database_url {
+        command.arg("--database-url").arg(url);
+    }
+    let mut child = command
         .env("PREPAID_ADMIN_KEY", secret)
-        // A database URL in the environment would take the server off the data dir.
+        // Only the argument above chooses the database, never the environment.
         .env_remove("PREPAID_DATABASE_URL")
         // The log is a file: no colour codes in it.
         .env("NO_COLOR", "1")
@@ -857,4 +947,393 @@ pub async fn assert_balance_is_sum(api: &Api, wallet: &str) -> Vec<Value> {
         muts.len()
     );
     muts
+}
+
+// ---- the Talkdesk dialect (`/account/wallets`) ----
+
+/// The members of a Talkdesk wallet list, exactly.
+pub const TALKDESK_LIST_MEMBERS: &[&str] =
+    &["total", "count", "page", "per_page", "_links", "_embedded"];
+/// The members of a Talkdesk wallet, exactly.
+pub const TALKDESK_WALLET_MEMBERS: &[&str] = &[
+    "name",
+    "product_name",
+    "balance",
+    "account_id",
+    "created_at",
+    "updated_at",
+    "_links",
+];
+
+/// Asserts that the object `v` has exactly the members `names`.
+#[track_caller]
+pub fn assert_members(v: &Value, names: &[&str]) {
+    let obj = v
+        .as_object()
+        .unwrap_or_else(|| panic!("expected an object, got {v}"));
+    let mut got: Vec<&str> = obj.keys().map(String::as_str).collect();
+    let mut want = names.to_vec();
+    got.sort_unstable();
+    want.sort_unstable();
+    assert_eq!(got, want, "members of {v}");
+}
+
+/// Decodes `%XX` escapes (the path segments of hrefs).
+pub fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            let hex = std::str::from_utf8(&b[i + 1..i + 3]).expect("ASCII escape");
+            out.push(u8::from_str_radix(hex, 16).expect("hex escape"));
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).expect("UTF-8 after decoding")
+}
+
+/// The wallet id at the end of a Talkdesk wallet's `_links.self.href`.
+#[track_caller]
+pub fn talkdesk_wallet_id(wallet: &Value) -> String {
+    let href = wallet["_links"]["self"]["href"]
+        .as_str()
+        .unwrap_or_else(|| panic!("wallet without _links.self.href: {wallet}"));
+    let (_, id) = href
+        .rsplit_once("/account/wallets/")
+        .unwrap_or_else(|| panic!("self href {href:?} is not under /account/wallets/"));
+    percent_decode(id)
+}
+
+/// Checks the documented shape of one Talkdesk wallet.
+#[track_caller]
+pub fn check_talkdesk_wallet(w: &Value) {
+    assert_members(w, TALKDESK_WALLET_MEMBERS);
+    for field in ["name", "product_name", "account_id"] {
+        let s = str_of(w, field);
+        assert!(
+            (1..=255).contains(&s.chars().count()),
+            "{field} must be 1 to 255 characters in {w}"
+        );
+    }
+    assert!(w["balance"].is_number(), "balance must be a number in {w}");
+    assert_time(w, "created_at");
+    assert_time(w, "updated_at");
+    assert_members(&w["_links"], &["self"]);
+    assert_members(&w["_links"]["self"], &["href"]);
+    talkdesk_wallet_id(w);
+}
+
+/// Checks the documented shape of a Talkdesk wallet list; returns its wallets.
+#[track_caller]
+pub fn check_talkdesk_list(v: &Value) -> Vec<Value> {
+    assert_members(v, TALKDESK_LIST_MEMBERS);
+    let links = v["_links"]
+        .as_object()
+        .unwrap_or_else(|| panic!("_links must be an object in {v}"));
+    for (rel, link) in links {
+        assert!(
+            ["self", "first", "prev", "next", "last"].contains(&rel.as_str()),
+            "unexpected link {rel} in {v}"
+        );
+        assert_members(link, &["href"]);
+        assert!(link["href"].is_string(), "{rel}.href must be a string");
+    }
+    for rel in ["self", "first", "last"] {
+        assert!(links.contains_key(rel), "_links.{rel} is missing in {v}");
+    }
+    assert_members(&v["_embedded"], &["wallets"]);
+    let wallets = v["_embedded"]["wallets"]
+        .as_array()
+        .unwrap_or_else(|| panic!("_embedded.wallets must be an array in {v}"))
+        .clone();
+    for w in &wallets {
+        check_talkdesk_wallet(w);
+    }
+    assert_eq!(
+        int(v, "count"),
+        wallets.len() as i64,
+        "count must be the wallets on the page"
+    );
+    assert!(int(v, "total") >= int(v, "count"));
+    wallets
+}
+
+impl Resp {
+    /// Asserts an error in Talkdesk's shape (`{code, message, description?, fields}`)
+    /// with this status and code.
+    #[track_caller]
+    pub fn talkdesk_error(&self, status: u16, code: &str) -> &Value {
+        let d = self.describe();
+        assert_eq!(self.status, status, "expected {status}: {d}");
+        assert!(
+            self.content_type().starts_with("application/json"),
+            "a Talkdesk error is application/json: {d}"
+        );
+        let obj = self
+            .json
+            .as_object()
+            .unwrap_or_else(|| panic!("a Talkdesk error is an object: {d}"));
+        for name in obj.keys() {
+            assert!(
+                ["code", "message", "description", "fields"].contains(&name.as_str()),
+                "unexpected member {name}: {d}"
+            );
+        }
+        assert_eq!(self.json["code"].as_str(), Some(code), "code: {d}");
+        assert!(self.json["message"].is_string(), "message: {d}");
+        if let Some(desc) = obj.get("description") {
+            assert!(desc.is_string(), "description: {d}");
+        }
+        let fields = self.json["fields"]
+            .as_array()
+            .unwrap_or_else(|| panic!("fields must be an array: {d}"));
+        for f in fields {
+            assert_members(f, &["name", "description"]);
+            assert!(f["name"].is_string() && f["description"].is_string(), "{d}");
+        }
+        &self.json
+    }
+}
+
+impl Api {
+    /// A wallet with a name and a product name (what the Talkdesk dialect serves when
+    /// its unit is `CREDIT`).
+    pub async fn create_product_wallet(
+        &self,
+        customer: &str,
+        id: &str,
+        unit: &str,
+        scale: u8,
+        name: &str,
+        product: &str,
+    ) -> Value {
+        self.post(
+            &format!("/v1/customers/{customer}/wallets"),
+            &json!({"id": id, "unit": unit, "scale": scale, "name": name, "product": product}),
+        )
+        .await
+        .ok(201)
+    }
+
+    /// `GET /account/wallets` with these query parameters, encoded as a form.
+    pub async fn talkdesk_get(&self, params: &[(&str, &str)]) -> Resp {
+        let mut url = self.url("/account/wallets");
+        if !params.is_empty() {
+            let mut q = url.query_pairs_mut();
+            for (name, value) in params {
+                q.append_pair(name, value);
+            }
+        }
+        let path = match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_owned(),
+        };
+        self.get(&path).await
+    }
+
+    /// `GET /account/wallets`, asserting 200 and the documented shape.
+    pub async fn talkdesk_list(&self, params: &[(&str, &str)]) -> Value {
+        let v = self.talkdesk_get(params).await.ok(200);
+        check_talkdesk_list(&v);
+        v
+    }
+
+    /// GETs an absolute href that this server gave out.
+    pub async fn get_href(&self, href: &str) -> Resp {
+        let path = href
+            .strip_prefix(&self.base)
+            .unwrap_or_else(|| panic!("href {href:?} does not start with {}", self.base));
+        self.get(path).await
+    }
+}
+
+// ---- the TOPdesk Prepaid Services dialect ----
+
+/// Where the TOPdesk dialect is mounted.
+pub const TOPDESK_ROOT: &str = "/services/prepaid-services-backend";
+
+/// The absolute URL of the TOPdesk dialect's root on `api`'s server, as its hrefs
+/// show it.
+pub fn topdesk_base(api: &Api) -> String {
+    let url = api.url(TOPDESK_ROOT);
+    url.as_str().trim_end_matches('/').to_owned()
+}
+
+/// A `BalanceMutationDto` for customer `customer` (a UUID), with `self` naming `id`
+/// when given.
+pub fn topdesk_dto(
+    customer: &str,
+    id: Option<&str>,
+    minutes: i64,
+    date: &str,
+    reference: Option<&str>,
+) -> Value {
+    let mut links = json!({
+        "for": {"href": format!("https://acme.topdesk.net/tas/api/branches/id/{customer}")}
+    });
+    if let Some(id) = id {
+        links["self"] = json!({
+            "href": format!("https://acme.topdesk.net{TOPDESK_ROOT}/balance-mutations/{id}")
+        });
+    }
+    let mut on = json!({"type": "EXTERNAL_SYSTEM"});
+    if let Some(r) = reference {
+        on["reference"] = json!(r);
+    }
+    json!({"_links": links, "amountOfMinutes": minutes, "modificationDate": date, "on": on})
+}
+
+/// Posts a balance mutation as `application/hal+json`.
+pub async fn topdesk_post(api: &Api, body: &Value) -> Resp {
+    api.send(
+        Method::POST,
+        &format!("{TOPDESK_ROOT}/balance-mutations"),
+        &[("content-type", "application/hal+json")],
+        Some(serde_json::to_vec(body).expect("encode json")),
+    )
+    .await
+}
+
+/// Posts a balance mutation that must be created; returns its `Location`.
+pub async fn topdesk_create(api: &Api, body: &Value) -> String {
+    let r = topdesk_post(api, body).await;
+    assert_eq!(r.status, 201, "expected 201: {} {}", r.status, r.text);
+    assert!(r.text.is_empty(), "a 201 has no body: {:?}", r.text);
+    r.header("location")
+        .unwrap_or_else(|| panic!("201 without Location"))
+        .to_owned()
+}
+
+/// The last path segment of an href.
+pub fn last_segment(href: &str) -> &str {
+    href.rsplit('/').next().unwrap_or_default()
+}
+
+/// Asserts a HAL+JSON answer with this status; returns its body.
+#[track_caller]
+pub fn hal_ok(r: Resp, status: u16) -> Value {
+    assert_eq!(
+        r.status, status,
+        "expected {status}: {} {} -> {} {}",
+        r.method, r.path, r.status, r.text
+    );
+    assert!(
+        r.content_type().starts_with("application/hal+json"),
+        "expected application/hal+json, got {:?}: {}",
+        r.content_type(),
+        r.text
+    );
+    r.json
+}
+
+/// Asserts a plain-text error with this status whose message contains `needle`.
+#[track_caller]
+pub fn text_error(r: &Resp, status: u16, needle: &str) {
+    assert_eq!(
+        r.status, status,
+        "expected {status}: {} {} -> {} {}",
+        r.method, r.path, r.status, r.text
+    );
+    assert!(
+        r.content_type().starts_with("text/plain"),
+        "errors are text/plain, got {:?}: {}",
+        r.content_type(),
+        r.text
+    );
+    assert!(
+        r.text.contains(needle),
+        "{} {} -> {}: {:?} does not mention {needle:?}",
+        r.method,
+        r.path,
+        r.status,
+        r.text
+    );
+}
+
+/// `GET /balance-mutations` with these parameters (values are URL-encoded here).
+pub async fn topdesk_list(api: &Api, params: &[(&str, &str)]) -> Resp {
+    let mut url = api.url(&format!("{TOPDESK_ROOT}/balance-mutations"));
+    for (k, v) in params {
+        url.query_pairs_mut().append_pair(k, v);
+    }
+    let path = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_owned(),
+    };
+    api.get(&path).await
+}
+
+/// Follows an absolute href of the TOPdesk dialect on `api`'s server.
+pub async fn topdesk_follow(api: &Api, href: &str) -> Resp {
+    let base = api.url("/");
+    let path = href
+        .strip_prefix(base.as_str().trim_end_matches('/'))
+        .unwrap_or_else(|| panic!("{href} is not on this server ({base})"));
+    api.get(path).await
+}
+
+/// A server running inside the test's process over a store the test made (one the
+/// binary's flags cannot reach, or with rows put in directly).
+pub struct InProcess {
+    base: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    serving: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl InProcess {
+    /// Binds to a free port over `store`; the operator's admin secret is `admin_secret`
+    /// when this bootstraps the store.
+    pub async fn start(
+        store: Arc<dyn prepaid_store::Store>,
+        data_dir: &Path,
+        admin_secret: &str,
+    ) -> InProcess {
+        let config = prepaid_server::Config {
+            listen: "127.0.0.1:0".parse().expect("listen address"),
+            data_dir: data_dir.to_path_buf(),
+            admin_key: Some(admin_secret.to_owned()),
+            ..prepaid_server::Config::default()
+        };
+        let server = prepaid_server::Server::bind_with(
+            config,
+            store,
+            Arc::new(prepaid_store::SystemClock),
+            prepaid_server::SQLITE_ENGINE,
+        )
+        .await
+        .expect("bind an in-process server");
+        let base = format!("http://{}", server.local_addr());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = tokio::spawn(server.serve(async move {
+            let _ = stopped.await;
+        }));
+        InProcess {
+            base,
+            stop: Some(stop),
+            serving,
+        }
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    pub fn client(&self, auth: Auth) -> Api {
+        Api::new(&self.base, auth)
+    }
+
+    /// Shuts the server down gracefully and insists that it stopped cleanly.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.serving)
+            .await
+            .expect("the server task")
+            .expect("the server stopped cleanly");
+    }
 }

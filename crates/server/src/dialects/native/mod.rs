@@ -97,6 +97,7 @@ fn unexpected(done: &Done, wanted: &str) -> Problem {
         Done::Mutation(_) => "mutation",
         Done::Transfer(_) => "transfer",
         Done::Hold { .. } => "hold",
+        Done::Setting { .. } => "setting",
     };
     tracing::error!(
         got,
@@ -305,6 +306,7 @@ async fn create_customer(
             .id
             .map_or_else(|| CustomerId::from_uuid(new_uuid()), |i| i.0),
         name: v.name.map(|n| n.0).unwrap_or_default(),
+        link: String::new(),
     };
     match submit(&state, &caller, body.idempotency, command).await? {
         (Done::Customer(c), replayed) => Ok(created(&CustomerOut::from(&c), replayed)),

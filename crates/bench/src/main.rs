@@ -1,0 +1,486 @@
+//! `prepaid-bench`: measures a fresh prepaid server over HTTP and, in the same run, the
+//! same single-debit workload done directly against a local PostgreSQL the way a
+//! typical PostgreSQL ledger does it, and writes the figures to `BENCHMARKS.md`.
+//!
+//! Run it with `cargo run --release -p prepaid-bench` (it builds the server first). It is
+//! a measurement, not a test: nothing here asserts on timings.
+
+mod calibrate;
+mod http;
+mod load;
+mod machine;
+mod pg;
+mod report;
+mod server;
+mod workload;
+mod writer;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use load::{CellResult, Pick, Timing};
+use report::{Measure, Report, Row, Workload};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Connection counts of the single-mutation rows.
+const MUTATION_CONNECTIONS: [usize; 4] = [1, 16, 64, 256];
+/// Connections of the hot-wallet row, the read row and the calibration row.
+const WIDE_CONNECTIONS: usize = 64;
+/// Connection counts of the batch rows: one client, and a few so the server can parse
+/// one batch while it commits another.
+const BATCH_CONNECTIONS: [usize; 2] = [1, 4];
+/// The most seconds a cell may measure.
+const SECONDS_MAX: u64 = 600;
+/// The most spread wallets.
+const WALLETS_MAX: u64 = 100_000;
+/// How long the machine's background CPU use is sampled before the run.
+const BACKGROUND_SAMPLE: Duration = Duration::from_secs(2);
+/// Background CPU use (in cores) above which the run warns that the machine is busy.
+const BACKGROUND_BUSY_WARN_CORES: f64 = 0.2;
+/// A pause between cells so the previous cell's tail does not overlap the next.
+const SETTLE: Duration = Duration::from_millis(500);
+
+/// Benchmarks prepaid against a plain PostgreSQL ledger on this machine.
+#[derive(Parser, Debug)]
+#[command(name = "prepaid-bench", version, args_override_self = true)]
+struct Args {
+    /// Where to write the report.
+    #[arg(long, default_value = "BENCHMARKS.md")]
+    out: PathBuf,
+    /// Measured seconds per cell.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=SECONDS_MAX))]
+    seconds: u64,
+    /// Warm-up seconds per cell, not measured.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(0..=SECONDS_MAX))]
+    warmup_seconds: u64,
+    /// Spread wallets (and PostgreSQL accounts) the mutations are spread over.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=WALLETS_MAX))]
+    wallets: u64,
+    /// The `prepaid` binary. Default: build it with cargo (when run by `cargo run`), or
+    /// take the one next to this program.
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+    /// Do not build the server; use the `prepaid` binary next to this program.
+    #[arg(long)]
+    no_build: bool,
+    /// PostgreSQL connection string of the baseline; must point at this machine.
+    #[arg(
+        long,
+        default_value = "host=127.0.0.1 port=5432 user=postgres dbname=test"
+    )]
+    postgres: String,
+    /// Measure prepaid only (a quick look at the server; the report marks the baseline
+    /// column "not run").
+    #[arg(long)]
+    skip_postgres: bool,
+    /// Worker threads of the load generator (default: one per CPU).
+    #[arg(long)]
+    client_threads: Option<usize>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let client_threads = args.client_threads.unwrap_or(cpus).max(1);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(client_threads)
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(args, client_threads))
+}
+
+/// The command line as a reader would type it again.
+fn command_line() -> String {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if std::env::var_os("CARGO").is_some() {
+        let mut cmd = "cargo run --release -p prepaid-bench".to_owned();
+        if !args.is_empty() {
+            cmd.push_str(" -- ");
+            cmd.push_str(&args.join(" "));
+        }
+        cmd
+    } else {
+        std::iter::once("target/release/prepaid-bench".to_owned())
+            .chain(args)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// Finds (and when run by cargo, builds) the `prepaid` server binary.
+fn server_binary(args: &Args) -> anyhow::Result<PathBuf> {
+    if let Some(path) = &args.server_bin {
+        return Ok(path.clone());
+    }
+    if let (Some(cargo), false) = (std::env::var_os("CARGO"), args.no_build) {
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml");
+        eprintln!("building the server: cargo build --release -p prepaid-server --bin prepaid");
+        let output = std::process::Command::new(cargo)
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "prepaid-server",
+                "--bin",
+                "prepaid",
+            ])
+            .arg("--manifest-path")
+            .arg(&manifest)
+            .args(["--message-format", "json-render-diagnostics"])
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .context("running cargo build")?;
+        if !output.status.success() {
+            bail!("building the prepaid server failed");
+        }
+        for line in String::from_utf8_lossy(&output.stdout).lines() {
+            let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            if msg["reason"] == "compiler-artifact"
+                && msg["target"]["name"] == "prepaid"
+                && let Some(exe) = msg["executable"].as_str()
+            {
+                return Ok(PathBuf::from(exe));
+            }
+        }
+        bail!("cargo build did not report the prepaid executable");
+    }
+    let exe = std::env::current_exe()?;
+    let sibling = exe.with_file_name("prepaid");
+    if !sibling.exists() {
+        bail!(
+            "{} not found: build it with `cargo build --release -p prepaid-server`, or pass --server-bin",
+            sibling.display()
+        );
+    }
+    Ok(sibling)
+}
+
+/// Logs a finished cell on the terminal.
+fn log_cell(name: &str, connections: usize, result: &Result<CellResult, anyhow::Error>) {
+    match result {
+        Ok(r) => {
+            let writer = r.writer.map_or(String::new(), |w| {
+                format!(
+                    "  writer busy {:.0}% at {:.1}/txn",
+                    w.busy_share * 100.0,
+                    w.batch_size_mean
+                )
+            });
+            eprintln!(
+                "  {name:<32} {connections:>4} conns: {:>9.0}/s  p50 {:>7.2} ms  p99 {:>7.2} ms  failed {}  \
+                 cpu: gen {:.2} server {:.2} other {:.2}{writer}",
+                r.ops_per_second(),
+                r.p50_us as f64 / 1000.0,
+                r.p99_us as f64 / 1000.0,
+                r.ops_failed,
+                r.cpu.load_generator_cores,
+                r.cpu.server_cores,
+                r.cpu.other_cores,
+            )
+        }
+        Err(e) => eprintln!("  {name:<32} {connections:>4} conns: not run: {e:#}"),
+    }
+}
+
+fn measure(result: anyhow::Result<CellResult>) -> Measure {
+    match result {
+        Ok(r) => Measure::Done(r),
+        Err(e) => Measure::NotRun(format!("{e:#}")),
+    }
+}
+
+async fn run(args: Args, client_threads: usize) -> anyhow::Result<()> {
+    if cfg!(debug_assertions) {
+        eprintln!(
+            "warning: prepaid-bench was built without optimisations; use `cargo run --release`"
+        );
+    }
+    let wallet_count = usize::try_from(args.wallets)?;
+    let timing = Timing {
+        warmup: Duration::from_secs(args.warmup_seconds),
+        measure: Duration::from_secs(args.seconds),
+        ticks_per_second: machine::clock_ticks_per_second(),
+    };
+    let pg_config = pg::parse_config(&args.postgres)?;
+    let machine = machine::Machine::detect();
+    let binary = server_binary(&args)?;
+    let background_cores = background_cores(timing.ticks_per_second).await;
+
+    let temp = tempfile::Builder::new()
+        .prefix("prepaid-bench-")
+        .tempdir()?;
+    let data_dir = temp.path().join("data");
+    std::fs::create_dir_all(&data_dir)?;
+    let data_filesystem = machine::filesystem_of(&data_dir);
+
+    let mut rows = measure_prepaid(&binary, &data_dir, wallet_count, timing).await?;
+    // The baseline runs after the server has stopped, so the two never compete.
+    eprintln!("PostgreSQL baseline:");
+    let postgres = if args.skip_postgres {
+        Err("skipped (--skip-postgres)".to_owned())
+    } else {
+        measure_postgres(pg_config, &args.postgres, &mut rows, wallet_count, timing).await
+    };
+    if let Err(why) = &postgres {
+        eprintln!("  {why}; the baseline column is marked \"not run\"");
+        for row in rows
+            .iter_mut()
+            .filter(|r| matches!(r.postgres, Measure::NotRun(_)))
+        {
+            row.postgres = Measure::NotRun(why.clone());
+        }
+    }
+
+    let report = Report {
+        machine,
+        command: command_line(),
+        seconds: args.seconds,
+        warmup_seconds: args.warmup_seconds,
+        wallets: wallet_count,
+        client_threads,
+        data_filesystem,
+        server_binary: binary.display().to_string(),
+        postgres,
+        rows,
+        background_cores,
+        debug_build: cfg!(debug_assertions),
+    };
+    println!("\n{}", report.table());
+    std::fs::write(&args.out, report.markdown())
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    eprintln!("wrote {}", args.out.display());
+    Ok(())
+}
+
+/// Measures how busy the machine is before the run: other work skews every figure, so
+/// the report says how much there was.
+async fn background_cores(ticks_per_second: f64) -> f64 {
+    let before = machine::CpuSample::take(&machine::ServerProcs::None);
+    tokio::time::sleep(BACKGROUND_SAMPLE).await;
+    let after = machine::CpuSample::take(&machine::ServerProcs::None);
+    let cores = machine::CpuUse::between(&before, &after, ticks_per_second).busy_cores();
+    if cores > BACKGROUND_BUSY_WARN_CORES {
+        eprintln!(
+            "warning: the machine was already {cores:.2} cores busy before the run; figures will be low"
+        );
+    }
+    cores
+}
+
+/// Starts a fresh server, sets up wallets, and runs the calibration cell and every
+/// prepaid cell. The rows' baseline side is left "not run" for the baseline to fill.
+async fn measure_prepaid(
+    binary: &Path,
+    data_dir: &Path,
+    wallet_count: usize,
+    timing: Timing,
+) -> anyhow::Result<Vec<Row>> {
+    eprintln!(
+        "starting {} (data in {})",
+        binary.display(),
+        data_dir.display()
+    );
+    let mut server = server::Server::start(binary, data_dir).await?;
+    let admin = http::Target::new(server.addr, &server.admin_secret)?;
+    eprintln!(
+        "server on {}; creating {} wallets",
+        server.addr,
+        wallet_count + 1
+    );
+    let (target, wallets) = match workload::set_up(&admin, wallet_count).await {
+        Ok(x) => x,
+        Err(e) => {
+            let e = match server.check_alive() {
+                Ok(()) => e,
+                Err(dead) => e.context(dead),
+            };
+            server.stop().await;
+            return Err(e.context("setting up customers and wallets"));
+        }
+    };
+    eprintln!(
+        "prepaid (each cell {:?} + {:?} warm-up):",
+        timing.measure, timing.warmup
+    );
+
+    let mut rows = vec![calibration_row(&wallets, wallet_count, timing).await];
+    let mut cells: Vec<(Workload, usize)> = MUTATION_CONNECTIONS
+        .iter()
+        .map(|&c| (Workload::MutationsSpread, c))
+        .collect();
+    cells.push((Workload::MutationsHot, WIDE_CONNECTIONS));
+    cells.push((Workload::Reads, WIDE_CONNECTIONS));
+    cells.extend(BATCH_CONNECTIONS.iter().map(|&c| (Workload::Batch, c)));
+
+    let probes = load::Probes {
+        procs: server
+            .pid()
+            .map_or(machine::ServerProcs::None, machine::ServerProcs::Pid),
+        writer: Some(writer::WriterProbe::new(target.clone())),
+    };
+    for (index, (kind, connections)) in cells.into_iter().enumerate() {
+        tokio::time::sleep(SETTLE).await;
+        let result = async {
+            server.check_alive()?;
+            let conns = http::open_many(&target, connections).await?;
+            let w = wallets.clone();
+            let cell = format!("c{index}");
+            let pick = match kind {
+                Workload::MutationsHot => Pick::Hot,
+                _ => Pick::Spread {
+                    connections,
+                    rows: wallet_count,
+                },
+            };
+            let procs = probes.clone();
+            Ok::<_, anyhow::Error>(match kind {
+                Workload::Reads => {
+                    load::run_cell(conns, timing, procs, move |c, i, win| {
+                        workload::read_worker(c, i, win, w.clone(), pick)
+                    })
+                    .await
+                }
+                Workload::Batch => {
+                    load::run_cell(conns, timing, procs, move |c, i, win| {
+                        let items = workload::BATCH_ITEMS_MAX;
+                        workload::batch_worker(c, i, win, cell.clone(), w.clone(), items)
+                    })
+                    .await
+                }
+                _ => {
+                    load::run_cell(conns, timing, procs, move |c, i, win| {
+                        workload::debit_worker(c, i, win, cell.clone(), w.clone(), pick)
+                    })
+                    .await
+                }
+            })
+        }
+        .await;
+        log_cell(&format!("{kind:?}"), connections, &result);
+        let postgres = match kind {
+            Workload::Batch => Measure::NotApplicable,
+            _ => Measure::NotRun("the baseline did not run".to_owned()),
+        };
+        rows.push(Row {
+            workload: kind,
+            connections,
+            prepaid: measure(result),
+            postgres,
+        });
+    }
+    let alive = server.check_alive();
+    server.stop().await;
+    if let Err(e) = alive {
+        eprintln!("warning: {e:#}");
+    }
+    Ok(rows)
+}
+
+/// The load generator against canned answers: its ceiling on this machine.
+async fn calibration_row(
+    wallets: &Arc<workload::Wallets>,
+    wallet_count: usize,
+    timing: Timing,
+) -> Row {
+    let result = async {
+        let addr = calibrate::start().await?;
+        let canned = http::Target::new(addr, "calibration")?;
+        let conns = http::open_many(&canned, WIDE_CONNECTIONS).await?;
+        let w = wallets.clone();
+        let pick = Pick::Spread {
+            connections: WIDE_CONNECTIONS,
+            rows: wallet_count,
+        };
+        Ok(load::run_cell(
+            conns,
+            timing,
+            load::Probes {
+                procs: machine::ServerProcs::None,
+                writer: None,
+            },
+            move |c, i, win| {
+                workload::debit_worker(c, i, win, "calibration".to_owned(), w.clone(), pick)
+            },
+        )
+        .await)
+    }
+    .await;
+    log_cell(
+        "load generator vs canned answers",
+        WIDE_CONNECTIONS,
+        &result,
+    );
+    Row {
+        workload: Workload::Calibration,
+        connections: WIDE_CONNECTIONS,
+        prepaid: measure(result),
+        postgres: Measure::NotApplicable,
+    }
+}
+
+/// Fills the baseline side of every row that has one. Fails (with the reason for the
+/// report) only when PostgreSQL cannot be reached or set up.
+async fn measure_postgres(
+    config: tokio_postgres::Config,
+    conn_str: &str,
+    rows: &mut [Row],
+    wallet_count: usize,
+    timing: Timing,
+) -> Result<pg::PgInfo, String> {
+    let baseline = pg::Baseline::prepare(config, wallet_count)
+        .await
+        .map_err(|e| {
+            format!("PostgreSQL at {conn_str} is unreachable or refused the setup: {e:#}")
+        })?;
+    let baseline = Arc::new(baseline);
+    let procs = load::Probes {
+        procs: machine::ServerProcs::Named("postgres"),
+        writer: None,
+    };
+    for (index, row) in rows.iter_mut().enumerate() {
+        if !matches!(row.postgres, Measure::NotRun(_)) {
+            continue;
+        }
+        tokio::time::sleep(SETTLE).await;
+        let (kind, connections) = (row.workload, row.connections);
+        let result = async {
+            let free = baseline.connections_free().await?;
+            if connections > free {
+                let max = baseline.info.max_connections;
+                bail!("needs {connections} connections, PostgreSQL accepts {free} more (max_connections = {max})");
+            }
+            let conns = baseline.open(connections).await?;
+            let b = baseline.clone();
+            let cell = format!("p{index}");
+            let pick = match kind {
+                Workload::MutationsHot => Pick::Hot,
+                _ => Pick::Spread { connections, rows: wallet_count },
+            };
+            let procs = procs.clone();
+            Ok(match kind {
+                Workload::Reads => {
+                    load::run_cell(conns, timing, procs, move |c, i, win| {
+                        pg::read_worker(b.clone(), c, i, win, pick)
+                    })
+                    .await
+                }
+                _ => {
+                    load::run_cell(conns, timing, procs, move |c, i, win| {
+                        pg::debit_worker(b.clone(), c, i, win, cell.clone(), pick)
+                    })
+                    .await
+                }
+            })
+        }
+        .await;
+        log_cell(&format!("{kind:?}"), connections, &result);
+        row.postgres = measure(result);
+    }
+    baseline.drop_schema().await;
+    Ok(baseline.info.clone())
+}

@@ -1,0 +1,459 @@
+//! The prepaid side: setting up customers and funded wallets over the native API, and
+//! the per-connection request loops of each workload.
+
+use crate::http::{Conn, Target, call, open_many};
+use crate::load::{Pick, REQUEST_TIMEOUT, Window, WorkerStats};
+use anyhow::Context;
+use bytes::Bytes;
+use hyper::{Method, StatusCode};
+use serde_json::json;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The most mutations `POST /v1/batch` takes in one request (the API's limit).
+pub const BATCH_ITEMS_MAX: usize = 8000;
+
+/// The balance each wallet is topped up with before the debits; far more than any run
+/// can debit.
+pub const OPENING_BALANCE: i64 = 1_000_000_000_000;
+
+/// Wallets are spread over this many customers.
+const CUSTOMERS: usize = 64;
+
+/// Connections used to create customers and wallets.
+const SETUP_CONNECTIONS: usize = 16;
+
+/// The id of the wallet every request of the hot-wallet cell debits.
+const HOT_WALLET: &str = "bench-hot";
+
+/// The body of every single debit.
+const DEBIT_BODY: &[u8] = br#"{"kind":"debit","amount":1}"#;
+
+/// The wallets the workloads use.
+pub struct Wallets {
+    /// Spread wallets, indexed by [`Pick::index`].
+    spread: Vec<String>,
+    hot: String,
+}
+
+impl Wallets {
+    fn id(&self, pick: Pick, connection: usize, seq: u64) -> &str {
+        match pick.index(connection, seq) {
+            Some(i) => &self.spread[i],
+            None => &self.hot,
+        }
+    }
+}
+
+/// Creates a read-write API key, the customers and `count` spread wallets plus the hot
+/// wallet, and tops every wallet up. Returns the target to load with the new key.
+pub async fn set_up(admin: &Target, count: usize) -> anyhow::Result<(Target, Arc<Wallets>)> {
+    let mut conn = Conn::open(admin).await?;
+    let key = call(
+        &mut conn,
+        Method::POST,
+        "/v1/api-keys",
+        Some(json!({"name": format!("bench-{}", uuid::Uuid::new_v4().simple()), "scopes": ["read", "write"]})),
+        StatusCode::CREATED,
+    )
+    .await
+    .context("creating the benchmark's API key")?;
+    let secret = key["secret"]
+        .as_str()
+        .context("the new API key has no secret")?;
+    let target = Target::new(admin.addr, secret)?;
+
+    let customers: Vec<String> = (0..CUSTOMERS.min(count.max(1)))
+        .map(|i| format!("bench-c{i:03}"))
+        .collect();
+    let spread: Vec<String> = (0..count).map(|i| format!("bench-w{i:05}")).collect();
+    let wallets = Wallets {
+        spread,
+        hot: HOT_WALLET.to_owned(),
+    };
+
+    let mut jobs: Vec<(String, serde_json::Value)> = customers
+        .iter()
+        .map(|c| ("/v1/customers".to_owned(), json!({"id": c, "name": c})))
+        .collect();
+    run_setup(&target, jobs)
+        .await
+        .context("creating customers")?;
+    jobs = wallets
+        .spread
+        .iter()
+        .chain(std::iter::once(&wallets.hot))
+        .enumerate()
+        .map(|(i, w)| {
+            let customer = &customers[i % customers.len()];
+            (
+                format!("/v1/customers/{customer}/wallets"),
+                json!({"id": w, "unit": "EUR", "scale": 2}),
+            )
+        })
+        .collect();
+    run_setup(&target, jobs).await.context("creating wallets")?;
+
+    let all: Vec<&String> = wallets
+        .spread
+        .iter()
+        .chain(std::iter::once(&wallets.hot))
+        .collect();
+    for chunk in all.chunks(BATCH_ITEMS_MAX) {
+        let items: Vec<_> = chunk
+            .iter()
+            .map(|w| json!({"wallet_id": w, "kind": "top_up", "amount": OPENING_BALANCE}))
+            .collect();
+        let mut conn = Conn::open(&target).await?;
+        let answer = call(
+            &mut conn,
+            Method::POST,
+            "/v1/batch",
+            Some(json!({"mutations": items})),
+            StatusCode::OK,
+        )
+        .await?;
+        let results = answer["results"]
+            .as_array()
+            .context("batch answer without results")?;
+        if let Some(bad) = results.iter().find(|r| r["status"] != 201) {
+            anyhow::bail!("topping up a wallet failed: {bad}");
+        }
+    }
+    Ok((target, Arc::new(wallets)))
+}
+
+/// Sends `POST`s with JSON bodies over a few connections, each expecting 201.
+async fn run_setup(target: &Target, jobs: Vec<(String, serde_json::Value)>) -> anyhow::Result<()> {
+    let jobs = Arc::new(std::sync::Mutex::new(jobs));
+    let mut set = tokio::task::JoinSet::new();
+    for mut conn in open_many(target, SETUP_CONNECTIONS).await? {
+        let jobs = jobs.clone();
+        set.spawn(async move {
+            let next = || jobs.lock().expect("setup queue").pop();
+            while let Some((path, body)) = next() {
+                call(
+                    &mut conn,
+                    Method::POST,
+                    &path,
+                    Some(body),
+                    StatusCode::CREATED,
+                )
+                .await?;
+            }
+            Ok::<(), anyhow::Error>(())
+        });
+    }
+    while let Some(done) = set.join_next().await {
+        done.context("setup task failed")??;
+    }
+    Ok(())
+}
+
+/// Handles a transport-level failure: counts it, and reopens the connection. Returns
+/// false when the connection cannot be reopened and the worker should stop.
+async fn after_transport_error(
+    conn: &mut Conn,
+    stats: &mut WorkerStats,
+    window: &Window,
+    started: Instant,
+    ops: u64,
+    error: String,
+) -> bool {
+    stats.record(window, started, 0, ops);
+    stats.note_error(error);
+    conn.reopen().await.is_ok()
+}
+
+/// One debit of 1 per request, each with its own idempotency key, until the window
+/// closes.
+pub async fn debit_worker(
+    mut conn: Conn,
+    index: usize,
+    window: Window,
+    cell: String,
+    wallets: Arc<Wallets>,
+    pick: Pick,
+) -> WorkerStats {
+    let mut stats = WorkerStats::new();
+    let mut seq = 0u64;
+    let mut path = String::new();
+    let mut key = String::new();
+    while window.is_open() {
+        path.clear();
+        let _ = write!(
+            path,
+            "/v1/wallets/{}/mutations",
+            wallets.id(pick, index, seq)
+        );
+        key.clear();
+        let _ = write!(key, "{cell}-{index}-{seq}");
+        seq += 1;
+        let started = Instant::now();
+        let sent = conn.send(
+            Method::POST,
+            &path,
+            Some(Bytes::from_static(DEBIT_BODY)),
+            Some(&key),
+        );
+        match tokio::time::timeout(REQUEST_TIMEOUT, sent).await {
+            Ok(Ok(answer)) if answer.status == StatusCode::CREATED => {
+                stats.record(&window, started, 1, 0)
+            }
+            Ok(Ok(answer)) => {
+                stats.record(&window, started, 0, 1);
+                stats.note_error(format!("POST {path}: {}", answer.describe()));
+            }
+            Ok(Err(e)) => {
+                if !after_transport_error(
+                    &mut conn,
+                    &mut stats,
+                    &window,
+                    started,
+                    1,
+                    format!("POST {path}: {e:#}"),
+                )
+                .await
+                {
+                    break;
+                }
+            }
+            Err(_) => {
+                let error = format!("POST {path}: no answer within {REQUEST_TIMEOUT:?}");
+                if !after_transport_error(&mut conn, &mut stats, &window, started, 1, error).await {
+                    break;
+                }
+            }
+        }
+    }
+    stats
+}
+
+/// One balance read per request until the window closes.
+pub async fn read_worker(
+    mut conn: Conn,
+    index: usize,
+    window: Window,
+    wallets: Arc<Wallets>,
+    pick: Pick,
+) -> WorkerStats {
+    let mut stats = WorkerStats::new();
+    let mut seq = 0u64;
+    let mut path = String::new();
+    while window.is_open() {
+        path.clear();
+        let _ = write!(path, "/v1/wallets/{}", wallets.id(pick, index, seq));
+        seq += 1;
+        let started = Instant::now();
+        match tokio::time::timeout(REQUEST_TIMEOUT, conn.send(Method::GET, &path, None, None)).await
+        {
+            Ok(Ok(answer)) if answer.status == StatusCode::OK => {
+                stats.record(&window, started, 1, 0)
+            }
+            Ok(Ok(answer)) => {
+                stats.record(&window, started, 0, 1);
+                stats.note_error(format!("GET {path}: {}", answer.describe()));
+            }
+            Ok(Err(e)) => {
+                if !after_transport_error(
+                    &mut conn,
+                    &mut stats,
+                    &window,
+                    started,
+                    1,
+                    format!("GET {path}: {e:#}"),
+                )
+                .await
+                {
+                    break;
+                }
+            }
+            Err(_) => {
+                let error = format!("GET {path}: no answer within {REQUEST_TIMEOUT:?}");
+                if !after_transport_error(&mut conn, &mut stats, &window, started, 1, error).await {
+                    break;
+                }
+            }
+        }
+    }
+    stats
+}
+
+/// Builds one batch body of `items` debits of 1 spread over the wallets, each with its
+/// own idempotency key.
+fn batch_body(wallets: &Wallets, items: usize, cell: &str, index: usize, seq: u64) -> Bytes {
+    let mut body = String::with_capacity(items * 96 + 16);
+    body.push_str(r#"{"mutations":["#);
+    let rows = wallets.spread.len();
+    for i in 0..items {
+        if i > 0 {
+            body.push(',');
+        }
+        let wallet = &wallets.spread[(index * items + seq as usize * items + i) % rows];
+        let _ = write!(
+            body,
+            r#"{{"wallet_id":"{wallet}","kind":"debit","amount":1,"idempotency_key":"{cell}-{index}-{seq}-{i}"}}"#
+        );
+    }
+    body.push_str("]}");
+    Bytes::from(body)
+}
+
+/// Counts the items of a batch answer that were applied (status 201). The answer is a
+/// few MB; a byte scan keeps the load generator's CPU out of the server's way, and a
+/// full parse is the fallback when the scan does not account for every item.
+fn batch_applied(body: &[u8], items: usize) -> Result<u64, String> {
+    const NEEDLE: &[u8] = br#""status":201"#;
+    let fast = body.windows(NEEDLE.len()).filter(|w| *w == NEEDLE).count();
+    if fast == items {
+        return Ok(items as u64);
+    }
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| format!("batch answer is not JSON: {e}"))?;
+    let results = value["results"]
+        .as_array()
+        .ok_or("batch answer without results")?;
+    if results.len() != items {
+        return Err(format!(
+            "batch answer has {} results for {items} items",
+            results.len()
+        ));
+    }
+    let applied = results.iter().filter(|r| r["status"] == 201).count();
+    if applied == items {
+        Ok(applied as u64)
+    } else {
+        let bad = results
+            .iter()
+            .find(|r| r["status"] != 201)
+            .map(|r| r.to_string())
+            .unwrap_or_default();
+        Err(format!(
+            "{} of {items} batch items failed, e.g. {bad}",
+            items - applied
+        ))
+    }
+}
+
+/// One `POST /v1/batch` of `items` debits per request until the window closes.
+pub async fn batch_worker(
+    mut conn: Conn,
+    index: usize,
+    window: Window,
+    cell: String,
+    wallets: Arc<Wallets>,
+    items: usize,
+) -> WorkerStats {
+    let mut stats = WorkerStats::new();
+    let mut seq = 0u64;
+    while window.is_open() {
+        let body = batch_body(&wallets, items, &cell, index, seq);
+        seq += 1;
+        let started = Instant::now();
+        match tokio::time::timeout(
+            REQUEST_TIMEOUT,
+            conn.send(Method::POST, "/v1/batch", Some(body), None),
+        )
+        .await
+        {
+            Ok(Ok(answer)) if answer.status == StatusCode::OK => {
+                match batch_applied(&answer.body, items) {
+                    Ok(applied) => stats.record(&window, started, applied, items as u64 - applied),
+                    Err(e) => {
+                        stats.record(&window, started, 0, items as u64);
+                        stats.note_error(e);
+                    }
+                }
+            }
+            Ok(Ok(answer)) => {
+                stats.record(&window, started, 0, items as u64);
+                stats.note_error(format!("POST /v1/batch: {}", answer.describe()));
+            }
+            Ok(Err(e)) => {
+                let error = format!("POST /v1/batch: {e:#}");
+                if !after_transport_error(
+                    &mut conn,
+                    &mut stats,
+                    &window,
+                    started,
+                    items as u64,
+                    error,
+                )
+                .await
+                {
+                    break;
+                }
+            }
+            Err(_) => {
+                let error = format!("POST /v1/batch: no answer within {REQUEST_TIMEOUT:?}");
+                if !after_transport_error(
+                    &mut conn,
+                    &mut stats,
+                    &window,
+                    started,
+                    items as u64,
+                    error,
+                )
+                .await
+                {
+                    break;
+                }
+            }
+        }
+    }
+    stats
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wallets(n: usize) -> Wallets {
+        Wallets {
+            spread: (0..n).map(|i| format!("w{i}")).collect(),
+            hot: "hot".to_owned(),
+        }
+    }
+
+    #[test]
+    fn batch_body_at_the_item_limit_is_valid_json_with_unique_keys() {
+        let body = batch_body(&wallets(1024), BATCH_ITEMS_MAX, "cell", 3, 7);
+        let value: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+        let items = value["mutations"].as_array().expect("mutations");
+        assert_eq!(items.len(), BATCH_ITEMS_MAX);
+        let keys: std::collections::HashSet<_> =
+            items.iter().map(|i| i["idempotency_key"].clone()).collect();
+        assert_eq!(keys.len(), BATCH_ITEMS_MAX);
+        assert!(
+            body.len() < 4 * 1024 * 1024,
+            "a full batch must stay under the 4 MiB body limit"
+        );
+    }
+
+    #[test]
+    fn batch_applied_counts_fast_and_falls_back_to_parsing() {
+        let ok = r#"{"results":[{"status":201,"mutation":{}},{"status":201,"mutation":{}}]}"#;
+        assert_eq!(batch_applied(ok.as_bytes(), 2), Ok(2));
+        let spaced = r#"{"results": [{"status": 201}, {"status": 201}]}"#;
+        assert_eq!(batch_applied(spaced.as_bytes(), 2), Ok(2));
+        let failed =
+            r#"{"results":[{"status":201},{"status":422,"error":{"code":"insufficient_funds"}}]}"#;
+        let err = batch_applied(failed.as_bytes(), 2).expect_err("one item failed");
+        assert!(err.contains("1 of 2"), "{err}");
+    }
+
+    #[test]
+    fn spread_pick_never_shares_a_wallet_between_connections() {
+        let pick = Pick::Spread {
+            connections: 256,
+            rows: 1024,
+        };
+        let w = wallets(1024);
+        for seq in 0..8 {
+            let used: std::collections::HashSet<_> = (0..256).map(|c| w.id(pick, c, seq)).collect();
+            assert_eq!(used.len(), 256);
+        }
+        assert_eq!(w.id(Pick::Hot, 5, 9), "hot");
+    }
+}
