@@ -34,6 +34,8 @@ const BATCH_CONNECTIONS: [usize; 2] = [1, 4];
 const SECONDS_MAX: u64 = 600;
 /// The most spread wallets.
 const WALLETS_MAX: u64 = 100_000;
+/// The most worker threads of the load generator.
+const CLIENT_THREADS_MAX: i64 = 256;
 /// How long the machine's background CPU use is sampled before the run.
 const BACKGROUND_SAMPLE: Duration = Duration::from_secs(2);
 /// Background CPU use (in cores) above which the run warns that the machine is busy.
@@ -75,8 +77,8 @@ struct Args {
     #[arg(long)]
     skip_postgres: bool,
     /// Worker threads of the load generator (default: one per CPU).
-    #[arg(long)]
-    client_threads: Option<usize>,
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=CLIENT_THREADS_MAX))]
+    client_threads: Option<u16>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -84,7 +86,7 @@ fn main() -> anyhow::Result<()> {
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    let client_threads = args.client_threads.unwrap_or(cpus).max(1);
+    let client_threads = args.client_threads.map_or(cpus, usize::from);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(client_threads)
         .enable_all()
