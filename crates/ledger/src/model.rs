@@ -176,6 +176,8 @@ pub struct Wallet {
     /// The sum of the wallet's pending holds.
     pub held: i64,
     pub created_at: Timestamp,
+    /// When the balance, held or status last changed; the creation time until then.
+    pub updated_at: Timestamp,
 }
 
 impl Wallet {
@@ -195,6 +197,7 @@ impl Wallet {
             balance: 0,
             held: 0,
             created_at: now,
+            updated_at: now,
         }
     }
 }

@@ -42,10 +42,15 @@ async fn account() -> (Server, Api) {
     (server, acme)
 }
 
-/// The ids of every wallet the filter selects (one page holds them all).
+/// The ids of every wallet of account `acme` the filter selects (one page holds them
+/// all). Naming the account lets a tenant key list as well as the account's own.
 async fn select(api: &Api, filter: &str) -> BTreeSet<String> {
     let v = api
-        .talkdesk_list(&[("filter", filter), ("per_page", "100")])
+        .talkdesk_list(&[
+            ("filter", filter),
+            ("per_page", "100"),
+            ("account_id", "acme"),
+        ])
         .await;
     let wallets = check_talkdesk_list(&v);
     assert_eq!(int(&v, "total"), wallets.len() as i64, "{filter}: {v}");
@@ -205,7 +210,7 @@ async fn every_operator_with_not_quotes_and_case() {
     }
     // The form encoding's `+` for a space works as well as %20.
     let r = admin
-        .get("/account/wallets?filter=name+eq+%27plain%27")
+        .get("/account/wallets?filter=name+eq+%27plain%27&account_id=acme")
         .await
         .ok(200);
     let got: Vec<String> = check_talkdesk_list(&r)
@@ -215,7 +220,12 @@ async fn every_operator_with_not_quotes_and_case() {
     assert_eq!(got, ["q2"]);
     // An empty filter is no filter.
     assert_eq!(
-        int(&admin.talkdesk_list(&[("filter", "")]).await, "total"),
+        int(
+            &admin
+                .talkdesk_list(&[("filter", ""), ("account_id", "acme")])
+                .await,
+            "total"
+        ),
         5
     );
 }
@@ -345,7 +355,7 @@ async fn balances_are_exact_credits_and_only_credit_wallets_are_served() {
     // The largest single top-up, in whole currency units: past i64 in credits.
     admin.top_up("c0", AMOUNT_MAX).await;
 
-    let v = admin.talkdesk_list(&[]).await;
+    let v = admin.talkdesk_list(&[("account_id", "acme")]).await;
     let wallets = check_talkdesk_list(&v);
     let got: Vec<(String, String)> = wallets
         .iter()
@@ -363,7 +373,7 @@ async fn balances_are_exact_credits_and_only_credit_wallets_are_served() {
     );
     assert_eq!(int(&v, "total"), 4);
     // The raw answer carries the big balance as an exact integer literal.
-    let raw = admin.talkdesk_get(&[]).await;
+    let raw = admin.talkdesk_get(&[("account_id", "acme")]).await;
     assert!(
         raw.text.contains(&format!("\"balance\":{big}")),
         "{}",
@@ -392,7 +402,7 @@ async fn a_single_wallet_is_the_list_item_and_its_href_leads_to_it() {
         .create_product_wallet("acme", odd, "CREDIT", 4, "saas_licenses", "Talkdesk Fax")
         .await;
     admin.top_up(odd, 42).await;
-    let v = admin.talkdesk_list(&[]).await;
+    let v = admin.talkdesk_list(&[("account_id", "acme")]).await;
     let listed = check_talkdesk_list(&v).remove(0);
     assert_eq!(talkdesk_wallet_id(&listed), odd);
     let href = str_of(&listed["_links"]["self"], "href").to_owned();
@@ -409,8 +419,14 @@ async fn a_single_wallet_is_the_list_item_and_its_href_leads_to_it() {
             "account_id": "acme", "created_at": listed["created_at"],
             "updated_at": listed["updated_at"], "_links": {"self": {"href": href}}})
     );
-    let created = admin.wallet(odd).await;
-    assert_eq!(one["created_at"], created["created_at"]);
+    // The times are the wallet's own: `updated_at` is the top-up's, as the native API
+    // says too.
+    let native = admin.wallet(odd).await;
+    assert_eq!(one["created_at"], native["created_at"]);
+    assert_eq!(one["updated_at"], native["updated_at"]);
+    let mutations = admin.mutations(odd).await;
+    assert_eq!(mutations.len(), 1);
+    assert_eq!(one["updated_at"], mutations[0]["recorded_at"]);
     // Same-format times compare as text.
     assert!(str_of(&one, "updated_at") >= str_of(&one, "created_at"));
     // Ids that name no wallet, or cannot name one.

@@ -45,13 +45,17 @@ async fn a_bearer_token_is_required() {
         let (_, api) = admin
             .create_key(&format!("k-{scope}"), &[scope], None)
             .await;
-        assert_eq!(int(&api.talkdesk_list(&[]).await, "total"), 1, "{scope}");
+        assert_eq!(
+            int(&api.talkdesk_list(&[("account_id", "acme")]).await, "total"),
+            1,
+            "{scope}"
+        );
         api.get("/account/wallets/w").await.ok(200);
     }
     // The scheme's name is case-insensitive.
     let r = server
         .client(Auth::Raw(format!("bearer {}", server.admin_secret())))
-        .get("/account/wallets")
+        .get("/account/wallets?account_id=acme")
         .await;
     r.ok(200);
 }
@@ -127,20 +131,44 @@ async fn an_account_key_sees_its_own_account_only() {
         .await;
     assert_eq!(listed(&filtered), own);
 
-    // The tenant's key sees every account, or the one it names.
-    let both = listed(&admin.talkdesk_list(&[]).await);
-    assert_eq!(
-        both,
-        [
-            ("w-acme".to_owned(), "acme".to_owned()),
-            ("w-beta".to_owned(), "beta".to_owned())
-        ]
-    );
+    // The tenant's key sees the account it names.
+    let acme_only = listed(&admin.talkdesk_list(&[("account_id", "acme")]).await);
+    assert_eq!(acme_only, own);
     let beta = listed(&admin.talkdesk_list(&[("account_id", "beta")]).await);
     assert_eq!(beta, [("w-beta".to_owned(), "beta".to_owned())]);
     let none = admin.talkdesk_list(&[("account_id", "nobody")]).await;
     assert_eq!(int(&none, "total"), 0);
     admin.get("/account/wallets/w-beta").await.ok(200);
+}
+
+/// A key of the whole tenant must name the account to list, so that no single call
+/// lists every account's wallets; reading one wallet by id needs no account.
+#[tokio::test]
+async fn a_tenant_key_must_name_the_account_to_list() {
+    let server = Server::start().await;
+    let admin = server.admin();
+    for (customer, wallet) in [("acme", "w-acme"), ("beta", "w-beta")] {
+        admin.create_customer(customer).await;
+        admin
+            .create_product_wallet(customer, wallet, "CREDIT", 4, "saas_licenses", "Fax")
+            .await;
+    }
+    let (_, reader) = admin.create_key("td-tenant", &["read"], None).await;
+    for api in [&admin, &reader] {
+        for params in [
+            &[][..],
+            &[("filter", "name eq 'saas_licenses'"), ("page", "1")][..],
+        ] {
+            let r = api.talkdesk_get(params).await;
+            let e = r.talkdesk_error(400, "4000002");
+            assert_eq!(e["fields"].as_array().map(Vec::len), Some(1), "{e}");
+            assert_eq!(e["fields"][0]["name"], "account_id", "{e}");
+            assert!(str_of(e, "description").contains("account_id"), "{e}");
+        }
+        let v = api.talkdesk_list(&[("account_id", "beta")]).await;
+        assert_eq!(int(&v, "total"), 1);
+        api.get("/account/wallets/w-acme").await.ok(200);
+    }
 }
 
 #[tokio::test]
@@ -161,7 +189,7 @@ async fn tenants_never_see_each_other() {
     for (api, product, total, balance) in
         [(&operator, "Operator's", 2, 5), (&other, "Other's", 1, 0)]
     {
-        let v = api.talkdesk_list(&[]).await;
+        let v = api.talkdesk_list(&[("account_id", "acme")]).await;
         assert_eq!(int(&v, "total"), total);
         let w = api.get("/account/wallets/shared").await.ok(200);
         assert_eq!(str_of(&w, "product_name"), product);

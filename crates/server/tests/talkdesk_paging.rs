@@ -130,11 +130,12 @@ async fn links_keep_the_filter_and_the_account_across_pages() {
         );
         assert!(href.ends_with("&account_id=acme"), "{href}");
     }
-    // The tenant's key without account_id sees both accounts.
-    let all = walk(&admin, &[("per_page", "3")], 3).await;
-    assert_eq!(all.len(), 20);
-    let unique: BTreeSet<&String> = all.iter().collect();
-    assert_eq!(unique.len(), 20);
+    // The tenant's key walks the other account when it names it.
+    let zeta = walk(&admin, &[("per_page", "3"), ("account_id", "zeta")], 3).await;
+    assert_eq!(zeta.len(), 4);
+    let unique: BTreeSet<&String> = zeta.iter().collect();
+    assert_eq!(unique.len(), 4);
+    assert!(zeta.iter().all(|id| id.starts_with("zeta-")), "{zeta:?}");
 }
 
 #[tokio::test]
@@ -143,11 +144,13 @@ async fn per_page_and_page_at_their_bounds() {
     let admin = server.admin();
     let ids = wallets(&admin, "acme", PER_PAGE_MAX + 1).await;
     let max = PER_PAGE_MAX.to_string();
-    let full = admin.talkdesk_list(&[("per_page", &max)]).await;
+    let full = admin
+        .talkdesk_list(&[("per_page", &max), ("account_id", "acme")])
+        .await;
     assert_eq!(int(&full, "count"), PER_PAGE_MAX as i64);
     assert_eq!(int(&full, "total"), ids.len() as i64);
     let rest = admin
-        .talkdesk_list(&[("per_page", &max), ("page", "2")])
+        .talkdesk_list(&[("per_page", &max), ("page", "2"), ("account_id", "acme")])
         .await;
     assert_eq!(int(&rest, "count"), 1);
     assert_eq!(
@@ -157,13 +160,17 @@ async fn per_page_and_page_at_their_bounds() {
     assert!(rest["_links"].get("next").is_none());
     let over = (PER_PAGE_MAX + 1).to_string();
     admin
-        .talkdesk_get(&[("per_page", &over)])
+        .talkdesk_get(&[("per_page", &over), ("account_id", "acme")])
         .await
         .talkdesk_error(400, "4000002");
     // The largest page number is accepted (and empty); one more is not.
     let page_max = "100000";
     let far = admin
-        .talkdesk_list(&[("page", page_max), ("per_page", &max)])
+        .talkdesk_list(&[
+            ("page", page_max),
+            ("per_page", &max),
+            ("account_id", "acme"),
+        ])
         .await;
     assert_eq!(int(&far, "count"), 0);
     assert_eq!(int(&far, "total"), ids.len() as i64);
@@ -174,7 +181,7 @@ async fn per_page_and_page_at_their_bounds() {
         "prev leads back to the last page: {prev}"
     );
     admin
-        .talkdesk_get(&[("page", "100001")])
+        .talkdesk_get(&[("page", "100001"), ("account_id", "acme")])
         .await
         .talkdesk_error(400, "4000002");
 }
@@ -184,7 +191,7 @@ async fn an_empty_account_has_one_empty_page() {
     let server = Server::start().await;
     let admin = server.admin();
     admin.create_customer("acme").await;
-    let v = admin.talkdesk_list(&[]).await;
+    let v = admin.talkdesk_list(&[("account_id", "acme")]).await;
     assert_eq!((int(&v, "total"), int(&v, "count")), (0, 0));
     assert_eq!(int(&v, "page"), 1);
     let links = &v["_links"];
@@ -201,7 +208,7 @@ async fn hrefs_follow_the_host_and_a_proxys_headers() {
     let r = admin
         .send(
             reqwest::Method::GET,
-            "/account/wallets?per_page=1",
+            "/account/wallets?per_page=1&account_id=acme",
             &[
                 ("x-forwarded-proto", "https"),
                 ("x-forwarded-host", "wallets.example.com"),
@@ -213,7 +220,7 @@ async fn hrefs_follow_the_host_and_a_proxys_headers() {
     let next = v["_links"]["next"]["href"].as_str().unwrap();
     assert_eq!(
         next,
-        "https://wallets.example.com/account/wallets?page=2&per_page=1"
+        "https://wallets.example.com/account/wallets?page=2&per_page=1&account_id=acme"
     );
     let w = &v["_embedded"]["wallets"][0];
     assert_eq!(

@@ -107,6 +107,7 @@ pub const TIMEOUT_MS_MAX: u64 = 3_600_000;
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_initial.sql"),
     include_str!("../migrations/0002_links_and_settings.sql"),
+    include_str!("../migrations/0003_wallet_updated_at.sql"),
 ];
 
 /// The first half of the advisory lock keys, so that prepaid's locks do not meet

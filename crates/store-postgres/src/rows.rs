@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 /// The columns [`wallet`] decodes, in order.
 pub(crate) const WALLET_COLUMNS: &str = "tenant, id, customer, unit_code, unit_scale, name, \
-     product, status, floor, valid_from, valid_until, balance, held, created_at";
+     product, status, floor, valid_from, valid_until, balance, held, created_at, updated_at";
 /// The columns [`mutation`] decodes, in order.
 pub(crate) const MUTATION_COLUMNS: &str = "seq, id, tenant, wallet, customer, unit_code, \
      unit_scale, kind, amount, balance_after, reference_kind, reference_text, reference_link, \
@@ -31,7 +31,7 @@ pub(crate) const API_KEY_COLUMNS: &str =
 pub(crate) const CUSTOMER_COLUMNS: &str = "tenant, id, name, created_at, link";
 /// The columns [`recorded`] decodes, in order.
 pub(crate) const RECORDED_COLUMNS: &str = "tenant, key, fingerprint, result_kind, result_id, \
-     result_id2, wallet_status, wallet_balance, wallet_held";
+     result_id2, wallet_status, wallet_balance, wallet_held, wallet_updated_at";
 
 pub(crate) fn get<'r, T: FromSql<'r>>(row: &'r Row, i: usize) -> Result<T, Fail> {
     row.try_get(i)
@@ -121,6 +121,7 @@ pub(crate) fn wallet(row: &Row) -> Result<Wallet, Fail> {
         balance: balance(get(row, 11)?)?,
         held,
         created_at: time(row, 13)?,
+        updated_at: time(row, 14)?,
     })
 }
 
@@ -214,8 +215,11 @@ pub(crate) fn recorded(row: &Row) -> Result<Recorded, Fail> {
     let status: Option<&str> = get(row, 6)?;
     let balance: Option<i64> = get(row, 7)?;
     let held: Option<i64> = get(row, 8)?;
-    let wallet = match (status, balance, held) {
-        (Some(status), Some(balance), Some(held)) => Some((status, balance, held)),
+    let updated_at: Option<i64> = get(row, 9)?;
+    let wallet = match (status, balance, held, updated_at) {
+        (Some(status), Some(balance), Some(held), Some(updated_at)) => {
+            Some((status, balance, held, updated_at))
+        }
         _ => None,
     };
     let result = RecordedResult::from_columns(kind, id, id2, wallet).map_err(Fail::corrupt)?;

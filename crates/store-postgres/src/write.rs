@@ -122,16 +122,17 @@ pub(crate) async fn write(tx: &Transaction<'_>, changes: &Changes) -> Result<(),
         let balances: Vec<i64> = w.iter().map(|w| w.balance).collect();
         let held: Vec<i64> = w.iter().map(|w| w.held).collect();
         let created: Vec<i64> = w.iter().map(|w| w.created_at.as_micros()).collect();
+        let updated: Vec<i64> = w.iter().map(|w| w.updated_at.as_micros()).collect();
         let n = execute(
             tx,
             "INSERT INTO wallets (tenant, id, customer, unit_code, unit_scale, name, product, \
-             status, floor, valid_from, valid_until, balance, held, created_at) \
+             status, floor, valid_from, valid_until, balance, held, created_at, updated_at) \
              SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int2[], \
              $6::text[], $7::text[], $8::text[], $9::int8[], $10::int8[], $11::int8[], \
-             $12::int8[], $13::int8[], $14::int8[])",
+             $12::int8[], $13::int8[], $14::int8[], $15::int8[])",
             &[
                 &tenants, &ids, &customers, &codes, &scales, &names, &products, &statuses, &floors,
-                &from, &until, &balances, &held, &created,
+                &from, &until, &balances, &held, &created, &updated,
             ],
         )
         .await?;
@@ -174,13 +175,15 @@ pub(crate) async fn write(tx: &Transaction<'_>, changes: &Changes) -> Result<(),
         let statuses: Vec<&str> = w.iter().map(|w| w.status.as_str()).collect();
         let balances: Vec<i64> = w.iter().map(|w| w.balance).collect();
         let held: Vec<i64> = w.iter().map(|w| w.held).collect();
+        let updated: Vec<i64> = w.iter().map(|w| w.updated_at.as_micros()).collect();
         let n = execute(
             tx,
-            "UPDATE wallets w SET status = u.status, balance = u.balance, held = u.held \
-             FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[]) \
-             AS u (tenant, id, status, balance, held) \
+            "UPDATE wallets w SET status = u.status, balance = u.balance, held = u.held, \
+             updated_at = u.updated \
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], \
+             $6::int8[]) AS u (tenant, id, status, balance, held, updated) \
              WHERE w.tenant = u.tenant AND w.id = u.id",
-            &[&tenants, &ids, &statuses, &balances, &held],
+            &[&tenants, &ids, &statuses, &balances, &held, &updated],
         )
         .await?;
         all("changed wallets", w.len(), n)?;
@@ -217,13 +220,15 @@ pub(crate) async fn write(tx: &Transaction<'_>, changes: &Changes) -> Result<(),
         let statuses: Vec<Option<&str>> = columns.iter().map(|c| c.wallet.map(|w| w.0)).collect();
         let balances: Vec<Option<i64>> = columns.iter().map(|c| c.wallet.map(|w| w.1)).collect();
         let held: Vec<Option<i64>> = columns.iter().map(|c| c.wallet.map(|w| w.2)).collect();
+        let updated: Vec<Option<i64>> = columns.iter().map(|c| c.wallet.map(|w| w.3)).collect();
         let created: Vec<i64> = k.iter().map(|k| k.created_at.as_micros()).collect();
         let n = execute(
             tx,
             "INSERT INTO idempotency_keys (tenant, key, fingerprint, result_kind, result_id, \
-             result_id2, wallet_status, wallet_balance, wallet_held, created_at) \
+             result_id2, wallet_status, wallet_balance, wallet_held, wallet_updated_at, \
+             created_at) \
              SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[], $5::text[], \
-             $6::text[], $7::text[], $8::int8[], $9::int8[], $10::int8[])",
+             $6::text[], $7::text[], $8::int8[], $9::int8[], $10::int8[], $11::int8[])",
             &[
                 &tenants,
                 &keys,
@@ -234,6 +239,7 @@ pub(crate) async fn write(tx: &Transaction<'_>, changes: &Changes) -> Result<(),
                 &statuses,
                 &balances,
                 &held,
+                &updated,
                 &created,
             ],
         )

@@ -133,6 +133,7 @@ const READER_CACHE_KIB: i64 = 16 * 1024;
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_initial.sql"),
     include_str!("../migrations/0002_links_and_settings.sql"),
+    include_str!("../migrations/0003_wallet_updated_at.sql"),
 ];
 
 /// The SQLite store; cheap to clone and share.

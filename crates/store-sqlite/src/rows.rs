@@ -16,7 +16,7 @@ use uuid::Uuid;
 macro_rules! wallet_columns {
     () => {
         "tenant, id, customer, unit_code, unit_scale, name, product, status, floor, \
-         valid_from, valid_until, balance, held, created_at"
+         valid_from, valid_until, balance, held, created_at, updated_at"
     };
 }
 /// The columns [`mutation`] decodes, in order.
@@ -148,6 +148,7 @@ pub(crate) fn wallet(row: &Row<'_>) -> Result<Wallet, Fail> {
         balance: balance(row.get(11)?)?,
         held,
         created_at: time(row, 13)?,
+        updated_at: time(row, 14)?,
     })
 }
 

@@ -532,7 +532,8 @@ impl exec::Rows for SqliteRows<'_> {
             .conn
             .prepare_cached(
                 "SELECT fingerprint, result_kind, result_id, result_id2, wallet_status, \
-                 wallet_balance, wallet_held FROM idempotency_keys WHERE tenant = ?1 AND key = ?2",
+                 wallet_balance, wallet_held, wallet_updated_at FROM idempotency_keys \
+                 WHERE tenant = ?1 AND key = ?2",
             )
             .map_err(gap_sql)?;
         let mut rows = stmt
@@ -549,8 +550,11 @@ impl exec::Rows for SqliteRows<'_> {
             let status: Option<String> = row.get(4)?;
             let balance: Option<i64> = row.get(5)?;
             let held: Option<i64> = row.get(6)?;
-            let wallet = match (&status, balance, held) {
-                (Some(status), Some(balance), Some(held)) => Some((status.as_str(), balance, held)),
+            let updated_at: Option<i64> = row.get(7)?;
+            let wallet = match (&status, balance, held, updated_at) {
+                (Some(status), Some(balance), Some(held), Some(updated_at)) => {
+                    Some((status.as_str(), balance, held, updated_at))
+                }
                 _ => None,
             };
             let result = RecordedResult::from_columns(&kind, &id, id2.as_deref(), wallet)
@@ -644,13 +648,15 @@ fn write(conn: &Connection, changes: &Changes, before: &Cache) -> Result<(), Wri
     }
     for wallet in &changes.wallets_changed {
         conn.prepare_cached(
-            "UPDATE wallets SET balance = ?3, held = ?4 WHERE tenant = ?1 AND id = ?2",
+            "UPDATE wallets SET balance = ?3, held = ?4, updated_at = ?5 \
+             WHERE tenant = ?1 AND id = ?2",
         )?
         .execute(params![
             wallet.tenant.as_str(),
             wallet.id.as_str(),
             wallet.balance,
-            wallet.held
+            wallet.held,
+            wallet.updated_at.as_micros()
         ])?;
         let status_before = before
             .wallets
@@ -775,8 +781,8 @@ fn insert_wallet(conn: &Connection, w: &Wallet) -> Result<(), Fail> {
     };
     conn.prepare_cached(
         "INSERT INTO wallets (tenant, id, customer, unit_code, unit_scale, name, product, \
-         status, floor, valid_from, valid_until, balance, held, created_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+         status, floor, valid_from, valid_until, balance, held, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     )?
     .execute(params![
         w.tenant.as_str(),
@@ -793,6 +799,7 @@ fn insert_wallet(conn: &Connection, w: &Wallet) -> Result<(), Fail> {
         w.balance,
         w.held,
         w.created_at.as_micros(),
+        w.updated_at.as_micros(),
     ])?;
     Ok(())
 }
@@ -857,8 +864,8 @@ fn insert_key(conn: &Connection, k: &KeyRecord) -> Result<(), Fail> {
     let columns = k.recorded.result.to_columns();
     conn.prepare_cached(
         "INSERT INTO idempotency_keys (tenant, key, fingerprint, result_kind, result_id, \
-         result_id2, wallet_status, wallet_balance, wallet_held, created_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+         result_id2, wallet_status, wallet_balance, wallet_held, wallet_updated_at, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
         k.tenant.as_str(),
@@ -870,6 +877,7 @@ fn insert_key(conn: &Connection, k: &KeyRecord) -> Result<(), Fail> {
         columns.wallet.map(|w| w.0),
         columns.wallet.map(|w| w.1),
         columns.wallet.map(|w| w.2),
+        columns.wallet.map(|w| w.3),
         k.created_at.as_micros()
     ])?;
     Ok(())

@@ -106,7 +106,7 @@ async fn open_makes_the_directory_and_a_wal_database_at_the_latest_schema() {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
     drop(store);
     // Opening again applies nothing and keeps the version.
     let again = SqliteStore::open(&data).unwrap();
@@ -114,11 +114,11 @@ async fn open_makes_the_directory_and_a_wal_database_at_the_latest_schema() {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
 }
 
 /// A database of the first schema gains customer links (empty for the customers it
-/// has) and settings.
+/// has), settings, and wallet update times (their creation times).
 #[tokio::test]
 async fn a_database_of_the_first_schema_is_brought_up_to_date() {
     let dir = tempfile::tempdir().unwrap();
@@ -129,6 +129,9 @@ async fn a_database_of_the_first_schema_is_brought_up_to_date() {
     conn.execute_batch(
         "INSERT INTO tenants (id, name, operator, created_at) VALUES ('t', 't', 1, 0); \
          INSERT INTO customers (tenant, id, name, created_at) VALUES ('t', 'old', 'Old', 0); \
+         INSERT INTO wallets (tenant, id, customer, unit_code, unit_scale, name, product, \
+         status, floor, valid_from, valid_until, balance, held, created_at) \
+         VALUES ('t', 'w-old', 'old', 'EUR', 2, '', '', 'active', 0, NULL, NULL, 0, 0, 7); \
          PRAGMA user_version = 1;",
     )
     .unwrap();
@@ -143,10 +146,17 @@ async fn a_database_of_the_first_schema_is_brought_up_to_date() {
     assert_eq!((old.name.as_str(), old.link.as_str()), ("Old", ""));
     let key = prepaid_ledger::SettingKey::parse("k").unwrap();
     assert_eq!(store.setting(&tenant, &key).await.unwrap(), None);
+    let wallet = store
+        .wallet(&tenant, &WalletId::parse("w-old").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(wallet.updated_at, wallet.created_at);
+    assert_eq!(wallet.created_at, Timestamp::from_micros(7));
     let version: i64 = raw(&store)
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
 }
 
 #[tokio::test]
@@ -158,7 +168,7 @@ async fn a_database_from_a_newer_build_is_refused() {
     match SqliteStore::open(dir.path()) {
         Err(SqliteError::SchemaTooNew {
             found: 99,
-            known: 2,
+            known: 3,
         }) => {}
         other => panic!("expected SchemaTooNew, got {other:?}"),
     }

@@ -82,6 +82,7 @@ macro_rules! conformance_tests {
             search_mutations_filters_counts_and_pages
             search_mutations_at_the_page_limit
             search_wallets_filters_counts_and_pages
+            wallet_updated_at_follows_changes
         );
     };
     (@cases ($backend:expr) $($case:ident)*) => {
@@ -3045,4 +3046,47 @@ pub async fn search_wallets_filters_counts_and_pages(env: &mut Env) {
         .await
         .expect("search");
     assert_eq!(other.total, 1);
+}
+
+/// A wallet's `updated_at` starts at its creation, moves to the time of the batch that
+/// changes its balance, held or status, stays put when a request on it is refused, and
+/// survives a restart.
+pub async fn wallet_updated_at_follows_changes(env: &mut Env) {
+    env.tenant("t1").await;
+    env.customer("t1", "c1").await;
+    let opened = env.wallet("t1", "c1", "w1").await;
+    assert_eq!(opened.updated_at, opened.created_at);
+    assert_eq!(env.read_wallet("t1", "w1").await.updated_at, env.now);
+    env.advance_secs(10);
+    let topped_at = env.now;
+    env.top_up("t1", "w1", 100).await;
+    let w1 = env.read_wallet("t1", "w1").await;
+    assert_eq!(w1.updated_at, topped_at);
+    assert_eq!(w1.created_at, opened.created_at);
+    env.advance_secs(10);
+    assert_eq!(
+        env.refused("t1", env.post("w1", MutationKind::Debit, 101))
+            .await,
+        Refusal::InsufficientFunds {
+            available: 100,
+            requested: 101,
+        }
+    );
+    let w1 = env.read_wallet("t1", "w1").await;
+    assert_eq!((w1.balance, w1.updated_at), (100, topped_at));
+    env.advance_secs(10);
+    let suspended_at = env.now;
+    let suspended = as_wallet(
+        env.done(
+            "t1",
+            Command::SetWalletStatus {
+                wallet: wid("w1"),
+                status: WalletStatus::Suspended,
+            },
+        )
+        .await,
+    );
+    assert_eq!(suspended.updated_at, suspended_at);
+    env.reopen().await;
+    assert_eq!(env.read_wallet("t1", "w1").await.updated_at, suspended_at);
 }

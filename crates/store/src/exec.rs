@@ -352,8 +352,8 @@ pub struct Recorded {
     pub result: RecordedResult,
 }
 
-/// The entities a recorded answer showed. A wallet answer keeps the status, balance
-/// and held it first showed; everything else is read again on a replay.
+/// The entities a recorded answer showed. A wallet answer keeps the status, balance,
+/// held and update time it first showed; everything else is read again on a replay.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RecordedResult {
     Tenant {
@@ -367,6 +367,7 @@ pub enum RecordedResult {
         status: WalletStatus,
         balance: i64,
         held: i64,
+        updated_at: Timestamp,
     },
     Mutation(MutationId),
     Transfer {
@@ -385,14 +386,14 @@ pub enum RecordedResult {
 }
 
 /// A [`RecordedResult`] as the columns of an idempotency record, the same in every
-/// backend: a kind, one or two ids as text, and a wallet answer's status, balance and
-/// held.
+/// backend: a kind, one or two ids as text, and a wallet answer's status, balance,
+/// held and update time (in microseconds).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecordedColumns {
     pub kind: &'static str,
     pub id: String,
     pub id2: Option<String>,
-    pub wallet: Option<(&'static str, i64, i64)>,
+    pub wallet: Option<(&'static str, i64, i64, i64)>,
 }
 
 impl RecordedResult {
@@ -410,6 +411,7 @@ impl RecordedResult {
                 status: w.status,
                 balance: w.balance,
                 held: w.held,
+                updated_at: w.updated_at,
             },
             Done::Mutation(m) => Self::Mutation(m.id),
             Done::Transfer(t) => Self::Transfer {
@@ -442,11 +444,12 @@ impl RecordedResult {
                 status,
                 balance,
                 held,
+                updated_at,
             } => RecordedColumns {
                 kind: "wallet",
                 id: id.to_string(),
                 id2: None,
-                wallet: Some((status.as_str(), *balance, *held)),
+                wallet: Some((status.as_str(), *balance, *held, updated_at.as_micros())),
             },
             Self::Mutation(id) => plain("mutation", id.to_string(), None),
             Self::Transfer { debit, credit } => {
@@ -470,7 +473,7 @@ impl RecordedResult {
         kind: &str,
         id: &str,
         id2: Option<&str>,
-        wallet: Option<(&str, i64, i64)>,
+        wallet: Option<(&str, i64, i64, i64)>,
     ) -> Result<Self, String> {
         let uuid = |s: &str| Uuid::parse_str(s).map_err(|e| format!("recorded id {s:?}: {e}"));
         let second = || id2.ok_or_else(|| format!("recorded {kind} lacks its second id"));
@@ -483,7 +486,7 @@ impl RecordedResult {
             "api_key" => Self::ApiKey(ApiKeyName::parse(id).map_err(|e| text("key name", &e))?),
             "customer" => Self::Customer(CustomerId::parse(id).map_err(|e| text("customer", &e))?),
             "wallet" => {
-                let (status, balance, held) =
+                let (status, balance, held, updated_at) =
                     wallet.ok_or_else(|| "recorded wallet lacks its state".to_owned())?;
                 Self::Wallet {
                     id: WalletId::parse(id).map_err(|e| text("wallet", &e))?,
@@ -491,6 +494,7 @@ impl RecordedResult {
                         .ok_or_else(|| format!("recorded wallet status {status:?}"))?,
                     balance,
                     held,
+                    updated_at: Timestamp::from_micros(updated_at),
                 }
             }
             "mutation" => Self::Mutation(MutationId(uuid(id)?)),
@@ -624,6 +628,14 @@ struct WalletSlot {
     new: bool,
     /// Status, balance or held changed.
     dirty: bool,
+}
+
+impl WalletSlot {
+    /// Marks the wallet changed at `now`, so its `updated_at` says when.
+    fn touch(&mut self, now: Timestamp) {
+        self.wallet.updated_at = now;
+        self.dirty = true;
+    }
 }
 
 /// A hold as the batch sees it.
@@ -1217,7 +1229,7 @@ impl<'r> Exec<'r> {
                 let w = &mut self.wallets[ix];
                 if w.wallet.status != *status {
                     w.wallet.status = *status;
-                    w.dirty = true;
+                    w.touch(self.now);
                 }
                 Ok(Made::Done(Done::Wallet(w.wallet.clone())))
             }
@@ -1458,7 +1470,7 @@ impl<'r> Exec<'r> {
         self.accounts[ai].balance = account_after;
         let w = &mut self.wallets[wi];
         w.wallet.balance = posting.balance_after;
-        w.dirty = true;
+        w.touch(now);
         Ok(self.add_mutation(mutation))
     }
 
@@ -1523,7 +1535,7 @@ impl<'r> Exec<'r> {
         for (ix, balance) in [(si, plan.from_after), (ti, plan.to_after)] {
             let w = &mut self.wallets[ix];
             w.wallet.balance = balance;
-            w.dirty = true;
+            w.touch(now);
         }
         Ok(Made::Transfer {
             id: ids.transfer,
@@ -1568,7 +1580,7 @@ impl<'r> Exec<'r> {
         }
         let w = &mut self.wallets[wi];
         w.wallet.held = held;
-        w.dirty = true;
+        w.touch(now);
         let ix = self.add_hold(hold.clone(), true);
         self.hold_ix.insert(id, Some(ix));
         Ok(Done::Hold {
@@ -1685,7 +1697,7 @@ impl<'r> Exec<'r> {
         let w = &mut self.wallets[wi];
         w.wallet.balance = balance_after;
         w.wallet.held = held_after;
-        w.dirty = true;
+        w.touch(now);
         let slot = &mut self.holds[hi];
         slot.hold.status = status;
         slot.hold.committed_amount = committed;
@@ -1730,6 +1742,7 @@ impl<'r> Exec<'r> {
                 status,
                 balance,
                 held,
+                updated_at,
             } => {
                 let ix = self
                     .wallet_ix(tenant, id)?
@@ -1739,6 +1752,7 @@ impl<'r> Exec<'r> {
                     status: *status,
                     balance: *balance,
                     held: *held,
+                    updated_at: *updated_at,
                     ..w.wallet.clone()
                 })
             }
@@ -1884,7 +1898,7 @@ impl<'r> Exec<'r> {
         }
         let w = &mut self.wallets[wi];
         w.wallet.status = WalletStatus::Expired;
-        w.dirty = true;
+        w.touch(now);
         Ok(true)
     }
 

@@ -157,6 +157,8 @@ pub mod columns {
         pub const UNIT_CODE: &str = "w.unit_code";
         pub const BALANCE: &str = "w.balance";
         pub const CREATED_AT: &str = "w.created_at";
+        /// When the balance, held or status last changed.
+        pub const UPDATED_AT: &str = "w.updated_at";
     }
 }
 

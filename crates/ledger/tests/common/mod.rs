@@ -35,6 +35,7 @@ pub fn wallet(id: &str, balance: i64, held: i64, floor: Floor) -> Wallet {
         balance,
         held,
         created_at: ts(0),
+        updated_at: ts(0),
     }
 }
 

@@ -340,6 +340,9 @@ pub struct WalletOut<'a> {
     pub available: Option<i64>,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: WireTime,
+    /// When the balance, held or status last changed; `created_at` until then.
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: WireTime,
 }
 
 impl<'a> From<&'a Wallet> for WalletOut<'a> {
@@ -362,6 +365,7 @@ impl<'a> From<&'a Wallet> for WalletOut<'a> {
             held: w.held,
             available: prepaid_ledger::available(w),
             created_at: WireTime(w.created_at),
+            updated_at: WireTime(w.updated_at),
         }
     }
 }

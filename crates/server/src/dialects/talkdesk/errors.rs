@@ -122,6 +122,14 @@ impl TalkdeskError {
         .field(name, why)
     }
 
+    /// A list asked with a key of the whole tenant that does not name the account.
+    pub fn account_required() -> Self {
+        Self::invalid_parameter(
+            "account_id",
+            "is required with a key that is not restricted to one account",
+        )
+    }
+
     /// A query string that cannot be read at all; no single parameter is to blame.
     pub fn invalid_query(why: impl Into<String>) -> Self {
         Self::new(

@@ -13,8 +13,11 @@
 //! - A key restricted to a customer is that account's token: it sees that customer's
 //!   wallets only. `account_id` may repeat its own customer; naming another gives an
 //!   empty list, and another customer's wallet is 404, as in the native API.
-//! - A key of the whole tenant sees every account of the tenant; `?account_id=<customer
-//!   id>` narrows the list to one account.
+//! - A key of the whole tenant names the account explicitly: the list requires
+//!   `?account_id=<customer id>` and shows that customer's wallets only; without it the
+//!   list is 400 with `fields: [{"name": "account_id", ...}]`, so a tenant key never
+//!   lists every account at once. A single wallet by id needs no `account_id`: the
+//!   tenant key may read any wallet of the tenant.
 //!
 //! # Which wallets are Talkdesk wallets
 //! Talkdesk shows balances in credits, x10000 of the currency value, and requires a
@@ -30,9 +33,9 @@
 //! `balance` is the ledger balance (the sum of the wallet's mutations); amounts held by
 //! pending reservations are not subtracted.
 //!
-//! `updated_at` is the wallet's creation time for now: the store keeps no time of a
-//! wallet's last change, and finding its latest mutation for every wallet of a page
-//! would cost a query each.
+//! `updated_at` is when the wallet's balance, held amount or status last changed (a
+//! posting, a transfer, a hold placed, committed or released, a suspension or expiry);
+//! a wallet that never changed shows its creation time.
 //!
 //! # Listing
 //! Wallets come oldest first (by creation time, then id), so pages are stable while
@@ -505,8 +508,7 @@ fn wallet_out<'a>(base: &str, wallet: &'a Wallet) -> Option<WalletOut<'a>> {
         balance,
         account_id: wallet.customer.as_str(),
         created_at: WireTime(wallet.created_at),
-        // The stand-in described in the module doc.
-        updated_at: WireTime(wallet.created_at),
+        updated_at: WireTime(wallet.updated_at),
         _links: WalletLinks {
             this: wallet_href(base, &wallet.id),
         },
@@ -541,7 +543,9 @@ async fn list_wallets(
             return list_answer(&base, &params, &nothing);
         }
         (Some(only), _) => Some(only.clone()),
-        (None, asked) => asked.clone(),
+        (None, Some(asked)) => Some(asked.clone()),
+        // A tenant key must name the account, so one call never spans every account.
+        (None, None) => return Err(TalkdeskError::account_required()),
     };
     let search = WalletSearch {
         customer,
@@ -618,6 +622,7 @@ mod tests {
             balance,
             held: 0,
             created_at: Timestamp::from_secs(0),
+            updated_at: Timestamp::from_secs(0),
         }
     }
 
