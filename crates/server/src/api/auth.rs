@@ -273,21 +273,25 @@ impl Role for Admin {
 }
 
 /// An authenticated caller whose key grants `R`'s scope; extracting it answers 401 or
-/// 403 before the body is even read.
-pub struct Caller<R: Role> {
+/// 403 before the body is even read. `E` is the dialect's error type, so each dialect
+/// answers those in its own shape.
+pub struct Caller<R: Role, E = Problem> {
     pub principal: Arc<Principal>,
-    _role: PhantomData<R>,
+    _role: PhantomData<(R, E)>,
 }
 
-impl<R: Role> std::ops::Deref for Caller<R> {
+impl<R: Role, E> std::ops::Deref for Caller<R, E> {
     type Target = Principal;
     fn deref(&self) -> &Principal {
         &self.principal
     }
 }
 
-impl<R: Role> FromRequestParts<SharedState> for Caller<R> {
-    type Rejection = Problem;
+impl<R: Role, E> FromRequestParts<SharedState> for Caller<R, E>
+where
+    E: From<Problem> + axum::response::IntoResponse,
+{
+    type Rejection = E;
 
     async fn from_request_parts(
         parts: &mut Parts,
@@ -298,7 +302,8 @@ impl<R: Role> FromRequestParts<SharedState> for Caller<R> {
             return Err(Problem::forbidden(format!(
                 "this key lacks the {} scope",
                 R::SCOPE.as_str()
-            )));
+            ))
+            .into());
         }
         Ok(Self {
             principal,

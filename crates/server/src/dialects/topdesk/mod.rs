@@ -70,7 +70,7 @@ pub mod query;
 pub mod types;
 
 use crate::SharedState;
-use crate::api::auth::{Admin, Principal, Read, Role, Write, authenticate, grants};
+use crate::api::auth::{Admin, Principal, Read, Write};
 use crate::api::body::{parse_json, read_body};
 use crate::api::{engine_problem, new_uuid, store_problem};
 use axum::Router;
@@ -90,8 +90,6 @@ use prepaid_store::{MutationSearch, Order};
 use query::ListParams;
 use serde::Serialize;
 use std::collections::HashMap;
-use std::marker::PhantomData;
-use std::sync::Arc;
 use types::{
     AccountLinksOut, AccountOut, BalanceMutationIn, BalanceMutationOut, CollectionLinksOut,
     CollectionOut, EmbeddedOut, HalLink, NewMutation, ResourceType,
@@ -136,38 +134,7 @@ type Answer = Result<Response, Error>;
 // Extractors.
 
 /// An authenticated caller whose key grants `R`'s scope; 401 and 403 are plain text.
-pub struct Caller<R: Role> {
-    pub principal: Arc<Principal>,
-    _role: PhantomData<R>,
-}
-
-impl<R: Role> std::ops::Deref for Caller<R> {
-    type Target = Principal;
-    fn deref(&self) -> &Principal {
-        &self.principal
-    }
-}
-
-impl<R: Role> FromRequestParts<SharedState> for Caller<R> {
-    type Rejection = Error;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &SharedState,
-    ) -> Result<Self, Self::Rejection> {
-        let principal = authenticate(state, parts).await?;
-        if !grants(principal.scopes, R::SCOPE) {
-            return Err(Error::forbidden(format!(
-                "this key lacks the {} scope",
-                R::SCOPE.as_str()
-            )));
-        }
-        Ok(Self {
-            principal,
-            _role: PhantomData,
-        })
-    }
-}
+pub type Caller<R> = crate::api::auth::Caller<R, Error>;
 
 /// The absolute URL of the dialect's root as the client addressed the server, for the
 /// hrefs of answers: the scheme of `X-Forwarded-Proto` (`http` or `https`; `http` when
