@@ -34,6 +34,15 @@ impl Target {
                 .context("secret is not a valid header value")?,
         })
     }
+
+    /// The same credentials against another server (of the same database).
+    pub fn at(&self, addr: SocketAddr) -> anyhow::Result<Self> {
+        Ok(Self {
+            addr,
+            host: HeaderValue::from_str(&addr.to_string())?,
+            auth: self.auth.clone(),
+        })
+    }
 }
 
 /// One keep-alive connection.

@@ -103,6 +103,8 @@ pub fn clock_ticks_per_second() -> f64 {
 pub enum ServerProcs {
     /// One process (the prepaid server this program started).
     Pid(u32),
+    /// Several processes (prepaid servers sharing one PostgreSQL database).
+    Pids(Vec<u32>),
     /// Every process with this command name (PostgreSQL runs one backend per
     /// connection plus its writer processes, all named `postgres`).
     Named(&'static str),
@@ -115,6 +117,7 @@ impl ServerProcs {
     fn pids(&self) -> Vec<u32> {
         match self {
             Self::Pid(pid) => vec![*pid],
+            Self::Pids(pids) => pids.clone(),
             Self::Named(name) => {
                 let Ok(dir) = std::fs::read_dir("/proc") else {
                     return Vec::new();

@@ -72,6 +72,10 @@ struct Args {
         default_value = "host=127.0.0.1 port=5432 user=postgres dbname=test"
     )]
     postgres: String,
+    /// PostgreSQL URL prepaid's own PostgreSQL store runs on (in a fresh schema added as
+    /// the connection's search path); same database as `--postgres`.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
+    postgres_url: String,
     /// Measure prepaid only (a quick look at the server; the report marks the baseline
     /// column "not run").
     #[arg(long)]
@@ -209,6 +213,10 @@ async fn run(args: Args, client_threads: usize) -> anyhow::Result<()> {
         ticks_per_second: machine::clock_ticks_per_second(),
     };
     let pg_config = pg::parse_config(&args.postgres)?;
+    let postgres_url_prefix = "postgres://";
+    if !args.postgres_url.starts_with(postgres_url_prefix) {
+        bail!("--postgres-url must start with {postgres_url_prefix}");
+    }
     let machine = machine::Machine::detect();
     let binary = server_binary(&args)?;
     let background_cores = background_cores(timing.ticks_per_second).await;
@@ -221,12 +229,44 @@ async fn run(args: Args, client_threads: usize) -> anyhow::Result<()> {
     let data_filesystem = machine::filesystem_of(&data_dir);
 
     let mut rows = measure_prepaid(&binary, &data_dir, wallet_count, timing).await?;
+    let prepaid_pg = if args.skip_postgres {
+        Err("skipped (--skip-postgres)".to_owned())
+    } else {
+        measure_prepaid_postgres(
+            &binary,
+            temp.path(),
+            &pg_config,
+            &args.postgres_url,
+            &mut rows,
+            wallet_count,
+            timing,
+        )
+        .await
+    };
+    if let Err(why) = &prepaid_pg {
+        eprintln!("  prepaid on PostgreSQL: {why}; its columns are marked \"not run\"");
+        for row in rows.iter_mut() {
+            if matches!(row.pg1, Measure::NotRun(_)) {
+                row.pg1 = Measure::NotRun(why.clone());
+            }
+            if matches!(row.pg3, Measure::NotRun(_)) {
+                row.pg3 = Measure::NotRun(why.clone());
+            }
+        }
+    }
     // The baseline runs after the server has stopped, so the two never compete.
     eprintln!("PostgreSQL baseline:");
     let postgres = if args.skip_postgres {
         Err("skipped (--skip-postgres)".to_owned())
     } else {
-        measure_postgres(pg_config, &args.postgres, &mut rows, wallet_count, timing).await
+        measure_postgres(
+            pg_config.clone(),
+            &args.postgres,
+            &mut rows,
+            wallet_count,
+            timing,
+        )
+        .await
     };
     if let Err(why) = &postgres {
         eprintln!("  {why}; the baseline column is marked \"not run\"");
@@ -274,43 +314,8 @@ async fn background_cores(ticks_per_second: f64) -> f64 {
     cores
 }
 
-/// Starts a fresh server, sets up wallets, and runs the calibration cell and every
-/// prepaid cell. The rows' baseline side is left "not run" for the baseline to fill.
-async fn measure_prepaid(
-    binary: &Path,
-    data_dir: &Path,
-    wallet_count: usize,
-    timing: Timing,
-) -> anyhow::Result<Vec<Row>> {
-    eprintln!(
-        "starting {} (data in {})",
-        binary.display(),
-        data_dir.display()
-    );
-    let mut server = server::Server::start(binary, data_dir).await?;
-    let admin = http::Target::new(server.addr, &server.admin_secret)?;
-    eprintln!(
-        "server on {}; creating {} wallets",
-        server.addr,
-        wallet_count + 1
-    );
-    let (target, wallets) = match workload::set_up(&admin, wallet_count).await {
-        Ok(x) => x,
-        Err(e) => {
-            let e = match server.check_alive() {
-                Ok(()) => e,
-                Err(dead) => e.context(dead),
-            };
-            server.stop().await;
-            return Err(e.context("setting up customers and wallets"));
-        }
-    };
-    eprintln!(
-        "prepaid (each cell {:?} + {:?} warm-up):",
-        timing.measure, timing.warmup
-    );
-
-    let mut rows = vec![calibration_row(&wallets, wallet_count, timing).await];
+/// The prepaid cells after the calibration row, in report order.
+fn prepaid_cells() -> Vec<(Workload, usize)> {
     let mut cells: Vec<(Workload, usize)> = MUTATION_CONNECTIONS
         .iter()
         .map(|&c| (Workload::MutationsSpread, c))
@@ -318,20 +323,50 @@ async fn measure_prepaid(
     cells.push((Workload::MutationsHot, WIDE_CONNECTIONS));
     cells.push((Workload::Reads, WIDE_CONNECTIONS));
     cells.extend(BATCH_CONNECTIONS.iter().map(|&c| (Workload::Batch, c)));
+    cells
+}
 
+/// Opens `count` connections spread round-robin over `targets`.
+async fn open_spread(targets: &[http::Target], count: usize) -> anyhow::Result<Vec<http::Conn>> {
+    let mut conns = Vec::with_capacity(count);
+    for (j, target) in targets.iter().enumerate() {
+        let share = count / targets.len() + usize::from(j < count % targets.len());
+        conns.extend(http::open_many(target, share).await?);
+    }
+    Ok(conns)
+}
+
+/// Runs every prepaid cell against `servers`, client connections spread round-robin
+/// over them; `tag` keeps idempotency keys apart between runs on one database.
+async fn run_prepaid_cells(
+    servers: &mut [server::Server],
+    targets: &[http::Target],
+    wallets: &Arc<workload::Wallets>,
+    wallet_count: usize,
+    timing: Timing,
+    tag: &str,
+) -> Vec<(Workload, usize, Measure)> {
+    let pids: Vec<u32> = servers.iter().filter_map(server::Server::pid).collect();
     let probes = load::Probes {
-        procs: server
-            .pid()
-            .map_or(machine::ServerProcs::None, machine::ServerProcs::Pid),
-        writer: Some(writer::WriterProbe::new(target.clone())),
+        procs: match pids.as_slice() {
+            [] => machine::ServerProcs::None,
+            [one] => machine::ServerProcs::Pid(*one),
+            _ => machine::ServerProcs::Pids(pids.clone()),
+        },
+        // The writer probe reads one server's metrics; with several servers it would
+        // describe only one of the writers, so it is left out.
+        writer: (targets.len() == 1).then(|| writer::WriterProbe::new(targets[0].clone())),
     };
-    for (index, (kind, connections)) in cells.into_iter().enumerate() {
+    let mut out = Vec::new();
+    for (index, (kind, connections)) in prepaid_cells().into_iter().enumerate() {
         tokio::time::sleep(SETTLE).await;
         let result = async {
-            server.check_alive()?;
-            let conns = http::open_many(&target, connections).await?;
+            for server in servers.iter_mut() {
+                server.check_alive()?;
+            }
+            let conns = open_spread(targets, connections).await?;
             let w = wallets.clone();
-            let cell = format!("c{index}");
+            let cell = format!("{tag}{index}");
             let pick = match kind {
                 Workload::MutationsHot => Pick::Hot,
                 _ => Pick::Spread {
@@ -364,6 +399,94 @@ async fn measure_prepaid(
         }
         .await;
         log_cell(&format!("{kind:?}"), connections, &result);
+        out.push((kind, connections, measure(result)));
+    }
+    out
+}
+
+/// Starts `instances` servers (on `database_url`, or SQLite in `dir` when `None`).
+async fn start_servers(
+    binary: &Path,
+    dir: &Path,
+    database_url: Option<&str>,
+    instances: usize,
+) -> anyhow::Result<Vec<server::Server>> {
+    let mut servers = Vec::with_capacity(instances);
+    for i in 0..instances {
+        let data_dir = dir.join(format!("instance-{i}"));
+        match server::Server::start(binary, &data_dir, database_url).await {
+            Ok(s) => servers.push(s),
+            Err(e) => {
+                for s in servers {
+                    s.stop().await;
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok(servers)
+}
+
+async fn stop_servers(servers: Vec<server::Server>) {
+    for mut server in servers {
+        if let Err(e) = server.check_alive() {
+            eprintln!("warning: {e:#}");
+        }
+        server.stop().await;
+    }
+}
+
+/// Creates the API key, customers and wallets through `server`, with its log on failure.
+async fn set_up_on(
+    server: &mut server::Server,
+    wallet_count: usize,
+) -> anyhow::Result<(http::Target, Arc<workload::Wallets>)> {
+    let admin = http::Target::new(server.addr, &server.admin_secret)?;
+    eprintln!(
+        "server on {}; creating {} wallets",
+        server.addr,
+        wallet_count + 1
+    );
+    workload::set_up(&admin, wallet_count).await.map_err(|e| {
+        let e = match server.check_alive() {
+            Ok(()) => e,
+            Err(dead) => e.context(dead),
+        };
+        e.context("setting up customers and wallets")
+    })
+}
+
+/// Starts a fresh SQLite server, sets up wallets, and runs the calibration cell and
+/// every prepaid cell. The other columns are left "not run" for later passes to fill.
+async fn measure_prepaid(
+    binary: &Path,
+    data_dir: &Path,
+    wallet_count: usize,
+    timing: Timing,
+) -> anyhow::Result<Vec<Row>> {
+    eprintln!(
+        "starting {} (data in {})",
+        binary.display(),
+        data_dir.display()
+    );
+    let mut servers = start_servers(binary, data_dir, None, 1).await?;
+    let (target, wallets) = match set_up_on(&mut servers[0], wallet_count).await {
+        Ok(x) => x,
+        Err(e) => {
+            stop_servers(servers).await;
+            return Err(e);
+        }
+    };
+    eprintln!(
+        "prepaid on SQLite (each cell {:?} + {:?} warm-up):",
+        timing.measure, timing.warmup
+    );
+    let mut rows = vec![calibration_row(&wallets, wallet_count, timing).await];
+    let cells =
+        run_prepaid_cells(&mut servers, &[target], &wallets, wallet_count, timing, "c").await;
+    stop_servers(servers).await;
+    for (kind, connections, prepaid) in cells {
+        let not_run = || Measure::NotRun("the PostgreSQL pass did not run".to_owned());
         let postgres = match kind {
             Workload::Batch => Measure::NotApplicable,
             _ => Measure::NotRun("the baseline did not run".to_owned()),
@@ -371,16 +494,116 @@ async fn measure_prepaid(
         rows.push(Row {
             workload: kind,
             connections,
-            prepaid: measure(result),
+            prepaid,
+            pg1: not_run(),
+            pg3: not_run(),
             postgres,
         });
     }
-    let alive = server.check_alive();
-    server.stop().await;
-    if let Err(e) = alive {
-        eprintln!("warning: {e:#}");
-    }
     Ok(rows)
+}
+
+/// Runs the prepaid cells on PostgreSQL: one instance, then three instances on the
+/// same fresh schema (reusing the wallets the first pass created), and drops the
+/// schema. Fails (with the reason for the report) only when the schema cannot be made.
+async fn measure_prepaid_postgres(
+    binary: &Path,
+    dir: &Path,
+    config: &tokio_postgres::Config,
+    base_url: &str,
+    rows: &mut [Row],
+    wallet_count: usize,
+    timing: Timing,
+) -> Result<(), String> {
+    let schema = pg::PrepaidSchema::create(config)
+        .await
+        .map_err(|e| format!("creating prepaid's PostgreSQL schema: {e:#}"))?;
+    let url = schema.url(base_url);
+    eprintln!("prepaid on PostgreSQL, schema {}:", schema.name);
+    let one = async {
+        let mut servers = start_servers(binary, &dir.join("pg1"), Some(&url), 1).await?;
+        let (target, wallets) = match set_up_on(&mut servers[0], wallet_count).await {
+            Ok(x) => x,
+            Err(e) => {
+                stop_servers(servers).await;
+                return Err(e);
+            }
+        };
+        eprintln!("one instance:");
+        let cells = run_prepaid_cells(
+            &mut servers,
+            std::slice::from_ref(&target),
+            &wallets,
+            wallet_count,
+            timing,
+            "g",
+        )
+        .await;
+        stop_servers(servers).await;
+        Ok::<_, anyhow::Error>((target, wallets, cells))
+    }
+    .await;
+    let (target, wallets) = match one {
+        Ok((target, wallets, cells)) => {
+            fill(rows, cells, |r| &mut r.pg1);
+            (target, wallets)
+        }
+        Err(e) => {
+            let why = format!("{e:#}");
+            eprintln!("  not run: {why}");
+            for r in rows.iter_mut() {
+                r.pg1 = Measure::NotRun(why.clone());
+                r.pg3 = Measure::NotRun(why.clone());
+            }
+            schema.drop_schema().await;
+            return Ok(());
+        }
+    };
+    let three = async {
+        let mut servers = start_servers(binary, &dir.join("pg3"), Some(&url), 3).await?;
+        let targets: anyhow::Result<Vec<_>> = servers.iter().map(|s| target.at(s.addr)).collect();
+        let targets = match targets {
+            Ok(t) => t,
+            Err(e) => {
+                stop_servers(servers).await;
+                return Err(e);
+            }
+        };
+        eprintln!("three instances:");
+        let cells =
+            run_prepaid_cells(&mut servers, &targets, &wallets, wallet_count, timing, "h").await;
+        stop_servers(servers).await;
+        Ok::<_, anyhow::Error>(cells)
+    }
+    .await;
+    match three {
+        Ok(cells) => fill(rows, cells, |r| &mut r.pg3),
+        Err(e) => {
+            let why = format!("{e:#}");
+            eprintln!("  three instances not run: {why}");
+            for r in rows.iter_mut() {
+                r.pg3 = Measure::NotRun(why.clone());
+            }
+        }
+    }
+    schema.drop_schema().await;
+    Ok(())
+}
+
+/// Puts each cell's measure into the matching row's column.
+fn fill(
+    rows: &mut [Row],
+    cells: Vec<(Workload, usize, Measure)>,
+    column: impl Fn(&mut Row) -> &mut Measure,
+) {
+    for (kind, connections, m) in cells {
+        if let Some(row) = rows
+            .iter_mut()
+            .find(|r| r.workload == kind && r.connections == connections)
+        {
+            *column(row) = m;
+        }
+    }
 }
 
 /// The load generator against canned answers: its ceiling on this machine.
@@ -421,6 +644,8 @@ async fn calibration_row(
         workload: Workload::Calibration,
         connections: WIDE_CONNECTIONS,
         prepaid: measure(result),
+        pg1: Measure::NotApplicable,
+        pg3: Measure::NotApplicable,
         postgres: Measure::NotApplicable,
     }
 }

@@ -292,3 +292,37 @@ pub async fn read_worker(
     }
     stats
 }
+
+/// A fresh schema prepaid's own PostgreSQL store migrates into and runs on, dropped
+/// after the run.
+pub struct PrepaidSchema {
+    admin: Client,
+    pub name: String,
+}
+
+impl PrepaidSchema {
+    /// Creates an empty schema with a random name.
+    pub async fn create(config: &Config) -> anyhow::Result<Self> {
+        let admin = connect(config).await?;
+        let name = format!("prepaid_bench_{}", uuid::Uuid::new_v4().simple());
+        admin
+            .batch_execute(&format!("CREATE SCHEMA {name}"))
+            .await
+            .context("creating prepaid's schema")?;
+        Ok(Self { admin, name })
+    }
+
+    /// `base_url` with the schema as the connection's search path.
+    pub fn url(&self, base_url: &str) -> String {
+        let sep = if base_url.contains('?') { '&' } else { '?' };
+        format!("{base_url}{sep}options=-csearch_path%3D{}", self.name)
+    }
+
+    /// Drops the schema and everything in it.
+    pub async fn drop_schema(self) {
+        let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name);
+        if let Err(e) = self.admin.batch_execute(&sql).await {
+            eprintln!("warning: dropping schema {}: {e}", self.name);
+        }
+    }
+}

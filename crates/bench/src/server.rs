@@ -26,18 +26,31 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `binary serve` on a free port of 127.0.0.1 with SQLite data in `data_dir`.
-    pub async fn start(binary: &Path, data_dir: &Path) -> anyhow::Result<Self> {
+    /// Starts `binary serve` on a free port of 127.0.0.1 with SQLite data in `data_dir`,
+    /// or on the PostgreSQL database at `database_url` when one is given (`data_dir`
+    /// then only names the server's log file).
+    pub async fn start(
+        binary: &Path,
+        data_dir: &Path,
+        database_url: Option<&str>,
+    ) -> anyhow::Result<Self> {
         let admin_secret = format!("bench-{}", uuid::Uuid::new_v4().simple());
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("creating {}", data_dir.display()))?;
         let log_path = data_dir.with_extension("log");
         let log = std::fs::File::create(&log_path)
             .with_context(|| format!("creating {}", log_path.display()))?;
-        let mut child = Command::new(binary)
+        let mut command = Command::new(binary);
+        command
             .arg("serve")
             .arg("--listen")
             .arg("127.0.0.1:0")
             .arg("--data-dir")
-            .arg(data_dir)
+            .arg(data_dir);
+        if let Some(url) = database_url {
+            command.arg("--database-url").arg(url);
+        }
+        let mut child = command
             .env("PREPAID_ADMIN_KEY", &admin_secret)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
