@@ -80,13 +80,35 @@ struct Args {
     /// column "not run").
     #[arg(long)]
     skip_postgres: bool,
+    /// Measure only the cells whose name, `<workload>@<connections>` (workloads:
+    /// `Calibration`, `MutationsSpread`, `MutationsHot`, `Reads`, `Batch`), contains this
+    /// text, e.g. `MutationsSpread@64`: a quick look; the other cells are marked "not run".
+    #[arg(long)]
+    only: Option<String>,
     /// Worker threads of the load generator (default: one per CPU).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=CLIENT_THREADS_MAX))]
     client_threads: Option<u16>,
 }
 
+/// The `--only` text, set once at start.
+static ONLY: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
+/// Whether the cell is to be measured (see `--only`).
+fn selected(kind: Workload, connections: usize) -> bool {
+    match ONLY.get() {
+        Some(Some(only)) => format!("{kind:?}@{connections}").contains(only.as_str()),
+        _ => true,
+    }
+}
+
+/// Why a cell left out by `--only` was not run.
+fn not_selected() -> Measure {
+    Measure::NotRun("not selected (--only)".to_owned())
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    ONLY.get_or_init(|| args.only.clone());
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
@@ -359,6 +381,10 @@ async fn run_prepaid_cells(
     };
     let mut out = Vec::new();
     for (index, (kind, connections)) in prepaid_cells().into_iter().enumerate() {
+        if !selected(kind, connections) {
+            out.push((kind, connections, not_selected()));
+            continue;
+        }
         tokio::time::sleep(SETTLE).await;
         let result = async {
             for server in servers.iter_mut() {
@@ -612,6 +638,16 @@ async fn calibration_row(
     wallet_count: usize,
     timing: Timing,
 ) -> Row {
+    if !selected(Workload::Calibration, WIDE_CONNECTIONS) {
+        return Row {
+            workload: Workload::Calibration,
+            connections: WIDE_CONNECTIONS,
+            prepaid: not_selected(),
+            pg1: Measure::NotApplicable,
+            pg3: Measure::NotApplicable,
+            postgres: Measure::NotApplicable,
+        };
+    }
     let result = async {
         let addr = calibrate::start().await?;
         let canned = http::Target::new(addr, "calibration")?;
@@ -671,6 +707,10 @@ async fn measure_postgres(
     };
     for (index, row) in rows.iter_mut().enumerate() {
         if !matches!(row.postgres, Measure::NotRun(_)) {
+            continue;
+        }
+        if !selected(row.workload, row.connections) {
+            row.postgres = not_selected();
             continue;
         }
         tokio::time::sleep(SETTLE).await;

@@ -154,6 +154,12 @@ pub enum Refusal {
     },
     /// The result would pass [`crate::BALANCE_ABS_MAX`] on some account.
     BalanceOverflow,
+    /// The credit (top-up, upward adjustment, incoming transfer) would take the wallet
+    /// above its ceiling; `room` is what it may still receive (ceiling less balance).
+    CeilingExceeded {
+        room: i64,
+        requested: i64,
+    },
     TenantNotFound,
     CustomerNotFound,
     WalletNotFound,
@@ -196,6 +202,7 @@ impl Refusal {
         match self {
             Self::InsufficientFunds { .. } => "insufficient_funds",
             Self::BalanceOverflow => "balance_overflow",
+            Self::CeilingExceeded { .. } => "ceiling_exceeded",
             Self::TenantNotFound => "tenant_not_found",
             Self::CustomerNotFound => "customer_not_found",
             Self::WalletNotFound => "wallet_not_found",

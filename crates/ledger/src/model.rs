@@ -154,8 +154,20 @@ pub struct NewWallet {
     pub name: String,
     pub product: String,
     pub floor: Floor,
+    /// The highest balance the wallet may reach; `None` when there is no limit. A
+    /// ceiling is from zero to [`crate::BALANCE_ABS_MAX`] ([`NewWallet::ceiling_is_valid`]).
+    pub ceiling: Option<i64>,
     pub valid_from: Option<Timestamp>,
     pub valid_until: Option<Timestamp>,
+}
+
+impl NewWallet {
+    /// Whether `ceiling` is one a wallet may have: zero to [`crate::BALANCE_ABS_MAX`].
+    /// The edge checks it; a wallet's floor is never above zero, so a valid ceiling is
+    /// never below the floor.
+    pub fn ceiling_is_valid(ceiling: i64) -> bool {
+        (0..=crate::BALANCE_ABS_MAX).contains(&ceiling)
+    }
 }
 
 /// A customer's balance in one unit.
@@ -169,6 +181,9 @@ pub struct Wallet {
     pub product: String,
     pub status: WalletStatus,
     pub floor: Floor,
+    /// The highest balance a credit may take the wallet to; `None` when there is no
+    /// limit. Debits and corrections downwards are never held to it.
+    pub ceiling: Option<i64>,
     pub valid_from: Option<Timestamp>,
     pub valid_until: Option<Timestamp>,
     /// The sum of all the wallet's mutations.
@@ -192,6 +207,7 @@ impl Wallet {
             product: new.product,
             status: WalletStatus::Active,
             floor: new.floor,
+            ceiling: new.ceiling,
             valid_from: new.valid_from,
             valid_until: new.valid_until,
             balance: 0,

@@ -53,6 +53,22 @@ fn affordable(w: &Wallet, amount: i64) -> Result<(), Refusal> {
     }
 }
 
+/// Refuses a credit of `delta` that would take `w` above its ceiling. Debits
+/// (`delta <= 0`) always pass: a wallet above its ceiling may still spend.
+fn within_ceiling(w: &Wallet, delta: i64) -> Result<(), Refusal> {
+    match w.ceiling {
+        // Saturating: a balance at the bound plus a large credit is refused here or
+        // by the bound, never wrapped.
+        Some(ceiling) if delta > 0 && w.balance.saturating_add(delta) > ceiling => {
+            Err(Refusal::CeilingExceeded {
+                room: ceiling.saturating_sub(w.balance),
+                requested: delta,
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The change a posting makes to one wallet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Posting {
@@ -65,7 +81,8 @@ pub struct Posting {
 ///
 /// Top-ups and debits need an active wallet inside its validity window; a debit must be
 /// affordable. Adjustments are an operator's corrections: they apply in any status and
-/// are not held to the floor, only to the balance bound.
+/// are not held to the floor, only to the balance bound. A top-up or upward adjustment
+/// may not take the wallet above its ceiling.
 ///
 /// # Panics
 /// When `kind` is not one of the three kinds a client may post directly, or a top-up or
@@ -92,6 +109,7 @@ pub fn post(
         MutationKind::Adjustment => amount.get(),
         other => panic!("post() called with {other:?}, which has its own rule"),
     };
+    within_ceiling(w, delta)?;
     Ok(Posting {
         amount: delta,
         balance_after: add_to_balance(w.balance, delta)?,
@@ -192,7 +210,8 @@ pub struct TransferPlan {
     pub to_after: i64,
 }
 
-/// Moves `amount` from one wallet to another of the same unit.
+/// Moves `amount` from one wallet to another of the same unit, if the source can
+/// afford it and it takes the target no higher than its ceiling.
 ///
 /// # Panics
 /// When `amount` is not positive.
@@ -212,6 +231,7 @@ pub fn transfer(
     active_and_valid(from, now)?;
     active_and_valid(to, now)?;
     affordable(from, amount.get())?;
+    within_ceiling(to, amount.get())?;
     Ok(TransferPlan {
         from_after: add_to_balance(from.balance, -amount.get())?,
         to_after: add_to_balance(to.balance, amount.get())?,

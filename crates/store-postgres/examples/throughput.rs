@@ -134,6 +134,7 @@ async fn main() {
                 name: String::new(),
                 product: String::new(),
                 floor: Floor::Unlimited,
+                ceiling: None,
                 valid_from: None,
                 valid_until: None,
             },

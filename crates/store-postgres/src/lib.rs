@@ -30,6 +30,12 @@
 //! one statement per kind of row and commits. See `snapshot.rs` and `write.rs` for the
 //! queries and their order.
 //!
+//! Statements that need not wait for each other's answers go out together (pipelined
+//! on the connection): `BEGIN` with the first round of loads, the rows of a batch in a
+//! few stages, and `COMMIT` with the system accounts and mutations, which every batch
+//! of a tenant shares. A batch of debits takes three round trips, and holds those
+//! shared rows only for its last statement and its commit.
+//!
 //! Correctness between batches (of this instance, whose engine may run several at
 //! once, or of other instances) comes from the database: a wallet or hold is changed
 //! only by the transaction holding its row lock, which it took before reading it; ids,
@@ -67,6 +73,7 @@
 
 mod error;
 mod read;
+mod records;
 mod rows;
 mod search;
 mod snapshot;
@@ -76,7 +83,7 @@ mod write;
 pub use error::PgError;
 
 use async_trait::async_trait;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Transaction};
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use error::Fail;
 use prepaid_ledger::{
     ApiKey, Customer, CustomerId, Hold, HoldId, Mutation, MutationId, NewApiKey, Outcome, Refusal,
@@ -108,6 +115,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_initial.sql"),
     include_str!("../migrations/0002_links_and_settings.sql"),
     include_str!("../migrations/0003_wallet_updated_at.sql"),
+    include_str!("../migrations/0004_records_jobs_ceiling.sql"),
 ];
 
 /// The first half of the advisory lock keys, so that prepaid's locks do not meet
@@ -332,8 +340,8 @@ async fn migrate_locked(client: &deadpool_postgres::Client) -> Result<(), PgErro
 }
 
 /// Runs the executor on `batch`, loading what it misses, until it has every row.
-async fn run_batch(
-    tx: &Transaction<'_>,
+async fn run_batch<C: GenericClient>(
+    tx: &C,
     batch: &[Request],
     now: Timestamp,
 ) -> Result<exec::Applied, Fail> {
@@ -350,17 +358,84 @@ async fn run_batch(
 }
 
 /// One attempt at a batch: load, decide, write, commit.
+///
+/// The transaction is begun and ended by hand, so that `BEGIN` goes out with the
+/// first loads and `COMMIT` with the last writes (see `write.rs`): a batch of debits
+/// takes three round trips, and the rows every batch of a tenant shares stay locked for
+/// one statement and the commit only.
 async fn apply_once(
     store: &PgStore,
     batch: &[Request],
     now: Timestamp,
 ) -> Result<Vec<Outcome>, Fail> {
-    let mut client = store.pool.get().await?;
-    let tx = client.transaction().await?;
-    let applied = run_batch(&tx, batch, now).await?;
-    write::write(&tx, &applied.changes).await?;
-    tx.commit().await?;
-    Ok(applied.finish().0)
+    let mut open = HandTransaction {
+        client: Some(store.pool.get().await?),
+    };
+    let Some(client) = open.client.as_ref() else {
+        return Err(Fail::corrupt("a connection went missing"));
+    };
+    let result = async {
+        let (begun, applied) = tokio::join!(
+            biased;
+            client.batch_execute("BEGIN"),
+            run_batch(client, batch, now)
+        );
+        let open = |e: Fail| (e, write::Ended::No);
+        begun.map_err(|e| open(e.into()))?;
+        let applied = applied.map_err(open)?;
+        write::write_rows(client, &applied.changes)
+            .await
+            .map_err(open)?;
+        write::write_shared_and_commit(client, &applied.changes).await?;
+        Ok(applied)
+    }
+    .await;
+    match result {
+        Ok(applied) => {
+            open.release();
+            Ok(applied.finish().0)
+        }
+        Err((e, write::Ended::Yes)) => {
+            open.release();
+            Err(e)
+        }
+        Err((e, write::Ended::No)) => {
+            open.rollback().await;
+            Err(e)
+        }
+    }
+}
+
+/// A pooled connection in a transaction begun by hand. Dropped while the transaction
+/// may still be open (the call was cancelled), it takes the connection out of the
+/// pool, and closing the connection rolls the transaction back.
+struct HandTransaction {
+    client: Option<deadpool_postgres::Client>,
+}
+
+impl HandTransaction {
+    /// The transaction is over: the connection goes back to the pool.
+    fn release(&mut self) {
+        self.client.take();
+    }
+
+    /// Rolls the transaction back; the connection goes back to the pool only if that
+    /// worked.
+    async fn rollback(&mut self) {
+        if let Some(client) = &self.client
+            && client.batch_execute("ROLLBACK").await.is_ok()
+        {
+            self.release();
+        }
+    }
+}
+
+impl Drop for HandTransaction {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            drop(deadpool_postgres::Object::take(client));
+        }
+    }
 }
 
 /// Applies `batch` with a savepoint around each request (see the crate
@@ -671,6 +746,81 @@ impl Store for PgStore {
         search::setting(&client, tenant, key)
             .await
             .map_err(Fail::into_store_error)
+    }
+
+    async fn record(
+        &self,
+        tenant: &TenantId,
+        kind: &str,
+        key: &str,
+    ) -> Result<Option<prepaid_store::Record>, StoreError> {
+        records::record(self, tenant, kind, key).await
+    }
+
+    async fn records(
+        &self,
+        tenant: &TenantId,
+        kind: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<prepaid_store::Record>, StoreError> {
+        records::records(self, tenant, kind, after, limit).await
+    }
+
+    async fn put_record(
+        &self,
+        tenant: &TenantId,
+        kind: &str,
+        key: &str,
+        value: &str,
+        expected_version: Option<i64>,
+        now: Timestamp,
+    ) -> Result<Option<i64>, StoreError> {
+        records::put_record(self, tenant, kind, key, value, expected_version, now).await
+    }
+
+    async fn delete_record(
+        &self,
+        tenant: &TenantId,
+        kind: &str,
+        key: &str,
+    ) -> Result<bool, StoreError> {
+        records::delete_record(self, tenant, kind, key).await
+    }
+
+    async fn enqueue_job(
+        &self,
+        tenant: &TenantId,
+        queue: &str,
+        id: &str,
+        payload: &str,
+        due_at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        records::enqueue_job(self, tenant, queue, id, payload, due_at).await
+    }
+
+    async fn claim_jobs(
+        &self,
+        queue: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<prepaid_store::Job>, StoreError> {
+        records::claim_jobs(self, queue, now, lease_until, limit).await
+    }
+
+    async fn finish_job(&self, tenant: &TenantId, queue: &str, id: &str) -> Result<(), StoreError> {
+        records::finish_job(self, tenant, queue, id).await
+    }
+
+    async fn defer_job(
+        &self,
+        tenant: &TenantId,
+        queue: &str,
+        id: &str,
+        due_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        records::defer_job(self, tenant, queue, id, due_at).await
     }
 
     async fn check_invariants(&self) -> Result<Vec<Breach>, StoreError> {

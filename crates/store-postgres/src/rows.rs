@@ -6,8 +6,8 @@
 use crate::error::Fail;
 use prepaid_ledger::{
     AMOUNT_MAX, ApiKey, ApiKeyName, BALANCE_ABS_MAX, Customer, CustomerId, Fingerprint, Floor,
-    Hold, HoldId, HoldStatus, Mutation, MutationId, MutationKind, Reference, Scopes, TenantId,
-    Timestamp, TransferId, Unit, Wallet, WalletId, WalletStatus,
+    Hold, HoldId, HoldStatus, Mutation, MutationId, MutationKind, NewWallet, Reference, Scopes,
+    TenantId, Timestamp, TransferId, Unit, Wallet, WalletId, WalletStatus,
 };
 use prepaid_store::exec::{Recorded, RecordedResult};
 use tokio_postgres::Row;
@@ -16,7 +16,8 @@ use uuid::Uuid;
 
 /// The columns [`wallet`] decodes, in order.
 pub(crate) const WALLET_COLUMNS: &str = "tenant, id, customer, unit_code, unit_scale, name, \
-     product, status, floor, valid_from, valid_until, balance, held, created_at, updated_at";
+     product, status, floor, valid_from, valid_until, balance, held, created_at, updated_at, \
+     ceiling";
 /// The columns [`mutation`] decodes, in order.
 pub(crate) const MUTATION_COLUMNS: &str = "seq, id, tenant, wallet, customer, unit_code, \
      unit_scale, kind, amount, balance_after, reference_kind, reference_text, reference_link, \
@@ -107,6 +108,10 @@ pub(crate) fn wallet(row: &Row) -> Result<Wallet, Fail> {
     if held < 0 {
         return Err(Fail::corrupt(format_args!("held {held} is negative")));
     }
+    let ceiling: Option<i64> = get(row, 15)?;
+    if let Some(c) = ceiling.filter(|&c| !NewWallet::ceiling_is_valid(c)) {
+        return Err(Fail::corrupt(format_args!("ceiling {c}")));
+    }
     Ok(Wallet {
         tenant: tenant_id(get(row, 0)?)?,
         id: wallet_id(get(row, 1)?)?,
@@ -116,6 +121,7 @@ pub(crate) fn wallet(row: &Row) -> Result<Wallet, Fail> {
         product: get(row, 6)?,
         status,
         floor,
+        ceiling,
         valid_from: opt_time(row, 9)?,
         valid_until: opt_time(row, 10)?,
         balance: balance(get(row, 11)?)?,

@@ -6,10 +6,18 @@
 //! one set-based query per kind of row (those that do not depend on each other go out
 //! together, pipelined on the connection), and runs the executor again.
 //!
+//! The queries look their rows up one key at a time: `unnest` of the keys, then a
+//! `LATERAL` subquery on the key with `OFFSET 0`, which the planner cannot turn into a
+//! join. A plain join is planned once per connection and kept; planned while a table
+//! was empty or small (a new schema, the first batches), it reads the whole table and
+//! hashes it, and keeps doing so for every batch as the table grows.
+//!
 //! Wallets and holds are loaded `FOR NO KEY UPDATE` (the row lock for changing columns
-//! other than the key) in the order of their keys, holds first, so that two batches
-//! that need the same rows queue rather than deadlock; a batch that must lock more rows
-//! in a later round can still meet a deadlock, which the database detects and the
+//! other than the key), each locked as it is looked up, in the order of the keys given,
+//! which is sorted, holds first, so that two batches that need the same rows queue
+//! rather than deadlock (a wallet's pending holds, which only the sweep asks for, are
+//! found with a join and locked in the order of their ids); a batch that must lock more
+//! rows in a later round can still meet a deadlock, which the database detects and the
 //! store answers by running the batch again. A loaded wallet brings the balances of its
 //! unit's system accounts, and a loaded hold brings its wallet, so that a batch of
 //! debits or of hold commits needs one round of loads.
@@ -23,7 +31,7 @@ use crate::rows::{
     self, API_KEY_COLUMNS, CUSTOMER_COLUMNS, HOLD_COLUMNS, MUTATION_COLUMNS, RECORDED_COLUMNS,
     WALLET_COLUMNS, get,
 };
-use deadpool_postgres::Transaction;
+use deadpool_postgres::GenericClient;
 use prepaid_ledger::{
     ApiKey, ApiKeyName, Customer, CustomerId, Hold, HoldId, IdempotencyKey, Mutation, MutationId,
     SettingKey, SystemAccount, TenantId, Unit, Wallet, WalletId,
@@ -126,8 +134,8 @@ impl Rows for Snapshot {
 }
 
 /// Runs a statement prepared once per connection.
-async fn query(
-    tx: &Transaction<'_>,
+async fn query<C: GenericClient>(
+    tx: &C,
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
 ) -> Result<Vec<Row>, Fail> {
@@ -164,9 +172,9 @@ impl Snapshot {
 
     /// Loads every missing key (and what the loaded rows bring along), so that none of
     /// them misses again. A key with no row is remembered as absent.
-    pub(crate) async fn load(
+    pub(crate) async fn load<C: GenericClient>(
         &mut self,
-        tx: &Transaction<'_>,
+        tx: &C,
         missing: &Missing,
     ) -> Result<(), Fail> {
         let (locked, plain) = tokio::join!(self.load_locked(tx, missing), Plain::load(tx, missing));
@@ -175,14 +183,20 @@ impl Snapshot {
         Ok(())
     }
 
-    /// Holds, then wallets, then system accounts: each step needs the one before.
-    async fn load_locked(&mut self, tx: &Transaction<'_>, missing: &Missing) -> Result<(), Fail> {
+    /// Holds, then wallets together with the system accounts of their units: the
+    /// wallets may come from the holds.
+    async fn load_locked<C: GenericClient>(
+        &mut self,
+        tx: &C,
+        missing: &Missing,
+    ) -> Result<(), Fail> {
         let mut wallets: BTreeSet<(TenantId, WalletId)> = missing.wallets.clone();
         if !missing.holds.is_empty() {
             let ids: Vec<Uuid> = missing.holds.iter().map(|h| h.0).collect();
             let sql = format!(
-                "SELECT {HOLD_COLUMNS} FROM holds JOIN unnest($1::uuid[]) AS k (id) USING (id) \
-                 ORDER BY id FOR NO KEY UPDATE OF holds"
+                "SELECT {HOLD_COLUMNS} FROM unnest($1::uuid[]) AS k (id) \
+                 JOIN LATERAL (SELECT * FROM holds x WHERE x.id = k.id OFFSET 0) AS h USING (id) \
+                 FOR NO KEY UPDATE OF h"
             );
             for row in query(tx, &sql, &[&ids]).await? {
                 let (id, hold) = keyed(&row, |r| Ok(HoldId(get(r, 1)?)), rows::hold)?;
@@ -201,6 +215,8 @@ impl Snapshot {
                     .map(|(t, w)| (t.as_str(), w.as_str())),
             );
             let sql = format!(
+                // Only the sweep asks for these, rarely: locked in the order of their ids,
+                // as holds looked up by id are.
                 "SELECT {HOLD_COLUMNS} FROM holds \
                  JOIN unnest($1::text[], $2::text[]) AS k (tenant, wallet) USING (tenant, wallet) \
                  WHERE status = 'pending' ORDER BY id FOR NO KEY UPDATE OF holds"
@@ -226,52 +242,83 @@ impl Snapshot {
             .map(|(t, u, _)| (t.clone(), u.clone()))
             .collect();
         wallets.retain(|key| !self.wallets.contains_key(key));
-        if !wallets.is_empty() {
-            let (tenants, ids) = columns(wallets.iter().map(|(t, w)| (t.as_str(), w.as_str())));
-            let sql = format!(
-                "SELECT {WALLET_COLUMNS} FROM wallets \
-                 JOIN unnest($1::text[], $2::text[]) AS k (tenant, id) USING (tenant, id) \
-                 ORDER BY tenant, id FOR NO KEY UPDATE OF wallets"
-            );
-            for row in query(tx, &sql, &[&tenants, &ids]).await? {
-                let (key, wallet) = keyed(
-                    &row,
-                    |r| Ok((rows::tenant_id(get(r, 0)?)?, rows::wallet_id(get(r, 1)?)?)),
-                    rows::wallet,
-                )?;
-                if let Ok(Some(w)) = &wallet {
-                    units.insert((w.tenant.clone(), w.unit.clone()));
-                }
-                self.wallets.insert(key, wallet);
-            }
-            for key in wallets {
-                self.wallets.entry(key).or_insert(Ok(None));
-            }
+        if wallets.is_empty() && units.is_empty() {
+            return Ok(());
         }
-        units.retain(|(t, u)| {
-            SystemAccount::ALL
-                .iter()
-                .any(|a| !self.accounts.contains_key(&(t.clone(), u.clone(), *a)))
-        });
-        if !units.is_empty() {
-            let tenants: Vec<&str> = units.iter().map(|(t, _)| t.as_str()).collect();
-            let codes: Vec<&str> = units.iter().map(|(_, u)| u.code()).collect();
-            let scales: Vec<i16> = units.iter().map(|(_, u)| i16::from(u.scale())).collect();
-            let sql = "SELECT tenant, unit_code, unit_scale, kind, balance FROM system_accounts \
-                 JOIN unnest($1::text[], $2::text[], $3::int2[]) AS k (tenant, unit_code, unit_scale) \
-                 USING (tenant, unit_code, unit_scale)";
-            for (t, u) in &units {
-                for a in SystemAccount::ALL {
-                    self.accounts.entry((t.clone(), u.clone(), a)).or_insert(0);
-                }
+        // The wallets and the system accounts of their units go out together: the
+        // accounts are found through the wallets' units, which never change, so they
+        // need not wait for the wallets to arrive. Sent second, the read of the accounts
+        // sees them as of when the wallets were locked.
+        let (wallet_tenants, wallet_ids) =
+            columns(wallets.iter().map(|(t, w)| (t.as_str(), w.as_str())));
+        let unit_tenants: Vec<&str> = units.iter().map(|(t, _)| t.as_str()).collect();
+        let codes: Vec<&str> = units.iter().map(|(_, u)| u.code()).collect();
+        let scales: Vec<i16> = units.iter().map(|(_, u)| i16::from(u.scale())).collect();
+        // Each wallet and account is looked up by its key (`LATERAL ... OFFSET 0` keeps
+        // the planner from joining instead, which on a small table means reading every
+        // row for each batch), so wallets are locked one by one in the order of their
+        // keys as given, which is sorted.
+        let wallets_sql = format!(
+            "SELECT {WALLET_COLUMNS} FROM unnest($1::text[], $2::text[]) AS k (tenant, id) \
+             JOIN LATERAL (SELECT * FROM wallets x \
+             WHERE x.tenant = k.tenant AND x.id = k.id OFFSET 0) AS w USING (tenant, id) \
+             FOR NO KEY UPDATE OF w"
+        );
+        let locked = async {
+            if wallets.is_empty() {
+                return Ok(Vec::new());
             }
-            for row in query(tx, sql, &[&tenants, &codes, &scales]).await? {
-                let key = (
-                    rows::tenant_id(get(&row, 0)?)?,
-                    rows::unit(get(&row, 1)?, get(&row, 2)?)?,
-                    rows::system_account(get(&row, 3)?)?,
-                );
-                self.accounts.insert(key, get(&row, 4)?);
+            query(tx, &wallets_sql, &[&wallet_tenants, &wallet_ids]).await
+        };
+        let params: [&(dyn ToSql + Sync); 5] =
+            [&wallet_tenants, &wallet_ids, &unit_tenants, &codes, &scales];
+        let accounts = query(
+            tx,
+            "SELECT k.tenant, k.unit_code, k.unit_scale, s.kind, s.balance \
+             FROM (SELECT w.tenant, w.unit_code, w.unit_scale \
+             FROM unnest($1::text[], $2::text[]) AS k (tenant, id) \
+             CROSS JOIN LATERAL (SELECT tenant, unit_code, unit_scale FROM wallets x \
+             WHERE x.tenant = k.tenant AND x.id = k.id OFFSET 0) AS w \
+             UNION SELECT * FROM unnest($3::text[], $4::text[], $5::int2[])) \
+             AS k (tenant, unit_code, unit_scale) \
+             CROSS JOIN LATERAL (SELECT kind, balance FROM system_accounts s \
+             WHERE s.tenant = k.tenant AND s.unit_code = k.unit_code \
+             AND s.unit_scale = k.unit_scale OFFSET 0) AS s",
+            &params,
+        );
+        let (locked, accounts) = tokio::join!(biased; locked, accounts);
+        let (locked, accounts) = (locked?, accounts?);
+        for row in locked {
+            let (key, wallet) = keyed(
+                &row,
+                |r| Ok((rows::tenant_id(get(r, 0)?)?, rows::wallet_id(get(r, 1)?)?)),
+                rows::wallet,
+            )?;
+            if let Ok(Some(w)) = &wallet {
+                units.insert((w.tenant.clone(), w.unit.clone()));
+            }
+            self.wallets.insert(key, wallet);
+        }
+        for key in wallets {
+            self.wallets.entry(key).or_insert(Ok(None));
+        }
+        let mut balances: HashMap<(TenantId, Unit, SystemAccount), i64> = HashMap::new();
+        for row in accounts {
+            let key = (
+                rows::tenant_id(get(&row, 0)?)?,
+                rows::unit(get(&row, 1)?, get(&row, 2)?)?,
+                rows::system_account(get(&row, 3)?)?,
+            );
+            balances.insert(key, get(&row, 4)?);
+        }
+        // An account never used has no row and a balance of zero. One read in an
+        // earlier round keeps that read, so that every run of the executor on this
+        // batch sees the same balance.
+        for (t, u) in units {
+            for a in SystemAccount::ALL {
+                let key = (t.clone(), u.clone(), a);
+                let balance = balances.get(&key).copied().unwrap_or(0);
+                self.accounts.entry(key).or_insert(balance);
             }
         }
         Ok(())
@@ -300,14 +347,14 @@ struct Plain {
 }
 
 impl Plain {
-    async fn load(tx: &Transaction<'_>, missing: &Missing) -> Result<Self, Fail> {
+    async fn load<C: GenericClient>(tx: &C, missing: &Missing) -> Result<Self, Fail> {
         let tenants = async {
             if missing.tenants.is_empty() {
                 return Ok(Vec::new());
             }
             let ids: Vec<&str> = missing.tenants.iter().map(TenantId::as_str).collect();
-            let sql =
-                "SELECT id, operator FROM tenants JOIN unnest($1::text[]) AS k (id) USING (id)";
+            let sql = "SELECT id, operator FROM unnest($1::text[]) AS k (id) JOIN LATERAL \
+                 (SELECT * FROM tenants x WHERE x.id = k.id OFFSET 0) AS r USING (id)";
             query(tx, sql, &[&ids])
                 .await?
                 .iter()
@@ -325,8 +372,9 @@ impl Plain {
                     .map(|(t, c)| (t.as_str(), c.as_str())),
             );
             let sql = format!(
-                "SELECT {CUSTOMER_COLUMNS} FROM customers \
-                 JOIN unnest($1::text[], $2::text[]) AS k (tenant, id) USING (tenant, id)"
+                "SELECT {CUSTOMER_COLUMNS} FROM unnest($1::text[], $2::text[]) AS k (tenant, id) \
+                 JOIN LATERAL (SELECT * FROM customers x \
+                 WHERE x.tenant = k.tenant AND x.id = k.id OFFSET 0) AS r USING (tenant, id)"
             );
             query(tx, &sql, &[&tenants, &ids])
                 .await?
@@ -351,8 +399,9 @@ impl Plain {
                     .map(|(t, n)| (t.as_str(), n.as_str())),
             );
             let sql = format!(
-                "SELECT {API_KEY_COLUMNS} FROM api_keys \
-                 JOIN unnest($1::text[], $2::text[]) AS k (tenant, name) USING (tenant, name)"
+                "SELECT {API_KEY_COLUMNS} FROM unnest($1::text[], $2::text[]) AS k (tenant, name) \
+                 JOIN LATERAL (SELECT * FROM api_keys x \
+                 WHERE x.tenant = k.tenant AND x.name = k.name OFFSET 0) AS r USING (tenant, name)"
             );
             query(tx, &sql, &[&tenants, &names])
                 .await?
@@ -376,8 +425,9 @@ impl Plain {
                 return Ok(Vec::new());
             }
             let secrets: Vec<&[u8]> = missing.secrets.iter().map(<[u8; 32]>::as_slice).collect();
-            let sql = "SELECT secret_sha256 FROM api_keys \
-                 JOIN unnest($1::bytea[]) AS k (secret_sha256) USING (secret_sha256)";
+            let sql = "SELECT secret_sha256 FROM unnest($1::bytea[]) AS k (secret_sha256) \
+                 JOIN LATERAL (SELECT secret_sha256 FROM api_keys x \
+                 WHERE x.secret_sha256 = k.secret_sha256 OFFSET 0) AS r USING (secret_sha256)";
             query(tx, sql, &[&secrets])
                 .await?
                 .iter()
@@ -395,8 +445,9 @@ impl Plain {
             }
             let ids: Vec<Uuid> = missing.mutations.iter().map(|m| m.0).collect();
             let sql = format!(
-                "SELECT {MUTATION_COLUMNS} FROM mutations \
-                 JOIN unnest($1::uuid[]) AS k (id) USING (id)"
+                "SELECT {MUTATION_COLUMNS} FROM unnest($1::uuid[]) AS k (id) \
+                 JOIN LATERAL (SELECT * FROM mutations x WHERE x.id = k.id OFFSET 0) AS r \
+                 USING (id)"
             );
             query(tx, &sql, &[&ids])
                 .await?
@@ -421,8 +472,9 @@ impl Plain {
                     .map(|(t, k)| (t.as_str(), k.as_str())),
             );
             let sql = format!(
-                "SELECT {RECORDED_COLUMNS} FROM idempotency_keys \
-                 JOIN unnest($1::text[], $2::text[]) AS k (tenant, key) USING (tenant, key)"
+                "SELECT {RECORDED_COLUMNS} FROM unnest($1::text[], $2::text[]) AS k (tenant, key) \
+                 JOIN LATERAL (SELECT * FROM idempotency_keys x \
+                 WHERE x.tenant = k.tenant AND x.key = k.key OFFSET 0) AS r USING (tenant, key)"
             );
             query(tx, &sql, &[&tenants, &keys])
                 .await?
@@ -451,8 +503,9 @@ impl Plain {
                     .iter()
                     .map(|(t, k)| (t.as_str(), k.as_str())),
             );
-            let sql = "SELECT tenant, key, value FROM settings \
-                 JOIN unnest($1::text[], $2::text[]) AS k (tenant, key) USING (tenant, key)";
+            let sql = "SELECT tenant, key, value FROM unnest($1::text[], $2::text[]) AS k (tenant, key) \
+                 JOIN LATERAL (SELECT * FROM settings x \
+                 WHERE x.tenant = k.tenant AND x.key = k.key OFFSET 0) AS r USING (tenant, key)";
             query(tx, sql, &[&tenants, &keys])
                 .await?
                 .iter()

@@ -1,24 +1,65 @@
 //! Writing a batch's changes: one statement per kind of row, each taking every row of
 //! the batch at once through `unnest` of arrays.
 //!
-//! The order is fixed: new rows (tenants, customers, keys, wallets, holds), then the
-//! wallets and holds the batch changed (locked since they were loaded), then the
-//! idempotency keys (a key recorded meanwhile by another batch breaks the primary key
-//! and the batch runs again, to replay it), then the system accounts, each `balance =
-//! balance + delta` in the order of their keys, and last the list cursors and the
-//! mutations. The system account rows and the tenants' cursor rows stay locked from
-//! their update to `COMMIT`, which keeps that window short and makes cursors increase
-//! in commit order.
+//! Statements go out pipelined (sent together on the connection, answered in order),
+//! in stages, so that a row is written after the rows its foreign keys name: new
+//! tenants; new customers; new keys and wallets; then new holds, the wallets and holds
+//! the batch changed (locked since they were loaded), the idempotency keys (a key
+//! recorded meanwhile by another batch breaks the primary key and the batch runs
+//! again, to replay it) and the settings. A batch of debits thus writes all its rows in
+//! one round trip.
+//!
+//! Last come the rows every batch of a tenant shares: the system accounts, each
+//! `balance = balance + delta` in the order of their keys, then the tenant's cursor
+//! row, whose numbers the mutations are inserted with in the same statement. These rows
+//! stay locked from their update to the end of `COMMIT`, so concurrent batches of a
+//! tenant pass them one at a time: [`write_shared_and_commit`] sends both statements
+//! and `COMMIT` together, so that the window holds no round trip to the client, only
+//! the statements and the commit's WAL flush. Taking the cursors under that lock is
+//! what makes them increase in commit order.
 
 use crate::error::Fail;
-use deadpool_postgres::Transaction;
+use deadpool_postgres::GenericClient;
 use prepaid_ledger::{CustomerId, Floor, Timestamp, WalletId};
 use prepaid_store::exec::Changes;
-use std::collections::BTreeMap;
+use std::task::Poll;
 use tokio_postgres::types::ToSql;
 
-async fn execute(
-    tx: &Transaction<'_>,
+/// Adds deltas to the system accounts in the order given, making the rows missing.
+const ACCOUNTS_SQL: &str = "INSERT INTO system_accounts (tenant, unit_code, unit_scale, kind, balance) \
+     SELECT tenant, unit_code, unit_scale, kind, balance \
+     FROM unnest($1::text[], $2::text[], $3::int2[], $4::text[], $5::int8[]) \
+     WITH ORDINALITY AS u (tenant, unit_code, unit_scale, kind, balance, n) \
+     ORDER BY n \
+     ON CONFLICT (tenant, unit_code, unit_scale, kind) \
+     DO UPDATE SET balance = system_accounts.balance + EXCLUDED.balance";
+
+/// Takes the tenants' next list cursors and inserts the mutations with them (see
+/// [`write_mutations`]).
+const MUTATIONS_SQL: &str = "WITH m AS MATERIALIZED ( \
+     SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::text[], \
+     $6::int2[], $7::text[], $8::int8[], $9::int8[], $10::text[], $11::text[], \
+     $12::text[], $13::uuid[], $14::uuid[], $15::text[], $16::int8[], $17::int8[]) \
+     WITH ORDINALITY AS m (tenant, id, wallet, customer, unit_code, unit_scale, kind, \
+     amount, balance_after, reference_kind, reference_text, reference_link, hold, \
+     transfer, counter_wallet, occurred_at, recorded_at, n)), \
+     counts AS (SELECT tenant, count(*) AS k FROM m GROUP BY tenant), \
+     locked AS (SELECT t.id FROM tenants t JOIN counts c ON c.tenant = t.id \
+     ORDER BY t.id FOR NO KEY UPDATE OF t), \
+     cursors AS (UPDATE tenants t SET next_seq = t.next_seq + c.k \
+     FROM counts c JOIN locked l ON l.id = c.tenant WHERE t.id = c.tenant \
+     RETURNING t.id, t.next_seq - c.k AS first) \
+     INSERT INTO mutations (tenant, seq, id, wallet, customer, unit_code, unit_scale, kind, \
+     amount, balance_after, reference_kind, reference_text, reference_link, hold, transfer, \
+     counter_wallet, occurred_at, recorded_at) \
+     SELECT m.tenant, c.first + row_number() OVER (PARTITION BY m.tenant ORDER BY m.n) - 1, \
+     m.id, m.wallet, m.customer, m.unit_code, m.unit_scale, m.kind, m.amount, \
+     m.balance_after, m.reference_kind, m.reference_text, m.reference_link, m.hold, \
+     m.transfer, m.counter_wallet, m.occurred_at, m.recorded_at \
+     FROM m LEFT JOIN cursors c ON c.id = m.tenant";
+
+async fn execute<C: GenericClient>(
+    tx: &C,
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
 ) -> Result<u64, Fail> {
@@ -41,8 +82,132 @@ fn micros(t: Option<Timestamp>) -> Option<i64> {
     t.map(Timestamp::as_micros)
 }
 
-/// Writes `changes` in the transaction.
-pub(crate) async fn write(tx: &Transaction<'_>, changes: &Changes) -> Result<(), Fail> {
+/// Writes `changes` in the transaction, which stays open.
+pub(crate) async fn write<C: GenericClient>(tx: &C, changes: &Changes) -> Result<(), Fail> {
+    write_rows(tx, changes).await?;
+    let (accounts, mutations) = tokio::join!(
+        biased;
+        write_accounts(tx, changes),
+        write_mutations(tx, changes)
+    );
+    all("system accounts", changes.accounts.len(), accounts?)?;
+    all("mutations", changes.mutations.len(), mutations?)
+}
+
+/// Writes every row but the system accounts and the mutations (see the module
+/// documentation for the stages). In each stage the statements are pipelined, and the
+/// first error in the order of the statements is returned, since those sent after a
+/// failed one only find the transaction aborted. (A statement prepared on its first use
+/// on a connection goes out after the others of its stage; should one of those fail,
+/// its error may then be reported as the aborted transaction instead, and the store
+/// applies the batch again one request at a time, to the same outcomes.)
+pub(crate) async fn write_rows<C: GenericClient>(tx: &C, changes: &Changes) -> Result<(), Fail> {
+    write_tenants(tx, changes).await?;
+    write_customers(tx, changes).await?;
+    let (api_keys, wallets) = tokio::join!(
+        biased;
+        write_api_keys(tx, changes),
+        write_wallets_new(tx, changes)
+    );
+    api_keys?;
+    wallets?;
+    let (holds, wallets, holds_changed, keys, settings) = tokio::join!(
+        biased;
+        write_holds_new(tx, changes),
+        write_wallets_changed(tx, changes),
+        write_holds_changed(tx, changes),
+        write_keys(tx, changes),
+        write_settings(tx, changes)
+    );
+    holds?;
+    wallets?;
+    holds_changed?;
+    keys?;
+    settings
+}
+
+/// Writes the system accounts and the mutations (after [`write_rows`]) and commits,
+/// all three sent at once. An error says whether the transaction is over (`COMMIT`
+/// went out: it committed or rolled back) or still open (for the caller to roll back).
+///
+/// Both statements are prepared first and must have gone out before `COMMIT` does: a
+/// statement sent after it would run outside the transaction. If either fails on the
+/// database, the transaction is aborted and the `COMMIT` behind it rolls it back. Both
+/// write every row they are given or fail (an upsert, and an insert whose cursor is
+/// never null), so a short count cannot follow a successful commit; were it ever to,
+/// the batch is durable all the same and is answered, and the count is logged.
+pub(crate) async fn write_shared_and_commit<C: GenericClient>(
+    tx: &C,
+    changes: &Changes,
+) -> Result<(), (Fail, Ended)> {
+    let open = |e: Fail| (e, Ended::No);
+    if !changes.accounts.is_empty() {
+        tx.prepare_cached(ACCOUNTS_SQL)
+            .await
+            .map_err(|e| open(e.into()))?;
+    }
+    if !changes.mutations.is_empty() {
+        tx.prepare_cached(MUTATIONS_SQL)
+            .await
+            .map_err(|e| open(e.into()))?;
+    }
+    let mut accounts = std::pin::pin!(write_accounts(tx, changes));
+    let mut mutations = std::pin::pin!(write_mutations(tx, changes));
+    // One poll sends a prepared statement; a future that is already finished then
+    // either had nothing to write or failed before sending.
+    let mut early = (None, None);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(r) = accounts.as_mut().poll(cx) {
+            early.0 = Some(r);
+        }
+        if let Poll::Ready(r) = mutations.as_mut().poll(cx) {
+            early.1 = Some(r);
+        }
+        Poll::Ready(())
+    })
+    .await;
+    if let (Some(Err(e)), _) | (_, Some(Err(e))) = early {
+        return Err(open(e));
+    }
+    let (accounts, mutations, committed) = tokio::join!(
+        biased;
+        async {
+            match early.0 {
+                Some(done) => done,
+                None => accounts.as_mut().await,
+            }
+        },
+        async {
+            match early.1 {
+                Some(done) => done,
+                None => mutations.as_mut().await,
+            }
+        },
+        tx.batch_execute("COMMIT")
+    );
+    let over = |e: Fail| (e, Ended::Yes);
+    let accounts = accounts.map_err(over)?;
+    let mutations = mutations.map_err(over)?;
+    committed.map_err(|e| over(e.into()))?;
+    for (what, expected, got) in [
+        ("system accounts", changes.accounts.len(), accounts),
+        ("mutations", changes.mutations.len(), mutations),
+    ] {
+        if let Err(e) = all(what, expected, got) {
+            tracing::error!(error = %e, "a committed batch wrote fewer rows than it had");
+        }
+    }
+    Ok(())
+}
+
+/// Whether a transaction is over after an error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ended {
+    Yes,
+    No,
+}
+
+async fn write_tenants<C: GenericClient>(tx: &C, changes: &Changes) -> Result<(), Fail> {
     if !changes.tenants.is_empty() {
         let t = &changes.tenants;
         let ids: Vec<&str> = t.iter().map(|t| t.id.as_str()).collect();
@@ -58,6 +223,10 @@ pub(crate) async fn write(tx: &Transaction<'_>, changes: &Changes) -> Result<(),
         .await?;
         all("tenants", t.len(), n)?;
     }
+    Ok(())
+}
+
+async fn write_customers<C: GenericClient>(tx: &C, changes: &Changes) -> Result<(), Fail> {
     if !changes.customers.is_empty() {
         let c = &changes.customers;
         let tenants: Vec<&str> = c.iter().map(|c| c.tenant.as_str()).collect();
@@ -74,6 +243,10 @@ pub(crate) async fn write(tx: &Transaction<'_>, changes: &Changes) -> Result<(),
         .await?;
         all("customers", c.len(), n)?;
     }
+    Ok(())
+}
+
+async fn write_api_keys<C: GenericClient>(tx: &C, changes: &Changes) -> Result<(), Fail> {
     if !changes.api_keys.is_empty() {
         let k = &changes.api_keys;
         let tenants: Vec<&str> = k.iter().map(|k| k.tenant.as_str()).collect();
@@ -100,6 +273,10 @@ pub(crate) async fn write(tx: &Transaction<'_>, changes: &Changes) -> Result<(),
         .await?;
         all("api keys", k.len(), n)?;
     }
+    Ok(())
+}
+
+async fn write_wallets_new<C: GenericClient>(tx: &C, changes: &Changes) -> Result<(), Fail> {
     if !changes.wallets_new.is_empty() {
         let w = &changes.wallets_new;
         let tenants: Vec<&str> = w.iter().map(|w| w.tenant.as_str()).collect();
@@ -123,21 +300,27 @@ pub(crate) async fn write(tx: &Transaction<'_>, changes: &Changes) -> Result<(),
         let held: Vec<i64> = w.iter().map(|w| w.held).collect();
         let created: Vec<i64> = w.iter().map(|w| w.created_at.as_micros()).collect();
         let updated: Vec<i64> = w.iter().map(|w| w.updated_at.as_micros()).collect();
+        let ceilings: Vec<Option<i64>> = w.iter().map(|w| w.ceiling).collect();
         let n = execute(
             tx,
             "INSERT INTO wallets (tenant, id, customer, unit_code, unit_scale, name, product, \
-             status, floor, valid_from, valid_until, balance, held, created_at, updated_at) \
+             status, floor, valid_from, valid_until, balance, held, created_at, updated_at, \
+             ceiling) \
              SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int2[], \
              $6::text[], $7::text[], $8::text[], $9::int8[], $10::int8[], $11::int8[], \
-             $12::int8[], $13::int8[], $14::int8[], $15::int8[])",
+             $12::int8[], $13::int8[], $14::int8[], $15::int8[], $16::int8[])",
             &[
                 &tenants, &ids, &customers, &codes, &scales, &names, &products, &statuses, &floors,
-                &from, &until, &balances, &held, &created, &updated,
+                &from, &until, &balances, &held, &created, &updated, &ceilings,
             ],
         )
         .await?;
         all("new wallets", w.len(), n)?;
     }
+    Ok(())
+}
+
+async fn write_holds_new<C: GenericClient>(tx: &C, changes: &Changes) -> Result<(), Fail> {
     if !changes.holds_new.is_empty() {
         let h = &changes.holds_new;
         let tenants: Vec<&str> = h.iter().map(|h| h.tenant.as_str()).collect();
@@ -168,6 +351,10 @@ pub(crate) async fn write(tx: &Transaction<'_>, changes: &Changes) -> Result<(),
         .await?;
         all("new holds", h.len(), n)?;
     }
+    Ok(())
+}
+
+async fn write_wallets_changed<C: GenericClient>(tx: &C, changes: &Changes) -> Result<(), Fail> {
     if !changes.wallets_changed.is_empty() {
         let w = &changes.wallets_changed;
         let tenants: Vec<&str> = w.iter().map(|w| w.tenant.as_str()).collect();
@@ -178,16 +365,25 @@ pub(crate) async fn write(tx: &Transaction<'_>, changes: &Changes) -> Result<(),
         let updated: Vec<i64> = w.iter().map(|w| w.updated_at.as_micros()).collect();
         let n = execute(
             tx,
+            // Each wallet is found by its key, then updated where it lies (it has been
+            // locked since it was loaded, so it has not moved): a join on the key alone
+            // lets the planner scan every wallet of a small table for each batch.
             "UPDATE wallets w SET status = u.status, balance = u.balance, held = u.held, \
              updated_at = u.updated \
              FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], \
              $6::int8[]) AS u (tenant, id, status, balance, held, updated) \
-             WHERE w.tenant = u.tenant AND w.id = u.id",
+             CROSS JOIN LATERAL (SELECT ctid AS row FROM wallets x \
+             WHERE x.tenant = u.tenant AND x.id = u.id OFFSET 0) AS x \
+             WHERE w.ctid = x.row",
             &[&tenants, &ids, &statuses, &balances, &held, &updated],
         )
         .await?;
         all("changed wallets", w.len(), n)?;
     }
+    Ok(())
+}
+
+async fn write_holds_changed<C: GenericClient>(tx: &C, changes: &Changes) -> Result<(), Fail> {
     if !changes.holds_changed.is_empty() {
         let h = &changes.holds_changed;
         let ids: Vec<uuid::Uuid> = h.iter().map(|h| h.id.0).collect();
@@ -196,15 +392,22 @@ pub(crate) async fn write(tx: &Transaction<'_>, changes: &Changes) -> Result<(),
         let settled: Vec<Option<i64>> = h.iter().map(|h| micros(h.settled_at)).collect();
         let n = execute(
             tx,
+            // Found by key, then updated where it lies, as the wallets are.
             "UPDATE holds h SET status = u.status, committed_amount = u.committed, \
              settled_at = u.settled \
              FROM unnest($1::uuid[], $2::text[], $3::int8[], $4::int8[]) \
-             AS u (id, status, committed, settled) WHERE h.id = u.id",
+             AS u (id, status, committed, settled) \
+             CROSS JOIN LATERAL (SELECT ctid AS row FROM holds x WHERE x.id = u.id OFFSET 0) AS x \
+             WHERE h.ctid = x.row",
             &[&ids, &statuses, &committed, &settled],
         )
         .await?;
         all("settled holds", h.len(), n)?;
     }
+    Ok(())
+}
+
+async fn write_keys<C: GenericClient>(tx: &C, changes: &Changes) -> Result<(), Fail> {
     if !changes.keys.is_empty() {
         let k = &changes.keys;
         let columns: Vec<_> = k.iter().map(|k| k.recorded.result.to_columns()).collect();
@@ -246,7 +449,15 @@ pub(crate) async fn write(tx: &Transaction<'_>, changes: &Changes) -> Result<(),
         .await?;
         all("idempotency keys", k.len(), n)?;
     }
-    if !changes.accounts.is_empty() {
+    Ok(())
+}
+
+/// Adds the batch's deltas to the system accounts; returns the rows written.
+async fn write_accounts<C: GenericClient>(tx: &C, changes: &Changes) -> Result<u64, Fail> {
+    if changes.accounts.is_empty() {
+        return Ok(0);
+    }
+    {
         let a = &changes.accounts;
         let tenants: Vec<&str> = a.iter().map(|a| a.tenant.as_str()).collect();
         let codes: Vec<&str> = a.iter().map(|a| a.unit.code()).collect();
@@ -255,27 +466,17 @@ pub(crate) async fn write(tx: &Transaction<'_>, changes: &Changes) -> Result<(),
         let deltas: Vec<i64> = a.iter().map(|a| a.delta).collect();
         let n = execute(
             tx,
-            "INSERT INTO system_accounts (tenant, unit_code, unit_scale, kind, balance) \
-             SELECT tenant, unit_code, unit_scale, kind, balance \
-             FROM unnest($1::text[], $2::text[], $3::int2[], $4::text[], $5::int8[]) \
-             WITH ORDINALITY AS u (tenant, unit_code, unit_scale, kind, balance, n) \
-             ORDER BY n \
-             ON CONFLICT (tenant, unit_code, unit_scale, kind) \
-             DO UPDATE SET balance = system_accounts.balance + EXCLUDED.balance",
+            ACCOUNTS_SQL,
             &[&tenants, &codes, &scales, &kinds, &deltas],
         )
         .await?;
-        all("system accounts", a.len(), n)?;
+        Ok(n)
     }
-    if !changes.mutations.is_empty() {
-        write_mutations(tx, changes).await?;
-    }
-    write_settings(tx, changes).await
 }
 
 /// Inserts the settings the batch found absent (one inserted meanwhile breaks the
 /// primary key, and the batch runs again) and updates the others.
-async fn write_settings(tx: &Transaction<'_>, changes: &Changes) -> Result<(), Fail> {
+async fn write_settings<C: GenericClient>(tx: &C, changes: &Changes) -> Result<(), Fail> {
     for created in [true, false] {
         let s: Vec<_> = changes
             .settings
@@ -304,36 +505,17 @@ async fn write_settings(tx: &Transaction<'_>, changes: &Changes) -> Result<(), F
     Ok(())
 }
 
-/// Takes the next list cursors of each tenant, then inserts the mutations with them.
-async fn write_mutations(tx: &Transaction<'_>, changes: &Changes) -> Result<(), Fail> {
+/// Takes the next list cursors of each tenant and inserts the mutations with them, in
+/// one statement; returns the rows written.
+///
+/// The tenants' cursor rows are locked in the order of their ids, so that batches of
+/// several tenants queue rather than deadlock. Each tenant's mutations take its numbers
+/// in the order of the batch. A mutation whose tenant has no cursor row would get a
+/// null cursor, which the table refuses, so every mutation is inserted or none.
+async fn write_mutations<C: GenericClient>(tx: &C, changes: &Changes) -> Result<u64, Fail> {
     let m = &changes.mutations;
-    let mut counts: BTreeMap<&str, i64> = BTreeMap::new();
-    for mutation in m {
-        *counts.entry(mutation.tenant.as_str()).or_default() += 1;
-    }
-    let tenants: Vec<&str> = counts.keys().copied().collect();
-    let numbers: Vec<i64> = counts.values().copied().collect();
-    let statement = tx
-        .prepare_cached(
-            "UPDATE tenants t SET next_seq = t.next_seq + u.n \
-             FROM unnest($1::text[], $2::int8[]) AS u (id, n) WHERE t.id = u.id \
-             RETURNING t.id, t.next_seq - u.n",
-        )
-        .await?;
-    let mut next: BTreeMap<String, i64> = BTreeMap::new();
-    for row in tx.query(&statement, &[&tenants, &numbers]).await? {
-        next.insert(crate::rows::get(&row, 0)?, crate::rows::get(&row, 1)?);
-    }
-    let mut seqs = Vec::with_capacity(m.len());
-    for mutation in m {
-        let Some(seq) = next.get_mut(mutation.tenant.as_str()) else {
-            return Err(Fail::corrupt(format_args!(
-                "tenant {} has no cursor row",
-                mutation.tenant
-            )));
-        };
-        seqs.push(*seq);
-        *seq += 1;
+    if m.is_empty() {
+        return Ok(0);
     }
     let tenants: Vec<&str> = m.iter().map(|m| m.tenant.as_str()).collect();
     let ids: Vec<uuid::Uuid> = m.iter().map(|m| m.id.0).collect();
@@ -355,19 +537,13 @@ async fn write_mutations(tx: &Transaction<'_>, changes: &Changes) -> Result<(), 
         .collect();
     let occurred: Vec<i64> = m.iter().map(|m| m.occurred_at.as_micros()).collect();
     let recorded: Vec<i64> = m.iter().map(|m| m.recorded_at.as_micros()).collect();
-    let n = execute(
+    execute(
         tx,
-        "INSERT INTO mutations (tenant, seq, id, wallet, customer, unit_code, unit_scale, kind, \
-         amount, balance_after, reference_kind, reference_text, reference_link, hold, transfer, \
-         counter_wallet, occurred_at, recorded_at) \
-         SELECT * FROM unnest($1::text[], $2::int8[], $3::uuid[], $4::text[], $5::text[], \
-         $6::text[], $7::int2[], $8::text[], $9::int8[], $10::int8[], $11::text[], $12::text[], \
-         $13::text[], $14::uuid[], $15::uuid[], $16::text[], $17::int8[], $18::int8[])",
+        MUTATIONS_SQL,
         &[
-            &tenants, &seqs, &ids, &wallets, &customers, &codes, &scales, &kinds, &amounts, &after,
+            &tenants, &ids, &wallets, &customers, &codes, &scales, &kinds, &amounts, &after,
             &ref_kinds, &ref_texts, &ref_links, &holds, &transfers, &counter, &occurred, &recorded,
         ],
     )
-    .await?;
-    all("mutations", m.len(), n)
+    .await
 }

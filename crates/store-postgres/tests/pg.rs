@@ -62,6 +62,7 @@ async fn populate(store: &PgStore, wallets: &[&str]) {
                 name: String::new(),
                 product: String::new(),
                 floor: Floor::ZERO,
+                ceiling: None,
                 valid_from: None,
                 valid_until: None,
             },
@@ -92,7 +93,7 @@ async fn instances_starting_at_once_migrate_once_and_record_the_version() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, [1, 2, 3]);
+    assert_eq!(versions, [1, 2, 3, 4]);
 }
 
 /// A schema of the first version gains customer links (empty for the customers it
@@ -152,7 +153,7 @@ async fn a_schema_from_a_newer_build_is_refused() {
     match PgStore::connect(schema.url(), PgConfig::default()).await {
         Err(PgError::SchemaTooNew {
             found: 99,
-            known: 3,
+            known: 4,
         }) => {}
         other => panic!("expected SchemaTooNew, got {other:?}"),
     }

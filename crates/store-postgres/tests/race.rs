@@ -209,6 +209,7 @@ async fn instances_racing_on_hot_wallets_keep_the_ledger_sound() {
                 name: String::new(),
                 product: String::new(),
                 floor: Floor::ZERO,
+                ceiling: None,
                 valid_from: None,
                 valid_until: None,
             },

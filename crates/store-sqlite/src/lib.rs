@@ -85,6 +85,7 @@
 
 mod error;
 mod read;
+mod records;
 mod rows;
 mod search;
 mod write;
@@ -98,8 +99,8 @@ use prepaid_ledger::{
     SettingKey, TenantId, Timestamp, Wallet, WalletId,
 };
 use prepaid_store::{
-    Breach, Counted, MutationQuery, MutationSearch, Page, Store, StoreError, SweepReport,
-    WalletQuery, WalletSearch,
+    Breach, Counted, Job, MutationQuery, MutationSearch, Page, Record, Store, StoreError,
+    SweepReport, WalletQuery, WalletSearch,
 };
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
@@ -134,6 +135,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_initial.sql"),
     include_str!("../migrations/0002_links_and_settings.sql"),
     include_str!("../migrations/0003_wallet_updated_at.sql"),
+    include_str!("../migrations/0004_records_jobs_ceiling.sql"),
 ];
 
 /// The SQLite store; cheap to clone and share.
@@ -468,6 +470,127 @@ impl Store for SqliteStore {
         let (tenant, key) = (tenant.clone(), key.clone());
         self.read(move |conn| search::setting(conn, &tenant, &key))
             .await
+    }
+
+    async fn record(
+        &self,
+        tenant: &TenantId,
+        kind: &str,
+        key: &str,
+    ) -> Result<Option<Record>, StoreError> {
+        let (tenant, kind, key) = (tenant.clone(), kind.to_owned(), key.to_owned());
+        self.read(move |conn| records::record(conn, &tenant, &kind, &key))
+            .await
+    }
+
+    async fn records(
+        &self,
+        tenant: &TenantId,
+        kind: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Record>, StoreError> {
+        let (tenant, kind, after) = (tenant.clone(), kind.to_owned(), after.map(str::to_owned));
+        self.read(move |conn| records::records(conn, &tenant, &kind, after.as_deref(), limit))
+            .await
+    }
+
+    async fn put_record(
+        &self,
+        tenant: &TenantId,
+        kind: &str,
+        key: &str,
+        value: &str,
+        expected_version: Option<i64>,
+        now: Timestamp,
+    ) -> Result<Option<i64>, StoreError> {
+        prepaid_store::records::assert_kind_and_key(kind, key);
+        prepaid_store::records::assert_value(value);
+        let (tenant, kind, key, value) = (
+            tenant.clone(),
+            kind.to_owned(),
+            key.to_owned(),
+            value.to_owned(),
+        );
+        self.write(move |w| {
+            records::put_record(&w.conn, &tenant, &kind, &key, &value, expected_version, now)
+                .map_err(Fail::into_store_error)
+        })
+        .await
+    }
+
+    async fn delete_record(
+        &self,
+        tenant: &TenantId,
+        kind: &str,
+        key: &str,
+    ) -> Result<bool, StoreError> {
+        let (tenant, kind, key) = (tenant.clone(), kind.to_owned(), key.to_owned());
+        self.write(move |w| {
+            records::delete_record(&w.conn, &tenant, &kind, &key).map_err(Fail::into_store_error)
+        })
+        .await
+    }
+
+    async fn enqueue_job(
+        &self,
+        tenant: &TenantId,
+        queue: &str,
+        id: &str,
+        payload: &str,
+        due_at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        prepaid_store::records::assert_kind_and_key(queue, id);
+        prepaid_store::records::assert_value(payload);
+        let (tenant, queue, id, payload) = (
+            tenant.clone(),
+            queue.to_owned(),
+            id.to_owned(),
+            payload.to_owned(),
+        );
+        self.write(move |w| {
+            records::enqueue_job(&w.conn, &tenant, &queue, &id, &payload, due_at)
+                .map_err(Fail::into_store_error)
+        })
+        .await
+    }
+
+    async fn claim_jobs(
+        &self,
+        queue: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Job>, StoreError> {
+        let queue = queue.to_owned();
+        self.write(move |w| {
+            records::claim_jobs(&w.conn, &queue, now, lease_until, limit)
+                .map_err(Fail::into_store_error)
+        })
+        .await
+    }
+
+    async fn finish_job(&self, tenant: &TenantId, queue: &str, id: &str) -> Result<(), StoreError> {
+        let (tenant, queue, id) = (tenant.clone(), queue.to_owned(), id.to_owned());
+        self.write(move |w| {
+            records::finish_job(&w.conn, &tenant, &queue, &id).map_err(Fail::into_store_error)
+        })
+        .await
+    }
+
+    async fn defer_job(
+        &self,
+        tenant: &TenantId,
+        queue: &str,
+        id: &str,
+        due_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let (tenant, queue, id) = (tenant.clone(), queue.to_owned(), id.to_owned());
+        self.write(move |w| {
+            records::defer_job(&w.conn, &tenant, &queue, &id, due_at)
+                .map_err(Fail::into_store_error)
+        })
+        .await
     }
 
     async fn check_invariants(&self) -> Result<Vec<Breach>, StoreError> {

@@ -6,8 +6,8 @@
 use crate::error::Fail;
 use prepaid_ledger::{
     AMOUNT_MAX, ApiKey, ApiKeyName, BALANCE_ABS_MAX, Customer, CustomerId, Floor, Hold, HoldId,
-    HoldStatus, Mutation, MutationId, MutationKind, Reference, Scopes, TenantId, Timestamp,
-    TransferId, Unit, Wallet, WalletId, WalletStatus,
+    HoldStatus, Mutation, MutationId, MutationKind, NewWallet, Reference, Scopes, TenantId,
+    Timestamp, TransferId, Unit, Wallet, WalletId, WalletStatus,
 };
 use rusqlite::{Connection, Row, params};
 use uuid::Uuid;
@@ -16,7 +16,7 @@ use uuid::Uuid;
 macro_rules! wallet_columns {
     () => {
         "tenant, id, customer, unit_code, unit_scale, name, product, status, floor, \
-         valid_from, valid_until, balance, held, created_at, updated_at"
+         valid_from, valid_until, balance, held, created_at, updated_at, ceiling"
     };
 }
 /// The columns [`mutation`] decodes, in order.
@@ -134,6 +134,10 @@ pub(crate) fn wallet(row: &Row<'_>) -> Result<Wallet, Fail> {
     if held < 0 {
         return Err(Fail::corrupt(format_args!("held {held} is negative")));
     }
+    let ceiling: Option<i64> = row.get(15)?;
+    if let Some(c) = ceiling.filter(|&c| !NewWallet::ceiling_is_valid(c)) {
+        return Err(Fail::corrupt(format_args!("ceiling {c}")));
+    }
     Ok(Wallet {
         tenant: tenant_id(text(row, 0)?)?,
         id: wallet_id(text(row, 1)?)?,
@@ -143,6 +147,7 @@ pub(crate) fn wallet(row: &Row<'_>) -> Result<Wallet, Fail> {
         product: text(row, 6)?.to_owned(),
         status,
         floor,
+        ceiling,
         valid_from: opt_time(row, 9)?,
         valid_until: opt_time(row, 10)?,
         balance: balance(row.get(11)?)?,

@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 /// Makes sure no transaction is left open on the connection (after a panic in an
 /// earlier call, say) before starting a new one.
-fn begin_immediate(conn: &Connection) -> Result<(), Fail> {
+pub(crate) fn begin_immediate(conn: &Connection) -> Result<(), Fail> {
     if !conn.is_autocommit() {
         tracing::warn!("rolling back a transaction left open on the writer connection");
         conn.execute_batch("ROLLBACK")?;
@@ -32,14 +32,14 @@ fn begin_immediate(conn: &Connection) -> Result<(), Fail> {
     Ok(())
 }
 
-fn commit(conn: &Connection) -> Result<(), Fail> {
+pub(crate) fn commit(conn: &Connection) -> Result<(), Fail> {
     conn.prepare_cached("COMMIT")?.execute([])?;
     Ok(())
 }
 
 /// Rolls back whatever is open; a failure to do so is only logged, since the error
 /// that led here is the one worth reporting.
-fn rollback(conn: &Connection) {
+pub(crate) fn rollback(conn: &Connection) {
     if conn.is_autocommit() {
         return;
     }
@@ -781,8 +781,9 @@ fn insert_wallet(conn: &Connection, w: &Wallet) -> Result<(), Fail> {
     };
     conn.prepare_cached(
         "INSERT INTO wallets (tenant, id, customer, unit_code, unit_scale, name, product, \
-         status, floor, valid_from, valid_until, balance, held, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+         status, floor, valid_from, valid_until, balance, held, created_at, updated_at, \
+         ceiling) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
     )?
     .execute(params![
         w.tenant.as_str(),
@@ -800,6 +801,7 @@ fn insert_wallet(conn: &Connection, w: &Wallet) -> Result<(), Fail> {
         w.held,
         w.created_at.as_micros(),
         w.updated_at.as_micros(),
+        w.ceiling,
     ])?;
     Ok(())
 }
@@ -901,6 +903,7 @@ mod tests {
                 name: String::new(),
                 product: String::new(),
                 floor: Floor::ZERO,
+                ceiling: None,
                 valid_from: None,
                 valid_until: None,
             };

@@ -71,6 +71,7 @@ async fn store_with(dir: &std::path::Path, wallets: &[&str]) -> SqliteStore {
                 name: String::new(),
                 product: String::new(),
                 floor: Floor::ZERO,
+                ceiling: None,
                 valid_from: None,
                 valid_until: None,
             },
@@ -106,7 +107,7 @@ async fn open_makes_the_directory_and_a_wal_database_at_the_latest_schema() {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
     drop(store);
     // Opening again applies nothing and keeps the version.
     let again = SqliteStore::open(&data).unwrap();
@@ -114,7 +115,7 @@ async fn open_makes_the_directory_and_a_wal_database_at_the_latest_schema() {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
 }
 
 /// A database of the first schema gains customer links (empty for the customers it
@@ -153,10 +154,14 @@ async fn a_database_of_the_first_schema_is_brought_up_to_date() {
         .unwrap();
     assert_eq!(wallet.updated_at, wallet.created_at);
     assert_eq!(wallet.created_at, Timestamp::from_micros(7));
+    assert_eq!(
+        wallet.ceiling, None,
+        "a wallet from before ceilings has none"
+    );
     let version: i64 = raw(&store)
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
 }
 
 #[tokio::test]
@@ -168,7 +173,7 @@ async fn a_database_from_a_newer_build_is_refused() {
     match SqliteStore::open(dir.path()) {
         Err(SqliteError::SchemaTooNew {
             found: 99,
-            known: 3,
+            known: 4,
         }) => {}
         other => panic!("expected SchemaTooNew, got {other:?}"),
     }

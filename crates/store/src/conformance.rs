@@ -30,6 +30,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use uuid::Uuid;
 
+mod ceiling;
+mod records;
+pub use ceiling::wallet_ceiling_is_kept_and_enforced;
+pub use records::{
+    jobs_claim_at_the_limit, jobs_claim_order_lease_and_limit, jobs_enqueue_is_idempotent,
+    jobs_finish_and_defer, records_and_jobs_at_their_limits, records_and_jobs_tenant_isolation,
+    records_compare_and_set, records_delete, records_list_at_the_page_limit,
+    records_list_in_key_order,
+};
+
 /// How the suite gets stores of one backend. Each case makes its own backend value
 /// and calls [`Backend::fresh`] on it once.
 #[async_trait]
@@ -83,6 +93,17 @@ macro_rules! conformance_tests {
             search_mutations_at_the_page_limit
             search_wallets_filters_counts_and_pages
             wallet_updated_at_follows_changes
+            records_compare_and_set
+            records_list_in_key_order
+            records_list_at_the_page_limit
+            records_delete
+            records_and_jobs_at_their_limits
+            records_and_jobs_tenant_isolation
+            jobs_enqueue_is_idempotent
+            jobs_claim_order_lease_and_limit
+            jobs_claim_at_the_limit
+            jobs_finish_and_defer
+            wallet_ceiling_is_kept_and_enforced
         );
     };
     (@cases ($backend:expr) $($case:ident)*) => {
@@ -327,6 +348,7 @@ impl Env {
             name: format!("Wallet {id}"),
             product: "prepaid".to_owned(),
             floor,
+            ceiling: None,
             valid_from: None,
             valid_until: None,
         }

@@ -1408,6 +1408,13 @@ impl<'r> Exec<'r> {
         if self.wallet_ix(tenant, &new.id)?.is_some() {
             return Err(Refusal::WalletExists.into());
         }
+        // The edge checks the ceiling as it checks the floor.
+        if new.ceiling.is_some_and(|c| !NewWallet::ceiling_is_valid(c)) {
+            return Err(Stop::Bug(format!(
+                "a wallet with the ceiling {:?}",
+                new.ceiling
+            )));
+        }
         let wallet = Wallet::open(tenant.clone(), new.clone(), self.now);
         let ix = self.add_wallet(wallet.clone(), true);
         remember(&mut self.wallet_ix, tenant, &wallet.id, Some(ix));

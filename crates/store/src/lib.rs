@@ -16,9 +16,13 @@ mod engine;
 pub mod exec;
 #[cfg(feature = "model")]
 pub mod model;
+pub mod records;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{Engine, EngineConfig, EngineError};
+pub use records::{
+    JOB_CLAIM_MAX, Job, RECORD_KEY_LEN_MAX, RECORD_KIND_LEN_MAX, RECORD_VALUE_BYTES_MAX, Record,
+};
 
 use async_trait::async_trait;
 use prepaid_ledger::{
@@ -283,6 +287,75 @@ pub trait Store: Send + Sync + 'static {
         tenant: &TenantId,
         key: &SettingKey,
     ) -> Result<Option<String>, StoreError>;
+
+    /// The record `key` of `kind`, if there is one.
+    async fn record(
+        &self,
+        tenant: &TenantId,
+        kind: &str,
+        key: &str,
+    ) -> Result<Option<Record>, StoreError>;
+    /// Records of one kind ordered by key, keys > `after`, at most `limit` (<= PAGE_SIZE_MAX).
+    async fn records(
+        &self,
+        tenant: &TenantId,
+        kind: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Record>, StoreError>;
+    /// Compare-and-set. `expected_version: None` inserts only if absent (version becomes 1);
+    /// `Some(v)` replaces only if the current version is v (version becomes v+1). Returns
+    /// `Some(new_version)`, or `None` when the condition failed (nothing changed).
+    /// Panics (programmer error) on kind/key/value over their limits; callers check first.
+    async fn put_record(
+        &self,
+        tenant: &TenantId,
+        kind: &str,
+        key: &str,
+        value: &str,
+        expected_version: Option<i64>,
+        now: Timestamp,
+    ) -> Result<Option<i64>, StoreError>;
+    /// Deletes; `true` if it existed.
+    async fn delete_record(
+        &self,
+        tenant: &TenantId,
+        kind: &str,
+        key: &str,
+    ) -> Result<bool, StoreError>;
+
+    /// Inserts a job unless (tenant, queue, id) exists; `true` if inserted. Deterministic ids make
+    /// enqueueing idempotent.
+    async fn enqueue_job(
+        &self,
+        tenant: &TenantId,
+        queue: &str,
+        id: &str,
+        payload: &str,
+        due_at: Timestamp,
+    ) -> Result<bool, StoreError>;
+    /// Atomically takes up to `limit` (<= JOB_CLAIM_MAX) jobs of `queue`, of any tenant, with
+    /// due_at <= now, oldest due first; sets their due_at to `lease_until` and increments attempts,
+    /// and returns them (attempts after the increment). A job whose worker dies becomes due again
+    /// when its lease ends. On PostgreSQL two instances never claim the same job in one lease
+    /// (FOR UPDATE SKIP LOCKED).
+    async fn claim_jobs(
+        &self,
+        queue: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Job>, StoreError>;
+    /// Deletes a finished job.
+    async fn finish_job(&self, tenant: &TenantId, queue: &str, id: &str) -> Result<(), StoreError>;
+    /// Sets a claimed job's next due time (retry with backoff).
+    async fn defer_job(
+        &self,
+        tenant: &TenantId,
+        queue: &str,
+        id: &str,
+        due_at: Timestamp,
+    ) -> Result<(), StoreError>;
 
     /// Checks every ledger invariant over the whole store (slow; for tests and audits).
     async fn check_invariants(&self) -> Result<Vec<Breach>, StoreError>;

@@ -1,7 +1,8 @@
 //! A model-based test that every backend runs, like the conformance suite (behind the
 //! `model` feature, which brings in `proptest`).
 //!
-//! Random sequences of client commands (wallets of two units and three kinds of floor,
+//! Random sequences of client commands (wallets of two units, three kinds of floor and
+//! with or without a ceiling,
 //! top-ups, debits, adjustments, holds with and without expiry, commits, releases,
 //! transfers, idempotent repeats, batches, customer-restricted callers, two tenants,
 //! clock moves and sweeps) run through `Store::apply` on a fresh store, while a naive
@@ -55,6 +56,8 @@ const CUSTOMERS_CREATED: usize = 2;
 const WALLETS: usize = 4;
 const UNITS: [(&str, u8); 2] = [("EUR", 2), ("MIN", 0)];
 const FLOORS: [Floor; 3] = [Floor::ZERO, Floor::Limit(-50), Floor::Unlimited];
+/// Low enough that top-ups and transfers in reach it often.
+const CEILINGS: [Option<i64>; 2] = [None, Some(300)];
 const CASES_DEFAULT: u32 = 64;
 const ACTIONS_MAX: usize = 40;
 const BATCH_LEN_MAX: usize = 4;
@@ -113,6 +116,7 @@ enum Op {
         customer: usize,
         unit: usize,
         floor: usize,
+        ceiling: usize,
         /// In ticks from now.
         valid_from: Option<i64>,
         /// In ticks after `valid_from` (or now).
@@ -230,18 +234,22 @@ fn create_wallet() -> impl Strategy<Value = Op> {
         prop_oneof![6 => 0..CUSTOMERS_CREATED, 1 => Just(CUSTOMERS_CREATED)],
         prop_oneof![3 => Just(0usize), 1 => Just(1usize)],
         0..FLOORS.len(),
+        prop_oneof![3 => Just(0usize), 1 => Just(1usize)],
         prop::option::weighted(0.2, -1..=2i64),
         prop::option::weighted(0.5, 1..=6i64),
     )
         .prop_map(
-            |(tenant, wallet, customer, unit, floor, valid_from, valid_for)| Op::CreateWallet {
-                tenant,
-                wallet,
-                customer,
-                unit,
-                floor,
-                valid_from,
-                valid_for,
+            |(tenant, wallet, customer, unit, floor, ceiling, valid_from, valid_for)| {
+                Op::CreateWallet {
+                    tenant,
+                    wallet,
+                    customer,
+                    unit,
+                    floor,
+                    ceiling,
+                    valid_from,
+                    valid_for,
+                }
             },
         )
 }
@@ -399,6 +407,7 @@ struct MWallet {
     customer: usize,
     unit: usize,
     floor: Floor,
+    ceiling: Option<i64>,
     valid_from: Option<i64>,
     valid_until: Option<i64>,
     status: WalletStatus,
@@ -525,6 +534,16 @@ impl Model {
             return Err("outside_validity");
         }
         Ok(())
+    }
+
+    /// A credit may not take a wallet above its ceiling; a debit always may pass.
+    fn below_ceiling(w: &MWallet, delta: i64) -> Result<(), &'static str> {
+        match w.ceiling {
+            Some(c) if delta > 0 && i128::from(w.balance) + i128::from(delta) > i128::from(c) => {
+                Err("ceiling_exceeded")
+            }
+            _ => Ok(()),
+        }
     }
 
     fn affords(w: &MWallet, amount: i64) -> Result<(), &'static str> {
@@ -672,6 +691,7 @@ impl Model {
                 customer: c,
                 unit: unit_index(&new.unit),
                 floor: new.floor,
+                ceiling: new.ceiling,
                 valid_from: new.valid_from.map(Timestamp::as_micros),
                 valid_until: new.valid_until.map(Timestamp::as_micros),
                 status: WalletStatus::Active,
@@ -710,6 +730,7 @@ impl Model {
             MutationKind::Debit => self.usable(w).and_then(|()| Self::affords(w, amount)),
             _ => Ok(()),
         }
+        .and_then(|()| Self::below_ceiling(w, delta))
         .and_then(|()| self.bounded(t, w, delta, counter));
         if self.mutation_ids.contains(&id) {
             return taken_or("mutation_exists", rule);
@@ -884,6 +905,7 @@ impl Model {
             self.usable(f)
                 .and_then(|()| self.usable(r))
                 .and_then(|()| Self::affords(f, amount))
+                .and_then(|()| Self::below_ceiling(r, amount))
                 .and_then(|()| {
                     if fits(i128::from(f.balance) - i128::from(amount))
                         && fits(i128::from(r.balance) + i128::from(amount))
@@ -1021,6 +1043,7 @@ impl Run {
                 customer,
                 unit: u,
                 floor,
+                ceiling,
                 valid_from,
                 valid_for,
             } => {
@@ -1033,6 +1056,7 @@ impl Run {
                     name: format!("wallet {wallet}"),
                     product: String::new(),
                     floor: FLOORS[floor],
+                    ceiling: CEILINGS[ceiling],
                     valid_from: from.map(ts),
                     valid_until: until.map(ts),
                 };
@@ -1422,6 +1446,7 @@ impl Run {
                             g.held,
                             available(&g),
                             g.floor,
+                            g.ceiling,
                             unit_index(&g.unit),
                             customer_index(&g.customer),
                         );
@@ -1431,12 +1456,13 @@ impl Run {
                             m.held,
                             model_available,
                             m.floor,
+                            m.ceiling,
                             m.unit,
                             m.customer,
                         );
                         if got != want {
                             self.fail(format!(
-                                "{}/w{wi}: (status, balance, held, available, floor, unit, customer) is {got:?}, the model says {want:?}",
+                                "{}/w{wi}: (status, balance, held, available, floor, ceiling, unit, customer) is {got:?}, the model says {want:?}",
                                 tenant
                             ));
                         }
@@ -1832,6 +1858,7 @@ fn new_wallet(w: usize, floor: Floor) -> NewWallet {
         name: String::new(),
         product: String::new(),
         floor,
+        ceiling: None,
         valid_from: None,
         valid_until: None,
     }
@@ -1977,6 +2004,7 @@ pub async fn the_balance_bound_holds_on_wallets_held_and_system_accounts(
             customer: 0,
             unit: 0,
             floor: 2,
+            ceiling: 0,
             valid_from: None,
             valid_for: None,
         };

@@ -30,6 +30,7 @@ pub fn wallet(id: &str, balance: i64, held: i64, floor: Floor) -> Wallet {
         product: String::new(),
         status: WalletStatus::Active,
         floor,
+        ceiling: None,
         valid_from: None,
         valid_until: None,
         balance,

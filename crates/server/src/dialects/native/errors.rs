@@ -35,6 +35,14 @@ pub fn refusal(r: &Refusal) -> Problem {
                 prepaid_ledger::BALANCE_ABS_MAX
             ),
         ),
+        Refusal::CeilingExceeded { room, requested } => p(
+            UNPROCESSABLE,
+            "ceiling_exceeded",
+            "Ceiling exceeded",
+            format!("{requested} exceeds the {room} the wallet may still receive"),
+        )
+        .with("room", Extra::Int(*room))
+        .with("requested", Extra::Int(*requested)),
         Refusal::TenantNotFound => Problem::not_found("tenant_not_found", "no such tenant"),
         Refusal::CustomerNotFound => Problem::not_found("customer_not_found", "no such customer"),
         Refusal::WalletNotFound => Problem::not_found("wallet_not_found", "no such wallet"),
@@ -144,6 +152,14 @@ mod tests {
                 "insufficient_funds",
             ),
             (Refusal::BalanceOverflow, 422, "balance_overflow"),
+            (
+                Refusal::CeilingExceeded {
+                    room: 20,
+                    requested: 50,
+                },
+                422,
+                "ceiling_exceeded",
+            ),
             (Refusal::TenantNotFound, 404, "tenant_not_found"),
             (Refusal::CustomerNotFound, 404, "customer_not_found"),
             (Refusal::WalletNotFound, 404, "wallet_not_found"),

@@ -203,6 +203,9 @@ pub struct CreateWalletIn {
     pub floor: Option<i64>,
     /// No floor at all (post-paid style); excludes `floor`.
     pub unlimited_overdraft: Option<bool>,
+    /// The highest balance the wallet may reach, in the unit's smallest steps (zero to
+    /// 4 × 10^18); a credit that would pass it is refused. No limit when omitted.
+    pub ceiling_minor: Option<i64>,
     #[schema(value_type = Option<String>, format = DateTime)]
     pub valid_from: Option<WireTime>,
     #[schema(value_type = Option<String>, format = DateTime)]
@@ -330,6 +333,8 @@ pub struct WalletOut<'a> {
     pub status: &'static str,
     /// Null when the wallet has no floor.
     pub floor: Option<i64>,
+    /// The highest balance the wallet may reach; null when it has no ceiling.
+    pub ceiling_minor: Option<i64>,
     #[schema(value_type = Option<String>, format = DateTime)]
     pub valid_from: Option<WireTime>,
     #[schema(value_type = Option<String>, format = DateTime)]
@@ -359,6 +364,7 @@ impl<'a> From<&'a Wallet> for WalletOut<'a> {
                 Floor::Limit(f) => Some(f),
                 Floor::Unlimited => None,
             },
+            ceiling_minor: w.ceiling,
             valid_from: w.valid_from.map(WireTime),
             valid_until: w.valid_until.map(WireTime),
             balance: w.balance,

@@ -617,6 +617,7 @@ mod tests {
             product: product.into(),
             status: WalletStatus::Active,
             floor: Floor::ZERO,
+            ceiling: None,
             valid_from: None,
             valid_until: None,
             balance,

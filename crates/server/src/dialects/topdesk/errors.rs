@@ -128,6 +128,10 @@ pub fn refusal(r: &Refusal, id: Option<MutationId>) -> Error {
         } => Error::bad_request(format!(
             "amountOfMinutes: {requested} minutes exceed the {available} available"
         )),
+        Refusal::CeilingExceeded { room, requested } => Error::bad_request(format!(
+            "amountOfMinutes: {requested} minutes exceed the {room} the customer's prepaid \
+             services account may still receive"
+        )),
         Refusal::UnitMismatch => Error::bad_request(
             "_links.for.href: the customer's prepaid services account does not count minutes",
         ),
@@ -190,6 +194,14 @@ mod tests {
             ),
             (Refusal::OutsideValidity, 400, "not valid"),
             (Refusal::BalanceOverflow, 400, "amountOfMinutes"),
+            (
+                Refusal::CeilingExceeded {
+                    room: 3,
+                    requested: 5,
+                },
+                400,
+                "exceed the 3",
+            ),
             (Refusal::UnitMismatch, 400, "minutes"),
             (Refusal::Forbidden, 403, "may not"),
             (Refusal::CustomerNotFound, 404, "no such customer"),

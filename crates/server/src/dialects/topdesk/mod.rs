@@ -370,6 +370,7 @@ async fn create_mutation(
                         name: WALLET_NAME.into(),
                         product: WALLET_PRODUCT.into(),
                         floor: Floor::Unlimited,
+                        ceiling: None,
                         valid_from: None,
                         valid_until: None,
                     },
