@@ -12,6 +12,8 @@ mod ops;
 mod sweeper;
 
 use crate::api::auth::{AuthCache, generate_secret, secret_digest};
+use crate::dialects::icrtouch::payments::PaymentProvider;
+use crate::dialects::icrtouch::secrets::LoginThrottle;
 use anyhow::Context as _;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -25,6 +27,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+
+pub use crate::dialects::icrtouch::payments::PaymentProviderConfig;
 
 /// The operator's tenant, created at first start; only its admin key may create tenants.
 pub const OPERATOR_TENANT: &str = "default";
@@ -56,6 +60,8 @@ pub struct Config {
     pub body_bytes_max: usize,
     pub request_timeout_ms: u64,
     pub shutdown_grace_ms: u64,
+    /// Who takes the money of TouchTopUp payments (the built-in test provider by default).
+    pub payment_provider: PaymentProviderConfig,
 }
 
 impl Default for Config {
@@ -68,6 +74,7 @@ impl Default for Config {
             body_bytes_max: BODY_BYTES_MAX,
             request_timeout_ms: REQUEST_TIMEOUT_MS,
             shutdown_grace_ms: SHUTDOWN_GRACE_MS,
+            payment_provider: PaymentProviderConfig::default(),
         }
     }
 }
@@ -83,6 +90,7 @@ impl fmt::Debug for Config {
             .field("body_bytes_max", &self.body_bytes_max)
             .field("request_timeout_ms", &self.request_timeout_ms)
             .field("shutdown_grace_ms", &self.shutdown_grace_ms)
+            .field("payment_provider", &self.payment_provider)
             .finish()
     }
 }
@@ -95,6 +103,10 @@ pub struct AppState {
     pub auth: AuthCache,
     pub operator: TenantId,
     pub body_bytes_max: usize,
+    /// The payment provider of the TouchTopUp dialect.
+    pub payments: Arc<dyn PaymentProvider>,
+    /// Failed TouchTopUp logins of this instance.
+    pub login_throttle: LoginThrottle,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -106,13 +118,16 @@ pub const SQLITE_ENGINE: EngineConfig = EngineConfig {
     writers: 1,
 };
 
-/// The engine settings for PostgreSQL: batches as large as for SQLite, and several in
-/// flight at once, since the database's row locks keep batches on different wallets
-/// apart and batches on the same wallet in order.
+/// The engine settings for PostgreSQL: batches as large as for SQLite, one in flight.
+/// Every batch of a tenant locks the tenant's system accounts and list cursor from its
+/// last statement to the end of its commit, so batches of one tenant commit one after
+/// another whatever the number of writers; more writers only split the waiting requests
+/// into smaller batches, each paying for its own commit. Several instances on one
+/// database each add their writer.
 pub const POSTGRES_ENGINE: EngineConfig = EngineConfig {
     batch_size_max: 8192,
     queue_depth_max: 16_384,
-    writers: 4,
+    writers: 1,
 };
 
 /// Whether `url` names a PostgreSQL database.
@@ -214,6 +229,12 @@ impl Server {
             .await
             .with_context(|| format!("binding {}", config.listen))?;
         let local_addr = listener.local_addr().context("reading the bound address")?;
+        let payments = dialects::icrtouch::payments::build(
+            &config.payment_provider,
+            store.clone(),
+            clock.clone(),
+            operator.clone(),
+        )?;
         let (engine, engine_task) = Engine::start(store.clone(), clock.clone(), engine_config);
         let state = Arc::new(AppState {
             store,
@@ -222,6 +243,8 @@ impl Server {
             auth: AuthCache::default(),
             operator,
             body_bytes_max: config.body_bytes_max,
+            payments,
+            login_throttle: LoginThrottle::default(),
         });
         Ok(Self {
             listener,
@@ -267,6 +290,14 @@ impl Server {
         let sweeper = tokio::spawn(sweeper::run(
             state.store.clone(),
             state.clock.clone(),
+            sweeper_stopped.clone(),
+        ));
+        let tmf_hub = tokio::spawn(dialects::tmf::hub::run(
+            state.clone(),
+            sweeper_stopped.clone(),
+        ));
+        let tmf_recurring = tokio::spawn(dialects::tmf::recurring::run(
+            state.clone(),
             sweeper_stopped,
         ));
         let app = app(state, Duration::from_millis(config.request_timeout_ms));
@@ -294,6 +325,9 @@ impl Server {
         }
         let _ = stop_sweeper.send(true);
         let _ = sweeper.await;
+        // Both hold the engine; it drains only once they are gone.
+        let _ = tmf_hub.await;
+        let _ = tmf_recurring.await;
         // Every handle of the engine is gone with the router, so the writer drains its
         // queue and stops.
         match tokio::time::timeout(grace, engine_task).await {

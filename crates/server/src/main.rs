@@ -6,7 +6,8 @@
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
-use prepaid_server::{ADMIN_KEY_FILE, Config, Server};
+use prepaid_server::dialects::icrtouch::payments::PAYPAL_BASE_URL_DEFAULT;
+use prepaid_server::{ADMIN_KEY_FILE, Config, PaymentProviderConfig, Server};
 use std::io::{IsTerminal as _, Write as _};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -35,6 +36,14 @@ enum LogFormat {
     Json,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum PaymentProviderName {
+    /// The built-in test provider: every payment succeeds, no money moves.
+    Test,
+    /// PayPal's REST API (Orders v2).
+    Paypal,
+}
+
 #[derive(clap::Args)]
 struct ServeArgs {
     /// The address to listen on (port 0 picks a free port).
@@ -51,6 +60,23 @@ struct ServeArgs {
     /// The operator's admin key secret; generated at first start when unset.
     #[arg(long, env = "PREPAID_ADMIN_KEY", hide_env_values = true)]
     admin_key: Option<String>,
+    /// Who takes the money of TouchTopUp payments; `test` is for development only.
+    #[arg(
+        long,
+        env = "PREPAID_PAYMENT_PROVIDER",
+        value_enum,
+        default_value = "test"
+    )]
+    payment_provider: PaymentProviderName,
+    /// The PayPal REST API base URL (the live one is https://api-m.paypal.com).
+    #[arg(long, env = "PREPAID_PAYPAL_BASE_URL", default_value = PAYPAL_BASE_URL_DEFAULT)]
+    paypal_base_url: String,
+    /// The client id of the PayPal REST app (with --payment-provider paypal).
+    #[arg(long, env = "PREPAID_PAYPAL_CLIENT_ID", hide_env_values = true)]
+    paypal_client_id: Option<String>,
+    /// The client secret of the PayPal REST app (with --payment-provider paypal).
+    #[arg(long, env = "PREPAID_PAYPAL_CLIENT_SECRET", hide_env_values = true)]
+    paypal_client_secret: Option<String>,
     /// Log format on stderr.
     #[arg(long, env = "PREPAID_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -85,12 +111,36 @@ async fn shutdown_signal() {
     }
 }
 
+/// The payment provider the arguments choose.
+fn payment_provider(args: &ServeArgs) -> anyhow::Result<PaymentProviderConfig> {
+    Ok(match args.payment_provider {
+        PaymentProviderName::Test => PaymentProviderConfig::Test,
+        PaymentProviderName::Paypal => {
+            let (Some(client_id), Some(client_secret)) =
+                (&args.paypal_client_id, &args.paypal_client_secret)
+            else {
+                anyhow::bail!(
+                    "--payment-provider paypal needs PREPAID_PAYPAL_CLIENT_ID and \
+                     PREPAID_PAYPAL_CLIENT_SECRET"
+                );
+            };
+            PaymentProviderConfig::PayPal {
+                base_url: args.paypal_base_url.clone(),
+                client_id: client_id.clone(),
+                client_secret: client_secret.clone(),
+            }
+        }
+    })
+}
+
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let payment_provider = payment_provider(&args)?;
     let config = Config {
         listen: args.listen,
         data_dir: args.data_dir,
         database_url: args.database_url,
         admin_key: args.admin_key,
+        payment_provider,
         ..Config::default()
     };
     tracing::info!(?config, "starting");

@@ -187,7 +187,9 @@ fn method_label(m: &Method) -> &'static str {
 /// latency histogram by method, route and status.
 pub async fn edge(State(limit): State<Duration>, req: Request, next: Next) -> Response {
     let method = method_label(req.method());
-    let span = tracing::debug_span!("request", method, path = %req.uri().path());
+    // Secret path parameters (a TouchTopUp password, say) never reach the log.
+    let path = crate::dialects::icrtouch::params::redact_path(req.uri().path());
+    let span = tracing::debug_span!("request", method, path = %path);
     let started = Instant::now();
     let response = match tokio::time::timeout(limit, next.run(req).instrument(span.clone())).await {
         Ok(response) => response,

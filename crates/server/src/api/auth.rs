@@ -214,6 +214,27 @@ fn credentials(value: &HeaderValue) -> Result<Credentials<'_>, Problem> {
     parse_authorization(value)
 }
 
+/// Finds the key whose secret is `secret` (from any header a dialect reads it from),
+/// without checking any scope.
+pub async fn authenticate_secret(
+    state: &SharedState,
+    secret: &str,
+) -> Result<Arc<Principal>, Problem> {
+    let digest = secret_digest(secret);
+    if let Some(p) = state.auth.get(&digest) {
+        return Ok(p);
+    }
+    let key = state
+        .store
+        .api_key_by_hash(digest)
+        .await
+        .map_err(|e| crate::api::store_problem(&e, "looking up an API key"))?;
+    match key {
+        Some(key) if bool::from(key.secret_sha256.ct_eq(&digest)) => Ok(state.auth.put(&key)),
+        _ => Err(Problem::unauthorized("unknown credentials")),
+    }
+}
+
 /// Finds the key of the request's credentials (without checking any scope).
 pub async fn authenticate(state: &SharedState, parts: &Parts) -> Result<Arc<Principal>, Problem> {
     let Some(value) = parts.headers.get(AUTHORIZATION) else {
@@ -224,21 +245,7 @@ pub async fn authenticate(state: &SharedState, parts: &Parts) -> Result<Arc<Prin
         Credentials::Bearer(secret) => (*secret, None),
         Credentials::Basic { name, secret } => (secret.as_str(), Some(name.as_str())),
     };
-    let digest = secret_digest(secret);
-    let principal = match state.auth.get(&digest) {
-        Some(p) => p,
-        None => {
-            let key = state
-                .store
-                .api_key_by_hash(digest)
-                .await
-                .map_err(|e| crate::api::store_problem(&e, "looking up an API key"))?;
-            match key {
-                Some(key) if bool::from(key.secret_sha256.ct_eq(&digest)) => state.auth.put(&key),
-                _ => return Err(Problem::unauthorized("unknown credentials")),
-            }
-        }
-    };
+    let principal = authenticate_secret(state, secret).await?;
     if let Some(name) = name
         && !bool::from(
             name.as_bytes()

@@ -82,18 +82,36 @@ pub struct Server {
     database_url: Option<String>,
     /// Keeps the server's schema until the last server on it is gone.
     schema: Option<Arc<TestSchema>>,
+    /// Environment variables the process gets besides the harness's own.
+    env: Vec<(String, String)>,
 }
 
 impl Server {
     /// Starts a server on a fresh, empty store of the suite's backend.
     pub async fn start() -> Server {
+        Server::start_with_env(&[]).await
+    }
+
+    /// Starts a server on a fresh, empty store of the suite's backend, with these
+    /// environment variables set (settings such as [`paypal_env`]).
+    pub async fn start_with_env(env: &[(&str, String)]) -> Server {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect();
         if !postgres_backend() {
-            return Server::start_with(None, None, fresh_secret()).await;
+            return Server::start_with(None, None, fresh_secret(), env).await;
         }
         let Some(schema) = fresh_schema().await else {
             panic!("{TEST_BACKEND_ENV}=postgres, but the test database cannot be reached");
         };
-        Server::start_on_schema(&schema, &fresh_secret()).await
+        Server::start_with(
+            Some(schema.url().to_owned()),
+            Some(schema),
+            fresh_secret(),
+            env,
+        )
+        .await
     }
 
     /// Starts a server on a fresh PostgreSQL schema whatever the suite's backend;
@@ -116,13 +134,20 @@ impl Server {
         schema: Option<Arc<TestSchema>>,
         admin_secret: &str,
     ) -> Server {
-        Server::start_with(Some(url.to_owned()), schema, admin_secret.to_owned()).await
+        Server::start_with(
+            Some(url.to_owned()),
+            schema,
+            admin_secret.to_owned(),
+            Vec::new(),
+        )
+        .await
     }
 
     async fn start_with(
         database_url: Option<String>,
         schema: Option<Arc<TestSchema>>,
         admin_secret: String,
+        env: Vec<(String, String)>,
     ) -> Server {
         let data_dir = Arc::new(tempfile::tempdir().expect("create data dir"));
         let log_dir = tempfile::tempdir().expect("create log dir");
@@ -136,6 +161,7 @@ impl Server {
             starts: AtomicU32::new(0),
             database_url,
             schema,
+            env,
         };
         server.launch().await;
         server
@@ -154,9 +180,10 @@ impl Server {
         let secret = self.admin_secret.clone();
         let log = log_path.clone();
         let database_url = self.database_url.clone();
+        let env = self.env.clone();
         // Reading the announcement line blocks, so it runs off the async worker threads.
         let (child, line) = tokio::task::spawn_blocking(move || {
-            spawn_server(&data_dir, database_url.as_deref(), &secret, &log)
+            spawn_server(&data_dir, database_url.as_deref(), &secret, &log, &env)
         })
         .await
         .expect("spawn task");
@@ -288,6 +315,7 @@ fn spawn_server(
     database_url: Option<&str>,
     secret: &str,
     log_path: &Path,
+    env: &[(String, String)],
 ) -> (Child, Option<String>) {
     let log = File::create(log_path).expect("create server log");
     let mut command = Command::new(env!("CARGO_BIN_EXE_prepaid"));
@@ -301,6 +329,12 @@ fn spawn_server(
         .env("PREPAID_ADMIN_KEY", secret)
         // Only the argument above chooses the database, never the environment.
         .env_remove("PREPAID_DATABASE_URL")
+        // Only the test chooses the payment provider.
+        .env_remove("PREPAID_PAYMENT_PROVIDER")
+        .env_remove("PREPAID_PAYPAL_BASE_URL")
+        .env_remove("PREPAID_PAYPAL_CLIENT_ID")
+        .env_remove("PREPAID_PAYPAL_CLIENT_SECRET")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         // The log is a file: no colour codes in it.
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
@@ -322,6 +356,21 @@ fn spawn_server(
         let _ = reader.read_to_end(&mut sink);
     });
     (child, Some(line))
+}
+
+/// The environment that points a server's PayPal payment provider at `base_url` (a
+/// stand-in of PayPal's REST API) with the REST app credentials `client_id`/`client_secret`.
+pub fn paypal_env(
+    base_url: &str,
+    client_id: &str,
+    client_secret: &str,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("PREPAID_PAYMENT_PROVIDER", "paypal".to_owned()),
+        ("PREPAID_PAYPAL_BASE_URL", base_url.to_owned()),
+        ("PREPAID_PAYPAL_CLIENT_ID", client_id.to_owned()),
+        ("PREPAID_PAYPAL_CLIENT_SECRET", client_secret.to_owned()),
+    ]
 }
 
 /// The credentials a client sends.

@@ -7,6 +7,7 @@
 //! is 404 to it.
 
 pub mod errors;
+pub mod touchtopup;
 pub mod types;
 
 use crate::api::auth::{Admin, Caller, Principal, Read, Write, generate_secret, secret_digest};
@@ -22,9 +23,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine as _;
 use prepaid_ledger::{
-    AMOUNT_MAX, Amount, Command, CustomerId, Done, Fingerprint, Floor, HoldId, IdempotencyKey,
-    MutationId, MutationKind, NewApiKey, NewWallet, Outcome, Reference, Request, Scopes,
-    TransferId, Unit, WalletId, WalletStatus,
+    AMOUNT_MAX, Amount, BALANCE_ABS_MAX, Command, CustomerId, Done, Fingerprint, Floor, HoldId,
+    IdempotencyKey, MutationId, MutationKind, NewApiKey, NewWallet, Outcome, Reference, Request,
+    Scopes, TransferId, Unit, WalletId, WalletStatus,
 };
 use prepaid_store::{MutationQuery, Page, WalletQuery};
 use serde_json::Value;
@@ -61,6 +62,7 @@ pub fn router() -> Router<SharedState> {
         .route("/holds/{id}/commit", post(commit_hold))
         .route("/holds/{id}/release", post(release_hold))
         .route("/openapi.json", get(openapi_json))
+        .merge(touchtopup::router())
         .method_not_allowed_fallback(crate::ops::method_not_allowed)
 }
 
@@ -430,6 +432,14 @@ async fn create_wallet(
         })?,
         (None, _) => Floor::ZERO,
     };
+    if let Some(c) = v.ceiling_minor
+        && !NewWallet::ceiling_is_valid(c)
+    {
+        return Err(Problem::invalid_field(
+            "ceiling_minor",
+            format!("must be zero or positive, and at most {BALANCE_ABS_MAX}"),
+        ));
+    }
     let valid_from = v.valid_from.map(|t| t.0);
     let valid_until = v.valid_until.map(|t| t.0);
     if let (Some(from), Some(until)) = (valid_from, valid_until)
@@ -449,6 +459,7 @@ async fn create_wallet(
         name: v.name.map(|n| n.0).unwrap_or_default(),
         product: v.product.map(|n| n.0).unwrap_or_default(),
         floor,
+        ceiling: v.ceiling_minor,
         valid_from,
         valid_until,
     };

@@ -1,0 +1,195 @@
+//! Payment providers: who takes the customer's money before TouchTopUp credits a wallet.
+//!
+//! A payment runs in two steps. [`PaymentProvider::start`] asks the provider to prepare a
+//! payment of an exact amount and returns its token (for PayPal, the id of an order the
+//! customer approves on PayPal's pages); [`PaymentProvider::finish`] takes the money
+//! and returns what was actually paid. `finish` is repeat-safe: a second call for the
+//! same token returns the same [`Finished`] without taking the money twice, so a client
+//! that lost an answer may simply ask again.
+//!
+//! The provider is chosen by configuration ([`PaymentProviderConfig`]): the built-in
+//! [`test_provider::TestProvider`] for development (the default), or
+//! [`paypal::PayPal`], which speaks PayPal's REST API (Orders v2).
+
+pub mod paypal;
+pub mod test_provider;
+
+use async_trait::async_trait;
+use prepaid_ledger::TenantId;
+use prepaid_store::{Clock, Store};
+use std::fmt;
+use std::sync::Arc;
+
+/// A payment to prepare.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StartPayment {
+    /// The amount in the currency's minor unit (cents for EUR, yen for JPY); positive.
+    pub amount_minor: i64,
+    /// The ISO 4217 code, e.g. `EUR`.
+    pub currency: String,
+    /// The caller's reference, shown to the provider (and in its reports).
+    pub reference: String,
+}
+
+/// A prepared payment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Started {
+    /// The provider's token of the payment; [`PaymentProvider::finish`] takes it.
+    pub token: String,
+}
+
+/// A payment whose money was taken.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finished {
+    /// The provider's id of the money transfer (PayPal: the capture id).
+    pub transaction_id: String,
+    /// What was paid, in the currency's minor unit.
+    pub amount_minor: i64,
+    /// The ISO 4217 code of what was paid.
+    pub currency: String,
+}
+
+/// Why a payment step failed.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PaymentError {
+    /// The provider refused the payment (declined instrument, not approved by the
+    /// customer, invalid amount); asking again will not help.
+    #[error("payment declined: {0}")]
+    Declined(String),
+    /// The provider does not know the token.
+    #[error("unknown payment token")]
+    UnknownToken,
+    /// The provider cannot be reached or answered unexpectedly; asking again later may
+    /// work. The text is for the log, not for the client.
+    #[error("payment provider unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A payment provider (see the module documentation).
+#[async_trait]
+pub trait PaymentProvider: Send + Sync + 'static {
+    /// Prepares a payment of exactly `payment.amount_minor`.
+    async fn start(&self, payment: StartPayment) -> Result<Started, PaymentError>;
+    /// Takes the money of a prepared payment; repeat-safe.
+    async fn finish(&self, token: &str) -> Result<Finished, PaymentError>;
+}
+
+/// The default PayPal REST API base URL: the sandbox, so that a misconfigured server
+/// never takes real money.
+pub const PAYPAL_BASE_URL_DEFAULT: &str = "https://api-m.sandbox.paypal.com";
+
+/// Which payment provider the server uses.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub enum PaymentProviderConfig {
+    /// The built-in test provider: every payment succeeds; for development only.
+    #[default]
+    Test,
+    /// PayPal's REST API at `base_url` (see [`PAYPAL_BASE_URL_DEFAULT`]) with these
+    /// REST app credentials.
+    PayPal {
+        base_url: String,
+        client_id: String,
+        client_secret: String,
+    },
+}
+
+// By hand, so that the client secret never reaches a log.
+impl fmt::Debug for PaymentProviderConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Test => f.write_str("Test"),
+            Self::PayPal {
+                base_url,
+                client_id,
+                client_secret: _,
+            } => f
+                .debug_struct("PayPal")
+                .field("base_url", base_url)
+                .field("client_id", client_id)
+                .field("client_secret", &"<redacted>")
+                .finish(),
+        }
+    }
+}
+
+/// Builds the provider that `config` names. The test provider keeps its payments as
+/// records of the `operator` tenant in `store`.
+pub fn build(
+    config: &PaymentProviderConfig,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    operator: TenantId,
+) -> anyhow::Result<Arc<dyn PaymentProvider>> {
+    Ok(match config {
+        PaymentProviderConfig::Test => {
+            tracing::warn!(
+                "using the built-in test payment provider: every payment succeeds without \
+                 money; configure --payment-provider paypal in production"
+            );
+            Arc::new(test_provider::TestProvider::new(store, clock, operator))
+        }
+        PaymentProviderConfig::PayPal {
+            base_url,
+            client_id,
+            client_secret,
+        } => {
+            tracing::info!(%base_url, "using the PayPal payment provider");
+            Arc::new(paypal::PayPal::new(base_url, client_id, client_secret)?)
+        }
+    })
+}
+
+/// How many decimal places a currency's amounts have, as PayPal documents them:
+/// 0 for the currencies PayPal takes without decimals, 2 for every other.
+pub fn currency_exponent(currency: &str) -> u32 {
+    // https://developer.paypal.com/reference/currency-codes/: HUF, JPY and TWD "do not
+    // support decimals".
+    const ZERO_DECIMAL: &[&str] = &["HUF", "JPY", "TWD"];
+    if ZERO_DECIMAL.contains(&currency) {
+        0
+    } else {
+        2
+    }
+}
+
+/// Whether `currency` looks like an ISO 4217 code (three uppercase ASCII letters).
+pub fn currency_is_valid(currency: &str) -> bool {
+    currency.len() == 3 && currency.bytes().all(|b| b.is_ascii_uppercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_client_secret_never_reaches_a_log() {
+        let config = PaymentProviderConfig::PayPal {
+            base_url: PAYPAL_BASE_URL_DEFAULT.into(),
+            client_id: "the-client-id".into(),
+            client_secret: "the-client-secret".into(),
+        };
+        let shown = format!("{config:?}");
+        assert!(shown.contains("the-client-id"), "{shown}");
+        assert!(!shown.contains("the-client-secret"), "{shown}");
+        assert_eq!(format!("{:?}", PaymentProviderConfig::default()), "Test");
+    }
+
+    #[test]
+    fn currencies_have_paypal_s_exponents() {
+        for (currency, exponent) in [
+            ("EUR", 2),
+            ("GBP", 2),
+            ("USD", 2),
+            ("JPY", 0),
+            ("HUF", 0),
+            ("TWD", 0),
+        ] {
+            assert_eq!(currency_exponent(currency), exponent, "{currency}");
+        }
+        assert!(currency_is_valid("EUR"));
+        for bad in ["", "eur", "EU", "EURO", "E1R", "ÉUR"] {
+            assert!(!currency_is_valid(bad), "{bad:?}");
+        }
+    }
+}

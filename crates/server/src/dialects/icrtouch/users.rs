@@ -1,0 +1,390 @@
+//! `/users/...` and `/accounts/auth_user`: portal users, their passwords and reset
+//! codes, and the customer accounts linked to them.
+//!
+//! A user is a record (`icrtouch.user`, keyed by uid) found by email through an index
+//! record (`icrtouch.email`, keyed by the lower-cased address). Only the argon2id hash of
+//! a password and the SHA-256 of a reset code are kept. A reset code lasts
+//! [`RESET_CODE_TTL_SECS`] and is used up by the password change it allows;
+//! `user_check_reset_code` only checks it. Failed logins (and wrong old passwords)
+//! count towards the lock of [`super::secrets::LoginThrottle`].
+//!
+//! Fields (form or JSON body, names in any case): `user_create` takes `title`,
+//! `firstname`, `surname` (or `lastname`), `address_1` to `address_4`, `postcode`,
+//! `tel`, `email` and `password`; `user_change_password` takes `uid` (or `userid`),
+//! `newpassword` (or `new_password`) and either `oldpassword` (or `old_password`,
+//! `currentpassword`) or `resetcode`; `user_link_account` takes `uid` and `linkkey`.
+//!
+//! Users belong to the tenant, not to a company: a company key may manage them, but
+//! sees only its own company among a user's linked accounts and may link only its own
+//! company's customers.
+
+use super::accounts::check_link_key;
+use super::ctx::Ctx;
+use super::errors::Fail;
+use super::model::{EMAIL_KIND, EmailIndex, Link, Recs, Reset, USER_KIND, User, pad};
+use super::secrets::{digest_reset_code, hash_password, new_reset_code, verify_password};
+use super::types::{NUMBER_ID_MAX, email, new_password, text};
+use super::xml::Node;
+use crate::SharedState;
+use crate::api::auth::{Read, Role, Write};
+use axum::http::StatusCode;
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+use subtle::ConstantTimeEq as _;
+
+/// How long a password reset code lasts, in seconds.
+pub const RESET_CODE_TTL_SECS: i64 = 60 * 60;
+/// The most customer accounts linked to one user.
+pub const LINKS_MAX: usize = 100;
+
+const MICROS_PER_SEC: i64 = 1_000_000;
+
+/// Hashes on the blocking pool: argon2id takes tens of milliseconds on purpose.
+async fn hash(password: String) -> Result<String, Fail> {
+    tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "the password hashing task failed");
+            Fail::internal()
+        })?
+        .map_err(|e| {
+            tracing::error!(error = %e, "hashing a password failed");
+            Fail::bad("The password cannot be used")
+        })
+}
+
+/// A hash to verify against when the user does not exist, so that an unknown user
+/// takes as long to refuse as a wrong password.
+fn decoy_hash() -> &'static str {
+    static DECOY: OnceLock<String> = OnceLock::new();
+    DECOY.get_or_init(|| hash_password("decoy password of no user").unwrap_or_default())
+}
+
+async fn verify(phc: Option<String>, password: String) -> Result<bool, Fail> {
+    tokio::task::spawn_blocking(move || {
+        let known = phc.is_some();
+        let phc = phc.unwrap_or_else(|| decoy_hash().to_owned());
+        verify_password(&phc, &password) && known
+    })
+    .await
+    .map_err(|e| {
+        tracing::error!(error = %e, "the password verifying task failed");
+        Fail::internal()
+    })
+}
+
+async fn user_by_email(recs: &Recs<'_>, address: &str) -> Result<Option<(User, i64)>, Fail> {
+    let key = address.to_lowercase();
+    if key.len() > super::types::EMAIL_LEN_MAX {
+        return Ok(None);
+    }
+    let Some((index, _)) = recs.get::<EmailIndex>(EMAIL_KIND, &key).await? else {
+        return Ok(None);
+    };
+    recs.get::<User>(USER_KIND, &pad(index.uid.into())).await
+}
+
+async fn user_by_uid(recs: &Recs<'_>, uid: u32) -> Result<(User, i64), Fail> {
+    recs.get::<User>(USER_KIND, &pad(uid.into()))
+        .await?
+        .ok_or_else(|| Fail::not_found(format!("User {uid} not found")))
+}
+
+fn uid_of<R: Role>(ctx: &Ctx<R>) -> Result<u32, Fail> {
+    ctx.number(&["uid", "userid", "user_id"], NUMBER_ID_MAX)
+}
+
+/// `Retry-After` for a locked user name.
+fn locked(secs: u64) -> Fail {
+    let mut f = Fail::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        format!("Too many failed logins; try again in {secs} seconds"),
+    );
+    f.retry_after = Some(secs);
+    f
+}
+
+pub async fn auth_user(state: &SharedState, ctx: &Ctx<Read>) -> Result<Node, Fail> {
+    let username = ctx
+        .require(&["username", "email"])
+        .map_err(Fail::with_auth_false)?
+        .to_owned();
+    let password = ctx
+        .require(&["password"])
+        .map_err(Fail::with_auth_false)?
+        .to_owned();
+    let tenant = &ctx.principal.tenant;
+    if let Err(wait) = state.login_throttle.check(tenant, &username, ctx.now) {
+        return Err(locked(wait.0).with_auth_false());
+    }
+    let recs = ctx.recs(state);
+    let user = user_by_email(&recs, &username).await?;
+    let phc = user.as_ref().map(|(u, _)| u.password_phc.clone());
+    if !verify(phc, password).await? {
+        state
+            .login_throttle
+            .record_failure(tenant, &username, ctx.now);
+        return Err(Fail::new(
+            StatusCode::UNAUTHORIZED,
+            format!("Could not login user with username {username} using password supplied"),
+        )
+        .with_auth_false());
+    }
+    state.login_throttle.record_success(tenant, &username);
+    let Some((user, _)) = user else {
+        return Err(Fail::internal());
+    };
+    let mut companies: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+    for link in user.links.iter().filter(|l| ctx.sees_company(l.coid)) {
+        companies.entry(link.coid).or_default().push(link.custid);
+    }
+    let mut map = Node::map();
+    for (coid, customers) in companies {
+        map = map.with(
+            coid.to_string(),
+            Node::map().with("company_id", coid.to_string()).with(
+                "customers",
+                customers
+                    .iter()
+                    .map(|c| Node::from(c.to_string()))
+                    .collect::<Vec<_>>(),
+            ),
+        );
+    }
+    Ok(Node::map()
+        .with("status", 1i64)
+        .with("auth", "true")
+        .with("userid", user.uid.to_string())
+        .with("companies", map))
+}
+
+pub async fn user_create(state: &SharedState, ctx: &Ctx<Write>) -> Result<Node, Fail> {
+    let address = email("email", ctx.require(&["email"])?)?;
+    let password = ctx.require(&["password"])?.to_owned();
+    new_password("password", &password)?;
+    let firstname = text("firstname", ctx.require(&["firstname", "first_name"])?)?;
+    let surname = text(
+        "surname",
+        ctx.require(&["surname", "lastname", "last_name"])?,
+    )?;
+    let recs = ctx.recs(state);
+    let index_key = address.to_lowercase();
+    if recs
+        .get::<EmailIndex>(EMAIL_KIND, &index_key)
+        .await?
+        .is_some()
+    {
+        return Err(Fail::conflict("A user with this email already exists"));
+    }
+    let mut user = User {
+        uid: 0,
+        title: ctx.text(&["title"])?,
+        firstname,
+        surname,
+        address_1: ctx.text(&["address_1", "address1"])?,
+        address_2: ctx.text(&["address_2", "address2"])?,
+        address_3: ctx.text(&["address_3", "address3"])?,
+        address_4: ctx.text(&["address_4", "address4"])?,
+        postcode: ctx.text(&["postcode"])?,
+        tel: ctx.text(&["tel", "telephone"])?,
+        email: address,
+        password_phc: hash(password).await?,
+        reset: None,
+        links: Vec::new(),
+    };
+    let uid = recs.next_number("user").await?;
+    user.uid = u32::try_from(uid)
+        .ok()
+        .filter(|u| *u <= NUMBER_ID_MAX)
+        .ok_or_else(|| Fail::conflict("No more users can be created"))?;
+    let key = pad(uid);
+    if !recs.put(USER_KIND, &key, &user, None).await? {
+        tracing::error!(uid, "a fresh user number was taken");
+        return Err(Fail::internal());
+    }
+    // The index is written last: a user whose index lost the race to another of the
+    // same email is removed again, so an email always names one user.
+    if !recs
+        .put(EMAIL_KIND, &index_key, &EmailIndex { uid: user.uid }, None)
+        .await?
+    {
+        recs.delete(USER_KIND, &key).await?;
+        return Err(Fail::conflict("A user with this email already exists"));
+    }
+    Ok(Node::map()
+        .with("status", 1i64)
+        .with("uid", i64::from(user.uid))
+        .with("user", user.uid.to_string()))
+}
+
+pub async fn user_details(state: &SharedState, ctx: &Ctx<Read>) -> Result<Node, Fail> {
+    let uid = uid_of(ctx)?;
+    let (u, _) = user_by_uid(&ctx.recs(state), uid).await?;
+    Ok(Node::map().with("status", 1i64).with(
+        "user",
+        Node::map()
+            .with("title", u.title)
+            .with("firstname", u.firstname)
+            .with("surname", u.surname)
+            .with("address_1", u.address_1)
+            .with("address_2", u.address_2)
+            .with("address_3", u.address_3)
+            .with("address_4", u.address_4)
+            .with("postcode", u.postcode)
+            .with("tel", u.tel)
+            .with("email", u.email),
+    ))
+}
+
+/// Whether `code` is the user's pending, unexpired reset code.
+fn reset_matches(user: &User, code: &str, now_micros: i64) -> bool {
+    let Some(reset) = &user.reset else {
+        return false;
+    };
+    let digest = digest_reset_code(code);
+    bool::from(digest.as_bytes().ct_eq(reset.digest.as_bytes()))
+        && now_micros < reset.expires_at_micros
+}
+
+pub async fn user_change_password(state: &SharedState, ctx: &Ctx<Write>) -> Result<Node, Fail> {
+    let uid = uid_of(ctx)?;
+    let new = ctx
+        .require(&["newpassword", "new_password", "password_new"])?
+        .to_owned();
+    new_password("newpassword", &new)?;
+    let old = ctx.params.get(&[
+        "oldpassword",
+        "old_password",
+        "currentpassword",
+        "password_old",
+    ]);
+    let code = ctx.params.get(&["resetcode", "reset_code"]);
+    if old.is_none() && code.is_none() {
+        return Err(Fail::bad("oldpassword (or resetcode) is required"));
+    }
+    let recs = ctx.recs(state);
+    let (user, version) = user_by_uid(&recs, uid).await?;
+    let tenant = &ctx.principal.tenant;
+    if let Some(old) = old {
+        if let Err(wait) = state.login_throttle.check(tenant, &user.email, ctx.now) {
+            return Err(locked(wait.0));
+        }
+        if !verify(Some(user.password_phc.clone()), old.to_owned()).await? {
+            state
+                .login_throttle
+                .record_failure(tenant, &user.email, ctx.now);
+            return Err(Fail::new(
+                StatusCode::UNAUTHORIZED,
+                "The old password is not correct",
+            ));
+        }
+    } else if let Some(code) = code
+        && !reset_matches(&user, code, ctx.now.as_micros())
+    {
+        return Err(Fail::not_found("Reset code not found or expired"));
+    }
+    let changed = User {
+        password_phc: hash(new).await?,
+        // A password change uses up any reset code.
+        reset: None,
+        ..user
+    };
+    if !recs
+        .put(USER_KIND, &pad(uid.into()), &changed, Some(version))
+        .await?
+    {
+        return Err(Fail::conflict(
+            "The user was changed at the same time; try again",
+        ));
+    }
+    state.login_throttle.record_success(tenant, &changed.email);
+    Ok(Node::map()
+        .with("status", 1i64)
+        .with("msg", "User password changed"))
+}
+
+pub async fn user_forgot_password(state: &SharedState, ctx: &Ctx<Write>) -> Result<Node, Fail> {
+    let address = ctx.require(&["email"])?;
+    let recs = ctx.recs(state);
+    let Some((user, version)) = user_by_email(&recs, address).await? else {
+        return Err(Fail::not_found("Email not found"));
+    };
+    let (code, digest) = new_reset_code();
+    let uid = user.uid;
+    let changed = User {
+        reset: Some(Reset {
+            digest,
+            expires_at_micros: ctx
+                .now
+                .plus_micros(RESET_CODE_TTL_SECS * MICROS_PER_SEC)
+                .as_micros(),
+        }),
+        ..user
+    };
+    if !recs
+        .put(USER_KIND, &pad(uid.into()), &changed, Some(version))
+        .await?
+    {
+        return Err(Fail::conflict(
+            "The user was changed at the same time; try again",
+        ));
+    }
+    Ok(Node::map()
+        .with("status", 1i64)
+        .with("msg", "Email match, User id retrieved, Resetcode generated")
+        .with("userid", uid.to_string())
+        .with("resetcode", code))
+}
+
+pub async fn user_check_email_exists(state: &SharedState, ctx: &Ctx<Read>) -> Result<Node, Fail> {
+    let address = ctx.require(&["email"])?;
+    match user_by_email(&ctx.recs(state), address).await? {
+        Some(_) => Ok(Node::map().with("status", 1i64).with("msg", "Email Found")),
+        None => Err(Fail::not_found("Email not found")),
+    }
+}
+
+pub async fn user_check_reset_code(state: &SharedState, ctx: &Ctx<Read>) -> Result<Node, Fail> {
+    let uid = uid_of(ctx)?;
+    let code = ctx.require(&["resetcode", "reset_code"])?;
+    let (user, _) = user_by_uid(&ctx.recs(state), uid).await?;
+    if !reset_matches(&user, code, ctx.now.as_micros()) {
+        return Err(Fail::not_found("Reset code not found or expired"));
+    }
+    Ok(Node::map()
+        .with("status", 1i64)
+        .with("msg", "Reset code found")
+        .with("databaseresetcode", code.to_owned()))
+}
+
+pub async fn user_link_account(state: &SharedState, ctx: &Ctx<Write>) -> Result<Node, Fail> {
+    let uid = uid_of(ctx)?;
+    let key = ctx.require(&["linkkey", "accountkey", "link_key"])?;
+    let (coid, custid) = check_link_key(state, ctx, key).await?;
+    ctx.check_company(coid)?;
+    let recs = ctx.recs(state);
+    let (user, version) = user_by_uid(&recs, uid).await?;
+    let link = Link { coid, custid };
+    if !user.links.contains(&link) {
+        if user.links.len() >= LINKS_MAX {
+            return Err(Fail::conflict(format!(
+                "A user may have at most {LINKS_MAX} linked accounts"
+            )));
+        }
+        let mut changed = user;
+        changed.links.push(link);
+        if !recs
+            .put(USER_KIND, &pad(uid.into()), &changed, Some(version))
+            .await?
+        {
+            return Err(Fail::conflict(
+                "The user was changed at the same time; try again",
+            ));
+        }
+    }
+    Ok(Node::map()
+        .with("status", 1i64)
+        .with("uid", uid.to_string())
+        .with("coid", coid.to_string())
+        .with("custid", custid.to_string()))
+}

@@ -1,0 +1,550 @@
+//! The native API's administration of the TouchTopUp dialect (`/v1/icrtouch/...`):
+//! what a till or school system feeds it.
+//!
+//! - `PUT /v1/icrtouch/companies/{coid}` (admin): creates or renames a company, with its
+//!   currency (`GBP`; the scale defaults to the currency's minor unit). The currency
+//!   cannot change once set, since wallets count in it.
+//! - `PUT /v1/icrtouch/companies/{coid}/customers/{custid}` (write): creates a customer
+//!   (ledger customer `<coid>.<custid>` with its main wallet in the company currency)
+//!   or updates its title, names and account number; the answer carries the
+//!   customer's account link key.
+//! - `POST /v1/icrtouch/companies/{coid}/customers/{custid}/sales` (write): a till sale
+//!   paid from the main balance: a debit of `amount`, whose sale total, site, numbers
+//!   and items are kept in a record keyed by the debit's mutation id. Send an
+//!   `Idempotency-Key`: a repeat records the sale once.
+//! - `PUT /v1/icrtouch/keys/{name}` (admin): limits API key `name` to one company
+//!   (`{"coid": 1}`) or lifts the limit (`{"coid": null}`).
+//!
+//! A till's top-up of the main balance is a plain `top_up` of wallet `<coid>.<custid>`.
+
+use super::types::{MutationOut, Text};
+use super::{ok, submit};
+use crate::SharedState;
+use crate::api::auth::{Admin, Caller, Read, Write};
+use crate::api::body::JsonBody;
+use crate::api::new_uuid;
+use crate::api::problem::Problem;
+use crate::api::time::WireTime;
+use crate::api::{engine_problem, json_response, store_problem};
+use crate::dialects::icrtouch::model::{
+    COMPANY_KIND, CUSTOMER_KIND, Company, CustomerInfo, Item, KEY_KIND, KeyScope, SALE_KIND,
+    SALE_REFERENCE_KIND, Sale, company_key, customer_key, ledger_customer, main_wallet,
+};
+use crate::dialects::icrtouch::secrets::LinkKeys;
+use crate::dialects::icrtouch::types::{COMPANY_ID_MAX, CUSTOMER_ID_MAX};
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{post, put};
+use prepaid_ledger::{
+    Amount, ApiKeyName, Command, Done, Floor, MutationId, MutationKind, NAME_LEN_MAX, NewWallet,
+    Outcome, Reference, Refusal, Request, TenantId, Unit,
+};
+use serde::{Deserialize, Serialize};
+
+/// The most items of one sale.
+pub const SALE_ITEMS_MAX: usize = 500;
+
+/// The routes, merged into the native router.
+pub fn router() -> Router<SharedState> {
+    Router::new()
+        .route(
+            "/icrtouch/companies/{coid}",
+            put(put_company).get(get_company),
+        )
+        .route(
+            "/icrtouch/companies/{coid}/customers/{custid}",
+            put(put_customer).get(get_customer),
+        )
+        .route(
+            "/icrtouch/companies/{coid}/customers/{custid}/sales",
+            post(post_sale),
+        )
+        .route("/icrtouch/keys/{name}", put(put_key))
+}
+
+type Answer = Result<Response, Problem>;
+
+fn number(what: &'static str, s: &str, max: u32) -> Result<u32, Problem> {
+    s.parse::<u32>()
+        .ok()
+        .filter(|n| (1..=max).contains(n) && n.to_string() == s)
+        .ok_or_else(|| Problem::not_found("not_found", format!("no such {what}")))
+}
+
+async fn record<T: serde::de::DeserializeOwned>(
+    state: &SharedState,
+    tenant: &TenantId,
+    kind: &str,
+    key: &str,
+) -> Result<Option<(T, i64)>, Problem> {
+    let Some(r) = state
+        .store
+        .record(tenant, kind, key)
+        .await
+        .map_err(|e| store_problem(&e, "reading a TouchTopUp record"))?
+    else {
+        return Ok(None);
+    };
+    let value = serde_json::from_str(&r.value).map_err(|e| {
+        tracing::error!(kind, key, error = %e, "a corrupt TouchTopUp record");
+        Problem::internal()
+    })?;
+    Ok(Some((value, r.version)))
+}
+
+async fn put_record<T: Serialize>(
+    state: &SharedState,
+    tenant: &TenantId,
+    kind: &str,
+    key: &str,
+    value: &T,
+    expected: Option<i64>,
+) -> Result<bool, Problem> {
+    let text = serde_json::to_string(value).map_err(|e| {
+        tracing::error!(kind, error = %e, "a TouchTopUp record does not serialise");
+        Problem::internal()
+    })?;
+    Ok(state
+        .store
+        .put_record(tenant, kind, key, &text, expected, state.clock.now())
+        .await
+        .map_err(|e| store_problem(&e, "writing a TouchTopUp record"))?
+        .is_some())
+}
+
+fn conflict(detail: impl Into<std::borrow::Cow<'static, str>>) -> Problem {
+    Problem::new(StatusCode::CONFLICT, "conflict", "Conflict", detail)
+}
+
+// ---------------------------------------------------------------------------------
+// Companies.
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CompanyIn {
+    name: Text<NAME_LEN_MAX>,
+    #[serde(default)]
+    db: Option<Text<NAME_LEN_MAX>>,
+    currency: String,
+    #[serde(default)]
+    scale: Option<u8>,
+}
+
+async fn put_company(
+    State(state): State<SharedState>,
+    caller: Caller<Admin>,
+    Path(coid): Path<String>,
+    body: JsonBody<CompanyIn>,
+) -> Answer {
+    if caller.customer.is_some() {
+        return Err(Problem::forbidden(
+            "a customer-restricted key may not do this",
+        ));
+    }
+    let coid = number("company", &coid, COMPANY_ID_MAX)?;
+    let v = body.value;
+    let scale = v.scale.unwrap_or_else(|| super::default_scale(&v.currency));
+    Unit::new(&v.currency, scale).map_err(|e| Problem::invalid_field("currency", e))?;
+    let key = company_key(coid);
+    let existing = record::<Company>(&state, &caller.tenant, COMPANY_KIND, &key).await?;
+    if let Some((old, _)) = &existing
+        && (old.currency != v.currency || old.scale != scale)
+    {
+        return Err(conflict(format!(
+            "company {coid} counts {}/{}; its currency cannot change",
+            old.currency, old.scale
+        )));
+    }
+    let company = Company {
+        coid,
+        name: v.name.0,
+        db: v.db.map(|d| d.0).unwrap_or_default(),
+        currency: v.currency,
+        scale,
+    };
+    if !put_record(
+        &state,
+        &caller.tenant,
+        COMPANY_KIND,
+        &key,
+        &company,
+        existing.map(|(_, v)| v),
+    )
+    .await?
+    {
+        return Err(conflict(
+            "the company was changed at the same time; try again",
+        ));
+    }
+    Ok(ok(&company))
+}
+
+async fn get_company(
+    State(state): State<SharedState>,
+    caller: Caller<Read>,
+    Path(coid): Path<String>,
+) -> Answer {
+    let coid = number("company", &coid, COMPANY_ID_MAX)?;
+    let (company, _) = record::<Company>(&state, &caller.tenant, COMPANY_KIND, &company_key(coid))
+        .await?
+        .ok_or_else(|| Problem::not_found("not_found", "no such company"))?;
+    Ok(ok(&company))
+}
+
+// ---------------------------------------------------------------------------------
+// Customers.
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CustomerIn {
+    #[serde(default)]
+    title: Option<Text<NAME_LEN_MAX>>,
+    #[serde(default)]
+    firstname: Option<Text<NAME_LEN_MAX>>,
+    #[serde(default)]
+    lastname: Option<Text<NAME_LEN_MAX>>,
+    #[serde(default)]
+    account_number: Option<Text<NAME_LEN_MAX>>,
+}
+
+#[derive(Serialize)]
+struct CustomerOut {
+    coid: u32,
+    custid: u32,
+    customer_id: String,
+    wallet_id: String,
+    title: String,
+    firstname: String,
+    lastname: String,
+    account_number: String,
+    /// What the customer gives the portal to link the account to a user.
+    link_key: String,
+}
+
+async fn customer_out(state: &SharedState, tenant: &TenantId, c: CustomerInfo) -> Answer {
+    let keys = LinkKeys::for_tenant(state, tenant)
+        .await
+        .map_err(|e| store_problem(&e, "reading the link key secret"))?;
+    Ok(ok(&CustomerOut {
+        coid: c.coid,
+        custid: c.custid,
+        customer_id: ledger_customer(c.coid, c.custid).to_string(),
+        wallet_id: main_wallet(c.coid, c.custid).to_string(),
+        link_key: keys.issue(c.coid, c.custid),
+        title: c.title,
+        firstname: c.firstname,
+        lastname: c.lastname,
+        account_number: c.accountnumber,
+    }))
+}
+
+/// Sends `command`, taking `tolerated` as done (the entity exists already).
+async fn ensure(
+    state: &SharedState,
+    caller: &crate::api::auth::Principal,
+    command: Command,
+    tolerated: &Refusal,
+) -> Result<(), Problem> {
+    let request = Request {
+        tenant: caller.tenant.clone(),
+        customer_only: caller.customer.clone(),
+        idempotency: None,
+        command,
+    };
+    match state.engine.submit(request).await {
+        Ok(Outcome::Done { .. }) => Ok(()),
+        Ok(Outcome::Refused(r)) if &r == tolerated => Ok(()),
+        Ok(Outcome::Refused(r)) => Err(super::errors::refusal(&r)),
+        Err(e) => Err(engine_problem(&e, "creating a TouchTopUp customer")),
+    }
+}
+
+async fn put_customer(
+    State(state): State<SharedState>,
+    caller: Caller<Write>,
+    Path((coid, custid)): Path<(String, String)>,
+    body: JsonBody<CustomerIn>,
+) -> Answer {
+    let coid = number("company", &coid, COMPANY_ID_MAX)?;
+    let custid = number("customer", &custid, CUSTOMER_ID_MAX)?;
+    let tenant = caller.tenant.clone();
+    let (company, _) = record::<Company>(&state, &tenant, COMPANY_KIND, &company_key(coid))
+        .await?
+        .ok_or_else(|| Problem::not_found("not_found", "no such company"))?;
+    let key = customer_key(coid, custid);
+    let existing = record::<CustomerInfo>(&state, &tenant, CUSTOMER_KIND, &key).await?;
+    let v = body.value;
+    let base = existing.as_ref().map(|(c, _)| c.clone());
+    let pick = |new: Option<Text<NAME_LEN_MAX>>, old: Option<&String>| {
+        new.map(|t| t.0)
+            .or_else(|| old.cloned())
+            .unwrap_or_default()
+    };
+    let info = CustomerInfo {
+        coid,
+        custid,
+        title: pick(v.title, base.as_ref().map(|c| &c.title)),
+        firstname: pick(v.firstname, base.as_ref().map(|c| &c.firstname)),
+        lastname: pick(v.lastname, base.as_ref().map(|c| &c.lastname)),
+        accountnumber: pick(v.account_number, base.as_ref().map(|c| &c.accountnumber)),
+    };
+    let name: String = [&info.title, &info.firstname, &info.lastname]
+        .iter()
+        .filter(|s| !s.is_empty())
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
+    // The ledger's name is for people reading it; cut it to fit, on a character edge.
+    let mut name = name;
+    while name.len() > NAME_LEN_MAX {
+        name.pop();
+    }
+    ensure(
+        &state,
+        &caller,
+        Command::CreateCustomer {
+            id: ledger_customer(coid, custid),
+            name,
+            link: String::new(),
+        },
+        &Refusal::CustomerExists,
+    )
+    .await?;
+    let unit = Unit::new(&company.currency, company.scale).map_err(|e| {
+        tracing::error!(error = %e, coid, "a company has an invalid currency");
+        Problem::internal()
+    })?;
+    ensure(
+        &state,
+        &caller,
+        Command::CreateWallet {
+            wallet: NewWallet {
+                id: main_wallet(coid, custid),
+                customer: ledger_customer(coid, custid),
+                unit,
+                name: String::from("main balance"),
+                product: String::from("touchtopup-main"),
+                floor: Floor::ZERO,
+                ceiling: None,
+                valid_from: None,
+                valid_until: None,
+            },
+        },
+        &Refusal::WalletExists,
+    )
+    .await?;
+    if !put_record(
+        &state,
+        &tenant,
+        CUSTOMER_KIND,
+        &key,
+        &info,
+        existing.map(|(_, v)| v),
+    )
+    .await?
+    {
+        return Err(conflict(
+            "the customer was changed at the same time; try again",
+        ));
+    }
+    customer_out(&state, &tenant, info).await
+}
+
+async fn get_customer(
+    State(state): State<SharedState>,
+    caller: Caller<Read>,
+    Path((coid, custid)): Path<(String, String)>,
+) -> Answer {
+    let coid = number("company", &coid, COMPANY_ID_MAX)?;
+    let custid = number("customer", &custid, CUSTOMER_ID_MAX)?;
+    if !caller.sees(&ledger_customer(coid, custid)) {
+        return Err(Problem::not_found("not_found", "no such customer"));
+    }
+    let (info, _) = record::<CustomerInfo>(
+        &state,
+        &caller.tenant,
+        CUSTOMER_KIND,
+        &customer_key(coid, custid),
+    )
+    .await?
+    .ok_or_else(|| Problem::not_found("not_found", "no such customer"))?;
+    customer_out(&state, &caller.tenant, info).await
+}
+
+// ---------------------------------------------------------------------------------
+// Sales.
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ItemIn {
+    itemrecord: u64,
+    #[serde(default = "one")]
+    qty: i64,
+    #[serde(default)]
+    text: Option<Text<NAME_LEN_MAX>>,
+}
+
+fn one() -> i64 {
+    1
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SaleIn {
+    /// What the main balance pays, in minor units.
+    amount: i64,
+    /// The sale's total (the balance may pay part of it); defaults to `amount`.
+    #[serde(default)]
+    sale_total: Option<i64>,
+    #[serde(default)]
+    site: u32,
+    #[serde(default)]
+    consec_number: u64,
+    #[serde(default)]
+    sale_id: u64,
+    #[serde(default)]
+    items: Vec<ItemIn>,
+    #[serde(default)]
+    occurred_at: Option<WireTime>,
+}
+
+async fn post_sale(
+    State(state): State<SharedState>,
+    caller: Caller<Write>,
+    Path((coid, custid)): Path<(String, String)>,
+    body: JsonBody<SaleIn>,
+) -> Answer {
+    let coid = number("company", &coid, COMPANY_ID_MAX)?;
+    let custid = number("customer", &custid, CUSTOMER_ID_MAX)?;
+    let v = body.value;
+    let amount = Amount::positive(v.amount).map_err(|e| Problem::invalid_field("amount", e))?;
+    let sale_total = v.sale_total.unwrap_or(v.amount);
+    if !(0..=prepaid_ledger::AMOUNT_MAX).contains(&sale_total) {
+        return Err(Problem::invalid_field(
+            "sale_total",
+            "must be from 0 to 10^15",
+        ));
+    }
+    if v.items.len() > SALE_ITEMS_MAX {
+        return Err(Problem::invalid_field(
+            "items",
+            format!("at most {SALE_ITEMS_MAX} items"),
+        ));
+    }
+    let sale = Sale {
+        site: v.site,
+        sale_total_minor: sale_total,
+        consec_number: v.consec_number,
+        sale_id: v.sale_id,
+        items: v
+            .items
+            .into_iter()
+            .map(|i| Item {
+                itemrecord: i.itemrecord,
+                qty: i.qty,
+                text: i.text.map(|t| t.0).unwrap_or_default(),
+            })
+            .collect(),
+    };
+    let command = Command::Post {
+        id: MutationId(new_uuid()),
+        wallet: main_wallet(coid, custid),
+        kind: MutationKind::Debit,
+        amount,
+        reference: Reference {
+            kind: SALE_REFERENCE_KIND.to_owned(),
+            text: sale.sale_id.to_string(),
+            link: String::new(),
+        },
+        occurred_at: v.occurred_at.map(|t| t.0),
+    };
+    let (m, replayed) = match submit(&state, &caller, body.idempotency, command).await? {
+        (Done::Mutation(m), replayed) => (m, replayed),
+        (other, _) => return Err(super::unexpected(&other, "mutation")),
+    };
+    // A replay finds the sale recorded already (or records it now, after a crash).
+    put_record(
+        &state,
+        &caller.tenant,
+        SALE_KIND,
+        &m.id.0.to_string(),
+        &sale,
+        None,
+    )
+    .await?;
+    Ok(json_response(
+        StatusCode::CREATED,
+        &MutationOut::from(&m),
+        replayed,
+    ))
+}
+
+// ---------------------------------------------------------------------------------
+// Keys.
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyIn {
+    coid: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct KeyOut {
+    name: String,
+    coid: Option<u32>,
+}
+
+async fn put_key(
+    State(state): State<SharedState>,
+    caller: Caller<Admin>,
+    Path(name): Path<String>,
+    body: JsonBody<KeyIn>,
+) -> Answer {
+    if caller.customer.is_some() {
+        return Err(Problem::forbidden(
+            "a customer-restricted key may not do this",
+        ));
+    }
+    let name =
+        ApiKeyName::parse(&name).map_err(|_| Problem::not_found("not_found", "no such key"))?;
+    let tenant = caller.tenant.clone();
+    match body.value.coid {
+        Some(coid) => {
+            if !(1..=COMPANY_ID_MAX).contains(&coid) {
+                return Err(Problem::invalid_field(
+                    "coid",
+                    format!("must be from 1 to {COMPANY_ID_MAX}"),
+                ));
+            }
+            record::<Company>(&state, &tenant, COMPANY_KIND, &company_key(coid))
+                .await?
+                .ok_or_else(|| Problem::invalid_field("coid", "no such company"))?;
+            let existing = record::<KeyScope>(&state, &tenant, KEY_KIND, name.as_str()).await?;
+            if !put_record(
+                &state,
+                &tenant,
+                KEY_KIND,
+                name.as_str(),
+                &KeyScope { coid },
+                existing.map(|(_, v)| v),
+            )
+            .await?
+            {
+                return Err(conflict("the key was changed at the same time; try again"));
+            }
+        }
+        None => {
+            state
+                .store
+                .delete_record(&tenant, KEY_KIND, name.as_str())
+                .await
+                .map_err(|e| store_problem(&e, "deleting a TouchTopUp key record"))?;
+        }
+    }
+    Ok(ok(&KeyOut {
+        name: name.to_string(),
+        coid: body.value.coid,
+    }))
+}
