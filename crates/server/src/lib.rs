@@ -9,6 +9,7 @@
 pub mod api;
 pub mod dialects;
 mod ops;
+mod periodic;
 mod sweeper;
 
 use crate::api::auth::{AuthCache, generate_secret, secret_digest};

@@ -1,6 +1,7 @@
 //! The TouchTopUp dialect from the outside: every sample request of the document under
 //! `/accounts` and `/users` answers in the sample's shape, in JSON and in XML; the API
-//! key; company keys; bad input; unknown methods.
+//! key; company keys; bad input; unknown methods; the native administration routes,
+//! and their place in the OpenAPI document.
 
 mod common;
 #[path = "icrtouch_support/mod.rs"]
@@ -837,34 +838,38 @@ async fn the_native_api_administers_companies_customers_keys_and_sales() {
         c,
         json!({"coid": 1, "name": "Renamed", "db": "10", "currency": "GBP", "scale": 2})
     );
-    let r = admin
-        .json(
-            Method::PUT,
+    // Refusals: another currency, an unknown company, a key for an unknown company.
+    for (path, body, status, code) in [
+        (
             "/v1/icrtouch/companies/1",
-            &json!({"name": "Renamed", "currency": "EUR"}),
-        )
-        .await;
-    r.problem(409, "conflict");
-    let r = admin
-        .json(
-            Method::PUT,
+            json!({"name": "Renamed", "currency": "EUR"}),
+            409,
+            "conflict",
+        ),
+        (
             "/v1/icrtouch/companies/1000000",
-            &json!({"name": "x", "currency": "GBP"}),
-        )
-        .await;
-    r.problem(404, "not_found");
-    let r = admin
-        .json(
-            Method::PUT,
+            json!({"name": "x", "currency": "GBP"}),
+            404,
+            "not_found",
+        ),
+        (
             "/v1/icrtouch/companies/4/customers/1",
-            &json!({"firstname": "x"}),
-        )
-        .await;
-    r.problem(404, "not_found");
-    let r = admin
-        .json(Method::PUT, "/v1/icrtouch/keys/portal", &json!({"coid": 4}))
-        .await;
-    r.problem(400, "invalid_request");
+            json!({"firstname": "x"}),
+            404,
+            "not_found",
+        ),
+        (
+            "/v1/icrtouch/keys/portal",
+            json!({"coid": 4}),
+            400,
+            "invalid_request",
+        ),
+    ] {
+        admin
+            .json(Method::PUT, path, &body)
+            .await
+            .problem(status, code);
+    }
 
     // Updating a customer keeps what is not sent, and its money.
     admin.top_up("1.5", 300).await;
@@ -929,4 +934,34 @@ async fn the_native_api_administers_companies_customers_keys_and_sales() {
         .get("/accounts/transaction_history/coid/1/custid/5")
         .await);
     assert_eq!(history["transactions"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn the_openapi_document_lists_the_native_touchtopup_routes() {
+    let server = common::Server::start().await;
+    let doc = server.anonymous().get("/v1/openapi.json").await;
+    assert_eq!(doc.status, 200, "{}", doc.text);
+    let paths = doc.json["paths"].as_object().expect("a paths object");
+    for (path, method) in [
+        ("/v1/icrtouch/companies/{coid}", "put"),
+        ("/v1/icrtouch/companies/{coid}", "get"),
+        ("/v1/icrtouch/companies/{coid}/customers/{custid}", "put"),
+        ("/v1/icrtouch/companies/{coid}/customers/{custid}", "get"),
+        (
+            "/v1/icrtouch/companies/{coid}/customers/{custid}/sales",
+            "post",
+        ),
+        ("/v1/icrtouch/keys/{name}", "put"),
+    ] {
+        let operation = &paths
+            .get(path)
+            .unwrap_or_else(|| panic!("{path} missing from {:?}", paths.keys()))[method];
+        assert_eq!(operation["tags"], json!(["touchtopup"]), "{method} {path}");
+    }
+    // The native routes stay beside them.
+    assert!(paths.contains_key("/v1/customers"), "{:?}", paths.keys());
+    let schemas = &doc.json["components"]["schemas"];
+    for name in ["CompanyIn", "Company", "CustomerOut", "SaleIn", "KeyIn"] {
+        assert!(schemas[name].is_object(), "schema {name} missing");
+    }
 }

@@ -713,6 +713,13 @@ async fn ttu_get(server: &Server, key: &str, path: &str) -> Resp {
         .await
 }
 
+/// Starts a PayPal payment of `amount` to customer 5 of company 1; returns its token.
+async fn start_payment(server: &Server, key: &str, amount: &str) -> String {
+    let path = format!("/accounts/make_payment/coid/1/custid/5/pmtType/1/amt/{amount}");
+    let started = status_1(ttu_get(server, key, &path).await);
+    started["response"].as_str().expect("the token").to_owned()
+}
+
 /// `POST /index.php/accounts/record_payment` of `token`, form-encoded, with the key.
 async fn record_payment(server: &Server, key: &str, token: &str) -> Resp {
     let body = serde_urlencoded::to_string([("pmtType", "1"), ("token", token)]).unwrap();
@@ -753,15 +760,7 @@ async fn a_paypal_payment_credits_the_customer_once() {
     let paypal = StandIn::start().await;
     let (server, key) = paying_server(&paypal).await;
 
-    let started = status_1(
-        ttu_get(
-            &server,
-            &key,
-            "/accounts/make_payment/coid/1/custid/5/pmtType/1/amt/10.05",
-        )
-        .await,
-    );
-    let token = started["response"].as_str().expect("the token").to_owned();
+    let token = start_payment(&server, &key, "10.05").await;
     let order = paypal.order(&token);
     assert_eq!(
         (order.value.as_str(), order.currency.as_str()),
@@ -813,15 +812,7 @@ async fn a_paypal_payment_credits_the_customer_once() {
 async fn an_unavailable_paypal_credits_nothing_until_it_is_back() {
     let paypal = StandIn::start().await;
     let (server, key) = paying_server(&paypal).await;
-    let started = status_1(
-        ttu_get(
-            &server,
-            &key,
-            "/accounts/make_payment/coid/1/custid/5/pmtType/1/amt/5.00",
-        )
-        .await,
-    );
-    let token = started["response"].as_str().expect("the token").to_owned();
+    let token = start_payment(&server, &key, "5.00").await;
     paypal.approve(&token);
 
     *paypal.state.fail_with.lock().unwrap() = Some(503);

@@ -66,6 +66,20 @@ async fn charge(ttu: &Ttu, wallet: &str, amount: &str, due: &str, custid: Option
 }
 
 /// Starts and records a payment; returns the `payment_id`.
+/// Revokes charge `chargeid` of wallet 1 of company 1 from customer `custid`.
+async fn revoke(ttu: &Ttu, chargeid: &str, custid: &str) -> common::Resp {
+    ttu.post_form(
+        "/wallets/wallet_revoke_charge",
+        &[
+            ("coid", "1"),
+            ("wallet", "1"),
+            ("chargeid", chargeid),
+            ("custid", custid),
+        ],
+    )
+    .await
+}
+
 async fn pay(ttu: &Ttu, custid: &str, amount: &str, wallet: Option<&str>) -> i64 {
     let mut path = format!("/accounts/make_payment/coid/1/custid/{custid}/pmtType/1/amt/{amount}");
     if let Some(w) = wallet {
@@ -210,17 +224,7 @@ async fn wallet_samples_answer_in_their_shape_in_json_and_xml() {
     assert_eq!(admin.balance("1.2.w1").await, -2500);
 
     // Revoking the second charge of customer 2: a compensating credit.
-    let r = ttu
-        .post_form(
-            "/wallets/wallet_revoke_charge",
-            &[
-                ("coid", "1"),
-                ("wallet", "1"),
-                ("chargeid", &c2),
-                ("custid", "2"),
-            ],
-        )
-        .await;
+    let r = revoke(&ttu, &c2, "2").await;
     assert_eq!(ok1(r), sample("wallet_revoke_charge"));
     assert_eq!(admin.balance("1.2.w1").await, 0);
     let details = ok1(ttu
@@ -228,17 +232,7 @@ async fn wallet_samples_answer_in_their_shape_in_json_and_xml() {
         .await);
     assert_eq!(details["charges"].as_array().unwrap().len(), 1);
     // A repeat is harmless.
-    let r = ttu
-        .post_form(
-            "/wallets/wallet_revoke_charge",
-            &[
-                ("coid", "1"),
-                ("wallet", "1"),
-                ("chargeid", &c2),
-                ("custid", "2"),
-            ],
-        )
-        .await;
+    let r = revoke(&ttu, &c2, "2").await;
     ok1(r);
     assert_eq!(admin.balance("1.2.w1").await, 0);
     let mutations = admin.mutations("1.2.w1").await;
@@ -250,17 +244,7 @@ async fn wallet_samples_answer_in_their_shape_in_json_and_xml() {
 
     // A charge already paid cannot be revoked from an event wallet: the wallet would
     // then hold more than its charges.
-    let r = ttu
-        .post_form(
-            "/wallets/wallet_revoke_charge",
-            &[
-                ("coid", "1"),
-                ("wallet", "1"),
-                ("chargeid", &c1),
-                ("custid", "2"),
-            ],
-        )
-        .await;
+    let r = revoke(&ttu, &c1, "2").await;
     fail0(&r, 409, "has been paid");
     assert_eq!(admin.balance("1.2.w1").await, 0);
 
@@ -599,17 +583,7 @@ async fn wallet_bad_input_changes_nothing() {
         fail0(&r, *http, needle);
     }
     assert_eq!(admin.balance("1.5.w1").await, 0);
-    let r = ttu
-        .post_form(
-            "/wallets/wallet_revoke_charge",
-            &[
-                ("coid", "1"),
-                ("wallet", "1"),
-                ("chargeid", "1"),
-                ("custid", "5"),
-            ],
-        )
-        .await;
+    let r = revoke(&ttu, "1", "5").await;
     fail0(&r, 404, "Charge 1 of wallet 1 not found");
     let r = ttu
         .post_form(

@@ -509,3 +509,29 @@ async fn lists_page_filter_and_select() {
         .ok(200);
     assert_eq!(g.as_object().unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn requests_no_handler_takes_answer_in_the_tmf_shape() {
+    let (_server, api) = oracle_bucket("1").await;
+    for mount in [TMF, BRM] {
+        for path in [
+            "/nothing",
+            "/bucket/a/b",
+            "/hub/a/b",
+            "/topupBalance/x/y",
+            "",
+        ] {
+            let r = api.get(&format!("{mount}{path}")).await;
+            assert_eq!(r.json["@type"], "Error", "{mount}{path}: {}", r.text);
+            let e = assert_error(&r, 404);
+            assert_eq!(e["code"], "resource_not_found", "{mount}{path}: {e}");
+        }
+        // A segment that is not UTF-8 once decoded is refused before any handler.
+        let r = api.get(&format!("{mount}/bucket/%FF")).await;
+        assert_error(&r, 400);
+        let r = api
+            .send(Method::DELETE, &format!("{mount}/hub/%FF"), &[], None)
+            .await;
+        assert_error(&r, 400);
+    }
+}

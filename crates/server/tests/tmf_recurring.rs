@@ -353,3 +353,82 @@ async fn a_cancelled_plan_posts_no_more_periods() {
     drop(state);
     node.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_without_a_number_of_periods_recurs_until_cancelled() {
+    use prepaid_server::dialects::tmf::MOUNT_BRM;
+    use reqwest::Method;
+    let backing = Backing::new().await;
+    let clock = Arc::new(ManualClock::new(at("2026-03-10T09:00:00Z")));
+    let node = backing.start(clock.clone()).await;
+    let api = node.api(&backing.secret);
+    funded(&api, "c1", "w1").await;
+    let body = json!({
+        "bucket": {"id": "w1"},
+        "amount": {"amount": 5, "units": "EUR"},
+        "isAutoTopup": true,
+        "recurringPeriod": "daily",
+    });
+    let v = api
+        .post(&format!("{MOUNT_TMF}/topupBalance"), &body)
+        .await
+        .ok(201);
+    let plan = str_of(&v, "id").to_owned();
+    assert_eq!(v["status"], "completed");
+    for n in 2..=3 {
+        clock.advance_micros(DAY_MICROS);
+        wait_for_top_ups(&api, "w1", n).await;
+    }
+
+    let cancel = json!({"status": "cancelled"});
+    let r = api
+        .json(
+            Method::PATCH,
+            &format!("{MOUNT_TMF}/topupBalance/{plan}"),
+            &cancel,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["status"], "cancelled", "{}", r.text);
+    let brm = api
+        .get(&format!("{MOUNT_BRM}/topupBalance/{plan}"))
+        .await
+        .ok(200);
+    assert_eq!(brm["status"], "CANCELLED");
+    // The BRM word cancels too, and again is harmless.
+    let r = api
+        .json(
+            Method::PATCH,
+            &format!("{MOUNT_BRM}/topupBalance/{plan}"),
+            &json!({"status": "CANCELLED"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    // Periods past the cancellation post nothing.
+    clock.advance_micros(2 * DAY_MICROS);
+    tokio::time::sleep(QUIET).await;
+    assert_eq!(
+        top_ups(&api, "w1").await.len(),
+        3,
+        "a cancelled plan went on"
+    );
+
+    // A one-time top-up is completed and cannot be cancelled.
+    let once = api
+        .post(
+            &format!("{MOUNT_TMF}/topupBalance"),
+            &json!({"bucket": {"id": "w1"}, "amount": {"amount": 1, "units": "EUR"}}),
+        )
+        .await
+        .ok(201);
+    let r = api
+        .json(
+            Method::PATCH,
+            &format!("{MOUNT_TMF}/topupBalance/{}", str_of(&once, "id")),
+            &cancel,
+        )
+        .await;
+    assert_eq!(r.status, 409, "{}", r.text);
+    node.stop().await;
+}

@@ -12,7 +12,7 @@ use crate::PgStore;
 use crate::error::Fail;
 use crate::rows::{self, get};
 use prepaid_ledger::{TenantId, Timestamp};
-use prepaid_store::records::{assert_kind_and_key, assert_value};
+use prepaid_store::records::assert_entry;
 use prepaid_store::{JOB_CLAIM_MAX, Job, PAGE_SIZE_MAX, Record, StoreError};
 use tokio_postgres::Row;
 
@@ -91,8 +91,7 @@ pub(crate) async fn put_record(
     expected_version: Option<i64>,
     now: Timestamp,
 ) -> Result<Option<i64>, StoreError> {
-    assert_kind_and_key(kind, key);
-    assert_value(value);
+    assert_entry(kind, key, value);
     let client = store.client().await?;
     async {
         match expected_version {
@@ -168,8 +167,7 @@ pub(crate) async fn enqueue_job(
     payload: &str,
     due_at: Timestamp,
 ) -> Result<bool, StoreError> {
-    assert_kind_and_key(queue, id);
-    assert_value(payload);
+    assert_entry(queue, id, payload);
     execute(
         store,
         "INSERT INTO jobs (tenant, queue, id, payload, due_at, attempts) \

@@ -504,8 +504,7 @@ impl Store for SqliteStore {
         expected_version: Option<i64>,
         now: Timestamp,
     ) -> Result<Option<i64>, StoreError> {
-        prepaid_store::records::assert_kind_and_key(kind, key);
-        prepaid_store::records::assert_value(value);
+        prepaid_store::records::assert_entry(kind, key, value);
         let (tenant, kind, key, value) = (
             tenant.clone(),
             kind.to_owned(),
@@ -540,8 +539,7 @@ impl Store for SqliteStore {
         payload: &str,
         due_at: Timestamp,
     ) -> Result<bool, StoreError> {
-        prepaid_store::records::assert_kind_and_key(queue, id);
-        prepaid_store::records::assert_value(payload);
+        prepaid_store::records::assert_entry(queue, id, payload);
         let (tenant, queue, id, payload) = (
             tenant.clone(),
             queue.to_owned(),

@@ -14,7 +14,8 @@
 //! [`RECORD_KIND_LEN_MAX`] bytes); keys and job ids are any UTF-8 without control
 //! characters up to [`RECORD_KEY_LEN_MAX`] bytes; values and payloads at most
 //! [`RECORD_VALUE_BYTES_MAX`] bytes. Callers check these before calling the store
-//! ([`kind_is_valid`], [`key_is_valid`], [`value_is_valid`]); a store asserts them.
+//! ([`kind_is_valid`], [`key_is_valid`], [`value_is_valid`]); a store asserts them
+//! ([`assert_entry`]).
 
 use prepaid_ledger::{TenantId, Timestamp};
 
@@ -75,20 +76,17 @@ pub fn value_is_valid(value: &str) -> bool {
     value.len() <= RECORD_VALUE_BYTES_MAX
 }
 
-/// Panics unless `kind` is valid and `key` within its length; stores call it on every
-/// write, since either is a caller's bug (kinds and queues are the dialect's constants,
-/// keys are checked with [`key_is_valid`] at the edge).
-pub fn assert_kind_and_key(kind: &str, key: &str) {
+/// Panics unless `kind` is a valid kind or queue name, `key` is within its length and
+/// `value` fits. Both stores call it on every record write and job enqueue, since any of
+/// these is a caller's bug: kinds and queues are the dialect's constants, keys and
+/// values are checked with [`key_is_valid`] and [`value_is_valid`] at the edge.
+pub fn assert_entry(kind: &str, key: &str, value: &str) {
     assert!(kind_is_valid(kind), "invalid record kind or queue {kind:?}");
     assert!(
         key.len() <= RECORD_KEY_LEN_MAX,
         "record key or job id of {} bytes is over {RECORD_KEY_LEN_MAX}",
         key.len()
     );
-}
-
-/// Panics unless `value` fits; see [`assert_kind_and_key`].
-pub fn assert_value(value: &str) {
     assert!(
         value_is_valid(value),
         "record value or job payload of {} bytes is over {RECORD_VALUE_BYTES_MAX}",
@@ -125,5 +123,32 @@ mod tests {
         assert!(value_is_valid(""));
         assert!(value_is_valid(&"v".repeat(RECORD_VALUE_BYTES_MAX)));
         assert!(!value_is_valid(&"v".repeat(RECORD_VALUE_BYTES_MAX + 1)));
+    }
+
+    #[test]
+    fn entries_at_the_limits_pass_the_assertion() {
+        assert_entry(
+            &"k".repeat(RECORD_KIND_LEN_MAX),
+            &"k".repeat(RECORD_KEY_LEN_MAX),
+            &"v".repeat(RECORD_VALUE_BYTES_MAX),
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "invalid record kind or queue")]
+    fn an_invalid_kind_fails_the_assertion() {
+        assert_entry("Users", "k", "");
+    }
+
+    #[test]
+    #[should_panic(expected = "record key or job id of 257 bytes")]
+    fn a_key_over_the_limit_fails_the_assertion() {
+        assert_entry("users", &"k".repeat(RECORD_KEY_LEN_MAX + 1), "");
+    }
+
+    #[test]
+    #[should_panic(expected = "record value or job payload")]
+    fn a_value_over_the_limit_fails_the_assertion() {
+        assert_entry("users", "k", &"v".repeat(RECORD_VALUE_BYTES_MAX + 1));
     }
 }

@@ -234,25 +234,13 @@ pub async fn transaction_history(state: &SharedState, ctx: &Ctx<Read>) -> Result
     let mut rows = Vec::with_capacity(mutations.len());
     for (m, id) in mutations.iter().zip(ids) {
         let sale = sale_of(&recs, m).await?;
-        let (date, time) = history_date_time(m.occurred_at);
-        rows.push(
-            Node::map()
-                .with("HEADERID", id.to_string())
-                .with("SITE", sale.as_ref().map_or(0, |s| s.site).to_string())
-                .with("DATE", date)
-                .with("TIME", time)
-                .with(
-                    "SALETOTAL",
-                    sale.as_ref().map_or(0, |s| s.sale_total_minor).to_string(),
-                )
-                .with("ACCOUNTADJ", m.amount.to_string())
-                .with(
-                    "CONSECNUMBER",
-                    sale.as_ref().map_or(0, |s| s.consec_number).to_string(),
-                )
-                .with("SALEID", sale.as_ref().map_or(0, |s| s.sale_id).to_string())
-                .with("BALANCE", m.balance_after.to_string()),
-        );
+        rows.push(transaction_row(
+            id,
+            sale.as_ref(),
+            history_date_time(m.occurred_at),
+            Some(m.amount.to_string()),
+            m.balance_after,
+        ));
     }
     Ok(Node::map().with("transactions", rows).with("status", 1i64))
 }
@@ -285,7 +273,6 @@ pub async fn transaction_detail(state: &SharedState, ctx: &Ctx<Read>) -> Result<
         return Err(missing());
     }
     let sale = sale_of(&recs, &m).await?;
-    let (date, time) = detail_date_time(m.occurred_at);
     let items: Vec<Node> = sale
         .as_ref()
         .map(|s| {
@@ -303,24 +290,46 @@ pub async fn transaction_detail(state: &SharedState, ctx: &Ctx<Read>) -> Result<
     Ok(Node::map()
         .with(
             "transaction",
-            Node::map()
-                .with("HEADERID", tid.to_string())
-                .with("SITE", sale.as_ref().map_or(0, |s| s.site).to_string())
-                .with("DATE", date)
-                .with("TIME", time)
-                .with(
-                    "SALETOTAL",
-                    sale.as_ref().map_or(0, |s| s.sale_total_minor).to_string(),
-                )
-                .with(
-                    "CONSECNUMBER",
-                    sale.as_ref().map_or(0, |s| s.consec_number).to_string(),
-                )
-                .with("SALEID", sale.as_ref().map_or(0, |s| s.sale_id).to_string())
-                .with("BALANCE", m.balance_after.to_string())
-                .with("items", items),
+            transaction_row(
+                tid.into(),
+                sale.as_ref(),
+                detail_date_time(m.occurred_at),
+                None,
+                m.balance_after,
+            )
+            .with("items", items),
         )
         .with("status", 1i64))
+}
+
+/// A transaction as history and detail show it, in the document's order: its number,
+/// the till sale's numbers (zeros when it is no till sale), `ACCOUNTADJ` when given
+/// (history only) and the balance after it.
+fn transaction_row(
+    id: u64,
+    sale: Option<&Sale>,
+    (date, time): (String, String),
+    account_adj: Option<String>,
+    balance_after: i64,
+) -> Node {
+    let mut row = Node::map()
+        .with("HEADERID", id.to_string())
+        .with("SITE", sale.map_or(0, |s| s.site).to_string())
+        .with("DATE", date)
+        .with("TIME", time)
+        .with(
+            "SALETOTAL",
+            sale.map_or(0, |s| s.sale_total_minor).to_string(),
+        );
+    if let Some(account_adj) = account_adj {
+        row = row.with("ACCOUNTADJ", account_adj);
+    }
+    row.with(
+        "CONSECNUMBER",
+        sale.map_or(0, |s| s.consec_number).to_string(),
+    )
+    .with("SALEID", sale.map_or(0, |s| s.sale_id).to_string())
+    .with("BALANCE", balance_after.to_string())
 }
 
 pub async fn validate_accountkey(state: &SharedState, ctx: &Ctx<Read>) -> Result<Node, Fail> {

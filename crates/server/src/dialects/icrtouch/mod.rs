@@ -54,121 +54,61 @@ use crate::api::auth::{Read, Write};
 use axum::Router;
 use axum::extract::State;
 use axum::response::Response;
-use axum::routing::{MethodRouter, get, post};
+use axum::routing::MethodRouter;
 use ctx::Ctx;
 
 /// TouchTopUp's base path.
 pub const MOUNT: &str = "/index.php";
 
-/// A handler over a [`Ctx`] of scope `$role`, answering in the request's format.
-macro_rules! endpoint {
-    ($name:ident, $role:ty, $f:path) => {
-        async fn $name(State(state): State<SharedState>, ctx: Ctx<$role>) -> Response {
-            let result = $f(&state, &ctx).await;
-            ctx.reply(result)
+/// Builds `methods()`, the methods of the document, from one table: each row is a
+/// path, the function answering it, the scope its key needs and the HTTP methods it
+/// takes. A row becomes a handler over a [`Ctx`] of that scope that answers in the
+/// request's format.
+macro_rules! methods {
+    ($($path:literal => $f:path, $role:ty, $($verb:ident)+;)+) => {
+        /// Every method of the document: its path and the HTTP methods it takes.
+        fn methods() -> Vec<(&'static str, MethodRouter<SharedState>)> {
+            vec![$(($path, {
+                async fn handle(State(state): State<SharedState>, ctx: Ctx<$role>) -> Response {
+                    let result = $f(&state, &ctx).await;
+                    ctx.reply(result)
+                }
+                MethodRouter::new()$(.$verb(handle))+
+            })),+]
         }
     };
 }
 
-endpoint!(auth_user, Read, users::auth_user);
-endpoint!(company_details, Read, accounts::company_details);
-endpoint!(customer_details, Read, accounts::customer_details);
-endpoint!(customer_balance, Read, accounts::customer_balance);
-endpoint!(payment_history, Read, accounts::payment_history);
-endpoint!(transaction_history, Read, accounts::transaction_history);
-endpoint!(transaction_detail, Read, accounts::transaction_detail);
-endpoint!(make_payment, Write, checkout::make_payment);
-endpoint!(record_payment, Write, checkout::record_payment);
-endpoint!(validate_accountkey, Read, accounts::validate_accountkey);
-endpoint!(user_create, Write, users::user_create);
-endpoint!(user_details, Read, users::user_details);
-endpoint!(user_change_password, Write, users::user_change_password);
-endpoint!(user_forgot_password, Write, users::user_forgot_password);
-endpoint!(
-    user_check_email_exists,
-    Read,
-    users::user_check_email_exists
-);
-endpoint!(user_check_reset_code, Read, users::user_check_reset_code);
-endpoint!(user_link_account, Write, users::user_link_account);
-endpoint!(customer_wallets, Read, wallets::customer_wallets);
-endpoint!(
-    customer_wallet_details,
-    Read,
-    wallets::customer_wallet_details
-);
-endpoint!(wallet_list, Read, wallets::wallet_list);
-endpoint!(wallet_create, Write, wallets::wallet_create);
-endpoint!(wallet_update, Write, wallets::wallet_update);
-endpoint!(
-    wallet_customers_assigned,
-    Read,
-    wallets::wallet_customers_assigned
-);
-endpoint!(wallet_add_charge, Write, wallets::wallet_add_charge);
-endpoint!(wallet_revoke_charge, Write, wallets::wallet_revoke_charge);
-endpoint!(
-    wallet_revoke_charge_from_all,
-    Write,
-    wallets::wallet_revoke_charge_from_all
-);
-endpoint!(wallet_add_customer, Write, wallets::wallet_add_customer);
-endpoint!(
-    wallet_remove_customer,
-    Write,
-    wallets::wallet_remove_customer
-);
-
-/// Every method of the document: its path and the HTTP methods it takes.
-fn methods() -> Vec<(&'static str, MethodRouter<SharedState>)> {
-    vec![
-        ("/accounts/auth_user", get(auth_user).post(auth_user)),
-        ("/accounts/company_details", get(company_details)),
-        ("/accounts/customer_details", get(customer_details)),
-        ("/accounts/customer_balance", get(customer_balance)),
-        ("/accounts/payment_history", get(payment_history)),
-        ("/accounts/transaction_history", get(transaction_history)),
-        ("/accounts/transaction_detail", get(transaction_detail)),
-        (
-            "/accounts/make_payment",
-            get(make_payment).post(make_payment),
-        ),
-        ("/accounts/record_payment", post(record_payment)),
-        ("/accounts/validate_accountkey", get(validate_accountkey)),
-        ("/users/user_create", post(user_create)),
-        ("/users/user_details", get(user_details)),
-        ("/users/user_change_password", post(user_change_password)),
-        ("/users/user_forgot_password", get(user_forgot_password)),
-        (
-            "/users/user_check_email_exists",
-            get(user_check_email_exists),
-        ),
-        ("/users/user_check_reset_code", get(user_check_reset_code)),
-        ("/users/user_link_account", post(user_link_account)),
-        ("/wallets/customer_wallets", get(customer_wallets)),
-        (
-            "/wallets/customer_wallet_details",
-            get(customer_wallet_details),
-        ),
-        ("/wallets/wallet_list", get(wallet_list)),
-        ("/wallets/wallet_create", post(wallet_create)),
-        ("/wallets/wallet_update", post(wallet_update)),
-        (
-            "/wallets/wallet_customers_assigned",
-            get(wallet_customers_assigned),
-        ),
-        ("/wallets/wallet_add_charge", post(wallet_add_charge)),
-        ("/wallets/wallet_revoke_charge", post(wallet_revoke_charge)),
-        (
-            "/wallets/wallet_revoke_charge_from_all",
-            post(wallet_revoke_charge_from_all),
-        ),
-        ("/wallets/wallet_add_customer", post(wallet_add_customer)),
-        (
-            "/wallets/wallet_remove_customer",
-            post(wallet_remove_customer),
-        ),
-    ]
+methods! {
+    "/accounts/auth_user" => users::auth_user, Read, get post;
+    "/accounts/company_details" => accounts::company_details, Read, get;
+    "/accounts/customer_details" => accounts::customer_details, Read, get;
+    "/accounts/customer_balance" => accounts::customer_balance, Read, get;
+    "/accounts/payment_history" => accounts::payment_history, Read, get;
+    "/accounts/transaction_history" => accounts::transaction_history, Read, get;
+    "/accounts/transaction_detail" => accounts::transaction_detail, Read, get;
+    "/accounts/make_payment" => checkout::make_payment, Write, get post;
+    "/accounts/record_payment" => checkout::record_payment, Write, post;
+    "/accounts/validate_accountkey" => accounts::validate_accountkey, Read, get;
+    "/users/user_create" => users::user_create, Write, post;
+    "/users/user_details" => users::user_details, Read, get;
+    "/users/user_change_password" => users::user_change_password, Write, post;
+    "/users/user_forgot_password" => users::user_forgot_password, Write, get;
+    "/users/user_check_email_exists" => users::user_check_email_exists, Read, get;
+    "/users/user_check_reset_code" => users::user_check_reset_code, Read, get;
+    "/users/user_link_account" => users::user_link_account, Write, post;
+    "/wallets/customer_wallets" => wallets::customer_wallets, Read, get;
+    "/wallets/customer_wallet_details" => wallets::customer_wallet_details, Read, get;
+    "/wallets/wallet_list" => wallets::wallet_list, Read, get;
+    "/wallets/wallet_create" => wallets::wallet_create, Write, post;
+    "/wallets/wallet_update" => wallets::wallet_update, Write, post;
+    "/wallets/wallet_customers_assigned" => wallets::wallet_customers_assigned, Read, get;
+    "/wallets/wallet_add_charge" => wallets::wallet_add_charge, Write, post;
+    "/wallets/wallet_revoke_charge" => wallets::wallet_revoke_charge, Write, post;
+    "/wallets/wallet_revoke_charge_from_all" =>
+        wallets::wallet_revoke_charge_from_all, Write, post;
+    "/wallets/wallet_add_customer" => wallets::wallet_add_customer, Write, post;
+    "/wallets/wallet_remove_customer" => wallets::wallet_remove_customer, Write, post;
 }
 
 /// The routes of the dialect, to be nested at [`MOUNT`].

@@ -105,7 +105,7 @@ pub fn wallet_number(coid: u32, custid: u32, id: &WalletId) -> Option<u32> {
 }
 
 /// A company.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Company {
     pub coid: u32,
     pub name: String,

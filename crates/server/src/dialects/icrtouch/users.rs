@@ -289,18 +289,26 @@ pub async fn user_change_password(state: &SharedState, ctx: &Ctx<Write>) -> Resu
         reset: None,
         ..user
     };
-    if !recs
-        .put(USER_KIND, &pad(uid.into()), &changed, Some(version))
-        .await?
-    {
-        return Err(Fail::conflict(
-            "The user was changed at the same time; try again",
-        ));
-    }
+    replace_user(&recs, &changed, version).await?;
     state.login_throttle.record_success(tenant, &changed.email);
     Ok(Node::map()
         .with("status", 1i64)
         .with("msg", "User password changed"))
+}
+
+/// Replaces the user record `user` if it is still at `version`; a change made at the
+/// same time is a conflict for the client to retry.
+async fn replace_user(recs: &Recs<'_>, user: &User, version: i64) -> Result<(), Fail> {
+    if recs
+        .put(USER_KIND, &pad(user.uid.into()), user, Some(version))
+        .await?
+    {
+        Ok(())
+    } else {
+        Err(Fail::conflict(
+            "The user was changed at the same time; try again",
+        ))
+    }
 }
 
 pub async fn user_forgot_password(state: &SharedState, ctx: &Ctx<Write>) -> Result<Node, Fail> {
@@ -321,14 +329,7 @@ pub async fn user_forgot_password(state: &SharedState, ctx: &Ctx<Write>) -> Resu
         }),
         ..user
     };
-    if !recs
-        .put(USER_KIND, &pad(uid.into()), &changed, Some(version))
-        .await?
-    {
-        return Err(Fail::conflict(
-            "The user was changed at the same time; try again",
-        ));
-    }
+    replace_user(&recs, &changed, version).await?;
     Ok(Node::map()
         .with("status", 1i64)
         .with("msg", "Email match, User id retrieved, Resetcode generated")
@@ -373,14 +374,7 @@ pub async fn user_link_account(state: &SharedState, ctx: &Ctx<Write>) -> Result<
         }
         let mut changed = user;
         changed.links.push(link);
-        if !recs
-            .put(USER_KIND, &pad(uid.into()), &changed, Some(version))
-            .await?
-        {
-            return Err(Fail::conflict(
-                "The user was changed at the same time; try again",
-            ));
-        }
+        replace_user(&recs, &changed, version).await?;
     }
     Ok(Node::map()
         .with("status", 1i64)

@@ -367,15 +367,40 @@ fn fingerprint(parts: &[&[u8]]) -> Fingerprint {
     Fingerprint(h.finalize().into())
 }
 
-/// Posts the debit of `charge` to `custid`; a repeat is harmless.
-async fn post_charge(
+/// One of the two mutations a charge makes on an assigned customer's wallet.
+#[derive(Clone, Copy)]
+enum ChargeEntry {
+    /// The debit that charges the customer.
+    Charge,
+    /// The compensating credit that revokes the charge.
+    Revoke,
+}
+
+/// Posts `entry` of `charge` for `custid` with the idempotency key
+/// `icrtouch-<charge|revoke>:<coid>:<charge id>:<custid>`, so a repeat is harmless.
+async fn post_charge_entry(
     state: &SharedState,
     ctx: &Ctx<Write>,
     charge: &Charge,
     custid: u32,
+    entry: ChargeEntry,
 ) -> Result<(), Fail> {
+    let (name, kind, reference_kind, link) = match entry {
+        ChargeEntry::Charge => (
+            "charge",
+            MutationKind::Debit,
+            CHARGE_REFERENCE_KIND,
+            charge.duedate.clone(),
+        ),
+        ChargeEntry::Revoke => (
+            "revoke",
+            MutationKind::Adjustment,
+            REVOKE_REFERENCE_KIND,
+            String::new(),
+        ),
+    };
     let key = IdempotencyKey::parse(&format!(
-        "icrtouch-charge:{}:{}:{custid}",
+        "icrtouch-{name}:{}:{}:{custid}",
         charge.coid, charge.id
     ))
     .expect("digits and colons form a valid key");
@@ -383,17 +408,17 @@ async fn post_charge(
     let command = Command::Post {
         id: MutationId(new_uuid()),
         wallet: wallet_wallet(charge.coid, custid, charge.wallet),
-        kind: MutationKind::Debit,
+        kind,
         amount,
         reference: Reference {
-            kind: CHARGE_REFERENCE_KIND.to_owned(),
+            kind: reference_kind.to_owned(),
             text: charge.id.to_string(),
-            link: charge.duedate.clone(),
+            link,
         },
         occurred_at: None,
     };
     let fp = fingerprint(&[
-        b"charge",
+        name.as_bytes(),
         key.as_str().as_bytes(),
         &amount.get().to_be_bytes(),
     ]);
@@ -403,46 +428,38 @@ async fn post_charge(
     }
 }
 
-/// Posts the credit that revokes `charge` from `custid`; a repeat is harmless.
+/// Posts the debit of `charge` to `custid`; a repeat is harmless.
+async fn post_charge(
+    state: &SharedState,
+    ctx: &Ctx<Write>,
+    charge: &Charge,
+    custid: u32,
+) -> Result<(), Fail> {
+    post_charge_entry(state, ctx, charge, custid, ChargeEntry::Charge).await
+}
+
+/// Posts the credit that revokes `charge` from `custid`; a repeat is harmless. The
+/// core refuses it when the customer has paid the charge and an event wallet would
+/// then hold more than its charges.
 async fn post_revoke(
     state: &SharedState,
     ctx: &Ctx<Write>,
     charge: &Charge,
     custid: u32,
 ) -> Result<(), Fail> {
-    let key = IdempotencyKey::parse(&format!(
-        "icrtouch-revoke:{}:{}:{custid}",
-        charge.coid, charge.id
-    ))
-    .expect("digits and colons form a valid key");
-    let amount = Amount::positive(charge.charge_minor).map_err(|_| Fail::internal())?;
-    let command = Command::Post {
-        id: MutationId(new_uuid()),
-        wallet: wallet_wallet(charge.coid, custid, charge.wallet),
-        kind: MutationKind::Adjustment,
-        amount,
-        reference: Reference {
-            kind: REVOKE_REFERENCE_KIND.to_owned(),
-            text: charge.id.to_string(),
-            link: String::new(),
-        },
-        occurred_at: None,
-    };
-    let fp = fingerprint(&[
-        b"revoke",
-        key.as_str().as_bytes(),
-        &amount.get().to_be_bytes(),
-    ]);
-    match submit(state, &ctx.principal, Some((key, fp)), command).await {
-        Ok((Done::Mutation(_), _)) => Ok(()),
-        Ok(_) => Err(unexpected("mutation")),
-        Err(f) if f.msg.contains("more than its charges") => Err(Fail::conflict(format!(
-            "Charge {} cannot be removed from customer {custid}: it has been paid, and the \
-             wallet would then hold more than its charges",
-            charge.id
-        ))),
-        Err(f) => Err(f),
-    }
+    post_charge_entry(state, ctx, charge, custid, ChargeEntry::Revoke)
+        .await
+        .map_err(|f| {
+            if f.msg.contains("more than its charges") {
+                Fail::conflict(format!(
+                    "Charge {} cannot be removed from customer {custid}: it has been paid, \
+                     and the wallet would then hold more than its charges",
+                    charge.id
+                ))
+            } else {
+                f
+            }
+        })
 }
 
 /// The customers a charge names (`custid` or `customers`), or `None` for all.

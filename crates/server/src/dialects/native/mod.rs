@@ -1047,9 +1047,11 @@ impl utoipa::Modify for Security {
 )]
 pub struct NativeApi;
 
-/// The OpenAPI document of the native API.
+/// The OpenAPI document of the native API, with its TouchTopUp administration routes.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    NativeApi::openapi()
+    let mut doc = NativeApi::openapi();
+    doc.merge(touchtopup::openapi());
+    doc
 }
 
 /// The OpenAPI document, rendered once.

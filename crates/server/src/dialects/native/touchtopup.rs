@@ -16,8 +16,9 @@
 //!   (`{"coid": 1}`) or lifts the limit (`{"coid": null}`).
 //!
 //! A till's top-up of the main balance is a plain `top_up` of wallet `<coid>.<custid>`.
+//! The routes are in the OpenAPI document ([`openapi`]) under the tag `touchtopup`.
 
-use super::types::{MutationOut, Text};
+use super::types::{MutationOut, ProblemOut, Text};
 use super::{ok, submit};
 use crate::SharedState;
 use crate::api::auth::{Admin, Caller, Read, Write};
@@ -42,6 +43,7 @@ use prepaid_ledger::{
     Outcome, Reference, Refusal, Request, TenantId, Unit,
 };
 use serde::{Deserialize, Serialize};
+use utoipa::{OpenApi, ToSchema};
 
 /// The most items of one sale.
 pub const SALE_ITEMS_MAX: usize = 500;
@@ -121,17 +123,26 @@ fn conflict(detail: impl Into<std::borrow::Cow<'static, str>>) -> Problem {
 // ---------------------------------------------------------------------------------
 // Companies.
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CompanyIn {
+    #[schema(value_type = String)]
     name: Text<NAME_LEN_MAX>,
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     db: Option<Text<NAME_LEN_MAX>>,
     currency: String,
     #[serde(default)]
     scale: Option<u8>,
 }
 
+#[utoipa::path(put, path = "/v1/icrtouch/companies/{coid}", tag = "touchtopup",
+    params(("coid" = u32, Path, description = "The company id")),
+    request_body = CompanyIn,
+    responses((status = 200, body = Company), (status = "4XX", body = ProblemOut,
+        content_type = "application/problem+json")),
+    security(("bearer" = []), ("basic" = [])))]
+/// Creates or renames a company (admin); its currency cannot change once set.
 async fn put_company(
     State(state): State<SharedState>,
     caller: Caller<Admin>,
@@ -181,6 +192,12 @@ async fn put_company(
     Ok(ok(&company))
 }
 
+#[utoipa::path(get, path = "/v1/icrtouch/companies/{coid}", tag = "touchtopup",
+    params(("coid" = u32, Path, description = "The company id")),
+    responses((status = 200, body = Company), (status = "4XX", body = ProblemOut,
+        content_type = "application/problem+json")),
+    security(("bearer" = []), ("basic" = [])))]
+/// One company.
 async fn get_company(
     State(state): State<SharedState>,
     caller: Caller<Read>,
@@ -196,20 +213,24 @@ async fn get_company(
 // ---------------------------------------------------------------------------------
 // Customers.
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CustomerIn {
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     title: Option<Text<NAME_LEN_MAX>>,
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     firstname: Option<Text<NAME_LEN_MAX>>,
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     lastname: Option<Text<NAME_LEN_MAX>>,
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     account_number: Option<Text<NAME_LEN_MAX>>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct CustomerOut {
     coid: u32,
     custid: u32,
@@ -261,6 +282,14 @@ async fn ensure(
     }
 }
 
+#[utoipa::path(put, path = "/v1/icrtouch/companies/{coid}/customers/{custid}",
+    tag = "touchtopup",
+    params(("coid" = u32, Path, description = "The company id"), ("custid" = u32, Path, description = "The customer id within the company")),
+    request_body = CustomerIn,
+    responses((status = 200, body = CustomerOut), (status = "4XX", body = ProblemOut,
+        content_type = "application/problem+json")),
+    security(("bearer" = []), ("basic" = [])))]
+/// Creates a customer with its main wallet, or updates its details.
 async fn put_customer(
     State(state): State<SharedState>,
     caller: Caller<Write>,
@@ -352,6 +381,13 @@ async fn put_customer(
     customer_out(&state, &tenant, info).await
 }
 
+#[utoipa::path(get, path = "/v1/icrtouch/companies/{coid}/customers/{custid}",
+    tag = "touchtopup",
+    params(("coid" = u32, Path, description = "The company id"), ("custid" = u32, Path, description = "The customer id within the company")),
+    responses((status = 200, body = CustomerOut), (status = "4XX", body = ProblemOut,
+        content_type = "application/problem+json")),
+    security(("bearer" = []), ("basic" = [])))]
+/// One customer, with its account link key.
 async fn get_customer(
     State(state): State<SharedState>,
     caller: Caller<Read>,
@@ -376,13 +412,14 @@ async fn get_customer(
 // ---------------------------------------------------------------------------------
 // Sales.
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ItemIn {
     itemrecord: u64,
     #[serde(default = "one")]
     qty: i64,
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     text: Option<Text<NAME_LEN_MAX>>,
 }
 
@@ -390,7 +427,7 @@ fn one() -> i64 {
     1
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SaleIn {
     /// What the main balance pays, in minor units.
@@ -407,9 +444,19 @@ struct SaleIn {
     #[serde(default)]
     items: Vec<ItemIn>,
     #[serde(default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
     occurred_at: Option<WireTime>,
 }
 
+#[utoipa::path(post, path = "/v1/icrtouch/companies/{coid}/customers/{custid}/sales",
+    tag = "touchtopup",
+    params(("coid" = u32, Path, description = "The company id"), ("custid" = u32, Path, description = "The customer id within the company"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Records the sale once")),
+    request_body = SaleIn,
+    responses((status = 201, body = MutationOut), (status = "4XX", body = ProblemOut,
+        content_type = "application/problem+json")),
+    security(("bearer" = []), ("basic" = [])))]
+/// Records a till sale paid from the customer's main balance.
 async fn post_sale(
     State(state): State<SharedState>,
     caller: Caller<Write>,
@@ -484,18 +531,25 @@ async fn post_sale(
 // ---------------------------------------------------------------------------------
 // Keys.
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct KeyIn {
     coid: Option<u32>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct KeyOut {
     name: String,
     coid: Option<u32>,
 }
 
+#[utoipa::path(put, path = "/v1/icrtouch/keys/{name}", tag = "touchtopup",
+    params(("name" = String, Path, description = "The API key's name")),
+    request_body = KeyIn,
+    responses((status = 200, body = KeyOut), (status = "4XX", body = ProblemOut,
+        content_type = "application/problem+json")),
+    security(("bearer" = []), ("basic" = [])))]
+/// Limits an API key to one company, or lifts the limit (admin).
 async fn put_key(
     State(state): State<SharedState>,
     caller: Caller<Admin>,
@@ -547,4 +601,20 @@ async fn put_key(
         name: name.to_string(),
         coid: body.value.coid,
     }))
+}
+
+/// The TouchTopUp administration routes of the native API's OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(
+    paths(put_company, get_company, put_customer, get_customer, post_sale, put_key),
+    components(schemas(CompanyIn, Company, CustomerIn, CustomerOut, ItemIn, SaleIn, KeyIn,
+        KeyOut)),
+    tags((name = "touchtopup", description = "Administration of the ICRTouch TouchTopUp \
+        dialect: companies, customers, till sales and company-limited keys."))
+)]
+struct TouchTopUpApi;
+
+/// The OpenAPI document of these routes, merged into the native API's.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    TouchTopUpApi::openapi()
 }

@@ -73,10 +73,13 @@
 //! bytes with an `http` or `https` URL.
 
 use super::errors::TmfError;
+use super::jobs::{self, micros};
 use super::json::{DECIMAL_MARK, to_vec};
+use super::types::PathSegment;
 use crate::api::auth::{Caller, Write};
 use crate::api::problem::Problem;
-use crate::api::{PathSegment, new_uuid, store_problem};
+use crate::api::{new_uuid, store_problem};
+use crate::periodic::Ticker;
 use crate::{AppState, SharedState};
 use axum::Router;
 use axum::body::Bytes;
@@ -85,7 +88,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use axum::routing::{delete, post};
 use prepaid_ledger::TenantId;
-use prepaid_store::{JOB_CLAIM_MAX, Job, PAGE_SIZE_MAX, StoreError};
+use prepaid_store::{Job, PAGE_SIZE_MAX, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::borrow::Cow;
@@ -116,9 +119,6 @@ pub const DELIVERY_TIMEOUT_MS: u64 = 10_000;
 pub const DELIVERY_LEASE_MS: u64 = 60_000;
 /// How often the worker looks for due deliveries.
 pub const HUB_INTERVAL_MS: u64 = 200;
-/// The most claims in one round of the worker, so a backlog never starves the
-/// shutdown check.
-const CLAIMS_PER_ROUND_MAX: usize = 100;
 
 /// Every event type of TMF654 v4.
 pub const EVENT_TYPES: [&str; 12] = [
@@ -265,10 +265,10 @@ async fn register(
 async fn unregister(
     State(state): State<SharedState>,
     caller: Caller<Write, TmfError>,
-    seg: Result<PathSegment, Problem>,
+    seg: PathSegment,
 ) -> Result<StatusCode, TmfError> {
     no_customer_keys(&caller)?;
-    let id = seg?.0;
+    let id = seg.0;
     if !prepaid_store::records::key_is_valid(&id) {
         return Err(not_found());
     }
@@ -493,12 +493,8 @@ fn backoff_ms(attempts: u32) -> u64 {
         .min(BACKOFF_MS_MAX)
 }
 
-fn micros(ms: u64) -> i64 {
-    i64::try_from(ms.saturating_mul(1000)).unwrap_or(i64::MAX)
-}
-
 /// Delivers due events until `stop` turns true.
-pub async fn run(state: SharedState, mut stop: watch::Receiver<bool>) {
+pub async fn run(state: SharedState, stop: watch::Receiver<bool>) {
     let http = match reqwest::Client::builder()
         .timeout(Duration::from_millis(DELIVERY_TIMEOUT_MS))
         .redirect(reqwest::redirect::Policy::none())
@@ -512,64 +508,19 @@ pub async fn run(state: SharedState, mut stop: watch::Receiver<bool>) {
         }
     };
     let mut failing = false;
-    let mut tick = tokio::time::interval(Duration::from_millis(HUB_INTERVAL_MS));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.changed() => return,
-        }
-        if *stop.borrow() {
-            return;
-        }
-        // Deliveries in flight at shutdown are abandoned; their leases end and they are
-        // delivered again later (at least once).
-        tokio::select! {
-            () = deliver_due(&state, &http, &mut failing) => {}
-            _ = stop.changed() => return,
-        }
-    }
-}
-
-/// Claims and delivers due events until none are left (or the round's bound is
-/// reached). `failing` remembers a failing store between rounds, so an outage is logged
-/// once, not every round.
-async fn deliver_due(state: &SharedState, http: &reqwest::Client, failing: &mut bool) {
-    for _ in 0..CLAIMS_PER_ROUND_MAX {
-        let now = state.clock.now();
-        let jobs = match state
-            .store
-            .claim_jobs(
-                HUB_QUEUE,
-                now,
-                now.plus_micros(micros(DELIVERY_LEASE_MS)),
-                JOB_CLAIM_MAX,
-            )
-            .await
-        {
-            Ok(jobs) => {
-                if std::mem::take(failing) {
-                    tracing::info!("claiming TMF events works again");
-                }
-                jobs
-            }
-            Err(e) => {
-                if std::mem::replace(failing, true) {
-                    tracing::debug!(error = %e, "claiming TMF events still fails");
-                } else {
-                    tracing::warn!(error = %e, "claiming TMF events failed; retrying every round");
-                }
-                return;
-            }
-        };
-        let claimed = jobs.len();
-        // One slow callback must not hold up the others of the claim.
-        let mut running = tokio::task::JoinSet::new();
-        for job in jobs {
-            running.spawn(deliver(state.clone(), http.clone(), job));
-        }
-        while running.join_next().await.is_some() {}
-        if claimed < JOB_CLAIM_MAX {
+    // Deliveries in flight at shutdown are abandoned; their leases end and they are
+    // delivered again later (at least once).
+    let mut ticker = Ticker::new(Duration::from_millis(HUB_INTERVAL_MS), stop);
+    while ticker.tick().await {
+        let round = jobs::drain(
+            &state,
+            HUB_QUEUE,
+            DELIVERY_LEASE_MS,
+            "TMF events",
+            &mut failing,
+            |state, job| deliver(state, http.clone(), job),
+        );
+        if !ticker.unless_stopped(round).await {
             return;
         }
     }

@@ -165,6 +165,19 @@ impl ListParams {
         }
         out
     }
+
+    /// The list answer of every resource that matched, held in memory: the page that
+    /// `offset` and `limit` ask for, each cut to `fields`, counted out of all of them.
+    pub fn answer_page(&self, matched: Vec<Value>) -> Response {
+        let total = matched.len() as u64;
+        let items = matched
+            .into_iter()
+            .skip(usize::try_from(self.offset).unwrap_or(usize::MAX))
+            .take(self.limit)
+            .map(|v| self.select(v))
+            .collect();
+        answer(items, total)
+    }
 }
 
 fn text_of(v: &Value) -> Option<String> {

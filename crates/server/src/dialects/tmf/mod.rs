@@ -5,6 +5,7 @@
 pub mod amount;
 pub mod errors;
 pub mod hub;
+mod jobs;
 pub mod json;
 pub mod list;
 pub mod recurring;
@@ -28,6 +29,7 @@ pub fn router_tmf() -> Router<SharedState> {
     Router::new()
         .merge(hub::routes())
         .merge(routes(Flavour::Tmf))
+        .fallback(not_found)
 }
 
 /// The routes of the Oracle BRM flavour, to be nested at [`MOUNT_BRM`].
@@ -35,6 +37,7 @@ pub fn router_brm() -> Router<SharedState> {
     Router::new()
         .merge(hub::routes())
         .merge(routes(Flavour::Brm))
+        .fallback(not_found)
 }
 
 /// Every resource but `hub`, answering as `flavour`.
@@ -85,6 +88,12 @@ fn routes(flavour: Flavour) -> Router<SharedState> {
         .route("/balanceActionHistory/{id}", get(r::get_history))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(Extension(flavour))
+}
+
+/// Any path under a mount that names no resource: 404 in the TMF error shape, not the
+/// server's.
+async fn not_found() -> errors::TmfError {
+    errors::TmfError::not_found("resource_not_found", "resource")
 }
 
 async fn method_not_allowed() -> errors::TmfError {

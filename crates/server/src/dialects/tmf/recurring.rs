@@ -33,7 +33,8 @@
 //! was away for a while. A successful period that was not a replay publishes a
 //! `TopupBalanceCreateEvent`.
 //!
-//! [`cancel`] stops a plan: it leaves a record of kind [`CANCELLED_KIND`] under the
+//! [`cancel`] (a PATCH of the plan's first `topupBalance` with `status: cancelled`)
+//! stops a plan: it leaves a record of kind [`CANCELLED_KIND`] under the
 //! plan's id, and a period that finds it is finished without posting and without
 //! enqueueing the next. A period already running when the plan is cancelled may still
 //! post.
@@ -47,7 +48,9 @@
 //! it before calling [`schedule`]); plan ids are at most [`PLAN_ID_LEN_MAX`] bytes.
 
 use super::hub;
+use super::jobs::{self, micros};
 use super::types::{Ctx, Flavour, bucket_ref, quantity};
+use crate::periodic::Ticker;
 use crate::{AppState, SharedState};
 use chrono::{DateTime, Months, Utc};
 use prepaid_ledger::{
@@ -73,16 +76,15 @@ pub const RECURRING_LEASE_MS: u64 = 60_000;
 pub const RETRY_BACKOFF_BASE_MS: u64 = 1_000;
 /// The longest wait between two attempts of one period.
 pub const RETRY_BACKOFF_MS_MAX: u64 = 60_000;
-/// The most periods of one plan (`numberOfPeriods`): ten years of daily top-ups.
+/// The most periods of one plan (`numberOfPeriods`): ten years of daily top-ups. A
+/// plan without `numberOfPeriods` recurs until it is cancelled, and stops here at the
+/// latest.
 pub const PERIODS_MAX: u32 = 3660;
 /// The longest plan id, in bytes, so that `<plan id>:<n>` is a valid job id and
 /// `tmf-recurring:<plan id>:<n>` a valid idempotency key.
 pub const PLAN_ID_LEN_MAX: usize = 200;
 /// The prefix of the idempotency keys of scheduled periods.
 pub const IDEMPOTENCY_PREFIX: &str = "tmf-recurring";
-/// The most claims in one round of the worker, so a backlog never starves the
-/// shutdown check.
-const CLAIMS_PER_ROUND_MAX: usize = 100;
 
 /// How often a plan tops up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -320,72 +322,24 @@ fn backoff_ms(attempts: u32) -> u64 {
         .min(RETRY_BACKOFF_MS_MAX)
 }
 
-fn micros(ms: u64) -> i64 {
-    i64::try_from(ms.saturating_mul(1000)).unwrap_or(i64::MAX)
-}
-
 /// Runs due periods until `stop` turns true.
-pub async fn run(state: SharedState, mut stop: watch::Receiver<bool>) {
+pub async fn run(state: SharedState, stop: watch::Receiver<bool>) {
     let mut failing = false;
-    let mut tick = tokio::time::interval(Duration::from_millis(RECURRING_INTERVAL_MS));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.changed() => return,
-        }
-        if *stop.borrow() {
-            return;
-        }
-        // A period in flight when the server stops is left to its lease: it runs again
-        // (as a replay if it had posted) on the next start or on another instance.
-        tokio::select! {
-            () = run_due(&state, &mut failing) => {}
-            _ = stop.changed() => return,
-        }
-    }
-}
-
-/// Claims and runs due periods until none are left (or the round's bound is reached).
-/// `failing` remembers a failing store between rounds, so an outage is logged once.
-async fn run_due(state: &SharedState, failing: &mut bool) {
-    for _ in 0..CLAIMS_PER_ROUND_MAX {
-        let now = state.clock.now();
-        let lease_until = now.plus_micros(micros(RECURRING_LEASE_MS));
-        let jobs = match state
-            .store
-            .claim_jobs(
-                RECURRING_QUEUE,
-                now,
-                lease_until,
-                prepaid_store::JOB_CLAIM_MAX,
-            )
-            .await
-        {
-            Ok(jobs) => {
-                if std::mem::take(failing) {
-                    tracing::info!("claiming recurring top-ups works again");
-                }
-                jobs
-            }
-            Err(e) => {
-                if std::mem::replace(failing, true) {
-                    tracing::debug!(error = %e, "claiming recurring top-ups still fails");
-                } else {
-                    tracing::warn!(error = %e, "claiming recurring top-ups failed; retrying every round");
-                }
-                return;
-            }
-        };
-        let claimed = jobs.len();
-        // Each period has its own idempotency key, so periods are independent; run at
-        // once, their top-ups share the engine's transactions.
-        let mut running = tokio::task::JoinSet::new();
-        for job in jobs {
-            running.spawn(run_period(state.clone(), job));
-        }
-        while running.join_next().await.is_some() {}
-        if claimed < prepaid_store::JOB_CLAIM_MAX {
+    // A period in flight when the server stops is left to its lease: it runs again (as
+    // a replay if it had posted) on the next start or on another instance. Each period
+    // has its own idempotency key, so periods are independent; run at once, their
+    // top-ups share the engine's transactions.
+    let mut ticker = Ticker::new(Duration::from_millis(RECURRING_INTERVAL_MS), stop);
+    while ticker.tick().await {
+        let round = jobs::drain(
+            &state,
+            RECURRING_QUEUE,
+            RECURRING_LEASE_MS,
+            "recurring top-ups",
+            &mut failing,
+            run_period,
+        );
+        if !ticker.unless_stopped(round).await {
             return;
         }
     }

@@ -25,7 +25,7 @@ use super::types::*;
 use super::{amount, hub, recurring, units};
 use crate::SharedState;
 use crate::api::auth::{Caller, Principal, Read, Write};
-use crate::api::{PathSegment, engine_problem, new_uuid, store_problem};
+use crate::api::{engine_problem, new_uuid, store_problem};
 use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -251,6 +251,95 @@ async fn delete_record(state: &SharedState, caller: &Principal, kind: &str, key:
     if let Err(e) = state.store.delete_record(&caller.tenant, kind, key).await {
         tracing::warn!(error = %e, kind, "could not delete the record of a refused TMF action");
     }
+}
+
+/// An action about to be submitted to the ledger.
+struct Pending<'a> {
+    action: Action,
+    /// The id the action asks the ledger for (its record's key).
+    id: uuid::Uuid,
+    /// The bucket a failure event names, if the resource has one.
+    bucket: Option<&'a WalletId>,
+    /// The members the client sent that the ledger does not keep.
+    text: String,
+}
+
+/// What an action wants back from the ledger: the kind's name (for the log) and how
+/// to take the answer's value and id from what the ledger did (`None` when it did
+/// something of another kind).
+type Pick<T> = (&'static str, fn(Done) -> Option<(T, uuid::Uuid)>);
+
+const PICK_MUTATION: Pick<Mutation> = ("mutation", |d| match d {
+    Done::Mutation(m) => {
+        let id = m.id.0;
+        Some((m, id))
+    }
+    _ => None,
+});
+
+const PICK_TRANSFER: Pick<prepaid_ledger::Transfer> = ("transfer", |d| match d {
+    Done::Transfer(t) => {
+        let id = t.id.0;
+        Some((t, id))
+    }
+    _ => None,
+});
+
+const PICK_HOLD: Pick<Hold> = ("hold", |d| match d {
+    Done::Hold { hold, .. } => {
+        let id = hold.id.0;
+        Some((hold, id))
+    }
+    _ => None,
+});
+
+/// Writes an action's record, submits its ledger command and keeps the record honest:
+/// a refusal or an error deletes the record (and a refusal publishes the action's
+/// `Failure` event), and a replay answered by an earlier action deletes the record
+/// written for this one.
+async fn submit_action<T>(
+    state: &SharedState,
+    caller: &Principal,
+    ctx: &Ctx,
+    body: Body,
+    pending: Pending<'_>,
+    command: Command,
+    (wanted, pick): Pick<T>,
+) -> Result<(T, bool), TmfError> {
+    let Pending {
+        action,
+        id,
+        bucket,
+        text,
+    } = pending;
+    let key = id.to_string();
+    put_record(state, caller, action.record_kind(), &key, &text, None).await?;
+    let (done, replayed) = match submit(state, caller, body.idempotency, command).await {
+        Ok(Ok(done)) => done,
+        Ok(Err(r)) => {
+            delete_record(state, caller, action.record_kind(), &key).await;
+            let mut failed = merge(
+                &body.value,
+                json!({"id": key, "@type": action.type_name(), "status": "failed"}),
+            );
+            if let Some(wallet) = bucket {
+                failed["bucket"] = bucket_ref(&tmf_ctx(ctx), wallet.as_str());
+            }
+            publish(state, caller, &action.event("Failure"), strip_nulls(failed)).await;
+            return Err(refusal(&r));
+        }
+        Err(e) => {
+            delete_record(state, caller, action.record_kind(), &key).await;
+            return Err(e);
+        }
+    };
+    let Some((value, answered)) = pick(done) else {
+        return Err(unexpected(wanted));
+    };
+    if replayed && answered != id {
+        delete_record(state, caller, action.record_kind(), &key).await;
+    }
+    Ok((value, replayed))
 }
 
 /// Free text for a ledger reference: control characters dropped, cut to
@@ -768,14 +857,7 @@ async fn list_with(
             )));
         }
     }
-    let total = matched.len() as u64;
-    let items = matched
-        .into_iter()
-        .skip(usize::try_from(params.offset).unwrap_or(usize::MAX))
-        .take(params.limit)
-        .map(|v| params.select(v))
-        .collect();
-    Ok(answer(items, total))
+    Ok(params.answer_page(matched))
 }
 
 pub async fn list_buckets(
@@ -974,7 +1056,33 @@ async fn mutation_answer(
     let id = m.transfer.map_or(m.id.0, |t| t.0).to_string();
     let (client, _) = record_body(state, caller, action.record_kind(), &id).await?;
     let name = customer_name(state, caller, &m.customer).await;
-    Ok(render_mutation(ctx, action, m, &name, &client))
+    let mut v = render_mutation(ctx, action, m, &name, &client);
+    if action == Action::Topup
+        && is_recurring(&client)
+        && plan_cancelled(state, caller, &id).await?
+    {
+        v["status"] = json!(action_status(ctx, ActionStatus::Cancelled));
+    }
+    Ok(v)
+}
+
+/// Whether a top-up's record asked for a recurring plan.
+fn is_recurring(client: &Value) -> bool {
+    client.get("isAutoTopup") == Some(&Value::Bool(true))
+}
+
+/// Whether the recurring plan `plan` (its first top-up's id) was cancelled.
+async fn plan_cancelled(
+    state: &SharedState,
+    caller: &Principal,
+    plan: &str,
+) -> Result<bool, TmfError> {
+    let cancelled = state
+        .store
+        .record(&caller.tenant, recurring::CANCELLED_KIND, plan)
+        .await
+        .map_err(|e| store_err(&e, "reading a recurring plan"))?;
+    Ok(cancelled.is_some())
 }
 
 /// A recurring top-up's plan as the body asks for it: `None` for a one-time top-up.
@@ -995,8 +1103,10 @@ fn recurring_plan(body: &Value) -> Result<Option<(recurring::Period, u32)>, TmfE
         )
     })?;
     let max = i64::from(recurring::PERIODS_MAX);
+    // Without `numberOfPeriods` the plan recurs until it is cancelled (a PATCH with
+    // `status: cancelled`), bounded like any plan by `PERIODS_MAX`.
     let periods = match periods {
-        None => 1,
+        None => recurring::PERIODS_MAX,
         Some(n) if (1..=max).contains(&n) => n as u32,
         Some(_) => {
             return Err(TmfError::field(
@@ -1043,8 +1153,6 @@ async fn create_posting(
     }
     let text = record_text(b)?;
     let id = new_uuid();
-    let key = id.to_string();
-    put_record(&state, &caller, action.record_kind(), &key, &text, None).await?;
     let reference = reference(action, b);
     let command = Command::Post {
         id: MutationId(id),
@@ -1054,34 +1162,14 @@ async fn create_posting(
         reference: reference.clone(),
         occurred_at: None,
     };
-    let outcome = submit(&state, &caller, body.idempotency, command).await;
-    let (m, replayed) = match outcome {
-        Ok(Ok((Done::Mutation(m), replayed))) => (m, replayed),
-        Ok(Ok(_)) => return Err(unexpected("mutation")),
-        Ok(Err(r)) => {
-            delete_record(&state, &caller, action.record_kind(), &key).await;
-            let mut failed = merge(
-                b,
-                json!({"id": key, "@type": action.type_name(), "status": "failed"}),
-            );
-            failed["bucket"] = bucket_ref(&tmf_ctx(&ctx), wallet.id.as_str());
-            publish(
-                &state,
-                &caller,
-                &action.event("Failure"),
-                strip_nulls(failed),
-            )
-            .await;
-            return Err(refusal(&r));
-        }
-        Err(e) => {
-            delete_record(&state, &caller, action.record_kind(), &key).await;
-            return Err(e);
-        }
+    let pending = Pending {
+        action,
+        id,
+        bucket: Some(&wallet.id),
+        text,
     };
-    if replayed && m.id.0 != id {
-        delete_record(&state, &caller, action.record_kind(), &key).await;
-    }
+    let (m, replayed) =
+        submit_action(&state, &caller, &ctx, body, pending, command, PICK_MUTATION).await?;
     if let Some((period, periods_total)) = plan
         && periods_total > 1
     {
@@ -1143,8 +1231,6 @@ pub async fn create_transfer(
     usage_type(b, &from.unit)?;
     let text = record_text(b)?;
     let id = new_uuid();
-    let key = id.to_string();
-    put_record(&state, &caller, action.record_kind(), &key, &text, None).await?;
     let command = Command::Transfer {
         id: TransferId(id),
         debit_id: MutationId(id),
@@ -1155,32 +1241,14 @@ pub async fn create_transfer(
         reference: reference(action, b),
         occurred_at: None,
     };
-    let (t, replayed) = match submit(&state, &caller, body.idempotency, command).await {
-        Ok(Ok((Done::Transfer(t), replayed))) => (t, replayed),
-        Ok(Ok(_)) => return Err(unexpected("transfer")),
-        Ok(Err(r)) => {
-            delete_record(&state, &caller, action.record_kind(), &key).await;
-            let failed = merge(
-                b,
-                json!({"id": key, "@type": action.type_name(), "status": "failed"}),
-            );
-            publish(
-                &state,
-                &caller,
-                &action.event("Failure"),
-                strip_nulls(failed),
-            )
-            .await;
-            return Err(refusal(&r));
-        }
-        Err(e) => {
-            delete_record(&state, &caller, action.record_kind(), &key).await;
-            return Err(e);
-        }
+    let pending = Pending {
+        action,
+        id,
+        bucket: None,
+        text,
     };
-    if replayed && t.id.0 != id {
-        delete_record(&state, &caller, action.record_kind(), &key).await;
-    }
+    let (t, replayed) =
+        submit_action(&state, &caller, &ctx, body, pending, command, PICK_TRANSFER).await?;
     let v = mutation_answer(&state, &caller, &ctx, action, &t.debit).await?;
     if !replayed {
         let tmf = mutation_answer(&state, &caller, &tmf_ctx(&ctx), action, &t.debit).await?;
@@ -1218,9 +1286,22 @@ async fn patch_posting(
     let id = path_uuid(&seg, action)?;
     let m = action_mutation(&state, &caller, action, id).await?;
     let b = &body.value;
+    let mut cancel = false;
     if let Some(status) = b.text("/status")? {
         match ActionStatus::parse(&status) {
             Some(ActionStatus::Completed) => {}
+            Some(ActionStatus::Cancelled) if action == Action::Topup => {
+                let (client, _) =
+                    record_body(&state, &caller, action.record_kind(), &id.to_string()).await?;
+                if !is_recurring(&client) {
+                    return Err(TmfError::conflict(
+                        "action_completed",
+                        "only a recurring topupBalance can be cancelled; \
+                         correct this one with an adjustBalance instead",
+                    ));
+                }
+                cancel = true;
+            }
             Some(_) => {
                 return Err(TmfError::conflict(
                     "action_completed",
@@ -1255,6 +1336,12 @@ async fn patch_posting(
         ));
     }
     update_record(&state, &caller, action.record_kind(), &id.to_string(), b).await?;
+    if cancel {
+        // Later periods stop; one already running may still post.
+        recurring::cancel(&state, &caller.tenant, &id.to_string())
+            .await
+            .map_err(|e| store_err(&e, "cancelling a recurring plan"))?;
+    }
     let v = mutation_answer(&state, &caller, &ctx, action, &m).await?;
     Ok(json_answer(StatusCode::OK, &v))
 }
@@ -1551,8 +1638,6 @@ pub async fn create_reserve(
     }
     let text = record_text(b)?;
     let id = new_uuid();
-    let key = id.to_string();
-    put_record(&state, &caller, action.record_kind(), &key, &text, None).await?;
     let command = Command::PlaceHold {
         id: HoldId(id),
         wallet: wallet.id.clone(),
@@ -1560,33 +1645,14 @@ pub async fn create_reserve(
         reference: reference(action, b),
         expires_at,
     };
-    let (hold, replayed) = match submit(&state, &caller, body.idempotency, command).await {
-        Ok(Ok((Done::Hold { hold, .. }, replayed))) => (hold, replayed),
-        Ok(Ok(_)) => return Err(unexpected("hold")),
-        Ok(Err(r)) => {
-            delete_record(&state, &caller, action.record_kind(), &key).await;
-            let mut failed = merge(
-                b,
-                json!({"id": key, "@type": action.type_name(), "status": "failed"}),
-            );
-            failed["bucket"] = bucket_ref(&tmf_ctx(&ctx), wallet.id.as_str());
-            publish(
-                &state,
-                &caller,
-                &action.event("Failure"),
-                strip_nulls(failed),
-            )
-            .await;
-            return Err(refusal(&r));
-        }
-        Err(e) => {
-            delete_record(&state, &caller, action.record_kind(), &key).await;
-            return Err(e);
-        }
+    let pending = Pending {
+        action,
+        id,
+        bucket: Some(&wallet.id),
+        text,
     };
-    if replayed && hold.id.0 != id {
-        delete_record(&state, &caller, action.record_kind(), &key).await;
-    }
+    let (hold, replayed) =
+        submit_action(&state, &caller, &ctx, body, pending, command, PICK_HOLD).await?;
     let v = hold_answer(&state, &caller, &ctx, &hold).await?;
     if !replayed {
         let tmf = hold_answer(&state, &caller, &tmf_ctx(&ctx), &hold).await?;
@@ -1787,14 +1853,7 @@ pub async fn list_reserves(
             )));
         }
     }
-    let total = all.len() as u64;
-    let items = all
-        .into_iter()
-        .skip(usize::try_from(params.offset).unwrap_or(usize::MAX))
-        .take(params.limit)
-        .map(|v| params.select(v))
-        .collect();
-    Ok(answer(items, total))
+    Ok(params.answer_page(all))
 }
 
 // ---------------------------------------------------------------------------------
@@ -1907,14 +1966,7 @@ pub async fn list_accumulated(
         .into_iter()
         .filter(|v| params.matches(v))
         .collect();
-    let total = all.len() as u64;
-    let items = all
-        .into_iter()
-        .skip(usize::try_from(params.offset).unwrap_or(usize::MAX))
-        .take(params.limit)
-        .map(|v| params.select(v))
-        .collect();
-    Ok(answer(items, total))
+    Ok(params.answer_page(all))
 }
 
 pub async fn get_accumulated(
