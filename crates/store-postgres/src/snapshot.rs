@@ -148,6 +148,29 @@ fn columns<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> (Vec<&'a str>
     pairs.unzip()
 }
 
+/// The rows of `table` whose `(tenant, <key>)` is one of `pairs`, as `select` lists
+/// their columns. Each pair is its own index lookup: the lateral subquery (kept apart by
+/// `OFFSET 0`) stops the planner from turning the lookups back into a join, whose plan,
+/// cached while a table was small, would read the whole table on every batch.
+async fn by_tenant_key<'a, C: GenericClient>(
+    tx: &C,
+    select: &str,
+    table: &str,
+    key: &str,
+    pairs: impl Iterator<Item = (&'a str, &'a str)>,
+) -> Result<Vec<Row>, Fail> {
+    let (tenants, keys) = columns(pairs);
+    if tenants.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT {select} FROM unnest($1::text[], $2::text[]) AS k (tenant, {key}) \
+         JOIN LATERAL (SELECT * FROM {table} x \
+         WHERE x.tenant = k.tenant AND x.{key} = k.{key} OFFSET 0) AS r USING (tenant, {key})"
+    );
+    query(tx, &sql, &[&tenants, &keys]).await
+}
+
 /// Decodes a row keyed by `key`: the key columns are read on their own, so that a row
 /// whose other columns do not decode is still known (as broken) under its key.
 fn keyed<K, T>(
@@ -362,21 +385,11 @@ impl Plain {
                 .collect::<Result<Vec<_>, Fail>>()
         };
         let customers = async {
-            if missing.customers.is_empty() {
-                return Ok(Vec::new());
-            }
-            let (tenants, ids) = columns(
-                missing
-                    .customers
-                    .iter()
-                    .map(|(t, c)| (t.as_str(), c.as_str())),
-            );
-            let sql = format!(
-                "SELECT {CUSTOMER_COLUMNS} FROM unnest($1::text[], $2::text[]) AS k (tenant, id) \
-                 JOIN LATERAL (SELECT * FROM customers x \
-                 WHERE x.tenant = k.tenant AND x.id = k.id OFFSET 0) AS r USING (tenant, id)"
-            );
-            query(tx, &sql, &[&tenants, &ids])
+            let pairs = missing
+                .customers
+                .iter()
+                .map(|(t, c)| (t.as_str(), c.as_str()));
+            by_tenant_key(tx, CUSTOMER_COLUMNS, "customers", "id", pairs)
                 .await?
                 .iter()
                 .map(|r| {
@@ -389,21 +402,11 @@ impl Plain {
                 .collect::<Result<Vec<_>, Fail>>()
         };
         let api_keys = async {
-            if missing.api_keys.is_empty() {
-                return Ok(Vec::new());
-            }
-            let (tenants, names) = columns(
-                missing
-                    .api_keys
-                    .iter()
-                    .map(|(t, n)| (t.as_str(), n.as_str())),
-            );
-            let sql = format!(
-                "SELECT {API_KEY_COLUMNS} FROM unnest($1::text[], $2::text[]) AS k (tenant, name) \
-                 JOIN LATERAL (SELECT * FROM api_keys x \
-                 WHERE x.tenant = k.tenant AND x.name = k.name OFFSET 0) AS r USING (tenant, name)"
-            );
-            query(tx, &sql, &[&tenants, &names])
+            let pairs = missing
+                .api_keys
+                .iter()
+                .map(|(t, n)| (t.as_str(), n.as_str()));
+            by_tenant_key(tx, API_KEY_COLUMNS, "api_keys", "name", pairs)
                 .await?
                 .iter()
                 .map(|r| {
@@ -462,21 +465,11 @@ impl Plain {
                 .collect::<Result<Vec<_>, Fail>>()
         };
         let idempotency = async {
-            if missing.idempotency.is_empty() {
-                return Ok(Vec::new());
-            }
-            let (tenants, keys) = columns(
-                missing
-                    .idempotency
-                    .iter()
-                    .map(|(t, k)| (t.as_str(), k.as_str())),
-            );
-            let sql = format!(
-                "SELECT {RECORDED_COLUMNS} FROM unnest($1::text[], $2::text[]) AS k (tenant, key) \
-                 JOIN LATERAL (SELECT * FROM idempotency_keys x \
-                 WHERE x.tenant = k.tenant AND x.key = k.key OFFSET 0) AS r USING (tenant, key)"
-            );
-            query(tx, &sql, &[&tenants, &keys])
+            let pairs = missing
+                .idempotency
+                .iter()
+                .map(|(t, k)| (t.as_str(), k.as_str()));
+            by_tenant_key(tx, RECORDED_COLUMNS, "idempotency_keys", "key", pairs)
                 .await?
                 .iter()
                 .map(|r| {
@@ -494,19 +487,11 @@ impl Plain {
                 .collect::<Result<Vec<_>, Fail>>()
         };
         let settings = async {
-            if missing.settings.is_empty() {
-                return Ok(Vec::new());
-            }
-            let (tenants, keys) = columns(
-                missing
-                    .settings
-                    .iter()
-                    .map(|(t, k)| (t.as_str(), k.as_str())),
-            );
-            let sql = "SELECT tenant, key, value FROM unnest($1::text[], $2::text[]) AS k (tenant, key) \
-                 JOIN LATERAL (SELECT * FROM settings x \
-                 WHERE x.tenant = k.tenant AND x.key = k.key OFFSET 0) AS r USING (tenant, key)";
-            query(tx, sql, &[&tenants, &keys])
+            let pairs = missing
+                .settings
+                .iter()
+                .map(|(t, k)| (t.as_str(), k.as_str()));
+            by_tenant_key(tx, "tenant, key, value", "settings", "key", pairs)
                 .await?
                 .iter()
                 .map(|r| {
