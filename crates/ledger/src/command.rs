@@ -12,14 +12,75 @@ use crate::{
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Fingerprint(pub [u8; 32]);
 
-/// One command of one tenant, as it travels to the engine.
+/// One client operation of one tenant, as it travels to the engine: a command, and
+/// the steps linked with it.
+///
+/// The linked steps (`before`, then `command`, then `after`) are one unit: they are
+/// carried out in order in one transaction, and a refusal of any of them refuses the
+/// whole request with that refusal, leaving no trace of the others. The outcome is
+/// `command`'s; the idempotency key covers the whole unit, so a replay answers
+/// `command`'s first outcome and carries out no step again.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Request {
     pub tenant: TenantId,
     /// Set when the caller may only see and change this customer's data.
     pub customer_only: Option<CustomerId>,
     pub idempotency: Option<(IdempotencyKey, Fingerprint)>,
+    /// Steps carried out before `command` (a customer the command's wallet needs).
+    pub before: Vec<Step>,
     pub command: Command,
+    /// Steps carried out after `command` (the client's extra fields as a record, an
+    /// event in the outbox, the top-up of a new wallet).
+    pub after: Vec<Step>,
+}
+
+impl Request {
+    /// A request of `command` alone, with no idempotency key, for any customer.
+    pub fn new(tenant: TenantId, command: Command) -> Self {
+        Self {
+            tenant,
+            customer_only: None,
+            idempotency: None,
+            before: Vec::new(),
+            command,
+            after: Vec::new(),
+        }
+    }
+
+    /// Whether steps are linked with the command.
+    pub fn is_linked(&self) -> bool {
+        !self.before.is_empty() || !self.after.is_empty()
+    }
+}
+
+/// One step of a linked request. Records and jobs are the store's plain rows beside
+/// the ledger (a dialect's own durable values, and background work); the ledger gives
+/// them no meaning, but writing them in the same unit as the money they describe is
+/// what keeps a record, an event or a sequence number from outliving (or missing) its
+/// mutation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// A ledger command; its own outcome is not answered (only a refusal is).
+    Command(Command),
+    /// Compare-and-set of a record: `expected_version: None` inserts it only if it is
+    /// absent, `Some(v)` replaces it only if its version is `v`; otherwise the request
+    /// is refused with [`Refusal::RecordConflict`].
+    PutRecord {
+        kind: String,
+        key: String,
+        value: String,
+        expected_version: Option<i64>,
+    },
+    /// Deletes a record if there is one.
+    DeleteRecord { kind: String, key: String },
+    /// Queues a job unless the tenant's queue holds one of that id already; due at
+    /// `due_at`, or at once when `None`.
+    EnqueueJob {
+        queue: String,
+        id: String,
+        payload: String,
+        due_at: Option<Timestamp>,
+    },
 }
 
 /// Everything that changes the ledger. Ids of new entities are chosen by the caller
@@ -39,6 +100,13 @@ pub enum Command {
         id: CustomerId,
         name: String,
         /// See [`Customer::link`]; empty when there is none.
+        link: String,
+    },
+    /// Like `CreateCustomer`, but a customer that exists already is answered as it is
+    /// (for operations that make their customer on first use).
+    EnsureCustomer {
+        id: CustomerId,
+        name: String,
         link: String,
     },
     CreateWallet {
@@ -144,8 +212,11 @@ pub enum Outcome {
 }
 
 /// Why the ledger refused a command. These are business outcomes, not failures.
+///
+/// Deliberately exhaustive: every dialect maps each refusal to its own error shape
+/// with a `match` that has no catch-all arm, so a new refusal does not compile until
+/// every dialect says how it answers it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum Refusal {
     /// The debit, hold or transfer exceeds what the wallet has available.
     InsufficientFunds {
@@ -190,6 +261,9 @@ pub enum Refusal {
     IdempotencyConflict,
     /// The caller's key may not do this (e.g. tenants only from the operator tenant).
     Forbidden,
+    /// A linked record step's compare-and-set found another version (or a record
+    /// where it expected none).
+    RecordConflict,
     /// The store could not carry out this one command (a corrupt row, a bug) and rolled
     /// it back without affecting its batch-mates. Not a business outcome: serve it as an
     /// internal error; the store has logged the cause.
@@ -222,6 +296,7 @@ impl Refusal {
             Self::CommitExceedsHold { .. } => "commit_exceeds_hold",
             Self::IdempotencyConflict => "idempotency_conflict",
             Self::Forbidden => "forbidden",
+            Self::RecordConflict => "record_conflict",
             Self::Internal => "internal",
         }
     }

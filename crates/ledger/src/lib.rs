@@ -19,7 +19,7 @@ mod rules;
 mod time;
 
 pub use amount::{AMOUNT_MAX, Amount, AmountError, BALANCE_ABS_MAX};
-pub use command::{Command, Done, Fingerprint, Outcome, Refusal, Request};
+pub use command::{Command, Done, Fingerprint, Outcome, Refusal, Request, Step};
 pub use ids::{
     ApiKeyName, CustomerId, HoldId, ID_LEN_MAX, IDEMPOTENCY_KEY_LEN_MAX, IdError, IdempotencyKey,
     MutationId, SettingKey, TenantId, TransferId, WalletId,

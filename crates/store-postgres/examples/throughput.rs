@@ -32,6 +32,8 @@ fn request(command: Command) -> Request {
         customer_only: None,
         idempotency: None,
         command,
+        before: Vec::new(),
+        after: Vec::new(),
     }
 }
 
@@ -118,6 +120,8 @@ async fn main() {
                 name: "Bench".into(),
                 admin_key: admin("admin", 2),
             },
+            before: Vec::new(),
+            after: Vec::new(),
         },
         request(Command::CreateCustomer {
             id: parse(CustomerId::parse("customer")),

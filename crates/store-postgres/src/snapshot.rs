@@ -36,7 +36,7 @@ use prepaid_ledger::{
     ApiKey, ApiKeyName, Customer, CustomerId, Hold, HoldId, IdempotencyKey, Mutation, MutationId,
     SettingKey, SystemAccount, TenantId, Unit, Wallet, WalletId,
 };
-use prepaid_store::exec::{Gap, Lookup, Missing, Recorded, Rows};
+use prepaid_store::exec::{Gap, Lookup, Missing, RecordKey, Recorded, Rows};
 use std::collections::{BTreeSet, HashMap};
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
@@ -59,6 +59,7 @@ pub(crate) struct Snapshot {
     accounts: HashMap<(TenantId, Unit, SystemAccount), i64>,
     pending_holds: HashMap<(TenantId, WalletId), Vec<HoldId>>,
     settings: HashMap<(TenantId, SettingKey), Option<String>>,
+    records: HashMap<RecordKey, Option<i64>>,
 }
 
 fn answer<T: Clone>(found: Option<&Found<T>>) -> Lookup<Option<T>> {
@@ -123,6 +124,11 @@ impl Rows for Snapshot {
             .get(&(tenant.clone(), wallet.clone()))
             .cloned()
             .ok_or(Gap::Miss)
+    }
+
+    fn record_version(&mut self, tenant: &TenantId, kind: &str, key: &str) -> Lookup<Option<i64>> {
+        let id = (tenant.clone(), kind.to_owned(), key.to_owned());
+        self.records.get(&id).copied().ok_or(Gap::Miss)
     }
 
     fn setting(&mut self, tenant: &TenantId, key: &SettingKey) -> Lookup<Option<String>> {
@@ -200,9 +206,17 @@ impl Snapshot {
         tx: &C,
         missing: &Missing,
     ) -> Result<(), Fail> {
-        let (locked, plain) = tokio::join!(self.load_locked(tx, missing), Plain::load(tx, missing));
+        let (records, locked, plain) = tokio::join!(
+            load_records(tx, missing),
+            self.load_locked(tx, missing),
+            Plain::load(tx, missing)
+        );
         locked?;
         plain?.into_snapshot(self, missing);
+        self.records.extend(records?);
+        for key in &missing.records {
+            self.records.entry(key.clone()).or_insert(None);
+        }
         Ok(())
     }
 
@@ -355,6 +369,36 @@ impl Snapshot {
             }
         }
     }
+}
+
+/// The versions of the records linked steps write, locked `FOR UPDATE` in key order,
+/// so that their versions hold until the batch commits.
+async fn load_records<C: GenericClient>(
+    tx: &C,
+    missing: &Missing,
+) -> Result<Vec<(RecordKey, Option<i64>)>, Fail> {
+    if missing.records.is_empty() {
+        return Ok(Vec::new());
+    }
+    let tenants: Vec<&str> = missing.records.iter().map(|(t, _, _)| t.as_str()).collect();
+    let kinds: Vec<&str> = missing.records.iter().map(|(_, k, _)| k.as_str()).collect();
+    let keys: Vec<&str> = missing.records.iter().map(|(_, _, k)| k.as_str()).collect();
+    let sql = "SELECT r.tenant, r.kind, r.key, r.version \
+         FROM unnest($1::text[], $2::text[], $3::text[]) AS k (tenant, kind, key) \
+         JOIN LATERAL (SELECT * FROM records x WHERE x.tenant = k.tenant AND x.kind = k.kind \
+         AND x.key = k.key OFFSET 0) AS r ON true FOR UPDATE OF r";
+    query(tx, sql, &[&tenants, &kinds, &keys])
+        .await?
+        .iter()
+        .map(|r| {
+            let key = (
+                rows::tenant_id(get(r, 0)?)?,
+                get::<String>(r, 1)?,
+                get::<String>(r, 2)?,
+            );
+            Ok((key, Some(get(r, 3)?)))
+        })
+        .collect()
 }
 
 /// The rows loaded without locks, fetched together.

@@ -111,19 +111,23 @@ pub(crate) async fn write_rows<C: GenericClient>(tx: &C, changes: &Changes) -> R
     );
     api_keys?;
     wallets?;
-    let (holds, wallets, holds_changed, keys, settings) = tokio::join!(
+    let (holds, wallets, holds_changed, keys, settings, records, jobs) = tokio::join!(
         biased;
         write_holds_new(tx, changes),
         write_wallets_changed(tx, changes),
         write_holds_changed(tx, changes),
         write_keys(tx, changes),
-        write_settings(tx, changes)
+        write_settings(tx, changes),
+        write_records(tx, changes),
+        write_jobs(tx, changes)
     );
     holds?;
     wallets?;
     holds_changed?;
     keys?;
-    settings
+    settings?;
+    records?;
+    jobs
 }
 
 /// Writes the system accounts and the mutations (after [`write_rows`]) and commits,
@@ -502,6 +506,109 @@ async fn write_settings<C: GenericClient>(tx: &C, changes: &Changes) -> Result<(
         let n = execute(tx, sql, &[&tenants, &keys, &values, &updated]).await?;
         all("settings", s.len(), n)?;
     }
+    Ok(())
+}
+
+/// Writes the records linked steps changed: inserts (a racing insert breaks the key,
+/// and the batch runs again), then updates and deletes of rows the batch loaded
+/// locked, so their versions are still the ones it read.
+async fn write_records<C: GenericClient>(tx: &C, changes: &Changes) -> Result<(), Fail> {
+    let r = &changes.records;
+    if r.is_empty() {
+        return Ok(());
+    }
+    let inserts: Vec<_> = r.iter().filter(|c| c.read.is_none()).collect();
+    let updates: Vec<_> = r
+        .iter()
+        .filter(|c| c.read.is_some() && c.write.is_some())
+        .collect();
+    let deletes: Vec<_> = r
+        .iter()
+        .filter(|c| c.read.is_some() && c.write.is_none())
+        .collect();
+    let key_columns =
+        |rows: &[&prepaid_store::exec::RecordChange]| -> (Vec<String>, Vec<String>, Vec<String>) {
+            (
+                rows.iter().map(|c| c.tenant.as_str().to_owned()).collect(),
+                rows.iter().map(|c| c.kind.clone()).collect(),
+                rows.iter().map(|c| c.key.clone()).collect(),
+            )
+        };
+    let written =
+        |rows: &[&prepaid_store::exec::RecordChange]| -> (Vec<String>, Vec<i64>, Vec<i64>) {
+            (
+                rows.iter()
+                    .map(|c| c.write.as_ref().map(|(_, v)| v.clone()).unwrap_or_default())
+                    .collect(),
+                rows.iter()
+                    .map(|c| c.write.as_ref().map(|(v, _)| *v).unwrap_or_default())
+                    .collect(),
+                rows.iter().map(|c| c.at.as_micros()).collect(),
+            )
+        };
+    if !inserts.is_empty() {
+        let (tenants, kinds, keys) = key_columns(&inserts);
+        let (values, versions, at) = written(&inserts);
+        let n = execute(
+            tx,
+            "INSERT INTO records (tenant, kind, key, value, version, created_at, updated_at) \
+             SELECT t, k, y, v, n, a, a FROM unnest($1::text[], $2::text[], $3::text[], \
+             $4::text[], $5::int8[], $6::int8[]) AS u (t, k, y, v, n, a)",
+            &[&tenants, &kinds, &keys, &values, &versions, &at],
+        )
+        .await?;
+        all("records", inserts.len(), n)?;
+    }
+    if !updates.is_empty() {
+        let (tenants, kinds, keys) = key_columns(&updates);
+        let (values, versions, at) = written(&updates);
+        let read: Vec<i64> = updates.iter().filter_map(|c| c.read).collect();
+        let n = execute(
+            tx,
+            "UPDATE records r SET value = u.v, version = u.n, updated_at = u.a \
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], \
+             $6::int8[], $7::int8[]) AS u (t, k, y, v, n, a, o) \
+             WHERE r.tenant = u.t AND r.kind = u.k AND r.key = u.y AND r.version = u.o",
+            &[&tenants, &kinds, &keys, &values, &versions, &at, &read],
+        )
+        .await?;
+        all("records", updates.len(), n)?;
+    }
+    if !deletes.is_empty() {
+        let (tenants, kinds, keys) = key_columns(&deletes);
+        let read: Vec<i64> = deletes.iter().filter_map(|c| c.read).collect();
+        let n = execute(
+            tx,
+            "DELETE FROM records r USING unnest($1::text[], $2::text[], $3::text[], \
+             $4::int8[]) AS u (t, k, y, o) \
+             WHERE r.tenant = u.t AND r.kind = u.k AND r.key = u.y AND r.version = u.o",
+            &[&tenants, &kinds, &keys, &read],
+        )
+        .await?;
+        all("records", deletes.len(), n)?;
+    }
+    Ok(())
+}
+
+/// Queues the jobs linked steps made; an id queued already keeps its job.
+async fn write_jobs<C: GenericClient>(tx: &C, changes: &Changes) -> Result<(), Fail> {
+    let j = &changes.jobs;
+    if j.is_empty() {
+        return Ok(());
+    }
+    let tenants: Vec<&str> = j.iter().map(|j| j.tenant.as_str()).collect();
+    let queues: Vec<&str> = j.iter().map(|j| j.queue.as_str()).collect();
+    let ids: Vec<&str> = j.iter().map(|j| j.id.as_str()).collect();
+    let payloads: Vec<&str> = j.iter().map(|j| j.payload.as_str()).collect();
+    let due: Vec<i64> = j.iter().map(|j| j.due_at.as_micros()).collect();
+    execute(
+        tx,
+        "INSERT INTO jobs (tenant, queue, id, payload, due_at, attempts) \
+         SELECT t, q, i, p, d, 0 FROM unnest($1::text[], $2::text[], $3::text[], \
+         $4::text[], $5::int8[]) AS u (t, q, i, p, d) ON CONFLICT DO NOTHING",
+        &[&tenants, &queues, &ids, &payloads, &due],
+    )
+    .await?;
     Ok(())
 }
 

@@ -25,6 +25,8 @@ fn request(command: Command) -> Request {
         customer_only: None,
         idempotency: None,
         command,
+        before: Vec::new(),
+        after: Vec::new(),
     }
 }
 

@@ -38,6 +38,8 @@ fn request(command: Command) -> Request {
         customer_only: None,
         idempotency: None,
         command,
+        before: Vec::new(),
+        after: Vec::new(),
     }
 }
 
@@ -193,6 +195,8 @@ async fn instances_racing_on_hot_wallets_keep_the_ledger_sound() {
                 name: "Acme".into(),
                 admin_key: admin("admin", 100),
             },
+            before: Vec::new(),
+            after: Vec::new(),
         },
         request(Command::CreateCustomer {
             id: CustomerId::parse("c").unwrap(),

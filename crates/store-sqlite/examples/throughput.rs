@@ -38,6 +38,8 @@ fn request(command: Command, key: Option<u64>) -> Request {
             )
         }),
         command,
+        before: Vec::new(),
+        after: Vec::new(),
     }
 }
 
@@ -94,6 +96,8 @@ async fn main() {
                 name: "Bench".into(),
                 admin_key: admin("admin", 2),
             },
+            before: Vec::new(),
+            after: Vec::new(),
         },
         request(
             Command::CreateCustomer {

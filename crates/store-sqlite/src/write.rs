@@ -14,7 +14,7 @@ use prepaid_ledger::{
     Timestamp, Unit, Wallet, WalletId,
 };
 use prepaid_store::exec::{
-    self, Changes, Gap, KeyRecord, Lookup, NewTenant, Recorded, RecordedResult, Run,
+    self, Changes, Gap, KeyRecord, Lookup, NewTenant, RecordChange, Recorded, RecordedResult, Run,
 };
 use prepaid_store::{SWEEP_BATCH_MAX, StoreError, SweepReport};
 use rusqlite::{Connection, params};
@@ -624,6 +624,22 @@ impl exec::Rows for SqliteRows<'_> {
         crate::search::setting(self.conn, tenant, key).map_err(gap)
     }
 
+    fn record_version(&mut self, tenant: &TenantId, kind: &str, key: &str) -> Lookup<Option<i64>> {
+        self.conn
+            .prepare_cached(
+                "SELECT version FROM records WHERE tenant = ?1 AND kind = ?2 AND key = ?3",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![tenant.as_str(), kind, key], |r| r.get(0))
+                    .map(Some)
+                    .or_else(|e| match e {
+                        rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                        e => Err(e),
+                    })
+            })
+            .map_err(gap_sql)
+    }
+
     fn may_miss(&self) -> bool {
         false
     }
@@ -725,6 +741,53 @@ fn write(conn: &Connection, changes: &Changes, before: &Cache) -> Result<(), Wri
             setting.value,
             setting.updated_at.as_micros()
         ])?;
+    }
+    for change in &changes.records {
+        write_record(conn, change)?;
+    }
+    for job in &changes.jobs {
+        conn.prepare_cached(
+            "INSERT INTO jobs (tenant, queue, id, payload, due_at, attempts) \
+             VALUES (?1, ?2, ?3, ?4, ?5, 0) ON CONFLICT DO NOTHING",
+        )?
+        .execute(params![
+            job.tenant.as_str(),
+            job.queue,
+            job.id,
+            job.payload,
+            job.due_at.as_micros()
+        ])?;
+    }
+    Ok(())
+}
+
+/// Writes a record a linked step changed. The single writer read its version in this
+/// transaction, so each statement touches exactly one row.
+fn write_record(conn: &Connection, change: &RecordChange) -> Result<(), Fail> {
+    let (tenant, kind, key) = (change.tenant.as_str(), &change.kind, &change.key);
+    let at = change.at.as_micros();
+    let touched = match (change.read, &change.write) {
+        (None, Some((version, value))) => conn
+            .prepare_cached(
+                "INSERT INTO records (tenant, kind, key, value, version, created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+            )?
+            .execute(params![tenant, kind, key, value, version, at])?,
+        (Some(read), Some((version, value))) => conn
+            .prepare_cached(
+                "UPDATE records SET value = ?4, version = ?5, updated_at = ?6 \
+                 WHERE tenant = ?1 AND kind = ?2 AND key = ?3 AND version = ?7",
+            )?
+            .execute(params![tenant, kind, key, value, version, at, read])?,
+        (Some(read), None) => conn
+            .prepare_cached(
+                "DELETE FROM records WHERE tenant = ?1 AND kind = ?2 AND key = ?3 AND version = ?4",
+            )?
+            .execute(params![tenant, kind, key, read])?,
+        (None, None) => 1,
+    };
+    if touched != 1 {
+        return Err(Fail::corrupt("a record changed under the single writer"));
     }
     Ok(())
 }

@@ -22,6 +22,8 @@ fn request(command: Command) -> Request {
         customer_only: None,
         idempotency: None,
         command,
+        before: Vec::new(),
+        after: Vec::new(),
     }
 }
 

@@ -31,8 +31,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use uuid::Uuid;
 
 mod ceiling;
+mod linked;
 mod records;
 pub use ceiling::wallet_ceiling_is_kept_and_enforced;
+pub use linked::{linked_requests_are_all_or_nothing, linked_requests_refuse_management_commands};
 pub use records::{
     jobs_claim_at_the_limit, jobs_claim_order_lease_and_limit, jobs_enqueue_is_idempotent,
     jobs_finish_and_defer, records_and_jobs_at_their_limits, records_and_jobs_tenant_isolation,
@@ -104,6 +106,8 @@ macro_rules! conformance_tests {
             jobs_claim_at_the_limit
             jobs_finish_and_defer
             wallet_ceiling_is_kept_and_enforced
+            linked_requests_are_all_or_nothing
+            linked_requests_refuse_management_commands
         );
     };
     (@cases ($backend:expr) $($case:ident)*) => {
@@ -169,6 +173,8 @@ pub fn request(tenant: &str, command: Command) -> Request {
         customer_only: None,
         idempotency: None,
         command,
+        before: Vec::new(),
+        after: Vec::new(),
     }
 }
 

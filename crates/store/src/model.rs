@@ -1270,6 +1270,8 @@ impl Run {
             customer_only: step.as_customer.map(customer_id),
             idempotency,
             command,
+            before: Vec::new(),
+            after: Vec::new(),
         })
     }
 
@@ -1698,6 +1700,8 @@ async fn setup(backend: Box<dyn Backend>) -> Run {
         customer_only: None,
         idempotency: None,
         command,
+        before: Vec::new(),
+        after: Vec::new(),
     };
     let mut batch = vec![plain(
         0,
@@ -1847,6 +1851,8 @@ fn keyed(tenant: usize, key: &str, fp: u8, command: Command) -> Request {
         customer_only: None,
         idempotency: Some((IdempotencyKey::parse(key).unwrap(), Fingerprint([fp; 32]))),
         command,
+        before: Vec::new(),
+        after: Vec::new(),
     }
 }
 
@@ -1941,6 +1947,8 @@ fn plain_request(command: Command) -> Request {
         customer_only: None,
         idempotency: None,
         command,
+        before: Vec::new(),
+        after: Vec::new(),
     }
 }
 

@@ -501,6 +501,8 @@ pub async fn submit(
         customer_only: principal.customer.clone(),
         idempotency,
         command,
+        before: Vec::new(),
+        after: Vec::new(),
     };
     match state.engine.submit(request).await {
         Ok(Outcome::Done { done, replayed }) => Ok((done, replayed)),

@@ -81,6 +81,8 @@ async fn submit(
         customer_only: caller.customer.clone(),
         idempotency,
         command,
+        before: Vec::new(),
+        after: Vec::new(),
     };
     match state.engine.submit(request).await {
         Ok(Outcome::Done { done, replayed }) => Ok((done, replayed)),
@@ -816,6 +818,8 @@ async fn batch(
                     customer_only: caller.customer.clone(),
                     idempotency,
                     command,
+                    before: Vec::new(),
+                    after: Vec::new(),
                 });
             }
             Err(problem) => slots.push(Err(problem)),

@@ -273,6 +273,8 @@ async fn ensure(
         customer_only: caller.customer.clone(),
         idempotency: None,
         command,
+        before: Vec::new(),
+        after: Vec::new(),
     };
     match state.engine.submit(request).await {
         Ok(Outcome::Done { .. }) => Ok(()),

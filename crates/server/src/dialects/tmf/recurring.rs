@@ -478,6 +478,8 @@ async fn post(state: &SharedState, tenant: &TenantId, plan: &Plan, n: u32) -> Re
             reference: plan.reference.clone(),
             occurred_at: due,
         },
+        before: Vec::new(),
+        after: Vec::new(),
     };
     match state.engine.submit(request).await {
         Ok(Outcome::Done {

@@ -124,6 +124,8 @@ async fn submit(
         customer_only: caller.customer.clone(),
         idempotency,
         command,
+        before: Vec::new(),
+        after: Vec::new(),
     };
     match state.engine.submit(request).await {
         Ok(Outcome::Done { done, replayed }) => Ok(Ok((done, replayed))),

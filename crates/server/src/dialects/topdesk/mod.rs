@@ -288,6 +288,8 @@ fn request(caller: &Principal, command: Command) -> prepaid_ledger::Request {
         customer_only: caller.customer.clone(),
         idempotency: None,
         command,
+        before: Vec::new(),
+        after: Vec::new(),
     }
 }
 

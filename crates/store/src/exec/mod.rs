@@ -58,11 +58,15 @@
 //! `expiry` mutation, and the status becomes `expired`. Mutations the sweep makes take
 //! their ids from the caller's generator and a reference of type `system`.
 
+mod linked;
+
+pub use linked::{NewJob, RecordChange, RecordKey};
+
 use crate::{StoreError, SweepReport};
 use prepaid_ledger::{
     Amount, ApiKey, ApiKeyName, Command, Customer, CustomerId, Done, Fingerprint, Hold, HoldId,
     HoldStatus, IdempotencyKey, LINK_LEN_MAX, Mutation, MutationId, MutationKind, NewApiKey,
-    NewWallet, Outcome, Reference, Refusal, Request, SETTING_VALUE_LEN_MAX, SettingKey,
+    NewWallet, Outcome, Reference, Refusal, Request, SETTING_VALUE_LEN_MAX, SettingKey, Step,
     SystemAccount, TenantId, Timestamp, Transfer, TransferId, Unit, Wallet, WalletId, WalletStatus,
     add_to_balance, commit_hold, expire_wallet, place_hold, post, release_hold, transfer,
 };
@@ -118,6 +122,10 @@ pub trait Rows {
     fn pending_holds(&mut self, tenant: &TenantId, wallet: &WalletId) -> Lookup<Vec<HoldId>>;
     /// The value of a setting of the tenant.
     fn setting(&mut self, tenant: &TenantId, key: &SettingKey) -> Lookup<Option<String>>;
+    /// The version of a record of the tenant, if there is one (asked by record steps
+    /// of linked requests). A backend whose batches run concurrently holds the record
+    /// locked until the batch ends.
+    fn record_version(&mut self, tenant: &TenantId, kind: &str, key: &str) -> Lookup<Option<i64>>;
 
     /// Whether a lookup may answer [`Gap::Miss`]. When not, the executor skips the
     /// pass that looks up every row a request names before deciding it, which serves
@@ -142,6 +150,7 @@ pub struct Missing {
     pub accounts: BTreeSet<(TenantId, Unit, SystemAccount)>,
     pub pending_holds: BTreeSet<(TenantId, WalletId)>,
     pub settings: BTreeSet<(TenantId, SettingKey)>,
+    pub records: BTreeSet<RecordKey>,
 }
 
 impl Missing {
@@ -162,6 +171,7 @@ impl Missing {
             + self.accounts.len()
             + self.pending_holds.len()
             + self.settings.len()
+            + self.records.len()
     }
 }
 
@@ -336,6 +346,11 @@ pub struct Changes {
     pub accounts: Vec<AccountChange>,
     /// Ordered by tenant and key.
     pub settings: Vec<SettingChange>,
+    /// Records written or deleted by linked steps, ordered by tenant, kind and key.
+    pub records: Vec<RecordChange>,
+    /// Jobs queued by linked steps, in order, each id once; a job whose id is queued
+    /// already is left as it is.
+    pub jobs: Vec<NewJob>,
 }
 
 impl Changes {
@@ -760,6 +775,10 @@ struct Exec<'r> {
     mutations: Vec<Mutation>,
     keys: Vec<KeyRecord>,
     new_settings: Vec<SettingChange>,
+    records: HashMap<RecordKey, linked::RecordSlot>,
+    jobs: Vec<NewJob>,
+    /// What to undo if the linked request being carried out is refused.
+    journal: Option<Vec<linked::Undo>>,
 }
 
 /// The ids a transfer takes.
@@ -808,6 +827,9 @@ impl<'r> Exec<'r> {
             mutations: Vec::with_capacity(requests),
             keys: Vec::new(),
             new_settings: Vec::new(),
+            records: HashMap::new(),
+            jobs: Vec::new(),
+            journal: None,
         }
     }
 
@@ -1051,7 +1073,37 @@ impl<'r> Exec<'r> {
         if let Some((key, _)) = &request.idempotency {
             touch(self.recorded(tenant, key))?;
         }
-        match &request.command {
+        self.prefetch_command(tenant, &request.command)?;
+        for step in request.before.iter().chain(&request.after) {
+            match step {
+                Step::Command(command) => self.prefetch_command(tenant, command)?,
+                Step::PutRecord { kind, key, .. } | Step::DeleteRecord { kind, key } => {
+                    let id = (tenant.clone(), kind.clone(), key.clone());
+                    if !self.records.contains_key(&id) {
+                        match self.rows.record_version(tenant, kind, key) {
+                            Err(Gap::Miss) => {
+                                self.missing.records.insert(id);
+                            }
+                            Err(Gap::Failed(e)) => return Err(Gap::Failed(e)),
+                            _ => {}
+                        }
+                    }
+                }
+                Step::EnqueueJob { .. } => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Exec::prefetch`] for one command.
+    fn prefetch_command(&mut self, tenant: &TenantId, command: &Command) -> Result<(), Gap> {
+        fn touch<T>(result: Lookup<T>) -> Result<(), Gap> {
+            match result {
+                Err(Gap::Failed(e)) => Err(Gap::Failed(e)),
+                _ => Ok(()),
+            }
+        }
+        match command {
             Command::CreateTenant {
                 tenant: new,
                 admin_key,
@@ -1067,7 +1119,9 @@ impl<'r> Exec<'r> {
                     touch(self.customer(tenant, customer))?;
                 }
             }
-            Command::CreateCustomer { id, .. } => touch(self.customer(tenant, id))?,
+            Command::CreateCustomer { id, .. } | Command::EnsureCustomer { id, .. } => {
+                touch(self.customer(tenant, id))?
+            }
             Command::PutSetting { key, .. } => touch(self.setting(tenant, key))?,
             Command::CreateWallet { wallet } => {
                 touch(self.customer(tenant, &wallet.customer))?;
@@ -1141,7 +1195,16 @@ impl<'r> Exec<'r> {
         if request.customer_only.is_some() && !request.command.allowed_for_customer_key() {
             return refused(Refusal::Forbidden);
         }
-        let made = match self.execute(request) {
+        let made = if request.is_linked() {
+            self.linked(request)
+        } else {
+            self.execute(
+                &request.tenant,
+                request.customer_only.as_ref(),
+                &request.command,
+            )
+        };
+        let made = match made {
             Ok(made) => made,
             Err(Stop::Refused(refusal)) => return refused(refusal),
             Err(Stop::Gap(gap)) => return Err(gap),
@@ -1182,10 +1245,13 @@ impl<'r> Exec<'r> {
         }
     }
 
-    fn execute(&mut self, request: &Request) -> Result<Made, Stop> {
-        let tenant = &request.tenant;
-        let only = request.customer_only.as_ref();
-        match &request.command {
+    fn execute(
+        &mut self,
+        tenant: &TenantId,
+        only: Option<&CustomerId>,
+        command: &Command,
+    ) -> Result<Made, Stop> {
+        match command {
             Command::CreateTenant {
                 tenant: new,
                 name,
@@ -1194,38 +1260,18 @@ impl<'r> Exec<'r> {
                 .create_tenant(tenant, new, name, admin_key)
                 .map(Made::Done),
             Command::CreateApiKey { key } => self.create_api_key(tenant, key).map(Made::Done),
-            Command::CreateCustomer { id, name, link } => {
-                if only.is_some_and(|only| only != id) {
-                    return Err(Refusal::Forbidden.into());
-                }
-                if link.len() > LINK_LEN_MAX {
-                    return Err(Stop::Bug(format!(
-                        "a customer link of {} bytes, over {LINK_LEN_MAX}",
-                        link.len()
-                    )));
-                }
-                if self.customer(tenant, id)?.is_some() {
-                    return Err(Refusal::CustomerExists.into());
-                }
-                let customer = Customer {
-                    tenant: tenant.clone(),
-                    id: id.clone(),
-                    name: name.clone(),
-                    link: link.clone(),
-                    created_at: self.now,
-                };
-                self.new_customers.push(customer.clone());
-                self.customers
-                    .entry(tenant.clone())
-                    .or_default()
-                    .insert(id.clone(), Some(customer.clone()));
-                Ok(Made::Done(Done::Customer(customer)))
-            }
+            Command::CreateCustomer { id, name, link } => self
+                .create_customer(tenant, only, id, name, link, false)
+                .map(Made::Done),
+            Command::EnsureCustomer { id, name, link } => self
+                .create_customer(tenant, only, id, name, link, true)
+                .map(Made::Done),
             Command::CreateWallet { wallet } => {
                 self.create_wallet(tenant, only, wallet).map(Made::Done)
             }
             Command::SetWalletStatus { wallet, status } => {
                 let ix = self.visible_wallet(tenant, wallet, only)?;
+                self.save_wallet(ix);
                 let w = &mut self.wallets[ix];
                 if w.wallet.status != *status {
                     w.wallet.status = *status;
@@ -1295,6 +1341,45 @@ impl<'r> Exec<'r> {
                 self.put_setting(tenant, key, value).map(Made::Done)
             }
         }
+    }
+
+    /// Creates a customer; one that exists is refused, or answered as it is when
+    /// `existing_ok`.
+    fn create_customer(
+        &mut self,
+        tenant: &TenantId,
+        only: Option<&CustomerId>,
+        id: &CustomerId,
+        name: &str,
+        link: &str,
+        existing_ok: bool,
+    ) -> Result<Done, Stop> {
+        if only.is_some_and(|only| only != id) {
+            return Err(Refusal::Forbidden.into());
+        }
+        if link.len() > LINK_LEN_MAX {
+            return Err(Stop::Bug(format!(
+                "a customer link of {} bytes, over {LINK_LEN_MAX}",
+                link.len()
+            )));
+        }
+        if let Some(existing) = self.customer(tenant, id)? {
+            return match existing_ok {
+                true => Ok(Done::Customer(existing.clone())),
+                false => Err(Refusal::CustomerExists.into()),
+            };
+        }
+        let customer = Customer {
+            tenant: tenant.clone(),
+            id: id.clone(),
+            name: name.to_owned(),
+            link: link.to_owned(),
+            created_at: self.now,
+        };
+        self.new_customers.push(customer.clone());
+        remember(&mut self.customers, tenant, id, Some(customer.clone()));
+        self.journal(|_| linked::Undo::NewCustomer(tenant.clone(), id.clone()));
+        Ok(Done::Customer(customer))
     }
 
     fn put_setting(
@@ -1418,6 +1503,7 @@ impl<'r> Exec<'r> {
         let wallet = Wallet::open(tenant.clone(), new.clone(), self.now);
         let ix = self.add_wallet(wallet.clone(), true);
         remember(&mut self.wallet_ix, tenant, &wallet.id, Some(ix));
+        self.journal(|_| linked::Undo::NewWallet(tenant.clone(), wallet.id.clone(), ix));
         Ok(Done::Wallet(wallet))
     }
 
@@ -1474,6 +1560,8 @@ impl<'r> Exec<'r> {
         if self.mutation_taken(id)? {
             return Err(Refusal::MutationExists.into());
         }
+        self.save_account(ai);
+        self.save_wallet(wi);
         self.accounts[ai].balance = account_after;
         let w = &mut self.wallets[wi];
         w.wallet.balance = posting.balance_after;
@@ -1540,6 +1628,7 @@ impl<'r> Exec<'r> {
             source,
         );
         for (ix, balance) in [(si, plan.from_after), (ti, plan.to_after)] {
+            self.save_wallet(ix);
             let w = &mut self.wallets[ix];
             w.wallet.balance = balance;
             w.touch(now);
@@ -1585,11 +1674,13 @@ impl<'r> Exec<'r> {
         if self.hold_ix(id)?.is_some() {
             return Err(Refusal::HoldExists.into());
         }
+        self.save_wallet(wi);
         let w = &mut self.wallets[wi];
         w.wallet.held = held;
         w.touch(now);
         let ix = self.add_hold(hold.clone(), true);
         self.hold_ix.insert(id, Some(ix));
+        self.journal(|_| linked::Undo::NewHold(id, ix));
         Ok(Done::Hold {
             hold,
             mutation: None,
@@ -1699,8 +1790,11 @@ impl<'r> Exec<'r> {
             return Err(Refusal::MutationExists.into());
         }
         if let Some((ai, after)) = account {
+            self.save_account(ai);
             self.accounts[ai].balance = after;
         }
+        self.save_wallet(wi);
+        self.save_hold(hi);
         let w = &mut self.wallets[wi];
         w.wallet.balance = balance_after;
         w.wallet.held = held_after;
@@ -1912,7 +2006,8 @@ impl<'r> Exec<'r> {
     // -----------------------------------------------------------------------------
     // The result.
 
-    fn changes(self) -> Changes {
+    fn changes(mut self) -> Changes {
+        let (records, jobs) = self.take_records_and_jobs();
         let mut wallets_new = Vec::new();
         let mut wallets_changed = Vec::new();
         for slot in self.wallets {
@@ -1964,6 +2059,8 @@ impl<'r> Exec<'r> {
             keys: self.keys,
             accounts,
             settings,
+            records,
+            jobs,
         }
     }
 }
