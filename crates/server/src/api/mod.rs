@@ -5,6 +5,7 @@ pub mod auth;
 pub mod body;
 pub mod page;
 pub mod problem;
+pub mod submit;
 pub mod time;
 
 use crate::api::problem::Problem;

@@ -24,12 +24,13 @@
 //! whose main wallet (in the company currency) has the same id; its wallet of company
 //! wallet `w` is `<coid>.<custid>.w<w>`.
 
-use super::errors::{Fail, engine_fail, refusal, store_fail};
+use super::errors::{Fail, refusal, store_fail};
 use crate::SharedState;
 use crate::api::auth::Principal;
+use crate::api::submit::Operation;
 use prepaid_ledger::{
-    Command, CustomerId, Done, Fingerprint, IdempotencyKey, Outcome, Reference, Request, TenantId,
-    Timestamp, WalletId,
+    Command, CustomerId, Done, Fingerprint, IdempotencyKey, Reference, TenantId, Timestamp,
+    WalletId,
 };
 use prepaid_store::records::{key_is_valid, value_is_valid};
 use prepaid_store::{PAGE_SIZE_MAX, Record};
@@ -496,19 +497,19 @@ pub async fn submit(
     idempotency: Option<(IdempotencyKey, Fingerprint)>,
     command: Command,
 ) -> Result<(Done, bool), Fail> {
-    let request = Request {
-        tenant: principal.tenant.clone(),
-        customer_only: principal.customer.clone(),
-        idempotency,
-        command,
-        before: Vec::new(),
-        after: Vec::new(),
-    };
-    match state.engine.submit(request).await {
-        Ok(Outcome::Done { done, replayed }) => Ok((done, replayed)),
-        Ok(Outcome::Refused(r)) => Err(refusal(&r)),
-        Err(e) => Err(engine_fail(&e, "submitting a TouchTopUp command")),
-    }
+    submit_op(
+        state,
+        Operation::new(principal, command).idempotency(idempotency),
+    )
+    .await
+}
+
+/// Sends an operation; a refusal becomes its TouchTopUp answer.
+pub async fn submit_op(state: &SharedState, op: Operation) -> Result<(Done, bool), Fail> {
+    op.submit(state, "submitting a TouchTopUp command")
+        .await
+        .map_err(Fail::from)?
+        .map_err(|r| refusal(&r))
 }
 
 /// The engine answered with another kind of result: a bug.

@@ -14,6 +14,7 @@ use crate::api::auth::{Admin, Caller, Principal, Read, Write, generate_secret, s
 use crate::api::body::{JsonBody, fingerprint, from_value};
 use crate::api::page::{ListQuery, encode_cursor};
 use crate::api::problem::Problem;
+use crate::api::submit::Operation;
 use crate::api::{PathSegment, engine_problem, json_response, new_uuid, store_problem};
 use crate::{ADMIN_KEY_NAME, SharedState};
 use axum::Router;
@@ -76,19 +77,11 @@ async fn submit(
     idempotency: Option<(IdempotencyKey, Fingerprint)>,
     command: Command,
 ) -> Result<(Done, bool), Problem> {
-    let request = Request {
-        tenant: caller.tenant.clone(),
-        customer_only: caller.customer.clone(),
-        idempotency,
-        command,
-        before: Vec::new(),
-        after: Vec::new(),
-    };
-    match state.engine.submit(request).await {
-        Ok(Outcome::Done { done, replayed }) => Ok((done, replayed)),
-        Ok(Outcome::Refused(r)) => Err(errors::refusal(&r)),
-        Err(e) => Err(engine_problem(&e, "submitting a command")),
-    }
+    Operation::new(caller, command)
+        .idempotency(idempotency)
+        .submit(state, "submitting a command")
+        .await?
+        .map_err(|r| errors::refusal(&r))
 }
 
 /// The engine answered with the wrong kind of result: a bug.

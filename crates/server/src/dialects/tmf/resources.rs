@@ -25,15 +25,15 @@ use super::types::*;
 use super::{amount, hub, recurring, units};
 use crate::SharedState;
 use crate::api::auth::{Caller, Principal, Read, Write};
-use crate::api::{engine_problem, new_uuid, store_problem};
+use crate::api::submit::Operation;
+use crate::api::{new_uuid, store_problem};
 use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use prepaid_ledger::{
     Amount, Command, Customer, CustomerId, Done, Fingerprint, Floor, Hold, HoldId, HoldStatus,
-    IdempotencyKey, Mutation, MutationId, MutationKind, NAME_LEN_MAX, NewWallet, Outcome,
-    REFERENCE_LEN_MAX, Reference, Refusal, Request, TransferId, Unit, UnitError, Wallet, WalletId,
-    bounded_text,
+    IdempotencyKey, Mutation, MutationId, MutationKind, NAME_LEN_MAX, NewWallet, REFERENCE_LEN_MAX,
+    Reference, Refusal, TransferId, Unit, UnitError, Wallet, WalletId, bounded_text,
 };
 use prepaid_query::{Filter, Pred, Test};
 use prepaid_store::{
@@ -119,19 +119,18 @@ async fn submit(
     idempotency: Option<(IdempotencyKey, Fingerprint)>,
     command: Command,
 ) -> Result<Result<(Done, bool), Refusal>, TmfError> {
-    let request = Request {
-        tenant: caller.tenant.clone(),
-        customer_only: caller.customer.clone(),
-        idempotency,
-        command,
-        before: Vec::new(),
-        after: Vec::new(),
-    };
-    match state.engine.submit(request).await {
-        Ok(Outcome::Done { done, replayed }) => Ok(Ok((done, replayed))),
-        Ok(Outcome::Refused(r)) => Ok(Err(r)),
-        Err(e) => Err(engine_problem(&e, "submitting a TMF command").into()),
-    }
+    submit_op(
+        state,
+        Operation::new(caller, command).idempotency(idempotency),
+    )
+    .await
+}
+
+async fn submit_op(
+    state: &SharedState,
+    op: Operation,
+) -> Result<Result<(Done, bool), Refusal>, TmfError> {
+    Ok(op.submit(state, "submitting a TMF command").await?)
 }
 
 fn unexpected(wanted: &str) -> TmfError {
