@@ -99,6 +99,11 @@ use tokio::sync::watch;
 pub const HUB_KIND: &str = "tmf.hub";
 /// The job queue of deliveries.
 pub const HUB_QUEUE: &str = "tmf.hub";
+/// The job queue of the outbox: one job per event, written in the transaction of the
+/// change it describes and fanned out to the listeners by the worker.
+pub const OUTBOX_QUEUE: &str = "tmf.event";
+/// How long a claimed outbox job is leased to one worker.
+pub const OUTBOX_LEASE_MS: u64 = 60_000;
 /// The most listeners one tenant may register.
 pub const SUBSCRIPTIONS_PER_TENANT_MAX: usize = 100;
 /// The longest callback URL, in bytes.
@@ -413,9 +418,148 @@ struct Delivery {
     event: Value,
 }
 
+/// The ledger entity an outboxed event names, rendered as the TMF resource when the
+/// event is fanned out (after the change committed, so the resource shows it as
+/// committed: its times, the balance it left).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Subject {
+    /// `topupBalance`, `adjustBalance`, `transferBalance` or `reserveBalance`.
+    pub collection: String,
+    /// The action's id (the mutation, transfer or hold id).
+    pub id: String,
+}
+
+/// An event in the outbox.
+#[derive(Serialize, Deserialize)]
+struct Outboxed {
+    event_type: String,
+    event_time: String,
+    /// The TM Forum mount's root as the request that made the change saw it, so that
+    /// the event's hrefs use the client's host.
+    root: String,
+    /// The entity to render when the event is fanned out, or else `resource`.
+    subject: Option<Subject>,
+    /// The resource as rendered before the change, for events whose resource is not
+    /// one ledger entity (a period of a recurring plan).
+    resource: Option<Value>,
+}
+
+/// Whether `tenant` has a listener. An operation puts an event into its unit only
+/// then; a listener registered while the operation runs may miss that one event, as
+/// it would had it registered a moment later.
+pub async fn has_listeners(state: &AppState, tenant: &TenantId) -> Result<bool, StoreError> {
+    Ok(!state
+        .store
+        .records(tenant, HUB_KIND, None, 1)
+        .await?
+        .is_empty())
+}
+
+/// The outbox job (its id, the event id, and payload) of `event_type` about `subject`:
+/// the caller links it to the operation that makes the change, with
+/// [`crate::api::submit::Operation::enqueue`] on [`OUTBOX_QUEUE`]. `None` (logged) for
+/// an unknown event type or an event too large to queue.
+pub fn outboxed(
+    event_type: &str,
+    root: &str,
+    at: prepaid_ledger::Timestamp,
+    subject: Subject,
+) -> Option<(String, String)> {
+    outbox_job(event_type, root, at, Some(subject), None)
+}
+
+/// [`outboxed`] for an event whose resource is rendered already.
+pub fn outboxed_resource(
+    event_type: &str,
+    at: prepaid_ledger::Timestamp,
+    resource: Value,
+) -> Option<(String, String)> {
+    outbox_job(event_type, "", at, None, Some(resource))
+}
+
+fn outbox_job(
+    event_type: &str,
+    root: &str,
+    at: prepaid_ledger::Timestamp,
+    subject: Option<Subject>,
+    resource: Option<Value>,
+) -> Option<(String, String)> {
+    if !EVENT_TYPES.contains(&event_type) {
+        debug_assert!(false, "unknown TMF event type {event_type:?}");
+        tracing::error!(event_type, "not publishing an event of an unknown type");
+        return None;
+    }
+    let id = new_uuid().to_string();
+    let payload = serde_json::to_string(&Outboxed {
+        event_type: event_type.to_owned(),
+        event_time: crate::api::time::format(at),
+        root: root.to_owned(),
+        subject,
+        resource,
+    })
+    .ok()?;
+    if !prepaid_store::records::value_is_valid(&payload) {
+        tracing::error!(
+            event_type,
+            "an event is too large to queue; not delivering it"
+        );
+        return None;
+    }
+    Some((id, payload))
+}
+
+/// Fans an outboxed event out to the listeners, then takes it off the outbox. A
+/// failure leaves it to be fanned out again (deliveries have deterministic ids, so a
+/// listener gets each event once per fan-out at most, at least once in all).
+async fn fan_out_job(state: SharedState, job: Job) {
+    let Ok(event) = serde_json::from_str::<Outboxed>(&job.payload) else {
+        tracing::error!(job = %job.id, tenant = %job.tenant, "dropping a corrupt TMF outbox job");
+        finish_in(&state, &job, OUTBOX_QUEUE).await;
+        return;
+    };
+    let rendered = match (&event.subject, event.resource) {
+        (Some(subject), _) => {
+            super::resources::event_resource(&state, &job.tenant, &event.root, subject).await
+        }
+        (None, resource) => Ok(resource),
+    };
+    let resource = match rendered {
+        Ok(Some(resource)) => resource,
+        Ok(None) => {
+            tracing::error!(job = %job.id, tenant = %job.tenant,
+                    "an outboxed event names nothing; dropping it");
+            finish_in(&state, &job, OUTBOX_QUEUE).await;
+            return;
+        }
+        Err(why) => {
+            tracing::warn!(error = ?why, "rendering an outboxed event failed; retrying");
+            defer_in(&state, &job, OUTBOX_QUEUE, "rendering failed").await;
+            return;
+        }
+    };
+    match fan_out(
+        &state,
+        &job.tenant,
+        &event.event_type,
+        &job.id,
+        &event.event_time,
+        resource,
+    )
+    .await
+    {
+        Ok(()) => finish_in(&state, &job, OUTBOX_QUEUE).await,
+        Err(e) => {
+            tracing::warn!(error = %e, "fanning out an event failed; retrying");
+            defer_in(&state, &job, OUTBOX_QUEUE, "the store is unavailable").await;
+        }
+    }
+}
+
 /// Queues `event_type` about `resource` for every listener of `tenant` whose query
-/// selects it; returns without waiting for any delivery. Call it after the change is
-/// durable. `event_type` must be one of [`EVENT_TYPES`].
+/// selects it; returns without waiting for any delivery. For events that describe no
+/// committed change (a refused action's `Failure`); an event about a change goes into
+/// the change's own unit instead ([`outboxed`]). `event_type` must be one of
+/// [`EVENT_TYPES`].
 pub async fn publish(
     state: &AppState,
     tenant: &TenantId,
@@ -427,17 +571,37 @@ pub async fn publish(
         tracing::error!(event_type, "not publishing an event of an unknown type");
         return Ok(());
     }
+    let now = crate::api::time::format(state.clock.now());
+    fan_out(
+        state,
+        tenant,
+        event_type,
+        &new_uuid().to_string(),
+        &now,
+        resource,
+    )
+    .await
+}
+
+/// Queues one delivery of the event per listener whose query selects it.
+async fn fan_out(
+    state: &AppState,
+    tenant: &TenantId,
+    event_type: &str,
+    event_id: &str,
+    event_time: &str,
+    resource: Value,
+) -> Result<(), StoreError> {
     let listeners = subscriptions(state, tenant).await?;
     if listeners.is_empty() {
         return Ok(());
     }
     let now = state.clock.now();
-    let event_id = new_uuid().to_string();
     let mut payload = serde_json::Map::new();
     payload.insert(resource_member(event_type), resource);
     let event = json!({
         "eventId": event_id,
-        "eventTime": crate::api::time::format(now),
+        "eventTime": event_time,
         "eventType": event_type,
         "event": Value::Object(payload),
     });
@@ -511,7 +675,19 @@ pub async fn run(state: SharedState, stop: watch::Receiver<bool>) {
     // Deliveries in flight at shutdown are abandoned; their leases end and they are
     // delivered again later (at least once).
     let mut ticker = Ticker::new(Duration::from_millis(HUB_INTERVAL_MS), stop);
+    let mut outbox_failing = false;
     while ticker.tick().await {
+        let fanning = jobs::drain(
+            &state,
+            OUTBOX_QUEUE,
+            OUTBOX_LEASE_MS,
+            "TMF outbox events",
+            &mut outbox_failing,
+            fan_out_job,
+        );
+        if !ticker.unless_stopped(fanning).await {
+            return;
+        }
         let round = jobs::drain(
             &state,
             HUB_QUEUE,
@@ -601,12 +777,26 @@ async fn retry(state: &SharedState, job: &Job, delivery: &Delivery, why: &str) {
 }
 
 async fn finish(state: &SharedState, job: &Job) {
+    finish_in(state, job, HUB_QUEUE).await;
+}
+
+async fn finish_in(state: &SharedState, job: &Job, queue: &str) {
+    if let Err(e) = state.store.finish_job(&job.tenant, queue, &job.id).await {
+        tracing::warn!(error = %e, job = %job.id, queue, "finishing a TMF event job failed; it may be delivered again");
+    }
+}
+
+/// Retries an outbox job after the backoff of its attempts.
+async fn defer_in(state: &SharedState, job: &Job, queue: &str, why: &str) {
+    let wait = backoff_ms(job.attempts);
+    tracing::info!(tenant = %job.tenant, job = %job.id, wait_ms = wait, why, "retrying a TMF outbox job");
+    let due = state.clock.now().plus_micros(micros(wait));
     if let Err(e) = state
         .store
-        .finish_job(&job.tenant, HUB_QUEUE, &job.id)
+        .defer_job(&job.tenant, queue, &job.id, due)
         .await
     {
-        tracing::warn!(error = %e, job = %job.id, "finishing a TMF event job failed; it may be delivered again");
+        tracing::warn!(error = %e, "deferring a TMF outbox job failed; its lease will end");
     }
 }
 

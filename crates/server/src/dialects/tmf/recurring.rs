@@ -50,12 +50,13 @@
 use super::hub;
 use super::jobs::{self, micros};
 use super::types::{Ctx, Flavour, bucket_ref, quantity};
+use crate::api::submit::Operation;
 use crate::periodic::Ticker;
 use crate::{AppState, SharedState};
 use chrono::{DateTime, Months, Utc};
 use prepaid_ledger::{
     Amount, Command, Done, Fingerprint, IdempotencyKey, MutationId, MutationKind, Outcome,
-    Reference, Refusal, Request, TenantId, Timestamp, WalletId,
+    Reference, Refusal, TenantId, Timestamp, WalletId,
 };
 use prepaid_store::{EngineError, Job, StoreError};
 use serde::{Deserialize, Serialize};
@@ -244,13 +245,16 @@ fn bad_plan(plan: &Plan, why: &str) -> StoreError {
     StoreError::Internal(format!("invalid recurring plan: {why}"))
 }
 
-/// Enqueues period `n` of `plan` (idempotent: the job id is deterministic).
-async fn enqueue(
-    state: &AppState,
-    tenant: &TenantId,
-    plan: &Plan,
-    n: u32,
-) -> Result<(), StoreError> {
+/// A period's job, to be queued linked to the operation that makes it due.
+pub struct Scheduled {
+    pub id: String,
+    pub payload: String,
+    pub due_at: Timestamp,
+}
+
+/// The job of period `n` of `plan` (its id is deterministic, so queueing it twice
+/// queues it once).
+fn period_job(plan: &Plan, n: u32) -> Result<Scheduled, StoreError> {
     let Some(due) = due_at(plan.first_at, plan.period, n) else {
         return Err(bad_plan(plan, "a period falls past the end of time"));
     };
@@ -259,38 +263,65 @@ async fn enqueue(
     if !prepaid_store::records::value_is_valid(&payload) {
         return Err(bad_plan(plan, "the plan does not fit a job"));
     }
-    let id = format!("{}:{n}", plan.id);
-    state
-        .store
-        .enqueue_job(tenant, RECURRING_QUEUE, &id, &payload, due)
-        .await?;
-    Ok(())
+    Ok(Scheduled {
+        id: format!("{}:{n}", plan.id),
+        payload,
+        due_at: due,
+    })
 }
 
-/// Schedules periods `2..=periods_total` durably (period 1 the caller posts itself,
-/// now). Only period 2 is enqueued here; each period enqueues the next when it has
-/// run. Calling it again for the same plan changes nothing.
+/// The job that schedules periods `2..=periods_total` (period 1 the caller posts itself,
+/// now, in the same unit as this job): only period 2; each period queues the next in
+/// the unit of its own top-up. `None` for a plan of one period.
 ///
 /// The caller has checked `periods_total` (1 to [`PERIODS_MAX`]) and the plan id (1
 /// to [`PLAN_ID_LEN_MAX`] bytes, no control characters); a plan outside them is a bug
 /// and answered `StoreError::Internal`.
-pub async fn schedule(state: &AppState, tenant: &TenantId, plan: Plan) -> Result<(), StoreError> {
+pub fn first_job(plan: &Plan) -> Result<Option<Scheduled>, StoreError> {
     if plan.periods_total == 0 || plan.periods_total > PERIODS_MAX {
-        return Err(bad_plan(&plan, "periods_total is out of range"));
+        return Err(bad_plan(plan, "periods_total is out of range"));
     }
     if plan.id.is_empty()
         || plan.id.len() > PLAN_ID_LEN_MAX
         || !prepaid_store::records::key_is_valid(&plan.id)
     {
         return Err(bad_plan(
-            &plan,
+            plan,
             "the plan id is empty, too long or has control characters",
         ));
     }
     if plan.periods_total < 2 {
-        return Ok(());
+        return Ok(None);
     }
-    enqueue(state, tenant, &plan, 2).await
+    period_job(plan, 2).map(Some)
+}
+
+/// Schedules a plan's later periods on their own (for a plan whose first period was
+/// posted some other way); the dialect links [`first_job`] to the first top-up
+/// instead. Calling it again for the same plan changes nothing.
+pub async fn schedule(state: &AppState, tenant: &TenantId, plan: Plan) -> Result<(), StoreError> {
+    if let Some(job) = first_job(&plan)? {
+        state
+            .store
+            .enqueue_job(tenant, RECURRING_QUEUE, &job.id, &job.payload, job.due_at)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Queues period `n` of `plan` on its own, after period `n - 1` was refused.
+async fn enqueue(
+    state: &AppState,
+    tenant: &TenantId,
+    plan: &Plan,
+    n: u32,
+) -> Result<(), StoreError> {
+    let job = period_job(plan, n)?;
+    state
+        .store
+        .enqueue_job(tenant, RECURRING_QUEUE, &job.id, &job.payload, job.due_at)
+        .await?;
+    Ok(())
 }
 
 /// Cancels the periods of plan `plan` that have not started yet. `true` when this call
@@ -348,7 +379,7 @@ pub async fn run(state: SharedState, stop: watch::Receiver<bool>) {
 /// What became of one period.
 enum Ran {
     /// Posted now, or posted before (a replay).
-    Posted { replayed: bool },
+    Posted,
     /// Refused by the ledger; `ends_plan` when no later period can succeed.
     Refused { refusal: Refusal, ends_plan: bool },
 }
@@ -388,17 +419,11 @@ async fn run_period(state: SharedState, job: Job) {
         }
     };
     let continues = match &ran {
-        Ran::Posted { replayed } => {
+        Ran::Posted => {
+            // Its event and the next period went into the unit of the top-up.
             metrics::counter!("prepaid_tmf_recurring_posted_total").increment(1);
-            if !replayed {
-                let resource = resource(state, &job.tenant, &plan, n, None).await;
-                if let Err(e) =
-                    hub::publish(state, &job.tenant, "TopupBalanceCreateEvent", resource).await
-                {
-                    tracing::warn!(error = %e, plan = %plan.id, n, "publishing a recurring top-up event failed");
-                }
-            }
-            true
+            finish(state, &job).await;
+            return;
         }
         Ran::Refused { refusal, ends_plan } => {
             metrics::counter!("prepaid_tmf_recurring_refused_total").increment(1);
@@ -466,26 +491,37 @@ async fn post(state: &SharedState, tenant: &TenantId, plan: &Plan, n: u32) -> Re
             .finalize()
             .into(),
     );
-    let request = Request {
-        tenant: tenant.clone(),
-        customer_only: None,
-        idempotency: Some((key, fingerprint)),
-        command: Command::Post {
-            id: mutation_id(tenant, &plan.id, n),
-            wallet: plan.wallet.clone(),
-            kind: MutationKind::TopUp,
-            amount: plan.amount,
-            reference: plan.reference.clone(),
-            occurred_at: due,
-        },
-        before: Vec::new(),
-        after: Vec::new(),
+    let command = Command::Post {
+        id: mutation_id(tenant, &plan.id, n),
+        wallet: plan.wallet.clone(),
+        kind: MutationKind::TopUp,
+        amount: plan.amount,
+        reference: plan.reference.clone(),
+        occurred_at: due,
     };
-    match state.engine.submit(request).await {
+    // The next period and the event are linked to the top-up: they exist exactly when
+    // it does, whatever happens to this worker after the commit.
+    let mut op = Operation::system(tenant, command).idempotency(Some((key, fingerprint)));
+    if n < plan.periods_total {
+        let next = period_job(plan, n + 1).map_err(|e| e.to_string())?;
+        op = op.enqueue(RECURRING_QUEUE, &next.id, next.payload, Some(next.due_at));
+    }
+    if hub::has_listeners(state, tenant)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        let resource = resource(state, tenant, plan, n, None).await;
+        if let Some((id, payload)) =
+            hub::outboxed_resource("TopupBalanceCreateEvent", state.clock.now(), resource)
+        {
+            op = op.enqueue(hub::OUTBOX_QUEUE, &id, payload, None);
+        }
+    }
+    match state.engine.submit(op.into_request()).await {
         Ok(Outcome::Done {
             done: Done::Mutation(_),
-            replayed,
-        }) => Ok(Ran::Posted { replayed }),
+            ..
+        }) => Ok(Ran::Posted),
         Ok(Outcome::Done { .. }) => {
             Err("the engine answered a top-up with another kind of result".into())
         }

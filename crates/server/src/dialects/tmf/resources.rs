@@ -113,19 +113,6 @@ fn store_err(e: &StoreError, context: &str) -> TmfError {
     store_problem(e, context).into()
 }
 
-async fn submit(
-    state: &SharedState,
-    caller: &Principal,
-    idempotency: Option<(IdempotencyKey, Fingerprint)>,
-    command: Command,
-) -> Result<Result<(Done, bool), Refusal>, TmfError> {
-    submit_op(
-        state,
-        Operation::new(caller, command).idempotency(idempotency),
-    )
-    .await
-}
-
 async fn submit_op(
     state: &SharedState,
     op: Operation,
@@ -143,6 +130,87 @@ fn unexpected(wanted: &str) -> TmfError {
 async fn publish(state: &SharedState, caller: &Principal, event: &str, resource: Value) {
     if let Err(e) = hub::publish(state, &caller.tenant, event, resource).await {
         tracing::error!(error = %e, event, "could not queue a TMF event");
+    }
+}
+
+/// Links the outbox event `event` (`Create`, `Cancel`) of `action` about `id` to
+/// `op`, when the tenant has listeners: the event exists exactly when the change does.
+async fn with_event(
+    state: &SharedState,
+    caller: &Principal,
+    ctx: &Ctx,
+    op: Operation,
+    action: Action,
+    event: &str,
+    id: &str,
+) -> Result<Operation, TmfError> {
+    let listening = hub::has_listeners(state, &caller.tenant)
+        .await
+        .map_err(|e| store_err(&e, "looking up TMF listeners"))?;
+    if !listening {
+        return Ok(op);
+    }
+    let subject = hub::Subject {
+        collection: action.collection().to_owned(),
+        id: id.to_owned(),
+    };
+    Ok(
+        match hub::outboxed(
+            &action.event(event),
+            &tmf_ctx(ctx).root,
+            state.clock.now(),
+            subject,
+        ) {
+            Some((job, payload)) => op.enqueue(hub::OUTBOX_QUEUE, &job, payload, None),
+            None => op,
+        },
+    )
+}
+
+/// The resource an outboxed event names, as TM Forum's flavour shows it under `root`;
+/// `None` when there is no such entity. Called by the hub's worker, with the rights of
+/// the system.
+pub async fn event_resource(
+    state: &SharedState,
+    tenant: &prepaid_ledger::TenantId,
+    root: &str,
+    subject: &hub::Subject,
+) -> Result<Option<Value>, TmfError> {
+    let system = Principal {
+        tenant: tenant.clone(),
+        key_name: prepaid_ledger::ApiKeyName::parse("system").map_err(|_| TmfError::internal())?,
+        scopes: prepaid_ledger::Scopes::ALL,
+        customer: None,
+    };
+    let ctx = Ctx {
+        flavour: Flavour::Tmf,
+        root: root.to_owned(),
+    };
+    let Ok(id) = uuid::Uuid::parse_str(&subject.id) else {
+        return Ok(None);
+    };
+    let action = match subject.collection.as_str() {
+        "topupBalance" => Action::Topup,
+        "adjustBalance" => Action::Adjust,
+        "transferBalance" => Action::Transfer,
+        "reserveBalance" => {
+            let hold = state
+                .store
+                .hold(tenant, HoldId(id))
+                .await
+                .map_err(|e| store_err(&e, "reading a reservation for an event"))?;
+            return match hold {
+                Some(h) => Ok(Some(hold_answer(state, &system, &ctx, &h).await?)),
+                None => Ok(None),
+            };
+        }
+        _ => return Ok(None),
+    };
+    match action_mutation(state, &system, action, id).await {
+        Ok(m) => Ok(Some(
+            mutation_answer(state, &system, &ctx, action, &m).await?,
+        )),
+        Err(_) => Ok(None),
     }
 }
 
@@ -248,12 +316,6 @@ async fn put_record(
     Ok(put.is_some())
 }
 
-async fn delete_record(state: &SharedState, caller: &Principal, kind: &str, key: &str) {
-    if let Err(e) = state.store.delete_record(&caller.tenant, kind, key).await {
-        tracing::warn!(error = %e, kind, "could not delete the record of a refused TMF action");
-    }
-}
-
 /// An action about to be submitted to the ledger.
 struct Pending<'a> {
     action: Action,
@@ -294,10 +356,11 @@ const PICK_HOLD: Pick<Hold> = ("hold", |d| match d {
     _ => None,
 });
 
-/// Writes an action's record, submits its ledger command and keeps the record honest:
-/// a refusal or an error deletes the record (and a refusal publishes the action's
-/// `Failure` event), and a replay answered by an earlier action deletes the record
-/// written for this one.
+/// Submits an action as one unit: its ledger command, the members the client sent as
+/// its record, its `Create` event in the outbox, and whatever `more` links to it (the
+/// first period of a recurring plan). A refusal changes nothing and publishes the
+/// action's `Failure` event.
+#[allow(clippy::too_many_arguments)]
 async fn submit_action<T>(
     state: &SharedState,
     caller: &Principal,
@@ -305,6 +368,7 @@ async fn submit_action<T>(
     body: Body,
     pending: Pending<'_>,
     command: Command,
+    more: impl FnOnce(Operation) -> Operation,
     (wanted, pick): Pick<T>,
 ) -> Result<(T, bool), TmfError> {
     let Pending {
@@ -314,11 +378,13 @@ async fn submit_action<T>(
         text,
     } = pending;
     let key = id.to_string();
-    put_record(state, caller, action.record_kind(), &key, &text, None).await?;
-    let (done, replayed) = match submit(state, caller, body.idempotency, command).await {
-        Ok(Ok(done)) => done,
-        Ok(Err(r)) => {
-            delete_record(state, caller, action.record_kind(), &key).await;
+    let op = Operation::new(caller, command)
+        .idempotency(body.idempotency.clone())
+        .put_record(action.record_kind(), &key, text, None);
+    let op = with_event(state, caller, ctx, more(op), action, "Create", &key).await?;
+    let (done, replayed) = match submit_op(state, op).await? {
+        Ok(done) => done,
+        Err(r) => {
             let mut failed = merge(
                 &body.value,
                 json!({"id": key, "@type": action.type_name(), "status": "failed"}),
@@ -329,17 +395,10 @@ async fn submit_action<T>(
             publish(state, caller, &action.event("Failure"), strip_nulls(failed)).await;
             return Err(refusal(&r));
         }
-        Err(e) => {
-            delete_record(state, caller, action.record_kind(), &key).await;
-            return Err(e);
-        }
     };
-    let Some((value, answered)) = pick(done) else {
+    let Some((value, _)) = pick(done) else {
         return Err(unexpected(wanted));
     };
-    if replayed && answered != id {
-        delete_record(state, caller, action.record_kind(), &key).await;
-    }
     Ok((value, replayed))
 }
 
@@ -646,26 +705,13 @@ pub async fn create_bucket(
         .transpose()?;
     let text = record_text(b)?;
 
-    let known = state
-        .store
-        .customer(&caller.tenant, &customer)
-        .await
-        .map_err(|e| store_err(&e, "reading a party account"))?;
-    if known.is_none() {
-        let command = Command::CreateCustomer {
-            id: customer.clone(),
-            name: party_name,
-            link: String::new(),
-        };
-        match submit(&state, &caller, None, command).await? {
-            Ok(_) | Err(Refusal::CustomerExists) => {}
-            Err(r) => return Err(refusal(&r)),
-        }
-    }
+    // One unit: the party account on first use, the bucket, the members the client
+    // sent and the bucket's first top-up. A refusal of any of them (a top-up outside
+    // the bucket's validity, say) leaves no bucket and records no idempotency key.
     let command = Command::CreateWallet {
         wallet: NewWallet {
             id: id.clone(),
-            customer,
+            customer: customer.clone(),
             unit,
             name,
             product: String::new(),
@@ -675,37 +721,37 @@ pub async fn create_bucket(
             valid_until,
         },
     };
-    let (wallet, replayed) = match submit(&state, &caller, body.idempotency, command).await? {
+    let mut op = Operation::new(&caller, command)
+        .idempotency(body.idempotency.clone())
+        .before(Command::EnsureCustomer {
+            id: customer,
+            name: party_name,
+            link: String::new(),
+        })
+        .put_record(KIND_BUCKET, id.as_str(), text, None);
+    if let Some(amount) = initial {
+        op = op.then(Command::Post {
+            id: MutationId(new_uuid()),
+            wallet: id.clone(),
+            kind: MutationKind::TopUp,
+            amount,
+            reference: Reference {
+                kind: "bucket".into(),
+                text: "remainingValue of the new bucket".into(),
+                link: String::new(),
+            },
+            occurred_at: None,
+        });
+    }
+    let (wallet, replayed) = match submit_op(&state, op).await? {
         Ok((Done::Wallet(w), replayed)) => (w, replayed),
         Ok(_) => return Err(unexpected("wallet")),
         Err(r) => return Err(refusal(&r)),
     };
-    if !replayed {
-        put_record(&state, &caller, KIND_BUCKET, id.as_str(), &text, None).await?;
-    }
-    let wallet = match initial {
-        Some(amount) if !replayed => {
-            let command = Command::Post {
-                id: MutationId(new_uuid()),
-                wallet: id.clone(),
-                kind: MutationKind::TopUp,
-                amount,
-                reference: Reference {
-                    kind: "bucket".into(),
-                    text: "remainingValue of the new bucket".into(),
-                    link: String::new(),
-                },
-                occurred_at: None,
-            };
-            match submit(&state, &caller, None, command).await? {
-                Ok(_) => visible_wallet(&state, &caller, id.as_str()).await?,
-                Err(r) => return Err(refusal(&r)),
-            }
-        }
-        _ => visible_wallet(&state, &caller, id.as_str())
-            .await
-            .unwrap_or(wallet),
-    };
+    // The answer shows the bucket as it is now, its first top-up included.
+    let wallet = visible_wallet(&state, &caller, id.as_str())
+        .await
+        .unwrap_or(wallet);
     let v = bucket_answer(&state, &caller, &ctx, &wallet).await?;
     Ok(created(&v, replayed))
 }
@@ -1169,31 +1215,42 @@ async fn create_posting(
         bucket: Some(&wallet.id),
         text,
     };
-    let (m, replayed) =
-        submit_action(&state, &caller, &ctx, body, pending, command, PICK_MUTATION).await?;
-    if let Some((period, periods_total)) = plan
-        && periods_total > 1
-    {
-        let plan = recurring::Plan {
-            id: m.id.to_string(),
+    // The plan's later periods are scheduled in the unit of its first top-up, so a
+    // plan exists exactly when its first period does.
+    let next = match plan {
+        Some((period, periods_total)) => recurring::first_job(&recurring::Plan {
+            id: id.to_string(),
             wallet: wallet.id.clone(),
             amount,
             period,
             periods_total,
-            first_at: m.recorded_at,
+            first_at: state.clock.now(),
             reference,
-        };
-        // Scheduling is idempotent, so a replay schedules again harmlessly (and heals
-        // a first attempt that failed here).
-        recurring::schedule(&state, &caller.tenant, plan)
-            .await
-            .map_err(|e| store_err(&e, "scheduling a recurring top-up"))?;
-    }
+        })
+        .map_err(|e| store_err(&e, "scheduling a recurring top-up"))?,
+        None => None,
+    };
+    let schedule = |op: Operation| match next {
+        Some(job) => op.enqueue(
+            recurring::RECURRING_QUEUE,
+            &job.id,
+            job.payload,
+            Some(job.due_at),
+        ),
+        None => op,
+    };
+    let (m, replayed) = submit_action(
+        &state,
+        &caller,
+        &ctx,
+        body,
+        pending,
+        command,
+        schedule,
+        PICK_MUTATION,
+    )
+    .await?;
     let v = mutation_answer(&state, &caller, &ctx, action, &m).await?;
-    if !replayed {
-        let tmf = mutation_answer(&state, &caller, &tmf_ctx(&ctx), action, &m).await?;
-        publish(&state, &caller, &action.event("Create"), tmf).await;
-    }
     Ok(created(&v, replayed))
 }
 
@@ -1248,13 +1305,18 @@ pub async fn create_transfer(
         bucket: None,
         text,
     };
-    let (t, replayed) =
-        submit_action(&state, &caller, &ctx, body, pending, command, PICK_TRANSFER).await?;
+    let (t, replayed) = submit_action(
+        &state,
+        &caller,
+        &ctx,
+        body,
+        pending,
+        command,
+        |op| op,
+        PICK_TRANSFER,
+    )
+    .await?;
     let v = mutation_answer(&state, &caller, &ctx, action, &t.debit).await?;
-    if !replayed {
-        let tmf = mutation_answer(&state, &caller, &tmf_ctx(&ctx), action, &t.debit).await?;
-        publish(&state, &caller, &action.event("Create"), tmf).await;
-    }
     Ok(created(&v, replayed))
 }
 
@@ -1347,6 +1409,18 @@ async fn patch_posting(
     Ok(json_answer(StatusCode::OK, &v))
 }
 
+/// Rounds of compare-and-set before a writer of a record gives up with a conflict.
+const UPDATE_ROUNDS_MAX: usize = 8;
+
+/// What a PATCH lays over a record: its members but the status (which is the ledger's).
+fn record_patch(patch: &Value) -> Value {
+    let mut patch = patch.clone();
+    if let Value::Object(map) = &mut patch {
+        map.remove("status");
+    }
+    patch
+}
+
 /// Lays `patch` over the record `key` (merging objects), retrying lost races.
 async fn update_record(
     state: &SharedState,
@@ -1355,12 +1429,7 @@ async fn update_record(
     key: &str,
     patch: &Value,
 ) -> Result<(), TmfError> {
-    /// Rounds of compare-and-set before the writer gives up with a conflict.
-    const UPDATE_ROUNDS_MAX: usize = 8;
-    let mut patch = patch.clone();
-    if let Value::Object(map) = &mut patch {
-        map.remove("status");
-    }
+    let patch = record_patch(patch);
     for _ in 0..UPDATE_ROUNDS_MAX {
         let (current, version) = record_body(state, caller, kind, key).await?;
         let next = merge(&current, patch.clone());
@@ -1652,13 +1721,18 @@ pub async fn create_reserve(
         bucket: Some(&wallet.id),
         text,
     };
-    let (hold, replayed) =
-        submit_action(&state, &caller, &ctx, body, pending, command, PICK_HOLD).await?;
+    let (hold, replayed) = submit_action(
+        &state,
+        &caller,
+        &ctx,
+        body,
+        pending,
+        command,
+        |op| op,
+        PICK_HOLD,
+    )
+    .await?;
     let v = hold_answer(&state, &caller, &ctx, &hold).await?;
-    if !replayed {
-        let tmf = hold_answer(&state, &caller, &tmf_ctx(&ctx), &hold).await?;
-        publish(&state, &caller, &action.event("Create"), tmf).await;
-    }
     Ok(created(&v, replayed))
 }
 
@@ -1677,7 +1751,10 @@ pub async fn get_reserve(
 }
 
 /// Settles a pending reservation: `Completed` commits it (all of it, or `amount`, the
-/// rest released), `Cancelled` releases it.
+/// rest released), `Cancelled` releases it. One unit with its `Cancel` event and, when
+/// given, the reservation's record as `(value, version read)`; a record changed
+/// meanwhile refuses it with [`Refusal::RecordConflict`].
+#[allow(clippy::too_many_arguments)]
 async fn settle(
     state: &SharedState,
     caller: &Principal,
@@ -1686,7 +1763,8 @@ async fn settle(
     to: ActionStatus,
     commit_amount: Option<Amount>,
     idempotency: Option<(IdempotencyKey, Fingerprint)>,
-) -> Result<Hold, TmfError> {
+    record: Option<(String, Option<i64>)>,
+) -> Result<Result<Hold, Refusal>, TmfError> {
     let command = match to {
         ActionStatus::Completed => Command::CommitHold {
             hold: h.id,
@@ -1698,16 +1776,24 @@ async fn settle(
             mutation_id: MutationId(new_uuid()),
         },
     };
-    let (hold, replayed) = match submit(state, caller, idempotency, command).await? {
-        Ok((Done::Hold { hold, .. }, replayed)) => (hold, replayed),
-        Ok(_) => return Err(unexpected("hold")),
-        Err(r) => return Err(refusal(&r)),
-    };
-    if to == ActionStatus::Cancelled && !replayed {
-        let tmf = hold_answer(state, caller, &tmf_ctx(ctx), &hold).await?;
-        publish(state, caller, &Action::Reserve.event("Cancel"), tmf).await;
+    let mut op = Operation::new(caller, command).idempotency(idempotency);
+    if let Some((value, version)) = record {
+        op = op.put_record(
+            Action::Reserve.record_kind(),
+            &h.id.to_string(),
+            value,
+            version,
+        );
     }
-    Ok(hold)
+    if to == ActionStatus::Cancelled {
+        let id = h.id.to_string();
+        op = with_event(state, caller, ctx, op, Action::Reserve, "Cancel", &id).await?;
+    }
+    match submit_op(state, op).await? {
+        Ok((Done::Hold { hold, .. }, _)) => Ok(Ok(hold)),
+        Ok(_) => Err(unexpected("hold")),
+        Err(r) => Ok(Err(r)),
+    }
 }
 
 /// `PATCH /reserveBalance/{id}`: `status` completed commits the reservation (an
@@ -1757,27 +1843,44 @@ pub async fn patch_reserve(
             ));
         }
         Some(to) => {
-            settle(
+            // The settlement and the members the client sent go in one unit; a record
+            // changed meanwhile sends it round again with the newer record.
+            let key = h.id.to_string();
+            let mut rounds = 0;
+            loop {
+                let (current, version) =
+                    record_body(&state, &caller, Action::Reserve.record_kind(), &key).await?;
+                let text = record_text(&merge(&current, record_patch(b)))?;
+                let settled = settle(
+                    &state,
+                    &caller,
+                    &ctx,
+                    &h,
+                    to,
+                    commit_amount,
+                    body.idempotency.clone(),
+                    Some((text, version)),
+                )
+                .await?;
+                match settled {
+                    Ok(hold) => break hold,
+                    Err(Refusal::RecordConflict) if rounds < UPDATE_ROUNDS_MAX => rounds += 1,
+                    Err(r) => return Err(refusal(&r)),
+                }
+            }
+        }
+        None => {
+            update_record(
                 &state,
                 &caller,
-                &ctx,
-                &h,
-                to,
-                commit_amount,
-                body.idempotency,
+                Action::Reserve.record_kind(),
+                &h.id.to_string(),
+                b,
             )
-            .await?
+            .await?;
+            h
         }
-        None => h,
     };
-    update_record(
-        &state,
-        &caller,
-        Action::Reserve.record_kind(),
-        &hold.id.to_string(),
-        b,
-    )
-    .await?;
     let v = hold_answer(&state, &caller, &ctx, &hold).await?;
     Ok(json_answer(StatusCode::OK, &v))
 }
@@ -1799,8 +1902,10 @@ pub async fn delete_reserve(
         ActionStatus::Cancelled,
         None,
         None,
+        None,
     )
-    .await?;
+    .await?
+    .map_err(|r| refusal(&r))?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
