@@ -7,7 +7,7 @@
 
 use crate::common::{self, Api, Auth, TestSchema, postgres_backend};
 use prepaid_ledger::{TenantId, Timestamp};
-use prepaid_store::{Clock as _, ManualClock, Store, SystemClock};
+use prepaid_store::{Clock as _, ManualClock, Store, StoreError, SystemClock};
 use serde_json::Value;
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -241,5 +241,216 @@ pub async fn eventually_moving(
         );
         clock.advance_micros(step_micros);
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+// ---- a store that counts its durable writes ----
+
+/// Counts the calls that each write one transaction of their own: a batch of the
+/// engine, and the record and job writes a dialect may make beside it. Every other
+/// call passes through untouched.
+pub struct CountingStore {
+    inner: Arc<dyn Store>,
+    pub applies: AtomicU32,
+    pub direct_writes: AtomicU32,
+}
+
+impl CountingStore {
+    pub fn new(inner: Arc<dyn Store>) -> Arc<CountingStore> {
+        Arc::new(CountingStore {
+            inner,
+            applies: AtomicU32::new(0),
+            direct_writes: AtomicU32::new(0),
+        })
+    }
+
+    /// (batches applied, records and jobs written directly) so far.
+    pub fn counts(&self) -> (u32, u32) {
+        (
+            self.applies.load(Ordering::SeqCst),
+            self.direct_writes.load(Ordering::SeqCst),
+        )
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for CountingStore {
+    async fn apply(
+        &self,
+        batch: Vec<prepaid_ledger::Request>,
+        now: Timestamp,
+    ) -> Result<Vec<prepaid_ledger::Outcome>, StoreError> {
+        self.applies.fetch_add(1, Ordering::SeqCst);
+        self.inner.apply(batch, now).await
+    }
+    async fn bootstrap(
+        &self,
+        tenant: &TenantId,
+        admin: prepaid_ledger::NewApiKey,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.inner.bootstrap(tenant, admin, now).await
+    }
+    async fn sweep(&self, now: Timestamp) -> Result<prepaid_store::SweepReport, StoreError> {
+        self.inner.sweep(now).await
+    }
+    async fn api_key_by_hash(
+        &self,
+        secret_sha256: [u8; 32],
+    ) -> Result<Option<prepaid_ledger::ApiKey>, StoreError> {
+        self.inner.api_key_by_hash(secret_sha256).await
+    }
+    async fn customer(
+        &self,
+        tenant: &TenantId,
+        id: &prepaid_ledger::CustomerId,
+    ) -> Result<Option<prepaid_ledger::Customer>, StoreError> {
+        self.inner.customer(tenant, id).await
+    }
+    async fn customers(
+        &self,
+        tenant: &TenantId,
+        after: Option<&prepaid_ledger::CustomerId>,
+        limit: usize,
+    ) -> Result<prepaid_store::Page<prepaid_ledger::Customer, prepaid_ledger::CustomerId>, StoreError>
+    {
+        self.inner.customers(tenant, after, limit).await
+    }
+    async fn wallet(
+        &self,
+        tenant: &TenantId,
+        id: &prepaid_ledger::WalletId,
+    ) -> Result<Option<prepaid_ledger::Wallet>, StoreError> {
+        self.inner.wallet(tenant, id).await
+    }
+    async fn wallets(
+        &self,
+        tenant: &TenantId,
+        query: &prepaid_store::WalletQuery,
+    ) -> Result<prepaid_store::Page<prepaid_ledger::Wallet, prepaid_ledger::WalletId>, StoreError>
+    {
+        self.inner.wallets(tenant, query).await
+    }
+    async fn mutation(
+        &self,
+        tenant: &TenantId,
+        id: prepaid_ledger::MutationId,
+    ) -> Result<Option<prepaid_ledger::Mutation>, StoreError> {
+        self.inner.mutation(tenant, id).await
+    }
+    async fn mutations(
+        &self,
+        tenant: &TenantId,
+        query: &prepaid_store::MutationQuery,
+    ) -> Result<prepaid_store::Page<prepaid_ledger::Mutation, i64>, StoreError> {
+        self.inner.mutations(tenant, query).await
+    }
+    async fn hold(
+        &self,
+        tenant: &TenantId,
+        id: prepaid_ledger::HoldId,
+    ) -> Result<Option<prepaid_ledger::Hold>, StoreError> {
+        self.inner.hold(tenant, id).await
+    }
+    async fn search_mutations(
+        &self,
+        tenant: &TenantId,
+        search: &prepaid_store::MutationSearch,
+    ) -> Result<prepaid_store::Counted<prepaid_ledger::Mutation>, StoreError> {
+        self.inner.search_mutations(tenant, search).await
+    }
+    async fn search_wallets(
+        &self,
+        tenant: &TenantId,
+        search: &prepaid_store::WalletSearch,
+    ) -> Result<prepaid_store::Counted<prepaid_ledger::Wallet>, StoreError> {
+        self.inner.search_wallets(tenant, search).await
+    }
+    async fn setting(
+        &self,
+        tenant: &TenantId,
+        key: &prepaid_ledger::SettingKey,
+    ) -> Result<Option<String>, StoreError> {
+        self.inner.setting(tenant, key).await
+    }
+    async fn record(
+        &self,
+        tenant: &TenantId,
+        kind: &str,
+        key: &str,
+    ) -> Result<Option<prepaid_store::Record>, StoreError> {
+        self.inner.record(tenant, kind, key).await
+    }
+    async fn records(
+        &self,
+        tenant: &TenantId,
+        kind: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<prepaid_store::Record>, StoreError> {
+        self.inner.records(tenant, kind, after, limit).await
+    }
+    async fn put_record(
+        &self,
+        tenant: &TenantId,
+        kind: &str,
+        key: &str,
+        value: &str,
+        expected_version: Option<i64>,
+        now: Timestamp,
+    ) -> Result<Option<i64>, StoreError> {
+        self.direct_writes.fetch_add(1, Ordering::SeqCst);
+        self.inner
+            .put_record(tenant, kind, key, value, expected_version, now)
+            .await
+    }
+    async fn delete_record(
+        &self,
+        tenant: &TenantId,
+        kind: &str,
+        key: &str,
+    ) -> Result<bool, StoreError> {
+        self.direct_writes.fetch_add(1, Ordering::SeqCst);
+        self.inner.delete_record(tenant, kind, key).await
+    }
+    async fn enqueue_job(
+        &self,
+        tenant: &TenantId,
+        queue: &str,
+        id: &str,
+        payload: &str,
+        due_at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.direct_writes.fetch_add(1, Ordering::SeqCst);
+        self.inner
+            .enqueue_job(tenant, queue, id, payload, due_at)
+            .await
+    }
+    async fn claim_jobs(
+        &self,
+        queue: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<prepaid_store::Job>, StoreError> {
+        self.inner.claim_jobs(queue, now, lease_until, limit).await
+    }
+    async fn finish_job(&self, tenant: &TenantId, queue: &str, id: &str) -> Result<(), StoreError> {
+        self.inner.finish_job(tenant, queue, id).await
+    }
+    async fn defer_job(
+        &self,
+        tenant: &TenantId,
+        queue: &str,
+        id: &str,
+        due_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.inner.defer_job(tenant, queue, id, due_at).await
+    }
+    async fn check_invariants(&self) -> Result<Vec<prepaid_store::Breach>, StoreError> {
+        self.inner.check_invariants().await
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.inner.ping().await
     }
 }

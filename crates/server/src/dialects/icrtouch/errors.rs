@@ -167,14 +167,7 @@ pub fn refusal(r: &Refusal) -> Fail {
             tracing::error!(refusal = r.code(), "an unexpected refusal in TouchTopUp");
             Fail::internal()
         }
-        // `Refusal` may grow; a new refusal answers 500 until it has an arm here.
-        other => {
-            tracing::error!(
-                refusal = other.code(),
-                "a refusal without a TouchTopUp mapping"
-            );
-            Fail::internal()
-        }
+        Refusal::RecordConflict => Fail::conflict("The data changed meanwhile; please try again"),
     }
 }
 

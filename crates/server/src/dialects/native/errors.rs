@@ -126,12 +126,14 @@ pub fn refusal(r: &Refusal) -> Problem {
             "this Idempotency-Key was used with a different request".into(),
         ),
         Refusal::Forbidden => Problem::forbidden("this key may not do this"),
-        // `Refusal` may grow; a new refusal answers 500 until it is given its own arm
-        // here, which the log makes obvious.
-        other => {
-            tracing::error!(refusal = other.code(), "a refusal without a native mapping");
-            Problem::internal()
-        }
+        // The store has logged what failed.
+        Refusal::Internal => Problem::internal(),
+        Refusal::RecordConflict => p(
+            CONFLICT,
+            "conflict",
+            "Conflict",
+            "the resource changed meanwhile; try again".into(),
+        ),
     }
 }
 

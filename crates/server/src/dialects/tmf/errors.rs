@@ -242,11 +242,8 @@ pub fn refusal(r: &Refusal) -> TmfError {
         ),
         Refusal::Forbidden => Problem::forbidden("this key may not do this").into(),
         Refusal::Internal => E::internal(),
-        // `Refusal` may grow; a new refusal answers 500 until it is given its own arm
-        // here, which the log makes obvious.
-        other => {
-            tracing::error!(refusal = other.code(), "a refusal without a TMF mapping");
-            E::internal()
+        Refusal::RecordConflict => {
+            E::conflict("conflict", "the resource changed meanwhile; try again")
         }
     }
 }

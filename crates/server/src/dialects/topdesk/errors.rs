@@ -144,7 +144,7 @@ pub fn refusal(r: &Refusal, id: Option<MutationId>) -> Error {
         }
         Refusal::Internal => Error::internal(),
         // The dialect never sends the commands these answer (tenants, keys, holds,
-        // transfers), and it ignores "exists" when it creates a customer on first use;
+        // transfers, records), and it ignores "exists" when it creates a customer on first use;
         // reaching one here is a bug.
         Refusal::TenantExists
         | Refusal::ApiKeyExists
@@ -155,19 +155,11 @@ pub fn refusal(r: &Refusal, id: Option<MutationId>) -> Error {
         | Refusal::SameWallet
         | Refusal::HoldNotPending { .. }
         | Refusal::HoldExpired
-        | Refusal::CommitExceedsHold { .. } => {
+        | Refusal::CommitExceedsHold { .. }
+        | Refusal::RecordConflict => {
             tracing::error!(
                 refusal = r.code(),
                 "an unexpected refusal in the TOPdesk dialect"
-            );
-            Error::internal()
-        }
-        // `Refusal` may grow; a new refusal answers 500 until it is given its own arm
-        // here, which the log makes obvious.
-        other => {
-            tracing::error!(
-                refusal = other.code(),
-                "a refusal without a TOPdesk mapping"
             );
             Error::internal()
         }
