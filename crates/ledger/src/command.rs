@@ -112,6 +112,12 @@ pub enum Command {
     CreateWallet {
         wallet: NewWallet,
     },
+    /// Like `CreateWallet`, but a wallet of that id and customer that exists already is
+    /// answered as it is (for operations that make their wallet on first use); one of
+    /// another customer is refused `WalletExists`.
+    EnsureWallet {
+        wallet: NewWallet,
+    },
     SetWalletStatus {
         wallet: WalletId,
         status: WalletStatus,

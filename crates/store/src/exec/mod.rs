@@ -1123,7 +1123,7 @@ impl<'r> Exec<'r> {
                 touch(self.customer(tenant, id))?
             }
             Command::PutSetting { key, .. } => touch(self.setting(tenant, key))?,
-            Command::CreateWallet { wallet } => {
+            Command::CreateWallet { wallet } | Command::EnsureWallet { wallet } => {
                 touch(self.customer(tenant, &wallet.customer))?;
                 touch(self.wallet_ix(tenant, &wallet.id))?;
             }
@@ -1266,9 +1266,12 @@ impl<'r> Exec<'r> {
             Command::EnsureCustomer { id, name, link } => self
                 .create_customer(tenant, only, id, name, link, true)
                 .map(Made::Done),
-            Command::CreateWallet { wallet } => {
-                self.create_wallet(tenant, only, wallet).map(Made::Done)
-            }
+            Command::CreateWallet { wallet } => self
+                .create_wallet(tenant, only, wallet, false)
+                .map(Made::Done),
+            Command::EnsureWallet { wallet } => self
+                .create_wallet(tenant, only, wallet, true)
+                .map(Made::Done),
             Command::SetWalletStatus { wallet, status } => {
                 let ix = self.visible_wallet(tenant, wallet, only)?;
                 self.save_wallet(ix);
@@ -1484,14 +1487,19 @@ impl<'r> Exec<'r> {
         tenant: &TenantId,
         only: Option<&CustomerId>,
         new: &NewWallet,
+        existing_ok: bool,
     ) -> Result<Done, Stop> {
         if only.is_some_and(|only| *only != new.customer)
             || self.customer(tenant, &new.customer)?.is_none()
         {
             return Err(Refusal::CustomerNotFound.into());
         }
-        if self.wallet_ix(tenant, &new.id)?.is_some() {
-            return Err(Refusal::WalletExists.into());
+        if let Some(ix) = self.wallet_ix(tenant, &new.id)? {
+            let existing = &self.wallets[ix].wallet;
+            return match existing_ok && existing.customer == new.customer {
+                true => Ok(Done::Wallet(existing.clone())),
+                false => Err(Refusal::WalletExists.into()),
+            };
         }
         // The edge checks the ceiling as it checks the floor.
         if new.ceiling.is_some_and(|c| !NewWallet::ceiling_is_valid(c)) {

@@ -18,15 +18,16 @@
 //! A till's top-up of the main balance is a plain `top_up` of wallet `<coid>.<custid>`.
 //! The routes are in the OpenAPI document ([`openapi`]) under the tag `touchtopup`.
 
+use super::ok;
 use super::types::{MutationOut, ProblemOut, Text};
-use super::{ok, submit};
 use crate::SharedState;
 use crate::api::auth::{Admin, Caller, Read, Write};
 use crate::api::body::JsonBody;
 use crate::api::new_uuid;
 use crate::api::problem::Problem;
+use crate::api::submit::Operation;
 use crate::api::time::WireTime;
-use crate::api::{engine_problem, json_response, store_problem};
+use crate::api::{json_response, store_problem};
 use crate::dialects::icrtouch::model::{
     COMPANY_KIND, CUSTOMER_KIND, Company, CustomerInfo, Item, KEY_KIND, KeyScope, SALE_KIND,
     SALE_REFERENCE_KIND, Sale, company_key, customer_key, ledger_customer, main_wallet,
@@ -40,7 +41,7 @@ use axum::response::Response;
 use axum::routing::{post, put};
 use prepaid_ledger::{
     Amount, ApiKeyName, Command, Done, Floor, MutationId, MutationKind, NAME_LEN_MAX, NewWallet,
-    Outcome, Reference, Refusal, Request, TenantId, Unit,
+    Reference, Refusal, TenantId, Unit,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
@@ -261,29 +262,6 @@ async fn customer_out(state: &SharedState, tenant: &TenantId, c: CustomerInfo) -
     }))
 }
 
-/// Sends `command`, taking `tolerated` as done (the entity exists already).
-async fn ensure(
-    state: &SharedState,
-    caller: &crate::api::auth::Principal,
-    command: Command,
-    tolerated: &Refusal,
-) -> Result<(), Problem> {
-    let request = Request {
-        tenant: caller.tenant.clone(),
-        customer_only: caller.customer.clone(),
-        idempotency: None,
-        command,
-        before: Vec::new(),
-        after: Vec::new(),
-    };
-    match state.engine.submit(request).await {
-        Ok(Outcome::Done { .. }) => Ok(()),
-        Ok(Outcome::Refused(r)) if &r == tolerated => Ok(()),
-        Ok(Outcome::Refused(r)) => Err(super::errors::refusal(&r)),
-        Err(e) => Err(engine_problem(&e, "creating a TouchTopUp customer")),
-    }
-}
-
 #[utoipa::path(put, path = "/v1/icrtouch/companies/{coid}/customers/{custid}",
     tag = "touchtopup",
     params(("coid" = u32, Path, description = "The company id"), ("custid" = u32, Path, description = "The customer id within the company")),
@@ -332,25 +310,18 @@ async fn put_customer(
     while name.len() > NAME_LEN_MAX {
         name.pop();
     }
-    ensure(
-        &state,
-        &caller,
-        Command::CreateCustomer {
-            id: ledger_customer(coid, custid),
-            name,
-            link: String::new(),
-        },
-        &Refusal::CustomerExists,
-    )
-    .await?;
     let unit = Unit::new(&company.currency, company.scale).map_err(|e| {
         tracing::error!(error = %e, coid, "a company has an invalid currency");
         Problem::internal()
     })?;
-    ensure(
-        &state,
+    let value = serde_json::to_string(&info).map_err(|e| {
+        tracing::error!(error = %e, "encoding a TouchTopUp customer failed");
+        Problem::internal()
+    })?;
+    // The ledger's customer, its main wallet and the TouchTopUp details are one unit.
+    let op = Operation::new(
         &caller,
-        Command::CreateWallet {
+        Command::EnsureWallet {
             wallet: NewWallet {
                 id: main_wallet(coid, custid),
                 customer: ledger_customer(coid, custid),
@@ -363,22 +334,21 @@ async fn put_customer(
                 valid_until: None,
             },
         },
-        &Refusal::WalletExists,
     )
-    .await?;
-    if !put_record(
-        &state,
-        &tenant,
-        CUSTOMER_KIND,
-        &key,
-        &info,
-        existing.map(|(_, v)| v),
-    )
-    .await?
-    {
-        return Err(conflict(
-            "the customer was changed at the same time; try again",
-        ));
+    .before(Command::EnsureCustomer {
+        id: ledger_customer(coid, custid),
+        name,
+        link: String::new(),
+    })
+    .put_record(CUSTOMER_KIND, &key, value, existing.map(|(_, v)| v));
+    match op.submit(&state, "creating a TouchTopUp customer").await? {
+        Ok(_) => {}
+        Err(Refusal::RecordConflict) => {
+            return Err(conflict(
+                "the customer was changed at the same time; try again",
+            ));
+        }
+        Err(r) => return Err(super::errors::refusal(&r)),
     }
     customer_out(&state, &tenant, info).await
 }
@@ -497,8 +467,13 @@ async fn post_sale(
             })
             .collect(),
     };
+    let id = MutationId(new_uuid());
+    let sale_text = serde_json::to_string(&sale).map_err(|e| {
+        tracing::error!(error = %e, "encoding a sale failed");
+        Problem::internal()
+    })?;
     let command = Command::Post {
-        id: MutationId(new_uuid()),
+        id,
         wallet: main_wallet(coid, custid),
         kind: MutationKind::Debit,
         amount,
@@ -509,20 +484,16 @@ async fn post_sale(
         },
         occurred_at: v.occurred_at.map(|t| t.0),
     };
-    let (m, replayed) = match submit(&state, &caller, body.idempotency, command).await? {
-        (Done::Mutation(m), replayed) => (m, replayed),
-        (other, _) => return Err(super::unexpected(&other, "mutation")),
+    // The debit and its sale are one unit; a replay answers the first debit, whose
+    // sale was recorded with it.
+    let op = Operation::new(&caller, command)
+        .idempotency(body.idempotency)
+        .put_record(SALE_KIND, &id.0.to_string(), sale_text, None);
+    let (m, replayed) = match op.submit(&state, "recording a sale").await? {
+        Ok((Done::Mutation(m), replayed)) => (m, replayed),
+        Ok((other, _)) => return Err(super::unexpected(&other, "mutation")),
+        Err(r) => return Err(super::errors::refusal(&r)),
     };
-    // A replay finds the sale recorded already (or records it now, after a crash).
-    put_record(
-        &state,
-        &caller.tenant,
-        SALE_KIND,
-        &m.id.0.to_string(),
-        &sale,
-        None,
-    )
-    .await?;
     Ok(json_response(
         StatusCode::CREATED,
         &MutationOut::from(&m),

@@ -72,6 +72,7 @@ pub mod types;
 use crate::SharedState;
 use crate::api::auth::{Admin, Principal, Read, Write};
 use crate::api::body::{parse_json, read_body};
+use crate::api::submit::Operation;
 use crate::api::{engine_problem, new_uuid, store_problem};
 use axum::Router;
 use axum::extract::{FromRequestParts, Request, State};
@@ -83,7 +84,7 @@ use axum::routing::{get, head, post};
 use errors::Error;
 use prepaid_ledger::{
     Amount, Command, CustomerId, Done, Floor, Mutation, MutationId, MutationKind, NewWallet,
-    Outcome, Reference, Refusal, SettingKey, TenantId, Unit, Wallet, WalletId,
+    Outcome, Reference, SettingKey, TenantId, Unit, Wallet, WalletId,
 };
 use prepaid_query::Filter;
 use prepaid_store::{MutationSearch, Order};
@@ -333,53 +334,6 @@ async fn create_mutation(
         ));
     }
     let wallet = wallet_of(&customer);
-    let existing = state
-        .store
-        .wallet(&caller.tenant, &wallet)
-        .await
-        .map_err(|e| store_problem(&e, "reading a prepaid services wallet"))?;
-    let mut requests = Vec::with_capacity(3);
-    match existing {
-        Some(w) if !is_prepaid_services_wallet(&w) => {
-            return Err(Error::field(
-                "_links.for.href",
-                format!(
-                    "the customer's wallet {} counts {}, not minutes",
-                    w.id, w.unit
-                ),
-            ));
-        }
-        Some(_) => {}
-        None => {
-            // First use: the customer (unless the native API made it) and its wallet,
-            // in the same transaction as the mutation. A concurrent first use may win
-            // the race; its "exists" answers are expected below.
-            requests.push(request(
-                &caller,
-                Command::CreateCustomer {
-                    id: customer.clone(),
-                    name: String::new(),
-                    link: new.customer.href.clone(),
-                },
-            ));
-            requests.push(request(
-                &caller,
-                Command::CreateWallet {
-                    wallet: NewWallet {
-                        id: wallet.clone(),
-                        customer: customer.clone(),
-                        unit: minutes_unit(),
-                        name: WALLET_NAME.into(),
-                        product: WALLET_PRODUCT.into(),
-                        floor: Floor::Unlimited,
-                        ceiling: None,
-                        valid_from: None,
-                        valid_until: None,
-                    },
-                },
-            ));
-        }
-    }
     let id = MutationId(new.id.unwrap_or_else(new_uuid));
     let (kind, amount) = if new.minutes > 0 {
         (MutationKind::TopUp, Amount::positive(new.minutes))
@@ -391,43 +345,69 @@ async fn create_mutation(
         tracing::error!(error = %e, "bounded minutes did not make an amount");
         Error::internal()
     })?;
-    let mut post = request(
-        &caller,
-        Command::Post {
-            id,
-            wallet,
-            kind,
-            amount,
-            reference: Reference {
-                kind: ResourceType::ExternalSystem.as_str().into(),
-                text: new.reference.clone(),
-                link: String::new(),
-            },
-            occurred_at: Some(new.occurred_at),
+    let post = Command::Post {
+        id,
+        wallet: wallet.clone(),
+        kind,
+        amount,
+        reference: Reference {
+            kind: ResourceType::ExternalSystem.as_str().into(),
+            text: new.reference.clone(),
+            link: String::new(),
         },
-    );
-    post.idempotency = new
+        occurred_at: Some(new.occurred_at),
+    };
+    let idempotency = new
         .id
         .map(|client_id| (NewMutation::idempotency_key(client_id), new.fingerprint()));
-    requests.push(post);
-    let mut outcomes = state
-        .engine
-        .submit_many(requests)
-        .await
-        .map_err(|e| engine_problem(&e, "recording a TOPdesk balance mutation"))?;
-    let posted = outcomes.pop().ok_or_else(|| unexpected("mutation"))?;
-    for setup in &outcomes {
-        match setup {
-            Outcome::Done { .. }
-            | Outcome::Refused(Refusal::CustomerExists | Refusal::WalletExists) => {}
-            Outcome::Refused(r) => return Err(errors::refusal(r, Some(id))),
+    // A first use makes the customer (unless the native API made it) and its wallet in
+    // the unit of the mutation, so a refused mutation leaves neither; a concurrent first
+    // use that made them meanwhile is taken as it is.
+    let posted = {
+        let existing = state
+            .store
+            .wallet(&caller.tenant, &wallet)
+            .await
+            .map_err(|e| store_problem(&e, "reading a prepaid services wallet"))?;
+        let mut op = Operation::new(&caller, post.clone()).idempotency(idempotency.clone());
+        match existing {
+            Some(w) if !is_prepaid_services_wallet(&w) => {
+                return Err(Error::field(
+                    "_links.for.href",
+                    format!(
+                        "the customer's wallet {} counts {}, not minutes",
+                        w.id, w.unit
+                    ),
+                ));
+            }
+            Some(_) => {}
+            None => {
+                op = op
+                    .before(Command::EnsureCustomer {
+                        id: customer.clone(),
+                        name: String::new(),
+                        link: new.customer.href.clone(),
+                    })
+                    .before(Command::EnsureWallet {
+                        wallet: NewWallet {
+                            id: wallet.clone(),
+                            customer: customer.clone(),
+                            unit: minutes_unit(),
+                            name: WALLET_NAME.into(),
+                            product: WALLET_PRODUCT.into(),
+                            floor: Floor::Unlimited,
+                            ceiling: None,
+                            valid_from: None,
+                            valid_until: None,
+                        },
+                    });
+            }
         }
-    }
+        op.submit(&state, "recording a TOPdesk balance mutation")
+            .await?
+    };
     match posted {
-        Outcome::Done {
-            done: Done::Mutation(m),
-            replayed,
-        } => {
+        Ok((Done::Mutation(m), replayed)) => {
             let location = HeaderValue::from_str(&mutation_href(&base, m.id)).map_err(|_| {
                 tracing::error!("a mutation's URL is not a header value");
                 Error::internal()
@@ -443,8 +423,8 @@ async fn create_mutation(
             }
             Ok(response)
         }
-        Outcome::Done { .. } => Err(unexpected("mutation")),
-        Outcome::Refused(r) => Err(errors::refusal(&r, Some(id))),
+        Ok(_) => Err(unexpected("mutation")),
+        Err(r) => Err(errors::refusal(&r, Some(id))),
     }
 }
 
