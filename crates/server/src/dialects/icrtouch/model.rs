@@ -330,6 +330,19 @@ pub fn split_customer(id: &CustomerId) -> Option<(u32, u32)> {
 }
 
 /// Records of one tenant, read and written as typed values.
+/// The step that takes a number of a sequence (see [`Recs::number_to_take`]).
+pub struct TakeNumber {
+    name: String,
+    value: String,
+    expected: Option<i64>,
+}
+
+impl TakeNumber {
+    pub fn link(self, op: Operation) -> Operation {
+        op.put_record(COUNTER_KIND, &self.name, self.value, self.expected)
+    }
+}
+
 pub struct Recs<'a> {
     pub state: &'a SharedState,
     pub tenant: &'a TenantId,
@@ -343,7 +356,7 @@ fn decode<T: DeserializeOwned>(r: &Record) -> Result<T, Fail> {
     })
 }
 
-fn encode<T: Serialize>(kind: &str, value: &T) -> Result<String, Fail> {
+pub fn encode<T: Serialize>(kind: &str, value: &T) -> Result<String, Fail> {
     let text = serde_json::to_string(value).map_err(|e| {
         tracing::error!(kind, error = %e, "a TouchTopUp record does not serialise");
         Fail::internal()
@@ -445,6 +458,28 @@ impl Recs<'_> {
                 _ => return Ok(out),
             }
         }
+    }
+
+    /// The next number of sequence `name` and the step that takes it, to be linked to
+    /// the unit of what it numbers: the number is taken exactly when that commits.
+    /// Another request taking one meanwhile refuses the unit with
+    /// [`prepaid_ledger::Refusal::RecordConflict`]; the caller sends it again with a
+    /// fresh number.
+    pub async fn number_to_take(&self, name: &str) -> Result<(u64, TakeNumber), Fail> {
+        checked_key(name)?;
+        let (n, expected) = match self.get::<Counter>(COUNTER_KIND, name).await? {
+            Some((c, v)) => (c.next, Some(v)),
+            None => (1, None),
+        };
+        let value = encode(COUNTER_KIND, &Counter { next: n + 1 })?;
+        Ok((
+            n,
+            TakeNumber {
+                name: name.to_owned(),
+                value,
+                expected,
+            },
+        ))
     }
 
     /// The next number of sequence `name`, from 1; numbers are never given twice, even

@@ -23,10 +23,10 @@ use super::accounts::{ledger_wallet, newest};
 use super::ctx::Ctx;
 use super::errors::Fail;
 use super::model::{
-    ASSIGN_KIND, Assigned, CHARGE_KIND, CHARGE_REFERENCE_KIND, Charge, REVOKE_REFERENCE_KIND,
-    WALLET_KIND, WALLET_TYPE_EVENT, WALLET_TYPE_RECURRING, WalletInfo, assign_key, assign_prefix,
-    charge_key, has_room, ledger_customer, payment_of, submit, unexpected, wallet_key,
-    wallet_number, wallet_wallet,
+    ASSIGN_KIND, Assigned, CAS_RETRIES_MAX, CHARGE_KIND, CHARGE_REFERENCE_KIND, Charge,
+    REVOKE_REFERENCE_KIND, WALLET_KIND, WALLET_TYPE_EVENT, WALLET_TYPE_RECURRING, WalletInfo,
+    assign_key, assign_prefix, charge_key, encode, has_room, ledger_customer, payment_of,
+    submit_op, wallet_key, wallet_number, wallet_wallet,
 };
 use super::types::{
     COMPANY_ID_MAX, CUSTOMER_ID_MAX, NUMBER_ID_MAX, date, datetime, decimal, format_decimal, text,
@@ -35,12 +35,12 @@ use super::xml::Node;
 use crate::SharedState;
 use crate::api::auth::{Read, Role, Write};
 use crate::api::new_uuid;
+use crate::api::submit::Operation;
 use prepaid_ledger::{
-    Amount, Command, Done, Fingerprint, Floor, IdempotencyKey, MutationId, MutationKind, NewWallet,
-    Reference, Unit, WalletStatus,
+    Amount, Command, Floor, MutationId, MutationKind, NewWallet, Reference, Refusal, Unit,
+    WalletStatus,
 };
 use prepaid_store::{PAGE_SIZE_MAX, WalletQuery};
-use sha2::{Digest, Sha256};
 
 /// The most customers assigned to one wallet.
 pub const WALLET_CUSTOMERS_MAX: usize = 5_000;
@@ -280,55 +280,41 @@ pub async fn wallet_add_customer(state: &SharedState, ctx: &Ctx<Write>) -> Resul
         )));
     }
     let id = wallet_wallet(coid, custid, wallet);
-    let existing = state
-        .store
-        .wallet(&ctx.principal.tenant, &id)
-        .await
-        .map_err(|e| super::errors::store_fail(&e, "reading a wallet"))?;
-    match existing {
-        None => {
-            let unit = Unit::new(&company.currency, company.scale).map_err(|e| {
-                tracing::error!(error = %e, coid, "a company has an invalid currency");
-                Fail::internal()
-            })?;
-            let command = Command::CreateWallet {
-                wallet: NewWallet {
-                    id,
-                    customer: ledger_customer(coid, custid),
-                    unit,
-                    name: info.name.clone(),
-                    product: format!("touchtopup-wallet-{wallet}"),
-                    floor: Floor::Unlimited,
-                    ceiling: info.ceiling(),
-                    valid_from: None,
-                    valid_until: None,
-                },
-            };
-            if let Err(f) = submit(state, &ctx.principal, None, command).await {
-                // Opened meanwhile by a request assigning the same customer is fine.
-                let opened = state
-                    .store
-                    .wallet(&ctx.principal.tenant, &wallet_wallet(coid, custid, wallet))
-                    .await
-                    .map_err(|e| super::errors::store_fail(&e, "reading a wallet"))?
-                    .is_some();
-                if !opened {
-                    return Err(f);
-                }
-            }
-        }
-        Some(w) if w.status != WalletStatus::Active => {
-            let command = Command::SetWalletStatus {
-                wallet: id,
-                status: WalletStatus::Active,
-            };
-            submit(state, &ctx.principal, None, command).await?;
-        }
-        Some(_) => {}
+    let unit = Unit::new(&company.currency, company.scale).map_err(|e| {
+        tracing::error!(error = %e, coid, "a company has an invalid currency");
+        Fail::internal()
+    })?;
+    // The customer's wallet (opened, or active again) and the assignment are one unit.
+    let mut op = Operation::new(
+        &ctx.principal,
+        Command::EnsureWallet {
+            wallet: NewWallet {
+                id: id.clone(),
+                customer: ledger_customer(coid, custid),
+                unit,
+                name: info.name.clone(),
+                product: format!("touchtopup-wallet-{wallet}"),
+                floor: Floor::Unlimited,
+                ceiling: info.ceiling(),
+                valid_from: None,
+                valid_until: None,
+            },
+        },
+    )
+    .then(Command::SetWalletStatus {
+        wallet: id,
+        status: WalletStatus::Active,
+    });
+    if recs.get::<Assigned>(ASSIGN_KIND, &key).await?.is_none() {
+        let value = encode(ASSIGN_KIND, &Assigned { custid })?;
+        op = op.put_record(ASSIGN_KIND, &key, value, None);
     }
-    let _ = recs
-        .put(ASSIGN_KIND, &key, &Assigned { custid }, None)
-        .await?;
+    match op.submit(state, "assigning a customer to a wallet").await? {
+        Ok(_) => {}
+        // Assigned meanwhile by the same request sent twice: the assignment stands.
+        Err(Refusal::RecordConflict) => {}
+        Err(r) => return Err(super::errors::refusal(&r)),
+    }
     let count = assigned(state, ctx, coid, wallet).await?.len();
     Ok(Node::map()
         .with("customers", i64::try_from(count).unwrap_or(i64::MAX))
@@ -351,20 +337,11 @@ pub async fn wallet_remove_customer(state: &SharedState, ctx: &Ctx<Write>) -> Re
         wallet: wallet_wallet(coid, custid, wallet),
         status: WalletStatus::Suspended,
     };
-    submit(state, &ctx.principal, None, command).await?;
-    recs.delete(ASSIGN_KIND, &key).await?;
+    let op = Operation::new(&ctx.principal, command).delete_record(ASSIGN_KIND, &key);
+    submit_op(state, op).await?;
     Ok(Node::map()
         .with("msg", "Customer has been removed from Wallet")
         .with("status", 1i64))
-}
-
-fn fingerprint(parts: &[&[u8]]) -> Fingerprint {
-    let mut h = Sha256::new();
-    for p in parts {
-        h.update(p);
-        h.update([0]);
-    }
-    Fingerprint(h.finalize().into())
 }
 
 /// One of the two mutations a charge makes on an assigned customer's wallet.
@@ -376,36 +353,22 @@ enum ChargeEntry {
     Revoke,
 }
 
-/// Posts `entry` of `charge` for `custid` with the idempotency key
-/// `icrtouch-<charge|revoke>:<coid>:<charge id>:<custid>`, so a repeat is harmless.
-async fn post_charge_entry(
-    state: &SharedState,
-    ctx: &Ctx<Write>,
-    charge: &Charge,
-    custid: u32,
-    entry: ChargeEntry,
-) -> Result<(), Fail> {
-    let (name, kind, reference_kind, link) = match entry {
+/// The mutation of `entry` of `charge` for `custid`.
+fn charge_entry(charge: &Charge, custid: u32, entry: ChargeEntry) -> Result<Command, Fail> {
+    let (kind, reference_kind, link) = match entry {
         ChargeEntry::Charge => (
-            "charge",
             MutationKind::Debit,
             CHARGE_REFERENCE_KIND,
             charge.duedate.clone(),
         ),
         ChargeEntry::Revoke => (
-            "revoke",
             MutationKind::Adjustment,
             REVOKE_REFERENCE_KIND,
             String::new(),
         ),
     };
-    let key = IdempotencyKey::parse(&format!(
-        "icrtouch-{name}:{}:{}:{custid}",
-        charge.coid, charge.id
-    ))
-    .expect("digits and colons form a valid key");
     let amount = Amount::positive(charge.charge_minor).map_err(|_| Fail::internal())?;
-    let command = Command::Post {
+    Ok(Command::Post {
         id: MutationId(new_uuid()),
         wallet: wallet_wallet(charge.coid, custid, charge.wallet),
         kind,
@@ -416,50 +379,23 @@ async fn post_charge_entry(
             link,
         },
         occurred_at: None,
-    };
-    let fp = fingerprint(&[
-        name.as_bytes(),
-        key.as_str().as_bytes(),
-        &amount.get().to_be_bytes(),
-    ]);
-    match submit(state, &ctx.principal, Some((key, fp)), command).await? {
-        (Done::Mutation(_), _) => Ok(()),
-        _ => Err(unexpected("mutation")),
+    })
+}
+
+/// One unit of the entries of `charge` for `customers` (at least one), with `more`
+/// linked after them.
+fn charge_unit(
+    ctx: &Ctx<Write>,
+    charge: &Charge,
+    customers: &[u32],
+    entry: ChargeEntry,
+) -> Result<Operation, Fail> {
+    let (first, rest) = customers.split_first().ok_or_else(Fail::internal)?;
+    let mut op = Operation::new(&ctx.principal, charge_entry(charge, *first, entry)?);
+    for custid in rest {
+        op = op.then(charge_entry(charge, *custid, entry)?);
     }
-}
-
-/// Posts the debit of `charge` to `custid`; a repeat is harmless.
-async fn post_charge(
-    state: &SharedState,
-    ctx: &Ctx<Write>,
-    charge: &Charge,
-    custid: u32,
-) -> Result<(), Fail> {
-    post_charge_entry(state, ctx, charge, custid, ChargeEntry::Charge).await
-}
-
-/// Posts the credit that revokes `charge` from `custid`; a repeat is harmless. The
-/// core refuses it when the customer has paid the charge and an event wallet would
-/// then hold more than its charges.
-async fn post_revoke(
-    state: &SharedState,
-    ctx: &Ctx<Write>,
-    charge: &Charge,
-    custid: u32,
-) -> Result<(), Fail> {
-    post_charge_entry(state, ctx, charge, custid, ChargeEntry::Revoke)
-        .await
-        .map_err(|f| {
-            if f.msg.contains("more than its charges") {
-                Fail::conflict(format!(
-                    "Charge {} cannot be removed from customer {custid}: it has been paid, \
-                     and the wallet would then hold more than its charges",
-                    charge.id
-                ))
-            } else {
-                f
-            }
-        })
+    Ok(op)
 }
 
 /// The customers a charge names (`custid` or `customers`), or `None` for all.
@@ -517,32 +453,34 @@ pub async fn wallet_add_charge(state: &SharedState, ctx: &Ctx<Write>) -> Result<
             "No customers are assigned to wallet {wallet}"
         )));
     }
-    let n = recs.next_number(&format!("charge.{coid}")).await?;
-    let id = u32::try_from(n)
-        .ok()
-        .filter(|n| *n <= NUMBER_ID_MAX)
-        .ok_or_else(|| Fail::conflict("No more charges can be made"))?;
-    let charge = Charge {
-        id,
-        coid,
-        wallet,
-        charge_minor: amount,
-        duedate,
-        customers: targets.clone(),
-        revoked: Vec::new(),
+    // The charge's number, its record and its debit of every customer are one unit:
+    // a refusal of any debit charges nobody and takes no number.
+    let mut rounds = 0;
+    let id = loop {
+        let (n, take) = recs.number_to_take(&format!("charge.{coid}")).await?;
+        let id = u32::try_from(n)
+            .ok()
+            .filter(|n| *n <= NUMBER_ID_MAX)
+            .ok_or_else(|| Fail::conflict("No more charges can be made"))?;
+        let charge = Charge {
+            id,
+            coid,
+            wallet,
+            charge_minor: amount,
+            duedate: duedate.clone(),
+            customers: targets.clone(),
+            revoked: Vec::new(),
+        };
+        let op = take.link(charge_unit(ctx, &charge, &targets, ChargeEntry::Charge)?);
+        let value = encode(CHARGE_KIND, &charge)?;
+        let op = op.put_record(CHARGE_KIND, &charge_key(coid, id), value, None);
+        match op.submit(state, "making a charge").await? {
+            Ok(_) => break id,
+            Err(Refusal::RecordConflict) if rounds < CAS_RETRIES_MAX => rounds += 1,
+            Err(r) => return Err(super::errors::refusal(&r)),
+        }
     };
-    if !recs
-        .put(CHARGE_KIND, &charge_key(coid, id), &charge, None)
-        .await?
-    {
-        tracing::error!(coid, id, "a fresh charge number was taken");
-        return Err(Fail::internal());
-    }
-    let mut charged = Vec::new();
-    for custid in &targets {
-        post_charge(state, ctx, &charge, *custid).await?;
-        charged.push(Node::from(custid.to_string()));
-    }
+    let charged: Vec<Node> = targets.iter().map(|c| Node::from(c.to_string())).collect();
     Ok(Node::map()
         .with("customers_charged", charged)
         .with("status", 1i64)
@@ -574,27 +512,45 @@ async fn revoke(state: &SharedState, ctx: &Ctx<Write>, one: bool) -> Result<Node
         Some(c) => vec![c],
         None => charge.customers.clone(),
     };
-    for custid in targets {
-        if charge.revoked.contains(&custid) {
-            continue;
+    // The compensating credits and the charge's record are one unit; a revoke racing
+    // this one refuses it, and it runs again on the record as that one left it.
+    let mut rounds = 0;
+    loop {
+        let pending: Vec<u32> = targets
+            .iter()
+            .copied()
+            .filter(|c| !charge.revoked.contains(c))
+            .collect();
+        if pending.is_empty() {
+            break;
         }
-        post_revoke(state, ctx, &charge, custid).await?;
-        // Keep the record in step; a lost race re-reads and adds to the winner's list.
-        for _ in 0..super::model::CAS_RETRIES_MAX {
-            let mut next = charge.clone();
-            if !next.revoked.contains(&custid) {
-                next.revoked.push(custid);
+        let mut next = charge.clone();
+        next.revoked.extend(&pending);
+        let value = encode(CHARGE_KIND, &next)?;
+        let op = charge_unit(ctx, &charge, &pending, ChargeEntry::Revoke)?.put_record(
+            CHARGE_KIND,
+            &key,
+            value,
+            Some(version),
+        );
+        match op.submit(state, "revoking a charge").await? {
+            Ok(_) => break,
+            Err(Refusal::RecordConflict) if rounds < CAS_RETRIES_MAX => {
+                rounds += 1;
+                let Some((fresh, v)) = recs.get::<Charge>(CHARGE_KIND, &key).await? else {
+                    return Err(missing());
+                };
+                charge = fresh;
+                version = v;
             }
-            if recs.put(CHARGE_KIND, &key, &next, Some(version)).await? {
-                charge = next;
-                version += 1;
-                break;
+            Err(Refusal::CeilingExceeded { .. }) => {
+                return Err(Fail::conflict(format!(
+                    "Charge {} cannot be removed: it has been paid, and the wallet would \
+                     then hold more than its charges",
+                    charge.id
+                )));
             }
-            let Some((fresh, v)) = recs.get::<Charge>(CHARGE_KIND, &key).await? else {
-                return Err(missing());
-            };
-            charge = fresh;
-            version = v;
+            Err(r) => return Err(super::errors::refusal(&r)),
         }
     }
     Ok(Node::map()
