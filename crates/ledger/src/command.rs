@@ -160,6 +160,9 @@ pub enum Command {
         hold: HoldId,
         mutation_id: MutationId,
     },
+    /// Moves no money and changes no ledger row: the command of a request that only
+    /// writes records and queues jobs, through its linked steps, as one unit.
+    Records,
     /// Sets a per-tenant setting to `value` (at most
     /// [`crate::SETTING_VALUE_LEN_MAX`] bytes), creating it or replacing its value.
     PutSetting {
@@ -205,6 +208,8 @@ pub enum Done {
     Setting {
         created: bool,
     },
+    /// A [`Command::Records`] request's steps were carried out.
+    Records,
 }
 
 /// The outcome of one command. A refused command changed nothing; in particular its

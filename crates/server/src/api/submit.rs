@@ -34,6 +34,11 @@ impl Operation {
         Self { request }
     }
 
+    /// A unit of record and job steps alone, as `caller` (see [`Command::Records`]).
+    pub fn records(caller: &Principal) -> Self {
+        Self::new(caller, Command::Records)
+    }
+
     /// `command` of `tenant` with the rights of the system (background work).
     pub fn system(tenant: &TenantId, command: Command) -> Self {
         Self {

@@ -398,6 +398,8 @@ pub enum RecordedResult {
     Setting {
         created: bool,
     },
+    /// Records written and jobs queued, no ledger change.
+    Records,
 }
 
 /// A [`RecordedResult`] as the columns of an idempotency record, the same in every
@@ -438,6 +440,7 @@ impl RecordedResult {
                 mutation: mutation.as_ref().map(|m| m.id),
             },
             Done::Setting { created } => Self::Setting { created: *created },
+            Done::Records => Self::Records,
         }
     }
 
@@ -480,6 +483,7 @@ impl RecordedResult {
                 if *created { "created" } else { "updated" }.to_owned(),
                 None,
             ),
+            Self::Records => plain("records", String::new(), None),
         }
     }
 
@@ -528,6 +532,7 @@ impl RecordedResult {
                     other => return Err(format!("recorded setting outcome {other:?}")),
                 },
             },
+            "records" => Self::Records,
             other => return Err(format!("recorded result kind {other:?}")),
         })
     }
@@ -1123,6 +1128,7 @@ impl<'r> Exec<'r> {
                 touch(self.customer(tenant, id))?
             }
             Command::PutSetting { key, .. } => touch(self.setting(tenant, key))?,
+            Command::Records => {}
             Command::CreateWallet { wallet } | Command::EnsureWallet { wallet } => {
                 touch(self.customer(tenant, &wallet.customer))?;
                 touch(self.wallet_ix(tenant, &wallet.id))?;
@@ -1343,6 +1349,7 @@ impl<'r> Exec<'r> {
             Command::PutSetting { key, value } => {
                 self.put_setting(tenant, key, value).map(Made::Done)
             }
+            Command::Records => Ok(Made::Done(Done::Records)),
         }
     }
 
@@ -1896,6 +1903,7 @@ impl<'r> Exec<'r> {
                 }
             }
             RecordedResult::Setting { created } => Done::Setting { created: *created },
+            RecordedResult::Records => Done::Records,
         })
     }
 
@@ -2099,5 +2107,7 @@ fn visible(done: &Done, only: Option<&CustomerId>) -> bool {
         Done::Transfer(t) => t.debit.customer == *only && t.credit.customer == *only,
         Done::Hold { hold, .. } => hold.customer == *only,
         Done::Setting { .. } => false,
+        // Nothing of another customer shows.
+        Done::Records => true,
     }
 }

@@ -10,8 +10,8 @@
 use super::ctx::Ctx;
 use super::errors::{Fail, store_fail};
 use super::model::{
-    HEADER_KIND, Header, Recs, SALE_KIND, SOURCE_TILL, Sale, TID_KIND, Tid, main_wallet, pad,
-    payment_of, split_customer,
+    CAS_RETRIES_MAX, HEADER_KIND, Header, Recs, SALE_KIND, SOURCE_TILL, Sale, TID_KIND, Tid,
+    encode, main_wallet, pad, payment_of, split_customer,
 };
 use super::types::{
     COMPANY_ID_MAX, CUSTOMER_ID_MAX, NO_TIME, NUMBER_ID_MAX, datetime, detail_date_time,
@@ -20,6 +20,8 @@ use super::types::{
 use super::xml::Node;
 use crate::SharedState;
 use crate::api::auth::Read;
+use crate::api::submit::Operation;
+use prepaid_ledger::Refusal;
 use prepaid_ledger::{Mutation, MutationId, MutationKind, WalletId};
 use prepaid_store::{MutationSearch, Order, PAGE_SIZE_MAX};
 
@@ -178,32 +180,64 @@ async fn header_ids(recs: &Recs<'_>, mutations: &[Mutation]) -> Result<Vec<u64>,
             ids[i] = h.headerid;
         }
     }
-    // Oldest first among the new ones, so that numbers grow with time.
+    // Oldest first among the new ones, so that numbers grow with time. The numbers of
+    // one page, their counter and both of their indexes are one unit; a request that
+    // numbered any of them meanwhile refuses it, and the page is read again.
     let mut order: Vec<usize> = (0..mutations.len()).filter(|&i| ids[i] == 0).collect();
+    if order.is_empty() {
+        return Ok(ids);
+    }
     order.sort_by_key(|&i| std::cmp::Reverse(i));
-    for i in order {
-        let key = mutations[i].id.0.to_string();
-        let n = recs.next_number("header").await?;
-        if recs
-            .put(HEADER_KIND, &key, &Header { headerid: n }, None)
+    for _ in 0..CAS_RETRIES_MAX {
+        let (first, take) = recs.number_to_take("header").await?;
+        let mut op = Operation::system(recs.tenant, prepaid_ledger::Command::Records);
+        let mut next = first;
+        for &i in &order {
+            let key = mutations[i].id.0.to_string();
+            op = op
+                .put_record(
+                    HEADER_KIND,
+                    &key,
+                    encode(HEADER_KIND, &Header { headerid: next })?,
+                    None,
+                )
+                .put_record(
+                    TID_KIND,
+                    &pad(next),
+                    encode(TID_KIND, &Tid { mutation: key })?,
+                    None,
+                );
+            next += 1;
+        }
+        let op = take.link_to(op, next)?;
+        match op
+            .submit(recs.state, "numbering TouchTopUp transactions")
             .await?
         {
-            recs.put(
-                TID_KIND,
-                &pad(n),
-                &Tid {
-                    mutation: key.clone(),
-                },
-                None,
-            )
-            .await?;
-            ids[i] = n;
-        } else if let Some((h, _)) = recs.get::<Header>(HEADER_KIND, &key).await? {
-            // Numbered meanwhile by another request; its number stands.
-            ids[i] = h.headerid;
+            Ok(_) => {
+                for (n, &i) in (first..).zip(&order) {
+                    ids[i] = n;
+                }
+                return Ok(ids);
+            }
+            Err(Refusal::RecordConflict) => {
+                // Numbered meanwhile by another request: its numbers stand.
+                for &i in &order {
+                    let key = mutations[i].id.0.to_string();
+                    if let Some((h, _)) = recs.get::<Header>(HEADER_KIND, &key).await? {
+                        ids[i] = h.headerid;
+                    }
+                }
+                order.retain(|&i| ids[i] == 0);
+                if order.is_empty() {
+                    return Ok(ids);
+                }
+            }
+            Err(r) => return Err(super::errors::refusal(&r)),
         }
     }
-    Ok(ids)
+    tracing::warn!("TouchTopUp transaction numbers stayed contended");
+    Err(Fail::unavailable("The service is busy; try again"))
 }
 
 async fn sale_of(recs: &Recs<'_>, m: &Mutation) -> Result<Option<Sale>, Fail> {

@@ -338,8 +338,15 @@ pub struct TakeNumber {
 }
 
 impl TakeNumber {
+    /// Takes the one number.
     pub fn link(self, op: Operation) -> Operation {
         op.put_record(COUNTER_KIND, &self.name, self.value, self.expected)
+    }
+
+    /// Takes every number below `next` (from the one it was made for).
+    pub fn link_to(self, op: Operation, next: u64) -> Result<Operation, Fail> {
+        let value = encode(COUNTER_KIND, &Counter { next })?;
+        Ok(op.put_record(COUNTER_KIND, &self.name, value, self.expected))
     }
 }
 

@@ -170,19 +170,33 @@ pub async fn wallet_create(state: &SharedState, ctx: &Ctx<Write>) -> Result<Node
             "A company may have at most {COMPANY_WALLETS_MAX} wallets"
         )));
     }
-    let n = recs.next_number(&format!("wallet.{coid}")).await?;
-    let walletid = u32::try_from(n)
-        .ok()
-        .filter(|n| *n <= NUMBER_ID_MAX)
-        .ok_or_else(|| Fail::conflict("No more wallets can be created"))?;
-    let w = WalletInfo { walletid, ..w };
-    if !recs
-        .put(WALLET_KIND, &wallet_key(coid, walletid), &w, None)
-        .await?
-    {
-        tracing::error!(coid, walletid, "a fresh wallet number was taken");
-        return Err(Fail::internal());
-    }
+    // The wallet's number and its record are one unit.
+    let mut rounds = 0;
+    let walletid = loop {
+        let (n, take) = recs.number_to_take(&format!("wallet.{coid}")).await?;
+        let walletid = u32::try_from(n)
+            .ok()
+            .filter(|n| *n <= NUMBER_ID_MAX)
+            .ok_or_else(|| Fail::conflict("No more wallets can be created"))?;
+        let value = encode(
+            WALLET_KIND,
+            &WalletInfo {
+                walletid,
+                ..w.clone()
+            },
+        )?;
+        let op = take.link(Operation::records(&ctx.principal)).put_record(
+            WALLET_KIND,
+            &wallet_key(coid, walletid),
+            value,
+            None,
+        );
+        match op.submit(state, "creating a TouchTopUp wallet").await? {
+            Ok(_) => break walletid,
+            Err(Refusal::RecordConflict) if rounds < CAS_RETRIES_MAX => rounds += 1,
+            Err(r) => return Err(super::errors::refusal(&r)),
+        }
+    };
     Ok(Node::map()
         .with("msg", "Wallet created")
         .with("status", 1i64)

@@ -95,6 +95,7 @@ fn unexpected(done: &Done, wanted: &str) -> Problem {
         Done::Transfer(_) => "transfer",
         Done::Hold { .. } => "hold",
         Done::Setting { .. } => "setting",
+        Done::Records => "records",
     };
     tracing::error!(
         got,

@@ -102,8 +102,9 @@ pub const HUB_QUEUE: &str = "tmf.hub";
 /// The job queue of the outbox: one job per event, written in the transaction of the
 /// change it describes and fanned out to the listeners by the worker.
 pub const OUTBOX_QUEUE: &str = "tmf.event";
-/// How long a claimed outbox job is leased to one worker.
-pub const OUTBOX_LEASE_MS: u64 = 60_000;
+/// How long a claimed outbox job is leased to one worker: fanning out takes a few store
+/// calls, and an event whose worker died waits this long to be fanned out again.
+pub const OUTBOX_LEASE_MS: u64 = 15_000;
 /// The most listeners one tenant may register.
 pub const SUBSCRIPTIONS_PER_TENANT_MAX: usize = 100;
 /// The longest callback URL, in bytes.
@@ -120,8 +121,10 @@ pub const BACKOFF_BASE_MS: u64 = 1_000;
 pub const BACKOFF_MS_MAX: u64 = 300_000;
 /// How long a callback may take to answer.
 pub const DELIVERY_TIMEOUT_MS: u64 = 10_000;
-/// How long a claimed delivery is leased to one worker (longer than an attempt takes).
-pub const DELIVERY_LEASE_MS: u64 = 60_000;
+/// How long a claimed delivery is leased to one worker: longer than an attempt may take
+/// ([`DELIVERY_TIMEOUT_MS`]), and short, since a delivery whose worker died (a crash)
+/// waits this long to be sent again.
+pub const DELIVERY_LEASE_MS: u64 = 15_000;
 /// How often the worker looks for due deliveries.
 pub const HUB_INTERVAL_MS: u64 = 200;
 

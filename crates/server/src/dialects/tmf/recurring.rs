@@ -345,6 +345,19 @@ pub async fn cancel(state: &AppState, tenant: &TenantId, plan: &str) -> Result<b
     Ok(put.is_some())
 }
 
+/// Links the cancellation of plan `plan` to `op` (a plan cancelled before stays so).
+pub fn cancelling(plan: &str, op: Operation) -> Operation {
+    if !prepaid_store::records::key_is_valid(plan) {
+        return op;
+    }
+    op.delete_record(CANCELLED_KIND, plan).put_record(
+        CANCELLED_KIND,
+        plan,
+        "cancelled".to_owned(),
+        None,
+    )
+}
+
 /// The waiting time before attempt `attempts + 1` after an operating failure.
 fn backoff_ms(attempts: u32) -> u64 {
     let doublings = attempts.saturating_sub(1).min(30);

@@ -1398,12 +1398,27 @@ async fn patch_posting(
             "the bucket of a completed action cannot change",
         ));
     }
-    update_record(&state, &caller, action.record_kind(), &id.to_string(), b).await?;
     if cancel {
-        // Later periods stop; one already running may still post.
-        recurring::cancel(&state, &caller.tenant, &id.to_string())
-            .await
-            .map_err(|e| store_err(&e, "cancelling a recurring plan"))?;
+        // The members and the plan's cancellation are one unit. Later periods stop;
+        // one already running may still post.
+        let key = id.to_string();
+        let mut rounds = 0;
+        loop {
+            let (current, version) =
+                record_body(&state, &caller, action.record_kind(), &key).await?;
+            let text = record_text(&merge(&current, record_patch(b)))?;
+            let op = recurring::cancelling(
+                &key,
+                Operation::records(&caller).put_record(action.record_kind(), &key, text, version),
+            );
+            match submit_op(&state, op).await? {
+                Ok(_) => break,
+                Err(Refusal::RecordConflict) if rounds < UPDATE_ROUNDS_MAX => rounds += 1,
+                Err(r) => return Err(refusal(&r)),
+            }
+        }
+    } else {
+        update_record(&state, &caller, action.record_kind(), &id.to_string(), b).await?;
     }
     let v = mutation_answer(&state, &caller, &ctx, action, &m).await?;
     Ok(json_answer(StatusCode::OK, &v))
