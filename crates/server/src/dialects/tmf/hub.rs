@@ -9,8 +9,12 @@
 //!
 //! # Events
 //!
-//! The TMF dialect calls [`publish`] after a change is durable, with one of the
-//! [`EVENT_TYPES`] and the changed resource. The event is the spec's envelope:
+//! An action's `Create` or `Cancel` event is a job of the outbox queue
+//! [`OUTBOX_QUEUE`], linked to the action's own unit ([`outboxed`]), so the event exists
+//! exactly when the change does. The hub worker renders the resource from the ledger
+//! (as committed) and fans the event out to the listeners. A refused action's `Failure`
+//! event describes no change and is fanned out at once ([`publish`]). The event is the
+//! spec's envelope:
 //!
 //! ```json
 //! {"eventId": "<uuid>", "eventTime": "<RFC 3339>", "eventType": "TopupBalanceCreateEvent",
@@ -44,9 +48,10 @@
 //!
 //! # Delivery
 //!
-//! [`publish`] fans the event out at once: it enqueues one job per matching listener in
-//! the queue [`HUB_QUEUE`], with the deterministic id `<listener id>:<eventId>` and the
-//! event and callback as payload. It never waits for a delivery. The worker ([`run`],
+//! Fanning out enqueues one job per matching listener in the queue [`HUB_QUEUE`], with
+//! the deterministic id `<listener id>:<eventId>` and the event and callback as payload
+//! (the outbox job's id is the event id, so fanning out again after a crash queues each
+//! pending delivery once). Nothing waits for a delivery. The worker ([`run`],
 //! every [`HUB_INTERVAL_MS`] on every instance) claims due jobs, checks that the listener
 //! is still registered (a deleted listener receives nothing more, retries included) and
 //! POSTs the event as JSON to the callback, with a timeout of [`DELIVERY_TIMEOUT_MS`] and
@@ -57,11 +62,11 @@
 //! Delivery is at least once: a worker that dies mid-delivery leaves the job to be
 //! claimed again when its lease ([`DELIVERY_LEASE_MS`]) ends, so a listener may receive
 //! an event twice and should deduplicate on `eventId`. Events of one listener may arrive
-//! out of order (retries overtake). One crash window remains: [`publish`] runs after the
-//! ledger's transaction has committed, so a process that dies between the commit and
-//! the enqueue loses that event (the change itself is durable). An event larger than a
-//! job payload ([`prepaid_store::RECORD_VALUE_BYTES_MAX`]) is not delivered and is
-//! logged.
+//! out of order (retries overtake). A crash delays events by a lease
+//! ([`OUTBOX_LEASE_MS`], [`DELIVERY_LEASE_MS`]) and loses none. An operation queues its
+//! event only when the tenant has a listener, so a listener registered while it runs may
+//! miss that one. An event larger than a job payload
+//! ([`prepaid_store::RECORD_VALUE_BYTES_MAX`]) is not delivered and is logged.
 //!
 //! A callback may name any `http` or `https` address the server can reach, internal
 //! ones included; registering needs a tenant's write key, and an operator who serves

@@ -14,19 +14,21 @@
 //!
 //! 1. post a top-up through the engine with the idempotency key
 //!    `tmf-recurring:<plan id>:<n>` and a mutation id derived from it
-//!    ([`mutation_id`]), so a job that runs twice (its lease ran out, a crash between
-//!    the steps below, two instances) posts once: the second run is a replay;
-//! 2. enqueue period `n + 1` (if any) under its deterministic id, which is idempotent;
-//! 3. finish the job of period `n`.
+//!    ([`mutation_id`]), in one unit with the job of period `n + 1` (if any) and the
+//!    period's `TopupBalanceCreateEvent` in the hub's outbox; a job that runs twice (its
+//!    lease ran out, a crash, two instances) posts once: the second run is a replay;
+//! 2. finish the job of period `n`.
 //!
-//! A crash between any two steps leaves the job of period `n` to be claimed again when
-//! its lease ends, and every step repeats harmlessly, so each period is posted exactly
-//! once, across restarts and across instances on one PostgreSQL database.
+//! A crash between the steps leaves the job of period `n` to be claimed again when its
+//! lease ends, and the replay changes nothing, so each period is posted exactly once,
+//! with its next period and its event, across restarts and across instances on one
+//! PostgreSQL database.
 //!
 //! A refusal of the ledger (the wallet is suspended, expired, outside its validity, its
 //! ceiling would be passed, ...) is a business outcome: the period is not retried, a
 //! `TopupBalanceFailureEvent` is published to the hub, and the plan goes on with the
-//! next period, which may well succeed. A wallet or tenant that is gone ends the plan.
+//! next period (queued on its own, since the refused unit left nothing), which may well
+//! succeed. A wallet or tenant that is gone ends the plan.
 //! Operating failures (the store is unavailable, the engine stops) are retried with
 //! exponential backoff, from [`RETRY_BACKOFF_BASE_MS`] up to [`RETRY_BACKOFF_MS_MAX`],
 //! without a bound on attempts: a scheduled payment is not dropped because the database
@@ -39,13 +41,11 @@
 //! enqueueing the next. A period already running when the plan is cancelled may still
 //! post.
 //!
-//! One crash window remains, as for events: the caller schedules after period 1 is
-//! durable, so a process that dies between the two leaves a plan of one period. The
-//! TMF dialect schedules again when the client repeats its request with the same
-//! idempotency key, which heals it.
+//! The TMF dialect links [`first_job`] (period 2) to the unit of period 1, so a plan
+//! exists exactly when its first top-up does.
 //!
 //! Limits: [`PERIODS_MAX`] periods per plan (callers check `numberOfPeriods` against
-//! it before calling [`schedule`]); plan ids are at most [`PLAN_ID_LEN_MAX`] bytes.
+//! it before calling [`first_job`] or [`schedule`]); plan ids are at most [`PLAN_ID_LEN_MAX`] bytes.
 
 use super::hub;
 use super::jobs::{self, micros};
