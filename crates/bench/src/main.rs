@@ -81,7 +81,8 @@ struct Args {
     #[arg(long)]
     skip_postgres: bool,
     /// Measure only the cells whose name, `<workload>@<connections>` (workloads:
-    /// `Calibration`, `MutationsSpread`, `MutationsHot`, `Reads`, `Batch`), contains this
+    /// `Calibration`, `MutationsSpread`, `MutationsHot`, `TmfTopup`, `TouchTopUpSale`,
+    /// `Reads`, `Batch`), contains this
     /// text, e.g. `MutationsSpread@64`: a quick look; the other cells are marked "not run".
     #[arg(long)]
     only: Option<String>,
@@ -343,6 +344,8 @@ fn prepaid_cells() -> Vec<(Workload, usize)> {
         .map(|&c| (Workload::MutationsSpread, c))
         .collect();
     cells.push((Workload::MutationsHot, WIDE_CONNECTIONS));
+    cells.push((Workload::TmfTopup, WIDE_CONNECTIONS));
+    cells.push((Workload::TouchTopUpSale, WIDE_CONNECTIONS));
     cells.push((Workload::Reads, WIDE_CONNECTIONS));
     cells.extend(BATCH_CONNECTIONS.iter().map(|&c| (Workload::Batch, c)));
     cells
@@ -412,6 +415,20 @@ async fn run_prepaid_cells(
                     load::run_cell(conns, timing, procs, move |c, i, win| {
                         let items = workload::BATCH_ITEMS_MAX;
                         workload::batch_worker(c, i, win, cell.clone(), w.clone(), items)
+                    })
+                    .await
+                }
+                Workload::TmfTopup => {
+                    load::run_cell(conns, timing, procs, move |c, i, win| {
+                        let shape = workload::Shape::TmfTopup;
+                        workload::mutation_worker(c, i, win, cell.clone(), w.clone(), pick, shape)
+                    })
+                    .await
+                }
+                Workload::TouchTopUpSale => {
+                    load::run_cell(conns, timing, procs, move |c, i, win| {
+                        let shape = workload::Shape::Sale;
+                        workload::mutation_worker(c, i, win, cell.clone(), w.clone(), pick, shape)
                     })
                     .await
                 }
@@ -514,7 +531,9 @@ async fn measure_prepaid(
     for (kind, connections, prepaid) in cells {
         let not_run = || Measure::NotRun("the PostgreSQL pass did not run".to_owned());
         let postgres = match kind {
-            Workload::Batch => Measure::NotApplicable,
+            Workload::Batch | Workload::TmfTopup | Workload::TouchTopUpSale => {
+                Measure::NotApplicable
+            }
             _ => Measure::NotRun("the baseline did not run".to_owned()),
         };
         rows.push(Row {

@@ -61,6 +61,12 @@ pub enum Workload {
     Batch,
     /// (c): one balance read per request.
     Reads,
+    /// One TMF654 `topupBalance` per request (its record and, with listeners, its event
+    /// in the same unit), spread over wallets: what the dialect costs beside (a).
+    TmfTopup,
+    /// One TouchTopUp till sale per request (the debit and the sale's record in one
+    /// unit), spread over customers.
+    TouchTopUpSale,
     /// The load generator against a canned-answer server.
     Calibration,
 }
@@ -72,13 +78,19 @@ impl Workload {
             Self::MutationsHot => "(a) single mutation, one hot wallet",
             Self::Batch => "(b) `POST /v1/batch`, 8,000 mutations each",
             Self::Reads => "(c) balance read `GET /v1/wallets/{id}`",
+            Self::TmfTopup => "TMF654 `POST …/topupBalance`, spread over wallets",
+            Self::TouchTopUpSale => "TouchTopUp till sale `POST /v1/icrtouch/…/sales`",
             Self::Calibration => "load generator vs. canned answers (ceiling)",
         }
     }
 
     fn unit(self) -> &'static str {
         match self {
-            Self::MutationsSpread | Self::MutationsHot | Self::Batch => "mutations/s",
+            Self::MutationsSpread
+            | Self::MutationsHot
+            | Self::Batch
+            | Self::TmfTopup
+            | Self::TouchTopUpSale => "mutations/s",
             Self::Reads => "reads/s",
             Self::Calibration => "requests/s",
         }

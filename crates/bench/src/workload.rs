@@ -30,11 +30,17 @@ const HOT_WALLET: &str = "bench-hot";
 /// The body of every single debit.
 const DEBIT_BODY: &[u8] = br#"{"kind":"debit","amount":1}"#;
 
+/// The TouchTopUp company of the sale workload; its customers are `1..=`[`CUSTOMERS`],
+/// each with its main wallet `<company>.<customer>`.
+const SALE_COMPANY: u32 = 1;
+
 /// The wallets the workloads use.
 pub struct Wallets {
     /// Spread wallets, indexed by [`Pick::index`].
     spread: Vec<String>,
     hot: String,
+    /// The TouchTopUp customers of the sale workload.
+    sale_customers: usize,
 }
 
 impl Wallets {
@@ -71,6 +77,7 @@ pub async fn set_up(admin: &Target, count: usize) -> anyhow::Result<(Target, Arc
     let wallets = Wallets {
         spread,
         hot: HOT_WALLET.to_owned(),
+        sale_customers: CUSTOMERS,
     };
 
     let mut jobs: Vec<(String, serde_json::Value)> = customers
@@ -95,10 +102,37 @@ pub async fn set_up(admin: &Target, count: usize) -> anyhow::Result<(Target, Arc
         .collect();
     run_setup(&target, jobs).await.context("creating wallets")?;
 
+    // The TouchTopUp company and customers of the sale workload, each with its main
+    // wallet.
+    let mut conn = Conn::open(&target).await?;
+    call(
+        &mut conn,
+        Method::PUT,
+        &format!("/v1/icrtouch/companies/{SALE_COMPANY}"),
+        Some(json!({"name": "bench", "currency": "EUR", "scale": 2})),
+        StatusCode::OK,
+    )
+    .await
+    .context("creating the TouchTopUp company")?;
+    for custid in 1..=wallets.sale_customers {
+        call(
+            &mut conn,
+            Method::PUT,
+            &format!("/v1/icrtouch/companies/{SALE_COMPANY}/customers/{custid}"),
+            Some(json!({"firstname": "bench", "lastname": custid.to_string()})),
+            StatusCode::OK,
+        )
+        .await
+        .context("creating a TouchTopUp customer")?;
+    }
+    let sale_wallets: Vec<String> = (1..=wallets.sale_customers)
+        .map(|c| format!("{SALE_COMPANY}.{c}"))
+        .collect();
     let all: Vec<&String> = wallets
         .spread
         .iter()
         .chain(std::iter::once(&wallets.hot))
+        .chain(&sale_wallets)
         .collect();
     for chunk in all.chunks(BATCH_ITEMS_MAX) {
         let items: Vec<_> = chunk
@@ -164,6 +198,87 @@ async fn after_transport_error(
     stats.record(window, started, 0, ops);
     stats.note_error(error);
     conn.reopen().await.is_ok()
+}
+
+/// What one request of [`mutation_worker`] is.
+#[derive(Clone, Copy, Debug)]
+pub enum Shape {
+    /// A TMF654 `topupBalance` of 0.01 EUR.
+    TmfTopup,
+    /// A TouchTopUp till sale of 0.01 EUR with one item.
+    Sale,
+}
+
+/// One dialect mutation per request (see [`Shape`]), each with its own idempotency
+/// key, until the window closes.
+pub async fn mutation_worker(
+    mut conn: Conn,
+    index: usize,
+    window: Window,
+    cell: String,
+    wallets: Arc<Wallets>,
+    pick: Pick,
+    shape: Shape,
+) -> WorkerStats {
+    let mut stats = WorkerStats::new();
+    let mut seq = 0u64;
+    let mut key = String::new();
+    while window.is_open() {
+        let (path, body) = match shape {
+            Shape::TmfTopup => (
+                "/tmf-api/prepayBalanceManagement/v4/topupBalance".to_owned(),
+                json!({
+                    "bucket": {"id": wallets.id(pick, index, seq)},
+                    "amount": {"amount": 0.01, "units": "EUR"},
+                    "description": "bench",
+                }),
+            ),
+            Shape::Sale => {
+                let custid = 1 + (index + seq as usize) % wallets.sale_customers;
+                (
+                    format!("/v1/icrtouch/companies/{SALE_COMPANY}/customers/{custid}/sales"),
+                    json!({
+                        "amount": 1,
+                        "sale_id": seq,
+                        "items": [{"itemrecord": 1, "qty": 1, "text": "coffee"}],
+                    }),
+                )
+            }
+        };
+        key.clear();
+        let _ = write!(key, "{cell}-{index}-{seq}");
+        seq += 1;
+        let started = Instant::now();
+        let sent = conn.send(
+            Method::POST,
+            &path,
+            Some(Bytes::from(body.to_string())),
+            Some(&key),
+        );
+        match tokio::time::timeout(REQUEST_TIMEOUT, sent).await {
+            Ok(Ok(answer)) if answer.status == StatusCode::CREATED => {
+                stats.record(&window, started, 1, 0)
+            }
+            Ok(Ok(answer)) => {
+                stats.record(&window, started, 0, 1);
+                stats.note_error(format!("POST {path}: {}", answer.describe()));
+            }
+            Ok(Err(e)) => {
+                let error = format!("POST {path}: {e:#}");
+                if !after_transport_error(&mut conn, &mut stats, &window, started, 1, error).await
+                {
+                    break;
+                }
+            }
+            Err(_) => {
+                let error = format!("POST {path}: no answer within {REQUEST_TIMEOUT:?}");
+                if !after_transport_error(&mut conn, &mut stats, &window, started, 1, error).await {
+                    break;
+                }
+            }
+        }
+    }
+    stats
 }
 
 /// One debit of 1 per request, each with its own idempotency key, until the window
