@@ -7,7 +7,7 @@
 //! otherwise. Errors found before the format is known (a malformed `format`) are JSON.
 
 use super::errors::{Fail, store_fail};
-use super::model::{KEY_KIND, KeyScope, Recs};
+use super::model::{KEY_KIND, KeyScope, Recs, User};
 use super::params::{Params, parse_tail};
 use super::xml::{Node, to_xml};
 use crate::SharedState;
@@ -207,6 +207,29 @@ impl<R: Role> Ctx<R> {
     /// Whether this key may see company `coid`.
     pub fn sees_company(&self, coid: u32) -> bool {
         self.only_company.is_none_or(|own| own == coid)
+    }
+
+    /// Whether this key may see and act on `user`: a tenant-wide key every user, a
+    /// company key the users created through a key of its company and those linked to
+    /// one of its company's customers (see [`super::users`]).
+    pub fn reaches_user(&self, user: &User) -> bool {
+        match self.only_company {
+            None => true,
+            Some(own) => {
+                user.company == Some(own) || user.links.iter().any(|link| link.coid == own)
+            }
+        }
+    }
+
+    /// The name under which the throttle counts failed guesses of `kind` (a login, a
+    /// reset code, a link key) at `subject` through this key. A company key's failures
+    /// are counted apart from other keys', so that guessing through one company's
+    /// portal never locks a user out of another company's.
+    pub fn throttle_name(&self, kind: &str, subject: &str) -> String {
+        match self.only_company {
+            Some(own) => format!("{own}/{kind}/{subject}"),
+            None => format!("*/{kind}/{subject}"),
+        }
     }
 
     /// The required parameter of the first of `names` present.

@@ -14,9 +14,24 @@
 //! `newpassword` (or `new_password`) and either `oldpassword` (or `old_password`,
 //! `currentpassword`) or `resetcode`; `user_link_account` takes `uid` and `linkkey`.
 //!
-//! Users belong to the tenant, not to a company: a company key may manage them, but
-//! sees only its own company among a user's linked accounts and may link only its own
-//! company's customers.
+//! Who may see and act on a user. Users belong to the tenant, and a tenant-wide key
+//! reaches every one of them. A key limited to a company reaches only the users of that
+//! company: those created through a key of the company (the user record keeps the
+//! creating company) and those linked to one of the company's customers. Every user
+//! method with a key that does not reach the user answers exactly as for a user that
+//! does not exist (`Email not found`, `User <uid> not found`, a failed login that counts
+//! towards the throttle and takes as long as a wrong password), so another company's
+//! key can neither read a user, nor be handed its reset code, nor change its password,
+//! nor learn that it exists. Such a key sees only its own company among a user's linked
+//! accounts and may link only its own company's customers. Users created before the
+//! creating company was recorded, or through a tenant-wide key, reach company keys only
+//! through their links. An email address names one user in the whole tenant, so
+//! `user_create` with an address taken in another company still answers that the
+//! address is taken (as any sign-up form does), and creates nothing.
+//!
+//! Failed guesses are counted per key scope ([`Ctx::throttle_name`]): a company key's
+//! failed logins lock the user name for that company's keys only, so one company's
+//! portal cannot lock another company's users out.
 
 use super::accounts::check_link_key;
 use super::ctx::Ctx;
@@ -73,7 +88,12 @@ async fn verify(phc: Option<String>, password: String) -> Result<bool, Fail> {
     })
 }
 
-async fn user_by_email(recs: &Recs<'_>, address: &str) -> Result<Option<(User, i64)>, Fail> {
+/// The user of `address` if there is one that `ctx`'s key reaches.
+async fn user_by_email<R: Role>(
+    recs: &Recs<'_>,
+    ctx: &Ctx<R>,
+    address: &str,
+) -> Result<Option<(User, i64)>, Fail> {
     let key = address.to_lowercase();
     if key.len() > super::types::EMAIL_LEN_MAX {
         return Ok(None);
@@ -81,12 +101,22 @@ async fn user_by_email(recs: &Recs<'_>, address: &str) -> Result<Option<(User, i
     let Some((index, _)) = recs.get::<EmailIndex>(EMAIL_KIND, &key).await? else {
         return Ok(None);
     };
-    recs.get::<User>(USER_KIND, &pad(index.uid.into())).await
+    Ok(recs
+        .get::<User>(USER_KIND, &pad(index.uid.into()))
+        .await?
+        .filter(|(user, _)| ctx.reaches_user(user)))
 }
 
-async fn user_by_uid(recs: &Recs<'_>, uid: u32) -> Result<(User, i64), Fail> {
+/// User `uid`, which must exist and be reached by `ctx`'s key; a user the key does not
+/// reach is not found, word for word.
+async fn user_by_uid<R: Role>(
+    recs: &Recs<'_>,
+    ctx: &Ctx<R>,
+    uid: u32,
+) -> Result<(User, i64), Fail> {
     recs.get::<User>(USER_KIND, &pad(uid.into()))
         .await?
+        .filter(|(user, _)| ctx.reaches_user(user))
         .ok_or_else(|| Fail::not_found(format!("User {uid} not found")))
 }
 
@@ -114,23 +144,24 @@ pub async fn auth_user(state: &SharedState, ctx: &Ctx<Read>) -> Result<Node, Fai
         .map_err(Fail::with_auth_false)?
         .to_owned();
     let tenant = &ctx.principal.tenant;
-    if let Err(wait) = state.login_throttle.check(tenant, &username, ctx.now) {
+    let throttled = ctx.throttle_name("login", &username);
+    if let Err(wait) = state.login_throttle.check(tenant, &throttled, ctx.now) {
         return Err(locked(wait.0).with_auth_false());
     }
     let recs = ctx.recs(state);
-    let user = user_by_email(&recs, &username).await?;
+    let user = user_by_email(&recs, ctx, &username).await?;
     let phc = user.as_ref().map(|(u, _)| u.password_phc.clone());
     if !verify(phc, password).await? {
         state
             .login_throttle
-            .record_failure(tenant, &username, ctx.now);
+            .record_failure(tenant, &throttled, ctx.now);
         return Err(Fail::new(
             StatusCode::UNAUTHORIZED,
             format!("Could not login user with username {username} using password supplied"),
         )
         .with_auth_false());
     }
-    state.login_throttle.record_success(tenant, &username);
+    state.login_throttle.record_success(tenant, &throttled);
     let Some((user, _)) = user else {
         return Err(Fail::internal());
     };
@@ -191,6 +222,7 @@ pub async fn user_create(state: &SharedState, ctx: &Ctx<Write>) -> Result<Node, 
         password_phc: hash(password).await?,
         reset: None,
         links: Vec::new(),
+        company: ctx.only_company,
     };
     let uid = recs.next_number("user").await?;
     user.uid = u32::try_from(uid)
@@ -219,7 +251,7 @@ pub async fn user_create(state: &SharedState, ctx: &Ctx<Write>) -> Result<Node, 
 
 pub async fn user_details(state: &SharedState, ctx: &Ctx<Read>) -> Result<Node, Fail> {
     let uid = uid_of(ctx)?;
-    let (u, _) = user_by_uid(&ctx.recs(state), uid).await?;
+    let (u, _) = user_by_uid(&ctx.recs(state), ctx, uid).await?;
     Ok(Node::map().with("status", 1i64).with(
         "user",
         Node::map()
@@ -263,16 +295,17 @@ pub async fn user_change_password(state: &SharedState, ctx: &Ctx<Write>) -> Resu
         return Err(Fail::bad("oldpassword (or resetcode) is required"));
     }
     let recs = ctx.recs(state);
-    let (user, version) = user_by_uid(&recs, uid).await?;
+    let (user, version) = user_by_uid(&recs, ctx, uid).await?;
     let tenant = &ctx.principal.tenant;
+    let throttled = ctx.throttle_name("login", &user.email);
     if let Some(old) = old {
-        if let Err(wait) = state.login_throttle.check(tenant, &user.email, ctx.now) {
+        if let Err(wait) = state.login_throttle.check(tenant, &throttled, ctx.now) {
             return Err(locked(wait.0));
         }
         if !verify(Some(user.password_phc.clone()), old.to_owned()).await? {
             state
                 .login_throttle
-                .record_failure(tenant, &user.email, ctx.now);
+                .record_failure(tenant, &throttled, ctx.now);
             return Err(Fail::new(
                 StatusCode::UNAUTHORIZED,
                 "The old password is not correct",
@@ -290,7 +323,7 @@ pub async fn user_change_password(state: &SharedState, ctx: &Ctx<Write>) -> Resu
         ..user
     };
     replace_user(&recs, &changed, version).await?;
-    state.login_throttle.record_success(tenant, &changed.email);
+    state.login_throttle.record_success(tenant, &throttled);
     Ok(Node::map()
         .with("status", 1i64)
         .with("msg", "User password changed"))
@@ -314,7 +347,7 @@ async fn replace_user(recs: &Recs<'_>, user: &User, version: i64) -> Result<(), 
 pub async fn user_forgot_password(state: &SharedState, ctx: &Ctx<Write>) -> Result<Node, Fail> {
     let address = ctx.require(&["email"])?;
     let recs = ctx.recs(state);
-    let Some((user, version)) = user_by_email(&recs, address).await? else {
+    let Some((user, version)) = user_by_email(&recs, ctx, address).await? else {
         return Err(Fail::not_found("Email not found"));
     };
     let (code, digest) = new_reset_code();
@@ -339,7 +372,7 @@ pub async fn user_forgot_password(state: &SharedState, ctx: &Ctx<Write>) -> Resu
 
 pub async fn user_check_email_exists(state: &SharedState, ctx: &Ctx<Read>) -> Result<Node, Fail> {
     let address = ctx.require(&["email"])?;
-    match user_by_email(&ctx.recs(state), address).await? {
+    match user_by_email(&ctx.recs(state), ctx, address).await? {
         Some(_) => Ok(Node::map().with("status", 1i64).with("msg", "Email Found")),
         None => Err(Fail::not_found("Email not found")),
     }
@@ -348,7 +381,7 @@ pub async fn user_check_email_exists(state: &SharedState, ctx: &Ctx<Read>) -> Re
 pub async fn user_check_reset_code(state: &SharedState, ctx: &Ctx<Read>) -> Result<Node, Fail> {
     let uid = uid_of(ctx)?;
     let code = ctx.require(&["resetcode", "reset_code"])?;
-    let (user, _) = user_by_uid(&ctx.recs(state), uid).await?;
+    let (user, _) = user_by_uid(&ctx.recs(state), ctx, uid).await?;
     if !reset_matches(&user, code, ctx.now.as_micros()) {
         return Err(Fail::not_found("Reset code not found or expired"));
     }
@@ -364,7 +397,7 @@ pub async fn user_link_account(state: &SharedState, ctx: &Ctx<Write>) -> Result<
     let (coid, custid) = check_link_key(state, ctx, key).await?;
     ctx.check_company(coid)?;
     let recs = ctx.recs(state);
-    let (user, version) = user_by_uid(&recs, uid).await?;
+    let (user, version) = user_by_uid(&recs, ctx, uid).await?;
     let link = Link { coid, custid };
     if !user.links.contains(&link) {
         if user.links.len() >= LINKS_MAX {
