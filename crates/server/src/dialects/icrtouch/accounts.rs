@@ -333,7 +333,7 @@ fn transaction_row(
 }
 
 pub async fn validate_accountkey(state: &SharedState, ctx: &Ctx<Read>) -> Result<Node, Fail> {
-    let key = ctx.require(&["linkkey", "accountkey"])?;
+    let key = ctx.require_secret(super::params::LINK_KEY)?;
     let (coid, custid) = check_link_key(state, ctx, key).await?;
     ctx.check_company(coid)?;
     let _ = custid;

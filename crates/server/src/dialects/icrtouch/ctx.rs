@@ -8,7 +8,7 @@
 
 use super::errors::{Fail, store_fail};
 use super::model::{KEY_KIND, KeyScope, Recs, User};
-use super::params::{Params, parse_tail};
+use super::params::{Params, Secret, parse_tail};
 use super::xml::{Node, to_xml};
 use crate::SharedState;
 use crate::api::auth::{AUTHORIZATION_LEN_MAX, Principal, Role, authenticate_secret, grants};
@@ -237,6 +237,13 @@ impl<R: Role> Ctx<R> {
         self.params
             .get(names)
             .ok_or_else(|| Fail::bad(format!("{} is required", names[0])))
+    }
+
+    /// The required secret parameter `secret`.
+    pub fn require_secret(&self, secret: Secret) -> Result<&str, Fail> {
+        self.params
+            .secret(secret)
+            .ok_or_else(|| Fail::bad(format!("{} is required", secret.names()[0])))
     }
 
     /// A required numeric id parameter.

@@ -33,8 +33,9 @@
 //!
 //! Methods are routed as `/<controller>/<method>` and `/<controller>/<method>/<pairs>`;
 //! an unknown method is status 0 with HTTP 404, a wrong HTTP method HTTP 405.
-//! Secret parameters in paths (`password`, `resetcode`, `linkkey`) are redacted before
-//! the path reaches a log ([`params::redact_path`]).
+//! Secret parameters in paths (every name of [`params::SECRETS`]: passwords, reset
+//! codes, link keys, payment tokens) are redacted before the path reaches a log
+//! ([`params::redact_path`]).
 
 pub mod accounts;
 pub mod checkout;

@@ -37,6 +37,7 @@ use super::accounts::check_link_key;
 use super::ctx::Ctx;
 use super::errors::Fail;
 use super::model::{EMAIL_KIND, EmailIndex, Link, Recs, Reset, USER_KIND, User, pad};
+use super::params::{LINK_KEY, NEW_PASSWORD, OLD_PASSWORD, PASSWORD, RESET_CODE};
 use super::secrets::{digest_reset_code, hash_password, new_reset_code, verify_password};
 use super::types::{NUMBER_ID_MAX, email, new_password, text};
 use super::xml::Node;
@@ -140,7 +141,7 @@ pub async fn auth_user(state: &SharedState, ctx: &Ctx<Read>) -> Result<Node, Fai
         .map_err(Fail::with_auth_false)?
         .to_owned();
     let password = ctx
-        .require(&["password"])
+        .require_secret(PASSWORD)
         .map_err(Fail::with_auth_false)?
         .to_owned();
     let tenant = &ctx.principal.tenant;
@@ -191,7 +192,7 @@ pub async fn auth_user(state: &SharedState, ctx: &Ctx<Read>) -> Result<Node, Fai
 
 pub async fn user_create(state: &SharedState, ctx: &Ctx<Write>) -> Result<Node, Fail> {
     let address = email("email", ctx.require(&["email"])?)?;
-    let password = ctx.require(&["password"])?.to_owned();
+    let password = ctx.require_secret(PASSWORD)?.to_owned();
     new_password("password", &password)?;
     let firstname = text("firstname", ctx.require(&["firstname", "first_name"])?)?;
     let surname = text(
@@ -280,17 +281,10 @@ fn reset_matches(user: &User, code: &str, now_micros: i64) -> bool {
 
 pub async fn user_change_password(state: &SharedState, ctx: &Ctx<Write>) -> Result<Node, Fail> {
     let uid = uid_of(ctx)?;
-    let new = ctx
-        .require(&["newpassword", "new_password", "password_new"])?
-        .to_owned();
+    let new = ctx.require_secret(NEW_PASSWORD)?.to_owned();
     new_password("newpassword", &new)?;
-    let old = ctx.params.get(&[
-        "oldpassword",
-        "old_password",
-        "currentpassword",
-        "password_old",
-    ]);
-    let code = ctx.params.get(&["resetcode", "reset_code"]);
+    let old = ctx.params.secret(OLD_PASSWORD);
+    let code = ctx.params.secret(RESET_CODE);
     if old.is_none() && code.is_none() {
         return Err(Fail::bad("oldpassword (or resetcode) is required"));
     }
@@ -380,7 +374,7 @@ pub async fn user_check_email_exists(state: &SharedState, ctx: &Ctx<Read>) -> Re
 
 pub async fn user_check_reset_code(state: &SharedState, ctx: &Ctx<Read>) -> Result<Node, Fail> {
     let uid = uid_of(ctx)?;
-    let code = ctx.require(&["resetcode", "reset_code"])?;
+    let code = ctx.require_secret(RESET_CODE)?;
     let (user, _) = user_by_uid(&ctx.recs(state), ctx, uid).await?;
     if !reset_matches(&user, code, ctx.now.as_micros()) {
         return Err(Fail::not_found("Reset code not found or expired"));
@@ -393,7 +387,7 @@ pub async fn user_check_reset_code(state: &SharedState, ctx: &Ctx<Read>) -> Resu
 
 pub async fn user_link_account(state: &SharedState, ctx: &Ctx<Write>) -> Result<Node, Fail> {
     let uid = uid_of(ctx)?;
-    let key = ctx.require(&["linkkey", "accountkey", "link_key"])?;
+    let key = ctx.require_secret(LINK_KEY)?;
     let (coid, custid) = check_link_key(state, ctx, key).await?;
     ctx.check_company(coid)?;
     let recs = ctx.recs(state);
