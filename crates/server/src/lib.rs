@@ -162,7 +162,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Engi
         tracing::info!("using the PostgreSQL store");
         return Ok((Arc::new(store), POSTGRES_ENGINE));
     }
-    std::fs::create_dir_all(&config.data_dir)
+    create_private_dir(&config.data_dir)
         .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
     let store = prepaid_store_sqlite::SqliteStore::open(&config.data_dir)
         .with_context(|| format!("opening the SQLite store in {}", config.data_dir.display()))?;
@@ -397,12 +397,32 @@ fn check_admin_key(secret: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The mode of a data directory the server creates: its owner's alone, whatever the
+/// umask, as it holds the database and the admin key.
+pub const DATA_DIR_MODE: u32 = 0o700;
+
+/// Creates `dir` and its missing parents with [`DATA_DIR_MODE`]; a directory that is
+/// already there keeps its mode (the operator chose it).
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+    if dir.as_os_str().is_empty() || dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(DATA_DIR_MODE)
+        .create(dir)?;
+    // The umask may have taken bits off the mode above, never added any; this sets
+    // exactly the mode whatever it was.
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(DATA_DIR_MODE))
+}
+
 /// Writes `secret` to `path`, readable by the owner only.
 fn write_secret_file(path: &Path, secret: &str) -> std::io::Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+        create_private_dir(dir)?;
     }
     let mut file = std::fs::OpenOptions::new()
         .write(true)
