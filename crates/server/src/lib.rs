@@ -7,6 +7,7 @@
 //! requests and lets the engine drain before it returns. [`run`] does both.
 
 pub mod api;
+pub mod conn;
 pub mod dialects;
 mod ops;
 mod periodic;
@@ -61,6 +62,8 @@ pub struct Config {
     pub body_bytes_max: usize,
     pub request_timeout_ms: u64,
     pub shutdown_grace_ms: u64,
+    /// The header-read and keep-alive timeouts and the cap on open connections.
+    pub connections: conn::Limits,
     /// Who takes the money of TouchTopUp payments (the built-in test provider by default).
     pub payment_provider: PaymentProviderConfig,
 }
@@ -75,6 +78,7 @@ impl Default for Config {
             body_bytes_max: BODY_BYTES_MAX,
             request_timeout_ms: REQUEST_TIMEOUT_MS,
             shutdown_grace_ms: SHUTDOWN_GRACE_MS,
+            connections: conn::Limits::default(),
             payment_provider: PaymentProviderConfig::default(),
         }
     }
@@ -91,6 +95,7 @@ impl fmt::Debug for Config {
             .field("body_bytes_max", &self.body_bytes_max)
             .field("request_timeout_ms", &self.request_timeout_ms)
             .field("shutdown_grace_ms", &self.shutdown_grace_ms)
+            .field("connections", &self.connections)
             .field("payment_provider", &self.payment_provider)
             .finish()
     }
@@ -302,25 +307,19 @@ impl Server {
             sweeper_stopped,
         ));
         let app = app(state, Duration::from_millis(config.request_timeout_ms));
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            // Answers are small and latency matters more than packet count.
-            let _ = tcp.set_nodelay(true);
-        });
         let (signal_tx, signal_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let server = conn::serve(listener, app, config.connections, async move {
             let _ = signal_rx.await;
         });
-        let server = std::future::IntoFuture::into_future(server);
         tokio::pin!(server);
         tokio::select! {
-            result = &mut server => result.context("serving HTTP")?,
+            () = &mut server => {}
             () = shutdown => {
                 tracing::info!("shutting down: finishing in-flight requests");
                 let _ = signal_tx.send(());
-                match tokio::time::timeout(grace, &mut server).await {
-                    Ok(result) => result.context("serving HTTP")?,
-                    Err(_) => tracing::warn!(grace_ms = config.shutdown_grace_ms,
-                        "connections still open after the grace period; closing them"),
+                if tokio::time::timeout(grace, &mut server).await.is_err() {
+                    tracing::warn!(grace_ms = config.shutdown_grace_ms,
+                        "connections still open after the grace period; closing them");
                 }
             }
         }

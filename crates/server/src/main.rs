@@ -6,11 +6,16 @@
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
+use prepaid_server::conn::{
+    CONNECTIONS_DEFAULT, HEADER_READ_TIMEOUT_MS, HTTP_CONNECTIONS_MAX, HTTP_TIMEOUT_MS_MAX,
+    KEEP_ALIVE_TIMEOUT_MS, Limits,
+};
 use prepaid_server::dialects::icrtouch::payments::PAYPAL_BASE_URL_DEFAULT;
 use prepaid_server::{ADMIN_KEY_FILE, Config, PaymentProviderConfig, Server};
 use std::io::{IsTerminal as _, Write as _};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -77,6 +82,21 @@ struct ServeArgs {
     /// The client secret of the PayPal REST app (with --payment-provider paypal).
     #[arg(long, env = "PREPAID_PAYPAL_CLIENT_SECRET", hide_env_values = true)]
     paypal_client_secret: Option<String>,
+    /// How long a client may take to send a request head, in milliseconds; a connection
+    /// that has not sent one by then is closed.
+    #[arg(long, env = "PREPAID_HEADER_READ_TIMEOUT_MS", default_value_t = HEADER_READ_TIMEOUT_MS,
+          value_parser = clap::value_parser!(u64).range(1..=HTTP_TIMEOUT_MS_MAX))]
+    header_read_timeout_ms: u64,
+    /// How long an idle keep-alive connection stays open after its last answer, in
+    /// milliseconds.
+    #[arg(long, env = "PREPAID_KEEP_ALIVE_TIMEOUT_MS", default_value_t = KEEP_ALIVE_TIMEOUT_MS,
+          value_parser = clap::value_parser!(u64).range(1..=HTTP_TIMEOUT_MS_MAX))]
+    keep_alive_timeout_ms: u64,
+    /// The most connections served at once; one more is closed unanswered. The open
+    /// file limit (`ulimit -n`) must allow as many.
+    #[arg(long, env = "PREPAID_MAX_CONNECTIONS", default_value_t = CONNECTIONS_DEFAULT as u64,
+          value_parser = clap::value_parser!(u64).range(1..=HTTP_CONNECTIONS_MAX as u64))]
+    max_connections: u64,
     /// Log format on stderr.
     #[arg(long, env = "PREPAID_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -141,6 +161,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         database_url: args.database_url,
         admin_key: args.admin_key,
         payment_provider,
+        connections: Limits {
+            header_read_timeout: Duration::from_millis(args.header_read_timeout_ms),
+            keep_alive_timeout: Duration::from_millis(args.keep_alive_timeout_ms),
+            connections_max: usize::try_from(args.max_connections)
+                .context("--max-connections is too large")?,
+        },
         ..Config::default()
     };
     tracing::info!(?config, "starting");
@@ -176,5 +202,33 @@ fn main() -> anyhow::Result<()> {
                 .context("starting the async runtime")?;
             runtime.block_on(serve(args))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parses(args: &[&str]) -> bool {
+        let mut all = vec!["prepaid", "serve"];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all).is_ok()
+    }
+
+    #[test]
+    fn connection_limits_are_bounded() {
+        let timeout_max = HTTP_TIMEOUT_MS_MAX.to_string();
+        let timeout_over = (HTTP_TIMEOUT_MS_MAX + 1).to_string();
+        for flag in ["--header-read-timeout-ms", "--keep-alive-timeout-ms"] {
+            assert!(parses(&[flag, "1"]), "{flag}");
+            assert!(parses(&[flag, &timeout_max]), "{flag}");
+            assert!(!parses(&[flag, &timeout_over]), "{flag}");
+            assert!(!parses(&[flag, "0"]), "{flag}");
+        }
+        let max = HTTP_CONNECTIONS_MAX.to_string();
+        let over = (HTTP_CONNECTIONS_MAX + 1).to_string();
+        assert!(parses(&["--max-connections", &max]));
+        assert!(!parses(&["--max-connections", &over]));
+        assert!(!parses(&["--max-connections", "0"]));
     }
 }
