@@ -42,6 +42,14 @@ async fn login(ttu: &Ttu, username: &str, password: &str) -> Resp {
     .await
 }
 
+/// A new reset code of user `email`, made through `ttu`.
+async fn reset_code(ttu: &Ttu, email: &str) -> String {
+    let forgot = ok1(ttu
+        .get(&format!("/users/user_forgot_password/email/{email}"))
+        .await);
+    forgot["resetcode"].as_str().expect("resetcode").to_owned()
+}
+
 async fn create_user(ttu: &Ttu, email: &str, password: &str) -> String {
     let created = ok1(ttu
         .post_form(
@@ -108,12 +116,7 @@ async fn another_companys_key_sees_no_user_of_this_company() {
     assert!(r.json.get("resetcode").is_none(), "{}", r.text);
 
     // A genuine code, made through the victim's own company, is of no use either.
-    let code = ok1(school1
-        .get(&format!("/users/user_forgot_password/email/{VICTIM}"))
-        .await)["resetcode"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let code = reset_code(&school1, VICTIM).await;
 
     let fill = |template: &str, uid: &str, email: &str| {
         template
@@ -235,10 +238,7 @@ async fn a_company_key_reaches_the_users_it_created_and_those_linked_to_its_cust
     // A user created through company 2's key is company 2's from the start: its own
     // company may reset its password, company 1 may not even find it.
     let uid2 = create_user(&school2, "pupil@example.com", PASSWORD).await;
-    let forgot = ok1(school2
-        .get("/users/user_forgot_password/email/pupil@example.com")
-        .await);
-    let code = forgot["resetcode"].as_str().unwrap().to_owned();
+    let code = reset_code(&school2, "pupil@example.com").await;
     ok1(school2
         .post_form(
             "/users/user_change_password",
@@ -288,4 +288,91 @@ async fn another_companys_failed_logins_do_not_lock_a_user_out() {
     fail0(&r, 429, "Too many failed logins");
     // The victim's own company is not.
     ok1(login(&school1, VICTIM, PASSWORD).await);
+}
+
+#[tokio::test]
+async fn wrong_reset_codes_and_link_keys_lock_like_failed_logins() {
+    let (_server, admin, portal) = fixture().await;
+    let uid = create_user(&portal, VICTIM, PASSWORD).await;
+    let code = reset_code(&portal, VICTIM).await;
+    let wrong_code = "0".repeat(code.len());
+    for _ in 0..5 {
+        let r = portal
+            .get(&format!(
+                "/users/user_check_reset_code/uid/{uid}/resetcode/{wrong_code}"
+            ))
+            .await;
+        fail0(&r, 404, "Reset code not found or expired");
+    }
+    // Locked now, even with the right code, for checking and for using it.
+    let r = portal
+        .get(&format!(
+            "/users/user_check_reset_code/uid/{uid}/resetcode/{code}"
+        ))
+        .await;
+    fail0(&r, 429, "Too many wrong reset codes");
+    assert!(r.header("retry-after").is_some());
+    let r = portal
+        .post_form(
+            "/users/user_change_password",
+            &[
+                ("uid", uid.as_str()),
+                ("resetcode", code.as_str()),
+                ("newpassword", "Guessers-Password-4"),
+            ],
+        )
+        .await;
+    fail0(&r, 429, "Too many wrong reset codes");
+    ok1(login(&portal, VICTIM, PASSWORD).await);
+
+    // Five wrong checks of customer 5's link key lock that customer's key only.
+    let key5 = put_customer(&admin, 1, 5, "Mr", "John", "Smith", "54321").await["link_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let key6 = put_customer(&admin, 1, 6, "Ms", "Jo", "Smith", "6").await["link_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (ids, check) = key5.rsplit_once('-').unwrap();
+    let wrong_key = format!(
+        "{ids}-{}",
+        if check == "000000000" {
+            "000000001"
+        } else {
+            "000000000"
+        }
+    );
+    for _ in 0..5 {
+        let r = portal
+            .get(&format!(
+                "/accounts/validate_accountkey/linkkey/{wrong_key}"
+            ))
+            .await;
+        fail0(&r, 404, "linkkey is not valid");
+    }
+    let r = portal
+        .get(&format!("/accounts/validate_accountkey/linkkey/{key5}"))
+        .await;
+    fail0(&r, 429, "Too many wrong link keys");
+    let r = portal
+        .post_form(
+            "/users/user_link_account",
+            &[("uid", uid.as_str()), ("linkkey", key5.as_str())],
+        )
+        .await;
+    fail0(&r, 429, "Too many wrong link keys");
+    ok1(portal
+        .get(&format!("/accounts/validate_accountkey/linkkey/{key6}"))
+        .await);
+    // Malformed keys can never be right and are not counted.
+    for _ in 0..10 {
+        let r = portal
+            .get("/accounts/validate_accountkey/linkkey/not-a-key")
+            .await;
+        fail0(&r, 404, "linkkey is not valid");
+    }
+    ok1(portal
+        .get(&format!("/accounts/validate_accountkey/linkkey/{key6}"))
+        .await);
 }

@@ -5,8 +5,9 @@
 //! record (`icrtouch.email`, keyed by the lower-cased address). Only the argon2id hash of
 //! a password and the SHA-256 of a reset code are kept. A reset code lasts
 //! [`RESET_CODE_TTL_SECS`] and is used up by the password change it allows;
-//! `user_check_reset_code` only checks it. Failed logins (and wrong old passwords)
-//! count towards the lock of [`super::secrets::LoginThrottle`].
+//! `user_check_reset_code` only checks it. Failed logins (and wrong old passwords),
+//! wrong reset codes of a uid and wrong link keys of a customer each count towards a
+//! lock of [`super::secrets::LoginThrottle`], as logins do.
 //!
 //! Fields (form or JSON body, names in any case): `user_create` takes `title`,
 //! `firstname`, `surname` (or `lastname`), `address_1` to `address_4`, `postcode`,
@@ -127,12 +128,47 @@ fn uid_of<R: Role>(ctx: &Ctx<R>) -> Result<u32, Fail> {
 
 /// `Retry-After` for a locked user name.
 fn locked(secs: u64) -> Fail {
+    locked_for("failed logins", secs)
+}
+
+/// The answer while the throttle locks guesses of `what` (`wrong reset codes`, ...).
+pub(super) fn locked_for(what: &str, secs: u64) -> Fail {
     let mut f = Fail::new(
         StatusCode::TOO_MANY_REQUESTS,
-        format!("Too many failed logins; try again in {secs} seconds"),
+        format!("Too many {what}; try again in {secs} seconds"),
     );
     f.retry_after = Some(secs);
     f
+}
+
+/// User `uid` if `code` is its pending reset code. A wrong code, or a user the key does
+/// not reach, counts towards the lock of the uid's reset codes for this key's scope,
+/// as failed logins do; the right code forgets the failures.
+async fn check_reset_code<R: Role>(
+    state: &SharedState,
+    ctx: &Ctx<R>,
+    recs: &Recs<'_>,
+    uid: u32,
+    code: &str,
+) -> Result<(User, i64), Fail> {
+    let tenant = &ctx.principal.tenant;
+    let throttled = ctx.throttle_name("reset", &uid.to_string());
+    if let Err(wait) = state.login_throttle.check(tenant, &throttled, ctx.now) {
+        return Err(locked_for("wrong reset codes", wait.0));
+    }
+    let fail = match user_by_uid(recs, ctx, uid).await {
+        Ok((user, version)) if reset_matches(&user, code, ctx.now.as_micros()) => {
+            state.login_throttle.record_success(tenant, &throttled);
+            return Ok((user, version));
+        }
+        Ok(_) => Fail::not_found("Reset code not found or expired"),
+        Err(fail) if fail.http == StatusCode::NOT_FOUND => fail,
+        Err(fail) => return Err(fail),
+    };
+    state
+        .login_throttle
+        .record_failure(tenant, &throttled, ctx.now);
+    Err(fail)
 }
 
 pub async fn auth_user(state: &SharedState, ctx: &Ctx<Read>) -> Result<Node, Fail> {
@@ -285,31 +321,30 @@ pub async fn user_change_password(state: &SharedState, ctx: &Ctx<Write>) -> Resu
     new_password("newpassword", &new)?;
     let old = ctx.params.secret(OLD_PASSWORD);
     let code = ctx.params.secret(RESET_CODE);
-    if old.is_none() && code.is_none() {
-        return Err(Fail::bad("oldpassword (or resetcode) is required"));
-    }
     let recs = ctx.recs(state);
-    let (user, version) = user_by_uid(&recs, ctx, uid).await?;
     let tenant = &ctx.principal.tenant;
+    let (user, version) = match (old, code) {
+        (Some(old), _) => {
+            let (user, version) = user_by_uid(&recs, ctx, uid).await?;
+            let throttled = ctx.throttle_name("login", &user.email);
+            if let Err(wait) = state.login_throttle.check(tenant, &throttled, ctx.now) {
+                return Err(locked(wait.0));
+            }
+            if !verify(Some(user.password_phc.clone()), old.to_owned()).await? {
+                state
+                    .login_throttle
+                    .record_failure(tenant, &throttled, ctx.now);
+                return Err(Fail::new(
+                    StatusCode::UNAUTHORIZED,
+                    "The old password is not correct",
+                ));
+            }
+            (user, version)
+        }
+        (None, Some(code)) => check_reset_code(state, ctx, &recs, uid, code).await?,
+        (None, None) => return Err(Fail::bad("oldpassword (or resetcode) is required")),
+    };
     let throttled = ctx.throttle_name("login", &user.email);
-    if let Some(old) = old {
-        if let Err(wait) = state.login_throttle.check(tenant, &throttled, ctx.now) {
-            return Err(locked(wait.0));
-        }
-        if !verify(Some(user.password_phc.clone()), old.to_owned()).await? {
-            state
-                .login_throttle
-                .record_failure(tenant, &throttled, ctx.now);
-            return Err(Fail::new(
-                StatusCode::UNAUTHORIZED,
-                "The old password is not correct",
-            ));
-        }
-    } else if let Some(code) = code
-        && !reset_matches(&user, code, ctx.now.as_micros())
-    {
-        return Err(Fail::not_found("Reset code not found or expired"));
-    }
     let changed = User {
         password_phc: hash(new).await?,
         // A password change uses up any reset code.
@@ -375,10 +410,7 @@ pub async fn user_check_email_exists(state: &SharedState, ctx: &Ctx<Read>) -> Re
 pub async fn user_check_reset_code(state: &SharedState, ctx: &Ctx<Read>) -> Result<Node, Fail> {
     let uid = uid_of(ctx)?;
     let code = ctx.require_secret(RESET_CODE)?;
-    let (user, _) = user_by_uid(&ctx.recs(state), ctx, uid).await?;
-    if !reset_matches(&user, code, ctx.now.as_micros()) {
-        return Err(Fail::not_found("Reset code not found or expired"));
-    }
+    check_reset_code(state, ctx, &ctx.recs(state), uid, code).await?;
     Ok(Node::map()
         .with("status", 1i64)
         .with("msg", "Reset code found")
