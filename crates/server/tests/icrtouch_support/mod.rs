@@ -49,13 +49,18 @@ impl Ttu {
     /// A form-encoded `POST /index.php<path>`.
     pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Resp {
         let body = serde_urlencoded::to_string(fields).expect("form");
+        self.post_form_raw(path, &body).await
+    }
+
+    /// A `POST /index.php<path>` of `body`, already form-encoded.
+    pub async fn post_form_raw(&self, path: &str, body: &str) -> Resp {
         let h = self.headers(&[("content-type", "application/x-www-form-urlencoded")]);
         self.api
             .send(
                 Method::POST,
                 &format!("{MOUNT}{path}"),
                 &h,
-                Some(body.into_bytes()),
+                Some(body.as_bytes().to_vec()),
             )
             .await
     }

@@ -92,9 +92,7 @@ fn format_named(value: &str) -> Result<Format, Fail> {
 fn query_pairs(parts: &Parts) -> Result<Vec<(String, String)>, Fail> {
     match parts.uri.query() {
         None => Ok(Vec::new()),
-        Some(q) => {
-            serde_urlencoded::from_str(q).map_err(|_| Fail::bad("the query string is malformed"))
-        }
+        Some(q) => form_pairs(q),
     }
 }
 
@@ -170,7 +168,14 @@ fn body_pairs(parts: &Parts, bytes: &[u8]) -> Result<Vec<(String, String)>, Fail
         return Ok(out);
     }
     let text = std::str::from_utf8(bytes).map_err(|_| Fail::bad("the body is not UTF-8 text"))?;
-    serde_urlencoded::from_str(text).map_err(|_| Fail::bad("the form body is malformed"))
+    form_pairs(text)
+}
+
+/// The pairs of a query string or form body; a name or value that is not UTF-8 once
+/// percent-decoded is refused.
+fn form_pairs(text: &str) -> Result<Vec<(String, String)>, Fail> {
+    crate::api::form::pairs(text)
+        .map_err(|e| Fail::bad(format!("{}: {}", e.name(), crate::api::form::NOT_UTF8)))
 }
 
 /// Everything a TouchTopUp handler needs of its request, for a key granting `R`.
