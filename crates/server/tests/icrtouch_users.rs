@@ -10,7 +10,6 @@ mod icrtouch_support;
 
 use common::*;
 use icrtouch_support::*;
-use reqwest::Method;
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "Victims-Password-1";
@@ -18,20 +17,6 @@ const NOBODY: &str = "nobody@example.com";
 const VICTIM: &str = "victim@example.com";
 /// A uid no user has.
 const NO_UID: &str = "999999";
-
-/// A TouchTopUp client whose key (`name`) is limited to company `coid`.
-async fn company_key(server: &Server, admin: &Api, name: &str, coid: u32) -> Ttu {
-    let (key, _) = admin.create_key(name, &["read", "write"], None).await;
-    admin
-        .json(
-            Method::PUT,
-            &format!("/v1/icrtouch/keys/{name}"),
-            &json!({"coid": coid}),
-        )
-        .await
-        .ok(200);
-    Ttu::new(server, key["secret"].as_str())
-}
 
 /// `auth_user` with a POSTed user name and password.
 async fn login(ttu: &Ttu, username: &str, password: &str) -> Resp {

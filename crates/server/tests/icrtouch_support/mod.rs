@@ -129,6 +129,20 @@ pub async fn fixture() -> (Server, Api, Ttu) {
     (server, admin, ttu)
 }
 
+/// A TouchTopUp client whose key (`name`) is limited to company `coid`.
+pub async fn company_key(server: &Server, admin: &Api, name: &str, coid: u32) -> Ttu {
+    let (key, _) = admin.create_key(name, &["read", "write"], None).await;
+    admin
+        .json(
+            Method::PUT,
+            &format!("/v1/icrtouch/keys/{name}"),
+            &json!({"coid": coid}),
+        )
+        .await
+        .ok(200);
+    Ttu::new(server, key["secret"].as_str())
+}
+
 pub async fn put_company(admin: &Api, coid: u32, name: &str, db: &str) -> Value {
     admin
         .json(
