@@ -7,6 +7,7 @@
 //! requests and lets the engine drain before it returns. [`run`] does both.
 
 pub mod api;
+pub mod conn;
 pub mod dialects;
 mod ops;
 mod periodic;
@@ -61,6 +62,8 @@ pub struct Config {
     pub body_bytes_max: usize,
     pub request_timeout_ms: u64,
     pub shutdown_grace_ms: u64,
+    /// The header-read and keep-alive timeouts and the cap on open connections.
+    pub connections: conn::Limits,
     /// Who takes the money of TouchTopUp payments (the built-in test provider by default).
     pub payment_provider: PaymentProviderConfig,
 }
@@ -75,6 +78,7 @@ impl Default for Config {
             body_bytes_max: BODY_BYTES_MAX,
             request_timeout_ms: REQUEST_TIMEOUT_MS,
             shutdown_grace_ms: SHUTDOWN_GRACE_MS,
+            connections: conn::Limits::default(),
             payment_provider: PaymentProviderConfig::default(),
         }
     }
@@ -91,6 +95,7 @@ impl fmt::Debug for Config {
             .field("body_bytes_max", &self.body_bytes_max)
             .field("request_timeout_ms", &self.request_timeout_ms)
             .field("shutdown_grace_ms", &self.shutdown_grace_ms)
+            .field("connections", &self.connections)
             .field("payment_provider", &self.payment_provider)
             .finish()
     }
@@ -162,7 +167,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Engi
         tracing::info!("using the PostgreSQL store");
         return Ok((Arc::new(store), POSTGRES_ENGINE));
     }
-    std::fs::create_dir_all(&config.data_dir)
+    create_private_dir(&config.data_dir)
         .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
     let store = prepaid_store_sqlite::SqliteStore::open(&config.data_dir)
         .with_context(|| format!("opening the SQLite store in {}", config.data_dir.display()))?;
@@ -302,25 +307,19 @@ impl Server {
             sweeper_stopped,
         ));
         let app = app(state, Duration::from_millis(config.request_timeout_ms));
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            // Answers are small and latency matters more than packet count.
-            let _ = tcp.set_nodelay(true);
-        });
         let (signal_tx, signal_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let server = conn::serve(listener, app, config.connections, async move {
             let _ = signal_rx.await;
         });
-        let server = std::future::IntoFuture::into_future(server);
         tokio::pin!(server);
         tokio::select! {
-            result = &mut server => result.context("serving HTTP")?,
+            () = &mut server => {}
             () = shutdown => {
                 tracing::info!("shutting down: finishing in-flight requests");
                 let _ = signal_tx.send(());
-                match tokio::time::timeout(grace, &mut server).await {
-                    Ok(result) => result.context("serving HTTP")?,
-                    Err(_) => tracing::warn!(grace_ms = config.shutdown_grace_ms,
-                        "connections still open after the grace period; closing them"),
+                if tokio::time::timeout(grace, &mut server).await.is_err() {
+                    tracing::warn!(grace_ms = config.shutdown_grace_ms,
+                        "connections still open after the grace period; closing them");
                 }
             }
         }
@@ -397,12 +396,32 @@ fn check_admin_key(secret: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The mode of a data directory the server creates: its owner's alone, whatever the
+/// umask, as it holds the database and the admin key.
+pub const DATA_DIR_MODE: u32 = 0o700;
+
+/// Creates `dir` and its missing parents with [`DATA_DIR_MODE`]; a directory that is
+/// already there keeps its mode (the operator chose it).
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+    if dir.as_os_str().is_empty() || dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(DATA_DIR_MODE)
+        .create(dir)?;
+    // The umask may have taken bits off the mode above, never added any; this sets
+    // exactly the mode whatever it was.
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(DATA_DIR_MODE))
+}
+
 /// Writes `secret` to `path`, readable by the owner only.
 fn write_secret_file(path: &Path, secret: &str) -> std::io::Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+        create_private_dir(dir)?;
     }
     let mut file = std::fs::OpenOptions::new()
         .write(true)

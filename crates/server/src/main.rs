@@ -6,18 +6,30 @@
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
+use prepaid_server::conn::{
+    CONNECTIONS_DEFAULT, HEADER_READ_TIMEOUT_MS, HTTP_CONNECTIONS_MAX, HTTP_TIMEOUT_MS_MAX,
+    KEEP_ALIVE_TIMEOUT_MS, Limits,
+};
 use prepaid_server::dialects::icrtouch::payments::PAYPAL_BASE_URL_DEFAULT;
 use prepaid_server::{ADMIN_KEY_FILE, Config, PaymentProviderConfig, Server};
 use std::io::{IsTerminal as _, Write as _};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 use tracing_subscriber::EnvFilter;
+
+/// Said under every `--help`: flags are visible in the process list.
+const SECRETS_HELP: &str = "Secrets (the admin key, a database URL with a password, the PayPal \
+client secret) given as flags are visible to every local user in the process list: give \
+them in environment variables (PREPAID_ADMIN_KEY, ...) or in files (--admin-key-file, \
+PREPAID_ADMIN_KEY_FILE, ...) instead.";
 
 #[derive(Parser)]
 #[command(
     name = "prepaid",
     version,
-    about = "Prepaid balances and wallets over HTTP"
+    about = "Prepaid balances and wallets over HTTP",
+    after_help = SECRETS_HELP
 )]
 struct Cli {
     #[command(subcommand)]
@@ -27,6 +39,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Runs the HTTP server.
+    #[command(after_help = SECRETS_HELP)]
     Serve(ServeArgs),
 }
 
@@ -55,11 +68,25 @@ struct ServeArgs {
     /// A PostgreSQL URL (`postgres://user:password@host:5432/db`) instead of the
     /// embedded SQLite store; several instances may share one database. The database
     /// must be reachable at start, or the process exits non-zero.
+    /// As a flag it is visible in the process list: prefer the environment variable
+    /// or --database-url-file when it holds a password.
     #[arg(long, env = "PREPAID_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
-    /// The operator's admin key secret; generated at first start when unset.
+    /// A file holding the PostgreSQL URL (instead of --database-url).
+    #[arg(
+        long,
+        env = "PREPAID_DATABASE_URL_FILE",
+        conflicts_with = "database_url"
+    )]
+    database_url_file: Option<PathBuf>,
+    /// The operator's admin key secret; generated at first start when unset. As a flag
+    /// it is visible in the process list: prefer the environment variable or
+    /// --admin-key-file.
     #[arg(long, env = "PREPAID_ADMIN_KEY", hide_env_values = true)]
     admin_key: Option<String>,
+    /// A file holding the operator's admin key secret (instead of --admin-key).
+    #[arg(long, env = "PREPAID_ADMIN_KEY_FILE", conflicts_with = "admin_key")]
+    admin_key_file: Option<PathBuf>,
     /// Who takes the money of TouchTopUp payments; `test` is for development only.
     #[arg(
         long,
@@ -74,9 +101,33 @@ struct ServeArgs {
     /// The client id of the PayPal REST app (with --payment-provider paypal).
     #[arg(long, env = "PREPAID_PAYPAL_CLIENT_ID", hide_env_values = true)]
     paypal_client_id: Option<String>,
-    /// The client secret of the PayPal REST app (with --payment-provider paypal).
+    /// The client secret of the PayPal REST app (with --payment-provider paypal). As a
+    /// flag it is visible in the process list: prefer the environment variable or
+    /// --paypal-client-secret-file.
     #[arg(long, env = "PREPAID_PAYPAL_CLIENT_SECRET", hide_env_values = true)]
     paypal_client_secret: Option<String>,
+    /// A file holding the PayPal client secret (instead of --paypal-client-secret).
+    #[arg(
+        long,
+        env = "PREPAID_PAYPAL_CLIENT_SECRET_FILE",
+        conflicts_with = "paypal_client_secret"
+    )]
+    paypal_client_secret_file: Option<PathBuf>,
+    /// How long a client may take to send a request head, in milliseconds; a connection
+    /// that has not sent one by then is closed.
+    #[arg(long, env = "PREPAID_HEADER_READ_TIMEOUT_MS", default_value_t = HEADER_READ_TIMEOUT_MS,
+          value_parser = clap::value_parser!(u64).range(1..=HTTP_TIMEOUT_MS_MAX))]
+    header_read_timeout_ms: u64,
+    /// How long an idle keep-alive connection stays open after its last answer, in
+    /// milliseconds.
+    #[arg(long, env = "PREPAID_KEEP_ALIVE_TIMEOUT_MS", default_value_t = KEEP_ALIVE_TIMEOUT_MS,
+          value_parser = clap::value_parser!(u64).range(1..=HTTP_TIMEOUT_MS_MAX))]
+    keep_alive_timeout_ms: u64,
+    /// The most connections served at once; one more is closed unanswered. The open
+    /// file limit (`ulimit -n`) must allow as many.
+    #[arg(long, env = "PREPAID_MAX_CONNECTIONS", default_value_t = CONNECTIONS_DEFAULT as u64,
+          value_parser = clap::value_parser!(u64).range(1..=HTTP_CONNECTIONS_MAX as u64))]
+    max_connections: u64,
     /// Log format on stderr.
     #[arg(long, env = "PREPAID_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -111,13 +162,48 @@ async fn shutdown_signal() {
     }
 }
 
+/// The longest file of a secret read, in bytes: a secret is a line, not a document.
+const SECRET_FILE_BYTES_MAX: u64 = 64 * 1024;
+
+/// A secret given as `value` or in `file` (clap lets only one through): the file's text
+/// without its line ending.
+fn secret(
+    value: Option<String>,
+    file: Option<&Path>,
+    flag: &str,
+) -> anyhow::Result<Option<String>> {
+    let Some(path) = file else {
+        return Ok(value);
+    };
+    let what = || format!("reading --{flag}-file {}", path.display());
+    let size = std::fs::metadata(path).with_context(what)?.len();
+    anyhow::ensure!(
+        size <= SECRET_FILE_BYTES_MAX,
+        "--{flag}-file {} is larger than {SECRET_FILE_BYTES_MAX} bytes",
+        path.display()
+    );
+    let text = std::fs::read_to_string(path).with_context(what)?;
+    let text = text.strip_suffix('\n').unwrap_or(&text);
+    let text = text.strip_suffix('\r').unwrap_or(text);
+    anyhow::ensure!(
+        !text.is_empty(),
+        "--{flag}-file {} is empty",
+        path.display()
+    );
+    Ok(Some(text.to_owned()))
+}
+
 /// The payment provider the arguments choose.
 fn payment_provider(args: &ServeArgs) -> anyhow::Result<PaymentProviderConfig> {
     Ok(match args.payment_provider {
         PaymentProviderName::Test => PaymentProviderConfig::Test,
         PaymentProviderName::Paypal => {
-            let (Some(client_id), Some(client_secret)) =
-                (&args.paypal_client_id, &args.paypal_client_secret)
+            let client_secret = secret(
+                args.paypal_client_secret.clone(),
+                args.paypal_client_secret_file.as_deref(),
+                "paypal-client-secret",
+            )?;
+            let (Some(client_id), Some(client_secret)) = (&args.paypal_client_id, client_secret)
             else {
                 anyhow::bail!(
                     "--payment-provider paypal needs PREPAID_PAYPAL_CLIENT_ID and \
@@ -127,7 +213,7 @@ fn payment_provider(args: &ServeArgs) -> anyhow::Result<PaymentProviderConfig> {
             PaymentProviderConfig::PayPal {
                 base_url: args.paypal_base_url.clone(),
                 client_id: client_id.clone(),
-                client_secret: client_secret.clone(),
+                client_secret,
             }
         }
     })
@@ -138,9 +224,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = Config {
         listen: args.listen,
         data_dir: args.data_dir,
-        database_url: args.database_url,
-        admin_key: args.admin_key,
+        database_url: secret(
+            args.database_url,
+            args.database_url_file.as_deref(),
+            "database-url",
+        )?,
+        admin_key: secret(args.admin_key, args.admin_key_file.as_deref(), "admin-key")?,
         payment_provider,
+        connections: Limits {
+            header_read_timeout: Duration::from_millis(args.header_read_timeout_ms),
+            keep_alive_timeout: Duration::from_millis(args.keep_alive_timeout_ms),
+            connections_max: usize::try_from(args.max_connections)
+                .context("--max-connections is too large")?,
+        },
         ..Config::default()
     };
     tracing::info!(?config, "starting");
@@ -176,5 +272,65 @@ fn main() -> anyhow::Result<()> {
                 .context("starting the async runtime")?;
             runtime.block_on(serve(args))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parses(args: &[&str]) -> bool {
+        let mut all = vec!["prepaid", "serve"];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all).is_ok()
+    }
+
+    #[test]
+    fn secrets_come_from_files_without_their_line_ending() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        for (text, want) in [
+            ("s3cret\n", "s3cret"),
+            ("s3cret\r\n", "s3cret"),
+            ("s3cret", "s3cret"),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            assert_eq!(
+                secret(None, Some(&path), "admin-key").unwrap().as_deref(),
+                Some(want)
+            );
+        }
+        std::fs::write(&path, "\n").unwrap();
+        assert!(secret(None, Some(&path), "admin-key").is_err());
+        std::fs::write(&path, "k".repeat(SECRET_FILE_BYTES_MAX as usize + 1)).unwrap();
+        assert!(secret(None, Some(&path), "admin-key").is_err());
+        assert!(secret(None, Some(&dir.path().join("missing")), "admin-key").is_err());
+        assert_eq!(
+            secret(Some("v".into()), None, "admin-key")
+                .unwrap()
+                .as_deref(),
+            Some("v")
+        );
+        // A flag and its file together are refused.
+        let path = path.to_str().unwrap();
+        assert!(!parses(&["--admin-key", "x", "--admin-key-file", path]));
+        assert!(parses(&["--admin-key-file", path]));
+    }
+
+    #[test]
+    fn connection_limits_are_bounded() {
+        let timeout_max = HTTP_TIMEOUT_MS_MAX.to_string();
+        let timeout_over = (HTTP_TIMEOUT_MS_MAX + 1).to_string();
+        for flag in ["--header-read-timeout-ms", "--keep-alive-timeout-ms"] {
+            assert!(parses(&[flag, "1"]), "{flag}");
+            assert!(parses(&[flag, &timeout_max]), "{flag}");
+            assert!(!parses(&[flag, &timeout_over]), "{flag}");
+            assert!(!parses(&[flag, "0"]), "{flag}");
+        }
+        let max = HTTP_CONNECTIONS_MAX.to_string();
+        let over = (HTTP_CONNECTIONS_MAX + 1).to_string();
+        assert!(parses(&["--max-connections", &max]));
+        assert!(!parses(&["--max-connections", &over]));
+        assert!(!parses(&["--max-connections", "0"]));
     }
 }

@@ -14,6 +14,12 @@ pub enum SqliteError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The database file could not be made readable by the owner only.
+    #[error("cannot restrict the permissions of {path} to its owner: {source}")]
+    Permissions {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot open the database {path}: {source}")]
     Open {
         path: PathBuf,

@@ -110,6 +110,42 @@ use tokio::sync::Semaphore;
 
 /// The database file's name inside the data directory.
 pub const DATABASE_FILE_NAME: &str = "prepaid.sqlite3";
+/// The mode of a data directory the store creates: its owner's alone.
+pub const DATA_DIR_MODE: u32 = 0o700;
+/// The mode of the database file and its `-wal` and `-shm` companions, whatever the
+/// umask: they hold every balance and key digest, so only their owner may read them.
+pub const DATABASE_FILE_MODE: u32 = 0o600;
+
+/// Makes the database file at `path` [`DATABASE_FILE_MODE`] before SQLite opens it,
+/// creating it empty if need be, and tightens companions left by an earlier run. SQLite
+/// creates `-wal` and `-shm` with the mode of the database file, so they follow.
+fn protect_files(path: &Path) -> Result<(), SqliteError> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let fail = |path: &Path| {
+        let path = path.to_owned();
+        move |source| SqliteError::Permissions { path, source }
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(DATABASE_FILE_MODE)
+        .open(path)
+        .map_err(fail(path))?;
+    let private = std::fs::Permissions::from_mode(DATABASE_FILE_MODE);
+    file.set_permissions(private.clone()).map_err(fail(path))?;
+    for suffix in ["-wal", "-shm"] {
+        let mut companion = path.as_os_str().to_owned();
+        companion.push(suffix);
+        let companion = PathBuf::from(companion);
+        match std::fs::set_permissions(&companion, private.clone()) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            other => other.map_err(fail(&companion))?,
+        }
+    }
+    Ok(())
+}
 
 /// The number of read connections.
 pub const READERS_MAX: usize = 4;
@@ -207,11 +243,17 @@ impl SqliteStore {
     /// Opens (creating when missing) the store in `data_dir`, and brings its schema up
     /// to date.
     pub fn open(data_dir: &Path) -> Result<Self, SqliteError> {
-        std::fs::create_dir_all(data_dir).map_err(|source| SqliteError::CreateDir {
-            path: data_dir.to_owned(),
-            source,
-        })?;
+        use std::os::unix::fs::DirBuilderExt as _;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(DATA_DIR_MODE)
+            .create(data_dir)
+            .map_err(|source| SqliteError::CreateDir {
+                path: data_dir.to_owned(),
+                source,
+            })?;
         let path = data_dir.join(DATABASE_FILE_NAME);
+        protect_files(&path)?;
         let open_error = |source| SqliteError::Open {
             path: path.clone(),
             source,

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod form;
 pub mod page;
 pub mod problem;
 pub mod submit;

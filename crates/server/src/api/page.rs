@@ -51,6 +51,9 @@ fn decode_cursor(cursor: &str) -> Result<String, Problem> {
 
 /// Parses `limit`, `after` and `customer_id` from the query string of `uri`.
 pub fn parse_query(uri: &Uri) -> Result<ListQuery, Problem> {
+    // axum's `Query` would turn bytes that are not UTF-8 into U+FFFD.
+    crate::api::form::pairs(uri.query().unwrap_or_default())
+        .map_err(|e| Problem::invalid_field(e.name(), crate::api::form::NOT_UTF8))?;
     let raw: RawQuery = axum::extract::Query::<RawQuery>::try_from_uri(uri)
         .map_err(|e| Problem::invalid_request(format!("the query string is malformed: {e}")))?
         .0;

@@ -325,7 +325,7 @@ fn spawn_server(
     if let Some(url) = database_url {
         command.arg("--database-url").arg(url);
     }
-    let mut child = command
+    command
         .env("PREPAID_ADMIN_KEY", secret)
         // Only the argument above chooses the database, never the environment.
         .env_remove("PREPAID_DATABASE_URL")
@@ -334,7 +334,14 @@ fn spawn_server(
         .env_remove("PREPAID_PAYPAL_BASE_URL")
         .env_remove("PREPAID_PAYPAL_CLIENT_ID")
         .env_remove("PREPAID_PAYPAL_CLIENT_SECRET")
-        .envs(env.iter().map(|(k, v)| (k, v)))
+        .envs(env.iter().map(|(k, v)| (k, v)));
+    launch_process(command, log)
+}
+
+/// Starts `command` (a `prepaid serve`, or a shell that runs one) with its log in `log`,
+/// and reads the line that announces its address; `None` when it exited first.
+pub fn launch_process(mut command: Command, log: File) -> (Child, Option<String>) {
+    let mut child = command
         // The log is a file: no colour codes in it.
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())

@@ -49,13 +49,18 @@ impl Ttu {
     /// A form-encoded `POST /index.php<path>`.
     pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Resp {
         let body = serde_urlencoded::to_string(fields).expect("form");
+        self.post_form_raw(path, &body).await
+    }
+
+    /// A `POST /index.php<path>` of `body`, already form-encoded.
+    pub async fn post_form_raw(&self, path: &str, body: &str) -> Resp {
         let h = self.headers(&[("content-type", "application/x-www-form-urlencoded")]);
         self.api
             .send(
                 Method::POST,
                 &format!("{MOUNT}{path}"),
                 &h,
-                Some(body.into_bytes()),
+                Some(body.as_bytes().to_vec()),
             )
             .await
     }
@@ -122,6 +127,20 @@ pub async fn fixture() -> (Server, Api, Ttu) {
     let secret = key["secret"].as_str().expect("secret").to_owned();
     let ttu = Ttu::new(&server, Some(&secret));
     (server, admin, ttu)
+}
+
+/// A TouchTopUp client whose key (`name`) is limited to company `coid`.
+pub async fn company_key(server: &Server, admin: &Api, name: &str, coid: u32) -> Ttu {
+    let (key, _) = admin.create_key(name, &["read", "write"], None).await;
+    admin
+        .json(
+            Method::PUT,
+            &format!("/v1/icrtouch/keys/{name}"),
+            &json!({"coid": coid}),
+        )
+        .await
+        .ok(200);
+    Ttu::new(server, key["secret"].as_str())
 }
 
 pub async fn put_company(admin: &Api, coid: u32, name: &str, db: &str) -> Value {

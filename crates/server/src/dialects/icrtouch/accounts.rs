@@ -367,7 +367,7 @@ fn transaction_row(
 }
 
 pub async fn validate_accountkey(state: &SharedState, ctx: &Ctx<Read>) -> Result<Node, Fail> {
-    let key = ctx.require(&["linkkey", "accountkey"])?;
+    let key = ctx.require_secret(super::params::LINK_KEY)?;
     let (coid, custid) = check_link_key(state, ctx, key).await?;
     ctx.check_company(coid)?;
     let _ = custid;
@@ -386,7 +386,21 @@ pub async fn check_link_key<R: crate::api::auth::Role>(
         .await
         .map_err(|e| store_fail(&e, "reading the link key secret"))?;
     let invalid = || Fail::not_found("linkkey is not valid");
-    let (coid, custid) = keys.check(key).ok_or_else(invalid)?;
+    // Guesses at one customer's key are throttled as logins are; a malformed key can
+    // never be right, so it is refused without being counted.
+    let (coid, custid) = super::secrets::link_key_target(key).ok_or_else(invalid)?;
+    let tenant = &ctx.principal.tenant;
+    let throttled = ctx.throttle_name("link", &format!("{coid}.{custid}"));
+    if let Err(wait) = state.login_throttle.check(tenant, &throttled, ctx.now) {
+        return Err(super::users::locked_for("wrong link keys", wait.0));
+    }
+    if keys.check(key).is_none() {
+        state
+            .login_throttle
+            .record_failure(tenant, &throttled, ctx.now);
+        return Err(invalid());
+    }
+    state.login_throttle.record_success(tenant, &throttled);
     let recs = ctx.recs(state);
     if recs
         .get::<super::model::CustomerInfo>(

@@ -146,7 +146,7 @@ pub async fn make_payment(state: &SharedState, ctx: &Ctx<Write>) -> Result<Node,
 
 pub async fn record_payment(state: &SharedState, ctx: &Ctx<Write>) -> Result<Node, Fail> {
     check_pmt_type(ctx, false)?;
-    let token = ctx.require(&["token"])?;
+    let token = ctx.require_secret(super::params::PAYMENT_TOKEN)?;
     let unknown = || Fail::not_found("Unknown payment token");
     let key = payment_key(token).ok_or_else(unknown)?;
     let recs = ctx.recs(state);

@@ -7,8 +7,8 @@
 //! otherwise. Errors found before the format is known (a malformed `format`) are JSON.
 
 use super::errors::{Fail, store_fail};
-use super::model::{KEY_KIND, KeyScope, Recs};
-use super::params::{Params, parse_tail};
+use super::model::{KEY_KIND, KeyScope, Recs, User};
+use super::params::{Params, Secret, parse_tail};
 use super::xml::{Node, to_xml};
 use crate::SharedState;
 use crate::api::auth::{AUTHORIZATION_LEN_MAX, Principal, Role, authenticate_secret, grants};
@@ -92,9 +92,7 @@ fn format_named(value: &str) -> Result<Format, Fail> {
 fn query_pairs(parts: &Parts) -> Result<Vec<(String, String)>, Fail> {
     match parts.uri.query() {
         None => Ok(Vec::new()),
-        Some(q) => {
-            serde_urlencoded::from_str(q).map_err(|_| Fail::bad("the query string is malformed"))
-        }
+        Some(q) => form_pairs(q),
     }
 }
 
@@ -170,7 +168,14 @@ fn body_pairs(parts: &Parts, bytes: &[u8]) -> Result<Vec<(String, String)>, Fail
         return Ok(out);
     }
     let text = std::str::from_utf8(bytes).map_err(|_| Fail::bad("the body is not UTF-8 text"))?;
-    serde_urlencoded::from_str(text).map_err(|_| Fail::bad("the form body is malformed"))
+    form_pairs(text)
+}
+
+/// The pairs of a query string or form body; a name or value that is not UTF-8 once
+/// percent-decoded is refused.
+fn form_pairs(text: &str) -> Result<Vec<(String, String)>, Fail> {
+    crate::api::form::pairs(text)
+        .map_err(|e| Fail::bad(format!("{}: {}", e.name(), crate::api::form::NOT_UTF8)))
 }
 
 /// Everything a TouchTopUp handler needs of its request, for a key granting `R`.
@@ -209,11 +214,41 @@ impl<R: Role> Ctx<R> {
         self.only_company.is_none_or(|own| own == coid)
     }
 
+    /// Whether this key may see and act on `user`: a tenant-wide key every user, a
+    /// company key the users created through a key of its company and those linked to
+    /// one of its company's customers (see [`super::users`]).
+    pub fn reaches_user(&self, user: &User) -> bool {
+        match self.only_company {
+            None => true,
+            Some(own) => {
+                user.company == Some(own) || user.links.iter().any(|link| link.coid == own)
+            }
+        }
+    }
+
+    /// The name under which the throttle counts failed guesses of `kind` (a login, a
+    /// reset code, a link key) at `subject` through this key. A company key's failures
+    /// are counted apart from other keys', so that guessing through one company's
+    /// portal never locks a user out of another company's.
+    pub fn throttle_name(&self, kind: &str, subject: &str) -> String {
+        match self.only_company {
+            Some(own) => format!("{own}/{kind}/{subject}"),
+            None => format!("*/{kind}/{subject}"),
+        }
+    }
+
     /// The required parameter of the first of `names` present.
     pub fn require(&self, names: &[&str]) -> Result<&str, Fail> {
         self.params
             .get(names)
             .ok_or_else(|| Fail::bad(format!("{} is required", names[0])))
+    }
+
+    /// The required secret parameter `secret`.
+    pub fn require_secret(&self, secret: Secret) -> Result<&str, Fail> {
+        self.params
+            .secret(secret)
+            .ok_or_else(|| Fail::bad(format!("{} is required", secret.names()[0])))
     }
 
     /// A required numeric id parameter.

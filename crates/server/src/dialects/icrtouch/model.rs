@@ -166,6 +166,9 @@ pub struct User {
     pub password_phc: String,
     pub reset: Option<Reset>,
     pub links: Vec<Link>,
+    /// The company whose key created the user; `None` when a tenant-wide key did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub company: Option<u32>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]

@@ -23,8 +23,11 @@
 //! with different values anywhere is an error. Names are kept lower-cased, so `pmtType`
 //! and `pmttype` are one parameter.
 //!
-//! [`redact_path`] hides the values of secret parameters (`password`, `resetcode`,
-//! `linkkey`) before a path reaches a log.
+//! Secret parameters (passwords, reset codes, link keys, payment tokens) are named in
+//! one list, [`SECRETS`]: handlers read a secret only through its [`Secret`] (never by a
+//! name of their own, which [`Params::get`] refuses in debug builds), and
+//! [`redact_path`] hides the value after every name of that list before a path reaches
+//! a log. So an alias cannot be accepted without being redacted.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -42,8 +45,49 @@ pub const VALUE_LEN_MAX: usize = 1024;
 /// The longest path tail, in bytes, before decoding.
 pub const TAIL_LEN_MAX: usize = 8192;
 
-/// The parameters whose values never reach a log.
-pub const SECRET_PARAMS: &[&str] = &["password", "resetcode", "linkkey"];
+/// A secret parameter: every name (lower-case) a handler accepts for it, in the order
+/// they are looked for. Made only by [`secret_params!`], so each one is in [`SECRETS`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Secret(&'static [&'static str]);
+
+impl Secret {
+    /// The names of the parameter; the first is the one error messages use.
+    pub fn names(self) -> &'static [&'static str] {
+        self.0
+    }
+}
+
+/// Declares each secret parameter and [`SECRETS`], the list of them all, from one table.
+macro_rules! secret_params {
+    ($($(#[$doc:meta])* $name:ident = [$($alias:literal),+];)+) => {
+        $($(#[$doc])* pub const $name: Secret = Secret(&[$($alias),+]);)+
+        /// Every secret parameter: the values of these names never reach a log.
+        pub const SECRETS: &[Secret] = &[$($name),+];
+    };
+}
+
+secret_params! {
+    /// A user's password (`auth_user`, `user_create`).
+    PASSWORD = ["password"];
+    /// The password a change replaces.
+    OLD_PASSWORD = ["oldpassword", "old_password", "currentpassword", "password_old"];
+    /// The password a change sets.
+    NEW_PASSWORD = ["newpassword", "new_password", "password_new"];
+    /// A password reset code.
+    RESET_CODE = ["resetcode", "reset_code"];
+    /// An account link key.
+    LINK_KEY = ["linkkey", "accountkey", "link_key"];
+    /// A payment provider's token, which finishes a payment.
+    PAYMENT_TOKEN = ["token"];
+}
+
+/// Whether `name` (any case) is a name of a secret parameter.
+pub fn is_secret(name: &str) -> bool {
+    SECRETS
+        .iter()
+        .flat_map(|s| s.names())
+        .any(|n| name.eq_ignore_ascii_case(n))
+}
 
 /// Why a path tail or a parameter bag is malformed; the text is the client's `msg`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -167,18 +211,14 @@ pub fn parse_tail(tail: &str) -> Result<Vec<(String, String)>, ParamError> {
     Ok(pairs)
 }
 
-/// Hides the value after every segment named in [`SECRET_PARAMS`] (any case); other
-/// paths are returned as they are, without copying.
+/// Hides the value after every segment named in [`SECRETS`] (any case); other paths
+/// are returned as they are, without copying.
 pub fn redact_path(path: &str) -> Cow<'_, str> {
     // Only TouchTopUp's paths carry parameters; every other request stays cheap.
     if !path.starts_with(PATH_PREFIX) {
         return Cow::Borrowed(path);
     }
-    let lower = path.to_ascii_lowercase();
-    if !SECRET_PARAMS
-        .iter()
-        .any(|s| lower.contains(&format!("/{s}/")))
-    {
+    if !path.split('/').any(is_secret) {
         return Cow::Borrowed(path);
     }
     let mut out = Vec::new();
@@ -189,9 +229,7 @@ pub fn redact_path(path: &str) -> Cow<'_, str> {
         } else {
             out.push(segment);
         }
-        hide_next = SECRET_PARAMS
-            .iter()
-            .any(|s| segment.eq_ignore_ascii_case(s));
+        hide_next = is_secret(segment);
     }
     Cow::Owned(out.join("/"))
 }
@@ -233,8 +271,21 @@ impl Params {
     }
 
     /// The value of the first of `names` (lower-case aliases) that is present and not
-    /// blank.
+    /// blank. A secret is read with [`Params::secret`] instead.
     pub fn get(&self, names: &[&str]) -> Option<&str> {
+        debug_assert!(
+            !names.iter().any(|n| is_secret(n)),
+            "read the secret parameter {names:?} with Params::secret"
+        );
+        self.first(names)
+    }
+
+    /// The value of secret parameter `secret`, as [`Params::get`] reads others.
+    pub fn secret(&self, secret: Secret) -> Option<&str> {
+        self.first(secret.names())
+    }
+
+    fn first(&self, names: &[&str]) -> Option<&str> {
         names.iter().find_map(|want| {
             self.pairs
                 .iter()
@@ -367,6 +418,14 @@ mod tests {
                 "/index.php/accounts/validate_accountkey/linkkey/000001-000001-1",
                 "/index.php/accounts/validate_accountkey/linkkey/REDACTED",
             ),
+            (
+                "/index.php/accounts/record_payment/pmtType/1/Token/TEST-1/format/xml",
+                "/index.php/accounts/record_payment/pmtType/1/Token/REDACTED/format/xml",
+            ),
+            (
+                "/index.php/users/user_change_password/uid/1/old_password/a/new_password/b",
+                "/index.php/users/user_change_password/uid/1/old_password/REDACTED/new_password/REDACTED",
+            ),
             ("/v1/wallets/password/x", "/v1/wallets/password/x"),
             (
                 "/index.php/accounts/customer_balance/coid/1",
@@ -377,5 +436,25 @@ mod tests {
             assert_eq!(redact_path(path), want, "{path}");
         }
         assert!(matches!(redact_path("/v1/customers"), Cow::Borrowed(_)));
+        // Every name of every secret is redacted.
+        for name in SECRETS.iter().flat_map(|s| s.names()) {
+            let path = format!("/index.php/users/user_details/uid/1/{name}/s3cret");
+            assert_eq!(
+                redact_path(&path),
+                format!("/index.php/users/user_details/uid/1/{name}/REDACTED")
+            );
+        }
+    }
+
+    #[test]
+    fn secrets_are_read_as_secrets() {
+        let mut params = Params::default();
+        params
+            .merge(pairs(&[("reset_code", "abc"), ("coid", "1")]))
+            .unwrap();
+        assert_eq!(params.secret(RESET_CODE), Some("abc"));
+        assert_eq!(params.secret(PASSWORD), None);
+        assert_eq!(params.get(&["coid"]), Some("1"));
+        assert!(is_secret("ResetCode") && !is_secret("coid"));
     }
 }

@@ -24,7 +24,9 @@
 //!   guessing one check succeeds once in 10^9 tries.
 //! - [`LoginThrottle`] locks a user name after [`LOGIN_FAILURES_MAX`] failed logins in a
 //!   row, for [`LOGIN_LOCK_SECS`], doubling with each further lock up to
-//!   [`LOGIN_LOCK_SECS_MAX`].
+//!   [`LOGIN_LOCK_SECS_MAX`]. The same throttle, under other names, locks a user's
+//!   reset codes after as many wrong ones, and a customer's link key after as many
+//!   wrong checks ([`link_key_target`] names the customer a guess is aimed at).
 
 use crate::AppState;
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
@@ -247,22 +249,27 @@ impl LinkKeys {
     /// The company and customer of a genuine link key; `None` for anything else
     /// (malformed, not in the canonical form [`LinkKeys::issue`] gives, or a wrong check).
     pub fn check(&self, key: &str) -> Option<(u32, u32)> {
-        if key.len() > LINK_KEY_LEN_MAX {
-            return None;
-        }
-        let mut parts = key.split('-');
-        let coid = parse_link_id(parts.next()?)?;
-        let custid = parse_link_id(parts.next()?)?;
-        let check = parts.next()?;
-        if parts.next().is_some()
-            || check.len() != LINK_CHECK_DIGITS
-            || !check.bytes().all(|b| b.is_ascii_digit())
-        {
-            return None;
-        }
+        let (coid, custid) = link_key_target(key)?;
+        let check = key.rsplit('-').next()?;
         let expected = self.check_digits(coid, custid);
         bool::from(expected.as_bytes().ct_eq(check.as_bytes())).then_some((coid, custid))
     }
+}
+
+/// The company and customer a link key names if it is well formed (see the grammar in
+/// the module docs), whether or not its check is right: the subject of a guess.
+pub fn link_key_target(key: &str) -> Option<(u32, u32)> {
+    if key.len() > LINK_KEY_LEN_MAX {
+        return None;
+    }
+    let mut parts = key.split('-');
+    let coid = parse_link_id(parts.next()?)?;
+    let custid = parse_link_id(parts.next()?)?;
+    let check = parts.next()?;
+    let well_formed = parts.next().is_none()
+        && check.len() == LINK_CHECK_DIGITS
+        && check.bytes().all(|b| b.is_ascii_digit());
+    well_formed.then_some((coid, custid))
 }
 
 /// An id of a link key in its canonical form (see the grammar in the module docs).
@@ -504,6 +511,16 @@ mod tests {
             digest_reset_code("abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    #[test]
+    fn a_well_formed_key_names_its_target_whatever_its_check() {
+        let keys = LinkKeys::from_secret([7; LINK_SECRET_BYTES]);
+        assert_eq!(link_key_target(&keys.issue(1, 5)), Some((1, 5)));
+        assert_eq!(link_key_target("000001-000005-000000000"), Some((1, 5)));
+        for malformed in ["1-5-000000000", "000001-000005-1", "000001-000005", ""] {
+            assert_eq!(link_key_target(malformed), None, "{malformed:?}");
+        }
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //! record (`icrtouch.email`, keyed by the lower-cased address). Only the argon2id hash of
 //! a password and the SHA-256 of a reset code are kept. A reset code lasts
 //! [`RESET_CODE_TTL_SECS`] and is used up by the password change it allows;
-//! `user_check_reset_code` only checks it. Failed logins (and wrong old passwords)
-//! count towards the lock of [`super::secrets::LoginThrottle`].
+//! `user_check_reset_code` only checks it. Failed logins (and wrong old passwords),
+//! wrong reset codes of a uid and wrong link keys of a customer each count towards a
+//! lock of [`super::secrets::LoginThrottle`], as logins do.
 //!
 //! Fields (form or JSON body, names in any case): `user_create` takes `title`,
 //! `firstname`, `surname` (or `lastname`), `address_1` to `address_4`, `postcode`,
@@ -14,14 +15,30 @@
 //! `newpassword` (or `new_password`) and either `oldpassword` (or `old_password`,
 //! `currentpassword`) or `resetcode`; `user_link_account` takes `uid` and `linkkey`.
 //!
-//! Users belong to the tenant, not to a company: a company key may manage them, but
-//! sees only its own company among a user's linked accounts and may link only its own
-//! company's customers.
+//! Who may see and act on a user. Users belong to the tenant, and a tenant-wide key
+//! reaches every one of them. A key limited to a company reaches only the users of that
+//! company: those created through a key of the company (the user record keeps the
+//! creating company) and those linked to one of the company's customers. Every user
+//! method with a key that does not reach the user answers exactly as for a user that
+//! does not exist (`Email not found`, `User <uid> not found`, a failed login that counts
+//! towards the throttle and takes as long as a wrong password), so another company's
+//! key can neither read a user, nor be handed its reset code, nor change its password,
+//! nor learn that it exists. Such a key sees only its own company among a user's linked
+//! accounts and may link only its own company's customers. Users created before the
+//! creating company was recorded, or through a tenant-wide key, reach company keys only
+//! through their links. An email address names one user in the whole tenant, so
+//! `user_create` with an address taken in another company still answers that the
+//! address is taken (as any sign-up form does), and creates nothing.
+//!
+//! Failed guesses are counted per key scope ([`Ctx::throttle_name`]): a company key's
+//! failed logins lock the user name for that company's keys only, so one company's
+//! portal cannot lock another company's users out.
 
 use super::accounts::check_link_key;
 use super::ctx::Ctx;
 use super::errors::Fail;
 use super::model::{EMAIL_KIND, EmailIndex, Link, Recs, Reset, USER_KIND, User, pad};
+use super::params::{LINK_KEY, NEW_PASSWORD, OLD_PASSWORD, PASSWORD, RESET_CODE};
 use super::secrets::{digest_reset_code, hash_password, new_reset_code, verify_password};
 use super::types::{NUMBER_ID_MAX, email, new_password, text};
 use super::xml::Node;
@@ -73,7 +90,12 @@ async fn verify(phc: Option<String>, password: String) -> Result<bool, Fail> {
     })
 }
 
-async fn user_by_email(recs: &Recs<'_>, address: &str) -> Result<Option<(User, i64)>, Fail> {
+/// The user of `address` if there is one that `ctx`'s key reaches.
+async fn user_by_email<R: Role>(
+    recs: &Recs<'_>,
+    ctx: &Ctx<R>,
+    address: &str,
+) -> Result<Option<(User, i64)>, Fail> {
     let key = address.to_lowercase();
     if key.len() > super::types::EMAIL_LEN_MAX {
         return Ok(None);
@@ -81,12 +103,22 @@ async fn user_by_email(recs: &Recs<'_>, address: &str) -> Result<Option<(User, i
     let Some((index, _)) = recs.get::<EmailIndex>(EMAIL_KIND, &key).await? else {
         return Ok(None);
     };
-    recs.get::<User>(USER_KIND, &pad(index.uid.into())).await
+    Ok(recs
+        .get::<User>(USER_KIND, &pad(index.uid.into()))
+        .await?
+        .filter(|(user, _)| ctx.reaches_user(user)))
 }
 
-async fn user_by_uid(recs: &Recs<'_>, uid: u32) -> Result<(User, i64), Fail> {
+/// User `uid`, which must exist and be reached by `ctx`'s key; a user the key does not
+/// reach is not found, word for word.
+async fn user_by_uid<R: Role>(
+    recs: &Recs<'_>,
+    ctx: &Ctx<R>,
+    uid: u32,
+) -> Result<(User, i64), Fail> {
     recs.get::<User>(USER_KIND, &pad(uid.into()))
         .await?
+        .filter(|(user, _)| ctx.reaches_user(user))
         .ok_or_else(|| Fail::not_found(format!("User {uid} not found")))
 }
 
@@ -96,12 +128,47 @@ fn uid_of<R: Role>(ctx: &Ctx<R>) -> Result<u32, Fail> {
 
 /// `Retry-After` for a locked user name.
 fn locked(secs: u64) -> Fail {
+    locked_for("failed logins", secs)
+}
+
+/// The answer while the throttle locks guesses of `what` (`wrong reset codes`, ...).
+pub(super) fn locked_for(what: &str, secs: u64) -> Fail {
     let mut f = Fail::new(
         StatusCode::TOO_MANY_REQUESTS,
-        format!("Too many failed logins; try again in {secs} seconds"),
+        format!("Too many {what}; try again in {secs} seconds"),
     );
     f.retry_after = Some(secs);
     f
+}
+
+/// User `uid` if `code` is its pending reset code. A wrong code, or a user the key does
+/// not reach, counts towards the lock of the uid's reset codes for this key's scope,
+/// as failed logins do; the right code forgets the failures.
+async fn check_reset_code<R: Role>(
+    state: &SharedState,
+    ctx: &Ctx<R>,
+    recs: &Recs<'_>,
+    uid: u32,
+    code: &str,
+) -> Result<(User, i64), Fail> {
+    let tenant = &ctx.principal.tenant;
+    let throttled = ctx.throttle_name("reset", &uid.to_string());
+    if let Err(wait) = state.login_throttle.check(tenant, &throttled, ctx.now) {
+        return Err(locked_for("wrong reset codes", wait.0));
+    }
+    let fail = match user_by_uid(recs, ctx, uid).await {
+        Ok((user, version)) if reset_matches(&user, code, ctx.now.as_micros()) => {
+            state.login_throttle.record_success(tenant, &throttled);
+            return Ok((user, version));
+        }
+        Ok(_) => Fail::not_found("Reset code not found or expired"),
+        Err(fail) if fail.http == StatusCode::NOT_FOUND => fail,
+        Err(fail) => return Err(fail),
+    };
+    state
+        .login_throttle
+        .record_failure(tenant, &throttled, ctx.now);
+    Err(fail)
 }
 
 pub async fn auth_user(state: &SharedState, ctx: &Ctx<Read>) -> Result<Node, Fail> {
@@ -110,27 +177,28 @@ pub async fn auth_user(state: &SharedState, ctx: &Ctx<Read>) -> Result<Node, Fai
         .map_err(Fail::with_auth_false)?
         .to_owned();
     let password = ctx
-        .require(&["password"])
+        .require_secret(PASSWORD)
         .map_err(Fail::with_auth_false)?
         .to_owned();
     let tenant = &ctx.principal.tenant;
-    if let Err(wait) = state.login_throttle.check(tenant, &username, ctx.now) {
+    let throttled = ctx.throttle_name("login", &username);
+    if let Err(wait) = state.login_throttle.check(tenant, &throttled, ctx.now) {
         return Err(locked(wait.0).with_auth_false());
     }
     let recs = ctx.recs(state);
-    let user = user_by_email(&recs, &username).await?;
+    let user = user_by_email(&recs, ctx, &username).await?;
     let phc = user.as_ref().map(|(u, _)| u.password_phc.clone());
     if !verify(phc, password).await? {
         state
             .login_throttle
-            .record_failure(tenant, &username, ctx.now);
+            .record_failure(tenant, &throttled, ctx.now);
         return Err(Fail::new(
             StatusCode::UNAUTHORIZED,
             format!("Could not login user with username {username} using password supplied"),
         )
         .with_auth_false());
     }
-    state.login_throttle.record_success(tenant, &username);
+    state.login_throttle.record_success(tenant, &throttled);
     let Some((user, _)) = user else {
         return Err(Fail::internal());
     };
@@ -160,7 +228,7 @@ pub async fn auth_user(state: &SharedState, ctx: &Ctx<Read>) -> Result<Node, Fai
 
 pub async fn user_create(state: &SharedState, ctx: &Ctx<Write>) -> Result<Node, Fail> {
     let address = email("email", ctx.require(&["email"])?)?;
-    let password = ctx.require(&["password"])?.to_owned();
+    let password = ctx.require_secret(PASSWORD)?.to_owned();
     new_password("password", &password)?;
     let firstname = text("firstname", ctx.require(&["firstname", "first_name"])?)?;
     let surname = text(
@@ -191,6 +259,7 @@ pub async fn user_create(state: &SharedState, ctx: &Ctx<Write>) -> Result<Node, 
         password_phc: hash(password).await?,
         reset: None,
         links: Vec::new(),
+        company: ctx.only_company,
     };
     let uid = recs.next_number("user").await?;
     user.uid = u32::try_from(uid)
@@ -219,7 +288,7 @@ pub async fn user_create(state: &SharedState, ctx: &Ctx<Write>) -> Result<Node, 
 
 pub async fn user_details(state: &SharedState, ctx: &Ctx<Read>) -> Result<Node, Fail> {
     let uid = uid_of(ctx)?;
-    let (u, _) = user_by_uid(&ctx.recs(state), uid).await?;
+    let (u, _) = user_by_uid(&ctx.recs(state), ctx, uid).await?;
     Ok(Node::map().with("status", 1i64).with(
         "user",
         Node::map()
@@ -248,41 +317,34 @@ fn reset_matches(user: &User, code: &str, now_micros: i64) -> bool {
 
 pub async fn user_change_password(state: &SharedState, ctx: &Ctx<Write>) -> Result<Node, Fail> {
     let uid = uid_of(ctx)?;
-    let new = ctx
-        .require(&["newpassword", "new_password", "password_new"])?
-        .to_owned();
+    let new = ctx.require_secret(NEW_PASSWORD)?.to_owned();
     new_password("newpassword", &new)?;
-    let old = ctx.params.get(&[
-        "oldpassword",
-        "old_password",
-        "currentpassword",
-        "password_old",
-    ]);
-    let code = ctx.params.get(&["resetcode", "reset_code"]);
-    if old.is_none() && code.is_none() {
-        return Err(Fail::bad("oldpassword (or resetcode) is required"));
-    }
+    let old = ctx.params.secret(OLD_PASSWORD);
+    let code = ctx.params.secret(RESET_CODE);
     let recs = ctx.recs(state);
-    let (user, version) = user_by_uid(&recs, uid).await?;
     let tenant = &ctx.principal.tenant;
-    if let Some(old) = old {
-        if let Err(wait) = state.login_throttle.check(tenant, &user.email, ctx.now) {
-            return Err(locked(wait.0));
+    let (user, version) = match (old, code) {
+        (Some(old), _) => {
+            let (user, version) = user_by_uid(&recs, ctx, uid).await?;
+            let throttled = ctx.throttle_name("login", &user.email);
+            if let Err(wait) = state.login_throttle.check(tenant, &throttled, ctx.now) {
+                return Err(locked(wait.0));
+            }
+            if !verify(Some(user.password_phc.clone()), old.to_owned()).await? {
+                state
+                    .login_throttle
+                    .record_failure(tenant, &throttled, ctx.now);
+                return Err(Fail::new(
+                    StatusCode::UNAUTHORIZED,
+                    "The old password is not correct",
+                ));
+            }
+            (user, version)
         }
-        if !verify(Some(user.password_phc.clone()), old.to_owned()).await? {
-            state
-                .login_throttle
-                .record_failure(tenant, &user.email, ctx.now);
-            return Err(Fail::new(
-                StatusCode::UNAUTHORIZED,
-                "The old password is not correct",
-            ));
-        }
-    } else if let Some(code) = code
-        && !reset_matches(&user, code, ctx.now.as_micros())
-    {
-        return Err(Fail::not_found("Reset code not found or expired"));
-    }
+        (None, Some(code)) => check_reset_code(state, ctx, &recs, uid, code).await?,
+        (None, None) => return Err(Fail::bad("oldpassword (or resetcode) is required")),
+    };
+    let throttled = ctx.throttle_name("login", &user.email);
     let changed = User {
         password_phc: hash(new).await?,
         // A password change uses up any reset code.
@@ -290,7 +352,7 @@ pub async fn user_change_password(state: &SharedState, ctx: &Ctx<Write>) -> Resu
         ..user
     };
     replace_user(&recs, &changed, version).await?;
-    state.login_throttle.record_success(tenant, &changed.email);
+    state.login_throttle.record_success(tenant, &throttled);
     Ok(Node::map()
         .with("status", 1i64)
         .with("msg", "User password changed"))
@@ -314,7 +376,7 @@ async fn replace_user(recs: &Recs<'_>, user: &User, version: i64) -> Result<(), 
 pub async fn user_forgot_password(state: &SharedState, ctx: &Ctx<Write>) -> Result<Node, Fail> {
     let address = ctx.require(&["email"])?;
     let recs = ctx.recs(state);
-    let Some((user, version)) = user_by_email(&recs, address).await? else {
+    let Some((user, version)) = user_by_email(&recs, ctx, address).await? else {
         return Err(Fail::not_found("Email not found"));
     };
     let (code, digest) = new_reset_code();
@@ -339,7 +401,7 @@ pub async fn user_forgot_password(state: &SharedState, ctx: &Ctx<Write>) -> Resu
 
 pub async fn user_check_email_exists(state: &SharedState, ctx: &Ctx<Read>) -> Result<Node, Fail> {
     let address = ctx.require(&["email"])?;
-    match user_by_email(&ctx.recs(state), address).await? {
+    match user_by_email(&ctx.recs(state), ctx, address).await? {
         Some(_) => Ok(Node::map().with("status", 1i64).with("msg", "Email Found")),
         None => Err(Fail::not_found("Email not found")),
     }
@@ -347,11 +409,8 @@ pub async fn user_check_email_exists(state: &SharedState, ctx: &Ctx<Read>) -> Re
 
 pub async fn user_check_reset_code(state: &SharedState, ctx: &Ctx<Read>) -> Result<Node, Fail> {
     let uid = uid_of(ctx)?;
-    let code = ctx.require(&["resetcode", "reset_code"])?;
-    let (user, _) = user_by_uid(&ctx.recs(state), uid).await?;
-    if !reset_matches(&user, code, ctx.now.as_micros()) {
-        return Err(Fail::not_found("Reset code not found or expired"));
-    }
+    let code = ctx.require_secret(RESET_CODE)?;
+    check_reset_code(state, ctx, &ctx.recs(state), uid, code).await?;
     Ok(Node::map()
         .with("status", 1i64)
         .with("msg", "Reset code found")
@@ -360,11 +419,11 @@ pub async fn user_check_reset_code(state: &SharedState, ctx: &Ctx<Read>) -> Resu
 
 pub async fn user_link_account(state: &SharedState, ctx: &Ctx<Write>) -> Result<Node, Fail> {
     let uid = uid_of(ctx)?;
-    let key = ctx.require(&["linkkey", "accountkey", "link_key"])?;
+    let key = ctx.require_secret(LINK_KEY)?;
     let (coid, custid) = check_link_key(state, ctx, key).await?;
     ctx.check_company(coid)?;
     let recs = ctx.recs(state);
-    let (user, version) = user_by_uid(&recs, uid).await?;
+    let (user, version) = user_by_uid(&recs, ctx, uid).await?;
     let link = Link { coid, custid };
     if !user.links.contains(&link) {
         if user.links.len() >= LINKS_MAX {

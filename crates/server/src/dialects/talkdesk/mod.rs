@@ -338,7 +338,14 @@ impl ListParams {
                 "the query string is longer than {QUERY_STRING_LEN_MAX} bytes"
             )));
         }
-        let pairs: Vec<(String, String)> = serde_urlencoded_pairs(query)?;
+        let pairs = crate::api::form::pairs(query).map_err(|e| {
+            let why = format!("{}: {}", e.name(), crate::api::form::NOT_UTF8);
+            if e.name() == "filter" {
+                TalkdeskError::invalid_filter(why)
+            } else {
+                TalkdeskError::invalid_query(why)
+            }
+        })?;
         let mut page = None;
         let mut per_page = None;
         let mut filter = None;
@@ -388,16 +395,6 @@ impl ListParams {
     fn offset(&self) -> u64 {
         (self.page - 1) * self.per_page as u64
     }
-}
-
-/// The decoded name/value pairs of a query string, in order.
-fn serde_urlencoded_pairs(query: &str) -> Result<Vec<(String, String)>, TalkdeskError> {
-    let uri: Uri = format!("/?{query}")
-        .parse()
-        .map_err(|_| TalkdeskError::invalid_query("the query string is malformed"))?;
-    axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&uri)
-        .map(|q| q.0)
-        .map_err(|e| TalkdeskError::invalid_query(format!("the query string is malformed: {e}")))
 }
 
 // ---------------------------------------------------------------------------------

@@ -280,17 +280,8 @@ impl ListParams {
     /// Parses the query string of a list request. Unknown and repeated parameters are
     /// refused, so that a misspelt one (`pagesize`) never goes unnoticed.
     pub fn parse(raw: Option<&str>) -> Result<Self, Error> {
-        let pairs: Vec<(String, String)> = match raw {
-            None | Some("") => Vec::new(),
-            Some(raw) => {
-                let uri: axum::http::Uri = format!("/?{raw}")
-                    .parse()
-                    .map_err(|_| Error::bad_request("the query string is malformed"))?;
-                axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&uri)
-                    .map_err(|e| Error::bad_request(format!("the query string is malformed: {e}")))?
-                    .0
-            }
-        };
+        let pairs = crate::api::form::pairs(raw.unwrap_or_default())
+            .map_err(|e| Error::field(e.name(), crate::api::form::NOT_UTF8))?;
         if pairs.len() > PARAMS_MAX {
             return Err(Error::bad_request(format!(
                 "the query string has more than {PARAMS_MAX} parameters"
