@@ -527,6 +527,7 @@ mod tests {
         Wallets {
             spread: (0..n).map(|i| format!("w{i}")).collect(),
             hot: "hot".to_owned(),
+            sale_customers: 1,
         }
     }
 
