@@ -104,7 +104,7 @@ pub async fn set_up(admin: &Target, count: usize) -> anyhow::Result<(Target, Arc
 
     // The TouchTopUp company and customers of the sale workload, each with its main
     // wallet.
-    let mut conn = Conn::open(&target).await?;
+    let mut conn = Conn::open(admin).await?;
     call(
         &mut conn,
         Method::PUT,
@@ -114,6 +114,7 @@ pub async fn set_up(admin: &Target, count: usize) -> anyhow::Result<(Target, Arc
     )
     .await
     .context("creating the TouchTopUp company")?;
+    let mut conn = Conn::open(&target).await?;
     for custid in 1..=wallets.sale_customers {
         call(
             &mut conn,
