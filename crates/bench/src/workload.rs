@@ -266,8 +266,7 @@ pub async fn mutation_worker(
             }
             Ok(Err(e)) => {
                 let error = format!("POST {path}: {e:#}");
-                if !after_transport_error(&mut conn, &mut stats, &window, started, 1, error).await
-                {
+                if !after_transport_error(&mut conn, &mut stats, &window, started, 1, error).await {
                     break;
                 }
             }
