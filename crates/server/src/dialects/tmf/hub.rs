@@ -79,7 +79,7 @@
 
 use super::errors::TmfError;
 use super::jobs::{self, micros};
-use super::json::{DECIMAL_MARK, to_vec};
+use super::json::{member_is, to_vec};
 use super::types::PathSegment;
 use crate::api::auth::{Caller, Write};
 use crate::api::problem::Problem;
@@ -383,20 +383,9 @@ impl Filter {
 
     fn matches(&self, event: &Value) -> bool {
         self.terms.iter().all(|term| {
-            let mut at = event;
-            for member in &term.path {
-                match at.get(member) {
-                    Some(v) => at = v,
-                    None => return false,
-                }
-            }
-            let text = match at {
-                // An exact decimal of an answer compares by its text.
-                Value::String(s) => Cow::Borrowed(s.strip_prefix(DECIMAL_MARK).unwrap_or(s)),
-                Value::Number(_) | Value::Bool(_) => Cow::Owned(at.to_string()),
-                _ => return false,
-            };
-            term.values.iter().any(|v| *v == *text)
+            term.values
+                .iter()
+                .any(|want| member_is(event, &term.path, want))
         })
     }
 }

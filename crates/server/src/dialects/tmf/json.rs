@@ -15,6 +15,7 @@
 
 use super::amount;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// The deepest nesting walked (serde_json refuses deeper documents anyway).
@@ -28,6 +29,32 @@ pub const DECIMAL_MARK: &str = "\u{0}decimal:";
 /// [`amount`]), for an answer written by [`to_vec`].
 pub fn decimal(text: String) -> Value {
     Value::String(format!("{DECIMAL_MARK}{text}"))
+}
+
+/// The text a scalar member compares by in filters and hub queries: a string as it is
+/// (an exact decimal of an answer by its decimal text), a number or boolean by its
+/// JSON text; `None` for null, arrays and objects.
+pub fn scalar_text(v: &Value) -> Option<Cow<'_, str>> {
+    match v {
+        Value::String(s) => Some(Cow::Borrowed(s.strip_prefix(DECIMAL_MARK).unwrap_or(s))),
+        Value::Number(_) | Value::Bool(_) => Some(Cow::Owned(v.to_string())),
+        _ => None,
+    }
+}
+
+/// Whether the member of `v` at `path` is a scalar whose [`scalar_text`] is `want`. An
+/// array on the way matches when any of its items does, so `relatedParty.id` looks in
+/// every party.
+pub fn member_is<S: AsRef<str>>(v: &Value, path: &[S], want: &str) -> bool {
+    match v {
+        Value::Array(items) => items.iter().any(|item| member_is(item, path, want)),
+        _ => match path.split_first() {
+            None => scalar_text(v).is_some_and(|t| t == want),
+            Some((first, rest)) => v
+                .get(first.as_ref())
+                .is_some_and(|inner| member_is(inner, rest, want)),
+        },
+    }
 }
 
 /// Writes `value` as JSON; strings made by [`decimal`] become bare numbers. A marked

@@ -21,7 +21,7 @@
 //! - At most [`FILTERS_MAX`] filters; each path at most [`PATH_LEN_MAX`] bytes.
 
 use super::errors::TmfError;
-use super::json::{DECIMAL_MARK, to_vec};
+use super::json::{member_is, to_vec};
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
@@ -140,9 +140,7 @@ impl ListParams {
     pub fn matches(&self, resource: &Value) -> bool {
         self.filters.iter().all(|(path, values)| {
             let names: Vec<&str> = path.split('.').collect();
-            values
-                .iter()
-                .any(|want| member_equals(resource, &names, want))
+            values.iter().any(|want| member_is(resource, &names, want))
         })
     }
 
@@ -177,27 +175,6 @@ impl ListParams {
             .map(|v| self.select(v))
             .collect();
         answer(items, total)
-    }
-}
-
-fn text_of(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.strip_prefix(DECIMAL_MARK).unwrap_or(s).to_owned()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
-fn member_equals(v: &Value, names: &[&str], want: &str) -> bool {
-    match v {
-        Value::Array(items) => items.iter().any(|item| member_equals(item, names, want)),
-        _ => match names.split_first() {
-            None => text_of(v).is_some_and(|t| t == want),
-            Some((first, rest)) => v
-                .get(*first)
-                .is_some_and(|inner| member_equals(inner, rest, want)),
-        },
     }
 }
 
