@@ -80,11 +80,54 @@ pub enum Pred {
     NotIn(Vec<Value>),
 }
 
-/// A test of one field: its path in the schema, its SQL column expression, the check.
+/// The stored field a test reads: a name the storage layer gives meaning to (a
+/// column or an expression of its own) when it compiles a filter to SQL
+/// ([`Filter::to_sql_with`](crate::Filter::to_sql_with)). A dialect binds its fields to
+/// the names its store offers and never writes SQL.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Column(std::borrow::Cow<'static, str>);
+
+impl Column {
+    /// The column of this name.
+    pub const fn named(name: &'static str) -> Self {
+        Self(std::borrow::Cow::Borrowed(name))
+    }
+
+    pub fn name(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&'static str> for Column {
+    fn from(name: &'static str) -> Self {
+        Self::named(name)
+    }
+}
+
+impl From<String> for Column {
+    fn from(name: String) -> Self {
+        Self(std::borrow::Cow::Owned(name))
+    }
+}
+
+// Written as its name alone, so that bound filters print as they read.
+impl std::fmt::Debug for Column {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.name(), f)
+    }
+}
+
+impl std::fmt::Display for Column {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A test of one field: its path in the schema, the stored column it reads, the check.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Test {
     pub path: String,
-    pub column: String,
+    pub column: Column,
     pub pred: Pred,
 }
 

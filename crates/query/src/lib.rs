@@ -40,9 +40,9 @@ pub mod talkdesk;
 
 pub use ast::{Expr, Op, Operand, Span, Spanned};
 pub use error::{ErrorKind, QueryError};
-pub use filter::{Filter, Pred, Row, Test, Value};
+pub use filter::{Column, Filter, Pred, Row, Test, Value};
 pub use schema::{Field, FieldType, Schema};
-pub use sql::{Dialect, Sql, SqlValue};
+pub use sql::{Dialect, Sql, SqlValue, UnknownColumn};
 
 /// The longest query accepted, in bytes.
 pub const QUERY_LEN_MAX: usize = 4096;

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::ast::{Expr, Op, Operand, Spanned};
 use crate::error::{ErrorKind, QueryError};
-use crate::filter::{Filter, Pred, Test, Value};
+use crate::filter::{Column, Filter, Pred, Test, Value};
 use crate::{is_field_path, iso8601};
 
 /// The type of a field, which decides how query values are read and compared.
@@ -93,7 +93,7 @@ impl fmt::Display for FieldType {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Field {
     path: String,
-    column: String,
+    column: Column,
     ty: FieldType,
     ops: u16,
 }
@@ -101,19 +101,21 @@ pub struct Field {
 impl Field {
     /// A field allowing every operator its type supports.
     ///
-    /// `column` is pasted into SQL as it is, so it must be trusted text (never from a
-    /// request) and a primary expression: a column name, a qualified name
-    /// (`w.product`), a function call, or something the caller parenthesises.
+    /// `column` names the stored field the tests of this field read; the store that
+    /// runs the filter says what it is ([`Filter::to_sql_with`]).
     ///
     /// # Panics
     /// If `path` is not a field path (names of ASCII letters, digits and `_` joined by
     /// dots, at most [`FIELD_LEN_MAX`](crate::FIELD_LEN_MAX) bytes) or `column` is
     /// empty: both come from the program, not from a request.
-    pub fn new(path: impl Into<String>, column: impl Into<String>, ty: FieldType) -> Self {
+    pub fn new(path: impl Into<String>, column: impl Into<Column>, ty: FieldType) -> Self {
         let path = path.into();
         let column = column.into();
         assert!(is_field_path(&path), "invalid field path {path:?}");
-        assert!(!column.trim().is_empty(), "empty column for field {path:?}");
+        assert!(
+            !column.name().trim().is_empty(),
+            "empty column for field {path:?}"
+        );
         let ops = ty.ops_supported().iter().fold(0, |set, op| set | op.bit());
         Self {
             path,
@@ -147,7 +149,7 @@ impl Field {
         &self.path
     }
 
-    pub fn column(&self) -> &str {
+    pub fn column(&self) -> &Column {
         &self.column
     }
 

@@ -1,7 +1,8 @@
 //! Compiling a bound filter to a parameterised SQL condition for SQLite or PostgreSQL.
 //!
 //! Query values only ever travel as parameters; the SQL text holds nothing but the
-//! schema's trusted column expressions, fixed keywords and placeholders.
+//! column expressions the store gives for the filter's [`Column`]s, fixed keywords and
+//! placeholders.
 //!
 //! The condition is true for exactly the rows [`Filter::matches`] accepts and false or
 //! NULL for the others, so it can stand in a `WHERE` clause or be joined with `AND` (not
@@ -26,7 +27,9 @@
 
 use std::fmt::Write as _;
 
-use crate::filter::{Filter, Pred, Test, Value};
+use std::borrow::Cow;
+
+use crate::filter::{Column, Filter, Pred, Test, Value};
 
 /// An SQL parameter; the same type as the values of rows and queries.
 pub type SqlValue = Value;
@@ -59,37 +62,65 @@ pub struct Sql {
     pub params: Vec<SqlValue>,
 }
 
+/// A filter named a column the store does not know.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("no stored column is named {0}")]
+pub struct UnknownColumn(pub Column);
+
 impl Filter {
     /// The filter as an SQL condition whose placeholders are numbered from
     /// `first_param` on (so the caller can put its own parameters first); the next free
-    /// number is `first_param + params.len()`.
+    /// number is `first_param + params.len()`. `columns` gives the SQL expression of
+    /// each column the filter reads (a primary expression: a column, a function call,
+    /// or something parenthesised); it is the store's, never a request's.
     ///
     /// # Panics
     /// If `first_param` is 0: placeholders are numbered from 1.
-    pub fn to_sql(&self, dialect: Dialect, first_param: usize) -> Sql {
+    pub fn to_sql_with(
+        &self,
+        dialect: Dialect,
+        first_param: usize,
+        columns: &dyn Fn(&Column) -> Option<Cow<'static, str>>,
+    ) -> Result<Sql, UnknownColumn> {
         assert!(first_param >= 1, "SQL parameters are numbered from 1");
         let mut compiler = Compiler {
             dialect,
             first_param,
+            columns,
+            unknown: None,
             text: String::new(),
             params: Vec::new(),
         };
         compiler.filter(self, false);
-        Sql {
+        if let Some(column) = compiler.unknown {
+            return Err(UnknownColumn(column));
+        }
+        Ok(Sql {
             text: compiler.text,
             params: compiler.params,
-        }
+        })
+    }
+
+    /// [`Filter::to_sql_with`] for a schema whose column names are their SQL
+    /// expressions (tests, tools).
+    pub fn to_sql(&self, dialect: Dialect, first_param: usize) -> Sql {
+        let verbatim = |c: &Column| Some(Cow::Owned(c.name().to_owned()));
+        self.to_sql_with(dialect, first_param, &verbatim)
+            .expect("every name is its own SQL")
     }
 }
 
-struct Compiler {
+struct Compiler<'c> {
     dialect: Dialect,
     first_param: usize,
+    columns: &'c dyn Fn(&Column) -> Option<Cow<'static, str>>,
+    /// The first column the store did not know.
+    unknown: Option<Column>,
     text: String,
     params: Vec<SqlValue>,
 }
 
-impl Compiler {
+impl Compiler<'_> {
     fn param(&mut self, value: Value) {
         let index = self.first_param + self.params.len();
         self.params.push(value);
@@ -131,7 +162,12 @@ impl Compiler {
     }
 
     fn test(&mut self, test: &Test, negated: bool) {
-        let column = test.column.as_str();
+        let Some(column) = (self.columns)(&test.column) else {
+            self.unknown.get_or_insert_with(|| test.column.clone());
+            self.text.push_str("(1 = 0)");
+            return;
+        };
+        let column = column.as_ref();
         match (&test.pred, negated) {
             (Pred::IsNull, false) | (Pred::NotNull, true) => {
                 let _ = write!(self.text, "{column} IS NULL");

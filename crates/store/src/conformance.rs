@@ -2574,7 +2574,7 @@ pub async fn settings_put_and_read(env: &mut Env) {
 }
 
 /// The fields of [`columns::mutation`](crate::columns::mutation) as a test schema,
-/// with a few expressions over them.
+/// the derived ones among them.
 fn mutation_schema() -> prepaid_query::Schema {
     use crate::columns::mutation as m;
     use prepaid_query::{Field, FieldType as T};
@@ -2585,18 +2585,14 @@ fn mutation_schema() -> prepaid_query::Schema {
         Field::new("occurredAt", m::OCCURRED_AT, T::Timestamp),
         Field::new("recordedAt", m::RECORDED_AT, T::Timestamp),
         Field::new("reference.type", m::REFERENCE_KIND, T::Text),
-        Field::new(
-            "reference.text",
-            format!("NULLIF({}, '')", m::REFERENCE_TEXT),
-            T::Text,
-        ),
+        Field::new("reference.text", m::REFERENCE_TEXT_OR_NULL, T::Text),
         Field::new("reference.link", m::REFERENCE_LINK, T::Text),
         Field::new("customer", m::CUSTOMER, T::Text),
         Field::new("wallet", m::WALLET, T::Text),
         Field::new("balanceAfter", m::BALANCE_AFTER, T::Integer),
         Field::new("unit", m::UNIT_CODE, T::Text),
         Field::new("customerLink", m::CUSTOMER_LINK, T::Text),
-        Field::new("own", format!("({} = {})", m::WALLET, m::CUSTOMER), T::Bool),
+        Field::new("own", m::IN_CUSTOMERS_OWN_WALLET, T::Bool),
     ])
 }
 

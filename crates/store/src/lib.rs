@@ -100,8 +100,8 @@ pub struct Counted<T> {
 pub struct MutationSearch {
     pub customer: Option<CustomerId>,
     pub wallet: Option<WalletId>,
-    /// Bound against a `prepaid_query::Schema` whose columns are built from
-    /// [`columns::mutation`].
+    /// Bound against a `prepaid_query::Schema` whose columns are
+    /// [`columns::mutation`]'s.
     pub filter: Option<prepaid_query::Filter>,
     pub order: Order,
     /// The rows to skip.
@@ -115,7 +115,7 @@ pub struct MutationSearch {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WalletSearch {
     pub customer: Option<CustomerId>,
-    /// Bound against a schema whose columns are built from [`columns::wallet`].
+    /// Bound against a schema whose columns are [`columns::wallet`]'s.
     pub filter: Option<prepaid_query::Filter>,
     pub order: Order,
     pub offset: u64,
@@ -123,46 +123,116 @@ pub struct WalletSearch {
     pub limit: usize,
 }
 
-/// The SQL column expressions a dialect's query schema may name, alone or inside
-/// expressions of its own (`NULLIF(m.reference_text, '')`). Every backend has the same
-/// tables and column names; a search aliases the mutations table `m` and the wallets
-/// table `w`. Times are microseconds since the Unix epoch (bind
-/// `prepaid_query::Value::Timestamp`), ids of mutations UUIDs (`Value::Uuid`), other
-/// ids text.
+/// The stored fields a dialect's query schema may bind its fields to, typed as
+/// [`prepaid_query::Column`]s; the store renders each one to SQL for its backend
+/// ([`columns::sql`]), so a dialect never writes SQL. Times are microseconds since the
+/// Unix epoch (bind `prepaid_query::Value::Timestamp`), ids of mutations UUIDs
+/// (`Value::Uuid`), other ids text.
 pub mod columns {
-    /// Columns of the mutations table, aliased `m`.
+    use prepaid_query::{Column, Dialect};
+
+    /// Fields of mutations.
     pub mod mutation {
-        pub const ID: &str = "m.id";
-        pub const AMOUNT: &str = "m.amount";
-        pub const KIND: &str = "m.kind";
-        pub const OCCURRED_AT: &str = "m.occurred_at";
-        pub const RECORDED_AT: &str = "m.recorded_at";
-        pub const REFERENCE_KIND: &str = "m.reference_kind";
-        pub const REFERENCE_TEXT: &str = "m.reference_text";
-        pub const REFERENCE_LINK: &str = "m.reference_link";
-        pub const CUSTOMER: &str = "m.customer";
-        pub const WALLET: &str = "m.wallet";
-        pub const BALANCE_AFTER: &str = "m.balance_after";
-        pub const UNIT_CODE: &str = "m.unit_code";
+        use prepaid_query::Column;
+
+        pub const ID: Column = Column::named("mutation.id");
+        pub const AMOUNT: Column = Column::named("mutation.amount");
+        pub const KIND: Column = Column::named("mutation.kind");
+        pub const OCCURRED_AT: Column = Column::named("mutation.occurred_at");
+        pub const RECORDED_AT: Column = Column::named("mutation.recorded_at");
+        pub const REFERENCE_KIND: Column = Column::named("mutation.reference_kind");
+        pub const REFERENCE_TEXT: Column = Column::named("mutation.reference_text");
+        pub const REFERENCE_LINK: Column = Column::named("mutation.reference_link");
+        /// The reference's text, null when it is empty.
+        pub const REFERENCE_TEXT_OR_NULL: Column = Column::named("mutation.reference_text?");
+        /// The reference's link, null when it is empty.
+        pub const REFERENCE_LINK_OR_NULL: Column = Column::named("mutation.reference_link?");
+        pub const CUSTOMER: Column = Column::named("mutation.customer");
+        pub const WALLET: Column = Column::named("mutation.wallet");
+        pub const BALANCE_AFTER: Column = Column::named("mutation.balance_after");
+        pub const UNIT_CODE: Column = Column::named("mutation.unit_code");
         /// The link (URL) of the mutation's customer as the client gave it; empty when
         /// it gave none.
-        pub const CUSTOMER_LINK: &str =
-            "(SELECT c.link FROM customers c WHERE c.tenant = m.tenant AND c.id = m.customer)";
+        pub const CUSTOMER_LINK: Column = Column::named("mutation.customer_link");
+        /// The customer's link, or `urn:uuid:<customer id>` when it has none.
+        pub const CUSTOMER_LINK_OR_URN: Column = Column::named("mutation.customer_link_or_urn");
+        /// Whether the mutation's wallet has its customer's id (a customer's own wallet,
+        /// as dialects that give each customer one wallet make it).
+        pub const IN_CUSTOMERS_OWN_WALLET: Column =
+            Column::named("mutation.in_customers_own_wallet");
     }
 
-    /// Columns of the wallets table, aliased `w`.
+    /// Fields of wallets.
     pub mod wallet {
-        pub const ID: &str = "w.id";
-        pub const NAME: &str = "w.name";
-        pub const PRODUCT: &str = "w.product";
+        use prepaid_query::Column;
+
+        pub const ID: Column = Column::named("wallet.id");
+        pub const NAME: Column = Column::named("wallet.name");
+        pub const PRODUCT: Column = Column::named("wallet.product");
         /// `active`, `suspended` or `expired`.
-        pub const STATUS: &str = "w.status";
-        pub const CUSTOMER: &str = "w.customer";
-        pub const UNIT_CODE: &str = "w.unit_code";
-        pub const BALANCE: &str = "w.balance";
-        pub const CREATED_AT: &str = "w.created_at";
+        pub const STATUS: Column = Column::named("wallet.status");
+        pub const CUSTOMER: Column = Column::named("wallet.customer");
+        pub const UNIT_CODE: Column = Column::named("wallet.unit_code");
+        /// The unit's scale, as an integer of the width integer parameters are bound as.
+        pub const UNIT_SCALE: Column = Column::named("wallet.unit_scale");
+        pub const BALANCE: Column = Column::named("wallet.balance");
+        pub const CREATED_AT: Column = Column::named("wallet.created_at");
         /// When the balance, held or status last changed.
-        pub const UPDATED_AT: &str = "w.updated_at";
+        pub const UPDATED_AT: Column = Column::named("wallet.updated_at");
+    }
+
+    /// `filter` as an SQL condition of a backend's search (see
+    /// [`prepaid_query::Filter::to_sql_with`]), its columns rendered by [`sql`].
+    pub fn to_sql(
+        filter: &prepaid_query::Filter,
+        dialect: Dialect,
+        first_param: usize,
+    ) -> Result<prepaid_query::Sql, prepaid_query::UnknownColumn> {
+        let render = |c: &Column| sql(c, dialect).map(std::borrow::Cow::Borrowed);
+        filter.to_sql_with(dialect, first_param, &render)
+    }
+
+    /// The SQL expression of `column` for a backend's search, which aliases the
+    /// mutations table `m` and the wallets table `w`; `None` for a name the store does
+    /// not offer. Both backends have the same tables, so they share the expressions.
+    pub fn sql(column: &Column, _dialect: Dialect) -> Option<&'static str> {
+        Some(match column.name() {
+            "mutation.id" => "m.id",
+            "mutation.amount" => "m.amount",
+            "mutation.kind" => "m.kind",
+            "mutation.occurred_at" => "m.occurred_at",
+            "mutation.recorded_at" => "m.recorded_at",
+            "mutation.reference_kind" => "m.reference_kind",
+            "mutation.reference_text" => "m.reference_text",
+            "mutation.reference_link" => "m.reference_link",
+            "mutation.reference_text?" => "NULLIF(m.reference_text, '')",
+            "mutation.reference_link?" => "NULLIF(m.reference_link, '')",
+            "mutation.customer" => "m.customer",
+            "mutation.wallet" => "m.wallet",
+            "mutation.balance_after" => "m.balance_after",
+            "mutation.unit_code" => "m.unit_code",
+            "mutation.customer_link" => {
+                "(SELECT c.link FROM customers c WHERE c.tenant = m.tenant AND c.id = m.customer)"
+            }
+            "mutation.customer_link_or_urn" => {
+                "COALESCE(NULLIF((SELECT c.link FROM customers c \
+                 WHERE c.tenant = m.tenant AND c.id = m.customer), ''), 'urn:uuid:' || m.customer)"
+            }
+            "mutation.in_customers_own_wallet" => "(m.wallet = m.customer)",
+            "wallet.id" => "w.id",
+            "wallet.name" => "w.name",
+            "wallet.product" => "w.product",
+            "wallet.status" => "w.status",
+            "wallet.customer" => "w.customer",
+            "wallet.unit_code" => "w.unit_code",
+            // An integer of another width on PostgreSQL; the cast gives it the type
+            // integer parameters are bound as.
+            "wallet.unit_scale" => "CAST(w.unit_scale AS BIGINT)",
+            "wallet.balance" => "w.balance",
+            "wallet.created_at" => "w.created_at",
+            "wallet.updated_at" => "w.updated_at",
+            _ => return None,
+        })
     }
 }
 

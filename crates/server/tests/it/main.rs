@@ -12,6 +12,7 @@ mod batch;
 mod connections;
 mod crash;
 mod file_modes;
+mod filters_sql;
 mod icrtouch;
 mod icrtouch_logs;
 mod icrtouch_payments;

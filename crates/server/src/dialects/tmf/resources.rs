@@ -474,7 +474,7 @@ async fn resolve_bucket(
                 customer: Some(customer),
                 filter: Some(Filter::Test(Test {
                     path: "units".into(),
-                    column: columns::wallet::UNIT_CODE.into(),
+                    column: columns::wallet::UNIT_CODE,
                     pred: Pred::Eq(prepaid_query::Value::Text(units.clone())),
                 })),
                 order: Order::Ascending,
@@ -818,7 +818,7 @@ async fn fetch(
                         filter: bucket.as_ref().map(|id| {
                             Filter::Test(Test {
                                 path: "id".into(),
-                                column: columns::wallet::ID.into(),
+                                column: columns::wallet::ID,
                                 pred: Pred::Eq(prepaid_query::Value::Text(id.clone())),
                             })
                         }),
@@ -1479,7 +1479,7 @@ async fn delete_posting(
 fn kind_filter(kinds: &[MutationKind]) -> Filter {
     Filter::Test(Test {
         path: "kind".into(),
-        column: columns::mutation::KIND.into(),
+        column: columns::mutation::KIND,
         pred: Pred::In(
             kinds
                 .iter()
