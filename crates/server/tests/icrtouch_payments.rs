@@ -345,7 +345,7 @@ async fn a_paypal_payment_is_created_approved_and_captured() {
     // Not approved by the buyer yet: PayPal refuses the capture.
     assert_eq!(
         provider.finish(&started.token).await,
-        Err(PaymentError::Declined("ORDER_NOT_APPROVED".into()))
+        Err(PaymentError::NotApproved("ORDER_NOT_APPROVED".into()))
     );
 
     paypal.approve(&started.token);
