@@ -82,6 +82,11 @@ struct PayPalState {
     replies: Mutex<HashMap<String, Value>>,
     /// When set, every API call (not the token endpoint) answers this status.
     fail_with: Mutex<Option<u16>>,
+    /// When set, captures are declined with this issue and take nothing.
+    decline_with: Mutex<Option<String>>,
+    /// When set, a capture takes the money and then never answers (the caller's
+    /// process dies waiting, say).
+    stall_after_capture: std::sync::atomic::AtomicBool,
     next_id: AtomicUsize,
     token_calls: AtomicUsize,
     create_calls: AtomicUsize,
@@ -205,32 +210,45 @@ async fn capture_order(
     {
         return (StatusCode::OK, Json(reply)).into_response();
     }
-    let mut orders = state.orders.lock().unwrap();
-    let Some(order) = orders.get_mut(&id) else {
-        return paypal_error(
-            StatusCode::NOT_FOUND,
-            "RESOURCE_NOT_FOUND",
-            Some("INVALID_RESOURCE_ID"),
-        );
+    let answer = {
+        let mut orders = state.orders.lock().unwrap();
+        let Some(order) = orders.get_mut(&id) else {
+            return paypal_error(
+                StatusCode::NOT_FOUND,
+                "RESOURCE_NOT_FOUND",
+                Some("INVALID_RESOURCE_ID"),
+            );
+        };
+        if order.capture_id.is_some() {
+            return paypal_error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "UNPROCESSABLE_ENTITY",
+                Some("ORDER_ALREADY_CAPTURED"),
+            );
+        }
+        if !order.approved {
+            return paypal_error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "UNPROCESSABLE_ENTITY",
+                Some("ORDER_NOT_APPROVED"),
+            );
+        }
+        if let Some(issue) = state.decline_with.lock().unwrap().clone() {
+            return paypal_error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "UNPROCESSABLE_ENTITY",
+                Some(&issue),
+            );
+        }
+        order.capture_id = Some(state.id("3C"));
+        let answer = order.json();
+        if let Some(r) = request_id {
+            state.replies.lock().unwrap().insert(r, answer.clone());
+        }
+        answer
     };
-    if order.capture_id.is_some() {
-        return paypal_error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "UNPROCESSABLE_ENTITY",
-            Some("ORDER_ALREADY_CAPTURED"),
-        );
-    }
-    if !order.approved {
-        return paypal_error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "UNPROCESSABLE_ENTITY",
-            Some("ORDER_NOT_APPROVED"),
-        );
-    }
-    order.capture_id = Some(state.id("3C"));
-    let answer = order.json();
-    if let Some(r) = request_id {
-        state.replies.lock().unwrap().insert(r, answer.clone());
+    if state.stall_after_capture.load(Ordering::SeqCst) {
+        std::future::pending::<()>().await;
     }
     (StatusCode::CREATED, Json(answer)).into_response()
 }
@@ -300,6 +318,12 @@ impl StandIn {
     /// PayPal forgets its idempotency records (their retention is limited).
     fn forget_request_ids(&self) {
         self.state.replies.lock().unwrap().clear();
+    }
+
+    /// How many orders PayPal captured: the payers charged.
+    fn captures(&self) -> usize {
+        let orders = self.state.orders.lock().unwrap();
+        orders.values().filter(|o| o.capture_id.is_some()).count()
     }
 
     fn calls(&self) -> [usize; 4] {
@@ -832,4 +856,224 @@ async fn an_unavailable_paypal_credits_nothing_until_it_is_back() {
     // A token PayPal never gave is unknown.
     let r = record_payment(&server, &key, "5O190127TN364715T").await;
     status_0(&r, 404, "Unknown payment token");
+}
+
+// ---- payments into an event wallet: captures and credits always agree ----
+
+/// `POST /index.php<path>` of `fields`, form-encoded, with the key.
+async fn ttu_post(server: &Server, key: &str, path: &str, fields: &[(&str, &str)]) -> Resp {
+    let body = serde_urlencoded::to_string(fields).unwrap();
+    server
+        .anonymous()
+        .send(
+            reqwest::Method::POST,
+            &format!("/index.php{path}"),
+            &[
+                ("x-api-key", key),
+                ("content-type", "application/x-www-form-urlencoded"),
+            ],
+            Some(body.into_bytes()),
+        )
+        .await
+}
+
+/// Company 1's event wallet 1 (no overpay), with customer 5 assigned and charged
+/// `owed`: it takes payments up to what is owed.
+async fn event_wallet(server: &Server, key: &str, owed: &str) {
+    let created = status_1(
+        ttu_post(
+            server,
+            key,
+            "/wallets/wallet_create",
+            &[
+                ("coid", "1"),
+                ("name", "Trip to the museum"),
+                ("type", "0"),
+                ("paybydate", "2017-09-01"),
+                ("purposedate", "2017-09-30"),
+                ("allowoverpay", "0"),
+            ],
+        )
+        .await,
+    );
+    assert_eq!(created["WALLETID"], json!("1"), "{created}");
+    let assign = [("coid", "1"), ("wallet", "1"), ("custid", "5")];
+    status_1(ttu_post(server, key, "/wallets/wallet_add_customer", &assign).await);
+    let charge = [
+        ("coid", "1"),
+        ("wallet", "1"),
+        ("charge", owed),
+        ("duedate", "2017-07-31"),
+    ];
+    status_1(ttu_post(server, key, "/wallets/wallet_add_charge", &charge).await);
+}
+
+/// `make_payment` of `amount` into event wallet 1.
+async fn start_event_payment(server: &Server, key: &str, amount: &str) -> Resp {
+    let path = format!("/accounts/make_payment/coid/1/custid/5/pmtType/1/amt/{amount}/wallet/1");
+    ttu_get(server, key, &path).await
+}
+
+/// The credits the ledger made to event wallet 1: its payments.
+async fn credits(server: &Server) -> usize {
+    let mutations = server.admin().mutations("1.5.w1").await;
+    mutations
+        .iter()
+        .filter(|m| m["kind"] == json!("top_up"))
+        .count()
+}
+
+/// Asserts that every payer PayPal charged was credited once, and nobody else was.
+async fn captures_are_credits(paypal: &StandIn, server: &Server) {
+    assert_eq!(
+        paypal.captures(),
+        credits(server).await,
+        "captures at PayPal and credits in the ledger"
+    );
+    assert_balance_is_sum(&server.admin(), "1.5.w1").await;
+}
+
+#[tokio::test]
+async fn two_payments_for_the_same_room_cannot_both_start() {
+    let paypal = StandIn::start().await;
+    let (server, key) = paying_server(&paypal).await;
+    event_wallet(&server, &key, "10.00").await;
+
+    let (a, b) = tokio::join!(
+        start_event_payment(&server, &key, "10.00"),
+        start_event_payment(&server, &key, "10.00")
+    );
+    let (started, refused) = if a.status == 200 { (a, b) } else { (b, a) };
+    let token = status_1(started)["response"].as_str().unwrap().to_owned();
+    status_0(
+        &refused,
+        409,
+        "A payment of 10.00 exceeds the 0.00 still owed",
+    );
+    // The refused payment's order is never captured: PayPal created at most two.
+    assert!(paypal.state.orders.lock().unwrap().len() <= 2);
+
+    // Part of the room is not enough either, until the payment ends.
+    let r = start_event_payment(&server, &key, "0.01").await;
+    status_0(&r, 409, "A payment of 0.01 exceeds the 0.00 still owed");
+
+    paypal.approve(&token);
+    // Three clients recording at once, then again one by one: one capture, one credit.
+    let (x, y, z) = tokio::join!(
+        record_payment(&server, &key, &token),
+        record_payment(&server, &key, &token),
+        record_payment(&server, &key, &token)
+    );
+    let id = status_1(x)["payment_id"].clone();
+    assert_eq!(status_1(y)["payment_id"], id);
+    assert_eq!(status_1(z)["payment_id"], id);
+    for _ in 0..2 {
+        assert_eq!(
+            status_1(record_payment(&server, &key, &token).await)["payment_id"],
+            id
+        );
+    }
+    assert_eq!(server.admin().balance("1.5.w1").await, 0);
+    assert_eq!(paypal.captures(), 1);
+    captures_are_credits(&paypal, &server).await;
+}
+
+#[tokio::test]
+async fn a_declined_capture_releases_the_room() {
+    let paypal = StandIn::start().await;
+    let (server, key) = paying_server(&paypal).await;
+    event_wallet(&server, &key, "10.00").await;
+    let first = status_1(start_event_payment(&server, &key, "10.00").await)["response"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    paypal.approve(&first);
+
+    *paypal.state.decline_with.lock().unwrap() = Some("INSTRUMENT_DECLINED".into());
+    status_0(
+        &record_payment(&server, &key, &first).await,
+        402,
+        "INSTRUMENT_DECLINED",
+    );
+    *paypal.state.decline_with.lock().unwrap() = None;
+    // The declined payment is over: asking again captures nothing.
+    let captures_asked = paypal.calls()[2];
+    status_0(&record_payment(&server, &key, &first).await, 409, "expired");
+    assert_eq!(
+        paypal.calls()[2],
+        captures_asked,
+        "PayPal is not asked again"
+    );
+    assert_eq!(paypal.captures(), 0);
+
+    // Its room is free at once: a new payment of what is owed starts and credits.
+    let second = status_1(start_event_payment(&server, &key, "10.00").await)["response"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    paypal.approve(&second);
+    status_1(record_payment(&server, &key, &second).await);
+    assert_eq!(server.admin().balance("1.5.w1").await, 0);
+    captures_are_credits(&paypal, &server).await;
+}
+
+#[tokio::test]
+async fn a_payment_captured_before_a_crash_is_credited_once() {
+    let paypal = StandIn::start().await;
+    let (mut server, key) = paying_server(&paypal).await;
+    event_wallet(&server, &key, "10.00").await;
+    let token = status_1(start_event_payment(&server, &key, "10.00").await)["response"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    paypal.approve(&token);
+
+    // PayPal takes the money, and the server dies before it hears so.
+    paypal
+        .state
+        .stall_after_capture
+        .store(true, Ordering::SeqCst);
+    let api = server.anonymous();
+    let body = serde_urlencoded::to_string([("token", token.as_str())]).unwrap();
+    let in_flight = tokio::spawn(async move {
+        let _ = api
+            .try_send(
+                reqwest::Method::POST,
+                "/index.php/accounts/record_payment",
+                &[
+                    ("x-api-key", key.as_str()),
+                    ("content-type", "application/x-www-form-urlencoded"),
+                ],
+                Some(body.into_bytes()),
+            )
+            .await;
+    });
+    while paypal.captures() == 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    server.crash_and_restart().await;
+    in_flight.abort();
+    paypal
+        .state
+        .stall_after_capture
+        .store(false, Ordering::SeqCst);
+    assert_eq!(credits(&server).await, 0, "captured, not yet credited");
+
+    // The client asks again: PayPal answers the same capture, credited once.
+    let key = server_key(&server).await;
+    status_1(record_payment(&server, &key, &token).await);
+    status_1(record_payment(&server, &key, &token).await);
+    assert_eq!(paypal.captures(), 1);
+    assert_eq!(server.admin().balance("1.5.w1").await, 0);
+    captures_are_credits(&paypal, &server).await;
+}
+
+/// A new TouchTopUp key of the server (keys survive restarts; a new one keeps the
+/// test independent of the first's secret).
+async fn server_key(server: &Server) -> String {
+    let (key, _) = server
+        .admin()
+        .create_key("portal-again", &["read", "write"], None)
+        .await;
+    key["secret"].as_str().expect("secret").to_owned()
 }
