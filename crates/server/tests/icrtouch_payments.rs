@@ -12,9 +12,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
 use common::*;
+use prepaid_server::dialects::icrtouch::checkout::{PAYMENT_HOLD_SECS, PAYMENT_RECORD_MARGIN_SECS};
 use prepaid_server::dialects::icrtouch::payments::paypal::PayPal;
 use prepaid_server::dialects::icrtouch::payments::{
-    Finished, PaymentError, PaymentProvider, StartPayment,
+    Finished, PaymentError, PaymentProvider, PaymentProviderConfig, StartPayment,
 };
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
@@ -23,6 +24,8 @@ use std::sync::{Arc, Mutex};
 
 const CLIENT_ID: &str = "AYSq3RDGsmBLJE-otTkBtM-jBRd1TCQwFf9RGfwddNXWz0uFU9ztymylOhRS";
 const CLIENT_SECRET: &str = "EGnHDxD_qRPdaLdZz8iCr8N7_MzF-YHPTkjs6NKYQvQSBngp4PTTVWkPZRbL";
+/// The operator's secret of the in-process instances.
+const ADMIN_SECRET: &str = "test-admin-payments-0123456789";
 
 // ---- a stand-in of PayPal's REST API ----
 
@@ -592,6 +595,22 @@ async fn the_server_starts_with_paypal_configured() {
 /// new connection to `schema`. Several instances over one store are several servers
 /// (or one server before and after a restart).
 async fn instance(dir: &std::path::Path, schema: Option<&TestSchema>) -> prepaid_server::Server {
+    instance_with(
+        dir,
+        schema,
+        Arc::new(prepaid_store::SystemClock),
+        PaymentProviderConfig::Test,
+    )
+    .await
+}
+
+/// [`instance`] with its clock and payment provider.
+async fn instance_with(
+    dir: &std::path::Path,
+    schema: Option<&TestSchema>,
+    clock: Arc<dyn prepaid_store::Clock>,
+    payment_provider: PaymentProviderConfig,
+) -> prepaid_server::Server {
     let store: Arc<dyn prepaid_store::Store> = match schema {
         Some(schema) => Arc::new(
             prepaid_store_postgres::PgStore::connect(
@@ -606,17 +625,15 @@ async fn instance(dir: &std::path::Path, schema: Option<&TestSchema>) -> prepaid
     let config = prepaid_server::Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: dir.to_path_buf(),
-        admin_key: Some("test-admin-payments-0123456789".into()),
+        admin_key: Some(ADMIN_SECRET.into()),
+        payment_provider,
+        // Idle client connections would hold a graceful shutdown this long.
+        shutdown_grace_ms: 100,
         ..prepaid_server::Config::default()
     };
-    prepaid_server::Server::bind_with(
-        config,
-        store,
-        Arc::new(prepaid_store::SystemClock),
-        prepaid_server::SQLITE_ENGINE,
-    )
-    .await
-    .expect("bind an instance")
+    prepaid_server::Server::bind_with(config, store, clock, prepaid_server::SQLITE_ENGINE)
+        .await
+        .expect("bind an instance")
 }
 
 /// The suite's backend: `Some(schema)` on PostgreSQL.
@@ -1076,4 +1093,104 @@ async fn server_key(server: &Server) -> String {
         .create_key("portal-again", &["read", "write"], None)
         .await;
     key["secret"].as_str().expect("secret").to_owned()
+}
+
+#[tokio::test]
+async fn a_payment_never_recorded_is_settled_by_its_recovery_job() {
+    use prepaid_store::Clock as _;
+    let paypal = StandIn::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let schema = backend().await;
+    let clock = Arc::new(prepaid_store::ManualClock::new(
+        prepaid_store::SystemClock.now(),
+    ));
+    let provider = PaymentProviderConfig::PayPal {
+        base_url: paypal.base.clone(),
+        client_id: CLIENT_ID.into(),
+        client_secret: CLIENT_SECRET.into(),
+    };
+    let server = instance_with(dir.path(), schema.as_deref(), clock.clone(), provider).await;
+    let state = server.state().clone();
+    let base = format!("http://{}", server.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(server.serve(async move {
+        let _ = stopped.await;
+    }));
+    let admin = Api::new(&base, Auth::Bearer(ADMIN_SECRET.into()));
+    for (path, body) in [
+        (
+            "/v1/icrtouch/companies/1",
+            json!({"name": "ICRTouch Testing", "db": "10", "currency": "GBP"}),
+        ),
+        (
+            "/v1/icrtouch/companies/1/customers/5",
+            json!({"title": "Mr", "firstname": "John", "lastname": "Smith",
+                   "account_number": "54321"}),
+        ),
+    ] {
+        admin.json(reqwest::Method::PUT, path, &body).await.ok(200);
+    }
+    let (key, _) = admin.create_key("portal", &["read", "write"], None).await;
+    let key = key["secret"].as_str().expect("secret").to_owned();
+    let ttu = Api::new(&base, Auth::None);
+    let start = |amount: &'static str| {
+        let ttu = ttu.clone();
+        let key = key.clone();
+        async move {
+            let path =
+                format!("/index.php/accounts/make_payment/coid/1/custid/5/pmtType/1/amt/{amount}");
+            let r = ttu
+                .send(reqwest::Method::GET, &path, &[("x-api-key", &key)], None)
+                .await;
+            status_1(r)["response"].as_str().unwrap().to_owned()
+        }
+    };
+    // One payment approved but never recorded; one never approved.
+    let approved = start("10.00").await;
+    paypal.approve(&approved);
+    let abandoned = start("5.00").await;
+
+    // Clients may no longer record once the recovery is due; nothing is captured.
+    clock.advance_micros((PAYMENT_HOLD_SECS - PAYMENT_RECORD_MARGIN_SECS) * 1_000_000 + 1);
+    let body = serde_urlencoded::to_string([("token", approved.as_str())]).unwrap();
+    let headers = [
+        ("x-api-key", key.as_str()),
+        ("content-type", "application/x-www-form-urlencoded"),
+    ];
+    let path = "/index.php/accounts/record_payment";
+    let record = || {
+        ttu.send(
+            reqwest::Method::POST,
+            path,
+            &headers,
+            Some(body.clone().into_bytes()),
+        )
+    };
+    status_0(&record().await, 409, "expired");
+
+    // The recovery job captures the approved one and credits it, and frees the room
+    // of the abandoned one.
+    let tenant = state.operator.clone();
+    let wallet = prepaid_ledger::WalletId::parse("1.5").unwrap();
+    loop {
+        let w = state.store.wallet(&tenant, &wallet).await.unwrap().unwrap();
+        if w.balance == 1000 && w.incoming == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(paypal.captures(), 1);
+    assert!(paypal.order(&abandoned).capture_id.is_none());
+    let mutations = admin.mutations("1.5").await;
+    let credits = mutations
+        .iter()
+        .filter(|m| m["kind"] == json!("top_up"))
+        .count();
+    assert_eq!(credits, 1, "captures at PayPal and credits in the ledger");
+    // The client that comes back is told the payment was credited.
+    assert!(status_1(record().await)["payment_id"].is_i64());
+    assert_eq!(paypal.captures(), 1);
+
+    let _ = stop.send(());
+    serving.await.unwrap().unwrap();
 }

@@ -315,6 +315,10 @@ pub async fn settle(recs: &Recs<'_>, caller: Option<&Principal>, token: &str) ->
         0
     };
     let open = |at: Timestamp| hold.expires_at.is_none_or(|e| at.plus_micros(margin) < e);
+    if hold.status == HoldStatus::Committed {
+        // Committed with its record by a request that ran meanwhile.
+        return credited_meanwhile(recs, token).await;
+    }
     if hold.status != HoldStatus::Pending || !open(recs.now) {
         return Err(expired());
     }
@@ -390,12 +394,9 @@ pub async fn settle(recs: &Recs<'_>, caller: Option<&Principal>, token: &str) ->
         Ok(Ok((Done::Hold { .. }, _))) => Ok(payment.payment_id),
         Ok(Ok(_)) => Err(super::model::unexpected("hold")),
         // A request that credited the same token meanwhile changed the record.
-        Ok(Err(Refusal::RecordConflict)) => match found(recs, token).await? {
-            Some((p, _)) if p.credited.is_some() => Ok(p.payment_id),
-            _ => Err(Fail::unavailable(
-                "The payment is being recorded; try again",
-            )),
-        },
+        Ok(Err(Refusal::RecordConflict | Refusal::HoldNotPending { .. })) => {
+            credited_meanwhile(recs, token).await
+        }
         Ok(Err(r)) => {
             tracing::error!(
                 payment_id = payment.payment_id,
@@ -405,6 +406,16 @@ pub async fn settle(recs: &Recs<'_>, caller: Option<&Principal>, token: &str) ->
             Err(super::errors::refusal(&r))
         }
         Err(problem) => Err(Fail::from(problem)),
+    }
+}
+
+/// The answer to a payment another request settled meanwhile: its `payment_id` once
+/// credited (the credit and the record are written together).
+async fn credited_meanwhile(recs: &Recs<'_>, token: &str) -> Result<u64, Fail> {
+    match found(recs, token).await? {
+        Some((p, _)) if p.credited.is_some() => Ok(p.payment_id),
+        Some(_) => Err(expired()),
+        None => Err(unknown()),
     }
 }
 
