@@ -150,11 +150,24 @@ pub enum Command {
         reference: Reference,
         expires_at: Option<Timestamp>,
     },
-    /// Commit `amount` (all of the hold when `None`); the rest is released.
+    /// Sets aside room under a wallet's ceiling for a credit on its way in (see
+    /// [`crate::HoldDirection::Credit`]): a later credit that would not fit together
+    /// with it is refused, and committing it credits the wallet.
+    PlaceCreditHold {
+        id: HoldId,
+        wallet: WalletId,
+        amount: Amount,
+        reference: Reference,
+        expires_at: Option<Timestamp>,
+    },
+    /// Commit `amount` (all of the hold when `None`); the rest is released. The
+    /// mutation carries `reference`, or the hold's own when `None` (a payment's
+    /// transaction id is often known only when the money is taken).
     CommitHold {
         hold: HoldId,
         amount: Option<Amount>,
         mutation_id: MutationId,
+        reference: Option<Reference>,
     },
     ReleaseHold {
         hold: HoldId,
@@ -229,15 +242,16 @@ pub enum Outcome {
 /// every dialect says how it answers it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Refusal {
-    /// The debit, hold or transfer exceeds what the wallet has available.
+    /// The debit, debit hold or transfer exceeds what the wallet has available.
     InsufficientFunds {
         available: i64,
         requested: i64,
     },
     /// The result would pass [`crate::BALANCE_ABS_MAX`] on some account.
     BalanceOverflow,
-    /// The credit (top-up, upward adjustment, incoming transfer) would take the wallet
-    /// above its ceiling; `room` is what it may still receive (ceiling less balance).
+    /// The credit (top-up, upward adjustment, incoming transfer, credit hold) would take
+    /// the wallet above its ceiling; `room` is what it may still receive (ceiling less
+    /// balance less the room pending credit holds set aside).
     CeilingExceeded {
         room: i64,
         requested: i64,

@@ -25,12 +25,13 @@ pub use ids::{
     MutationId, SettingKey, TenantId, TransferId, WalletId,
 };
 pub use model::{
-    ApiKey, Customer, Floor, Hold, HoldStatus, LINK_LEN_MAX, Mutation, MutationKind, NAME_LEN_MAX,
-    NewApiKey, NewWallet, REFERENCE_LEN_MAX, Reference, SETTING_VALUE_LEN_MAX, Scopes,
-    SystemAccount, TextError, Transfer, Unit, UnitError, Wallet, WalletStatus, bounded_text,
+    ApiKey, Customer, Floor, Hold, HoldDirection, HoldStatus, LINK_LEN_MAX, Mutation, MutationKind,
+    NAME_LEN_MAX, NewApiKey, NewWallet, REFERENCE_LEN_MAX, Reference, SETTING_VALUE_LEN_MAX,
+    Scopes, SystemAccount, TextError, Transfer, Unit, UnitError, Wallet, WalletStatus,
+    bounded_text,
 };
 pub use rules::{
-    CommitPlan, Posting, TransferPlan, WalletExpiry, add_to_balance, available, commit_hold,
-    expire_wallet, place_hold, post, release_hold, transfer,
+    CommitPlan, Posting, Reserved, TransferPlan, WalletExpiry, add_to_balance, available,
+    commit_hold, expire_wallet, place_credit_hold, place_hold, post, release_hold, transfer,
 };
 pub use time::Timestamp;

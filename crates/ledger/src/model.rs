@@ -188,10 +188,15 @@ pub struct Wallet {
     pub valid_until: Option<Timestamp>,
     /// The sum of all the wallet's mutations.
     pub balance: i64,
-    /// The sum of the wallet's pending holds.
+    /// The sum of the wallet's pending debit holds: spending set aside.
     pub held: i64,
+    /// The sum of the wallet's pending credit holds: room under the ceiling set aside
+    /// for credits on their way in (a payment the payer has not finished). Every credit
+    /// must fit under the ceiling together with it.
+    pub incoming: i64,
     pub created_at: Timestamp,
-    /// When the balance, held or status last changed; the creation time until then.
+    /// When the balance, held, incoming or status last changed; the creation time until
+    /// then.
     pub updated_at: Timestamp,
 }
 
@@ -212,6 +217,7 @@ impl Wallet {
             valid_until: new.valid_until,
             balance: 0,
             held: 0,
+            incoming: 0,
             created_at: now,
             updated_at: now,
         }
@@ -360,6 +366,30 @@ impl HoldStatus {
     }
 }
 
+/// Which way a hold moves money when it is committed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HoldDirection {
+    /// Sets aside available funds; committing debits them (a reservation of spending).
+    Debit,
+    /// Sets aside room under the wallet's ceiling; committing credits the wallet (a
+    /// payment on its way in), so that two payments cannot both count on the same room.
+    Credit,
+}
+
+impl HoldDirection {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Debit => "debit",
+            Self::Credit => "credit",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Debit, Self::Credit]
+            .into_iter()
+            .find(|d| d.as_str() == s)
+    }
+}
+
 /// A reservation: an amount set aside on a wallet, then committed or released.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Hold {
@@ -367,6 +397,7 @@ pub struct Hold {
     pub id: HoldId,
     pub wallet: WalletId,
     pub customer: CustomerId,
+    pub direction: HoldDirection,
     pub amount: i64,
     /// Set once the hold is committed.
     pub committed_amount: Option<i64>,

@@ -4,8 +4,8 @@
 
 use crate::model::signed;
 use crate::{
-    Amount, BALANCE_ABS_MAX, Floor, Hold, HoldStatus, MutationKind, Refusal, Timestamp, Wallet,
-    WalletStatus,
+    Amount, BALANCE_ABS_MAX, Floor, Hold, HoldDirection, HoldStatus, MutationKind, Refusal,
+    Timestamp, Wallet, WalletStatus,
 };
 
 /// What a wallet may still spend: `balance - held - floor`, or `None` when it has no
@@ -53,15 +53,18 @@ fn affordable(w: &Wallet, amount: i64) -> Result<(), Refusal> {
     }
 }
 
-/// Refuses a credit of `delta` that would take `w` above its ceiling. Debits
-/// (`delta <= 0`) always pass: a wallet above its ceiling may still spend.
+/// Refuses a credit of `delta` that would take `w` above its ceiling once its pending
+/// credit holds are committed too: `balance + incoming + delta <= ceiling`, so room a
+/// credit hold set aside is never given to another credit. Debits (`delta <= 0`)
+/// always pass: a wallet above its ceiling may still spend.
 fn within_ceiling(w: &Wallet, delta: i64) -> Result<(), Refusal> {
+    // Saturating: a balance at the bound plus a large credit is refused here or by
+    // the bound, never wrapped.
+    let promised = w.balance.saturating_add(w.incoming);
     match w.ceiling {
-        // Saturating: a balance at the bound plus a large credit is refused here or
-        // by the bound, never wrapped.
-        Some(ceiling) if delta > 0 && w.balance.saturating_add(delta) > ceiling => {
+        Some(ceiling) if delta > 0 && promised.saturating_add(delta) > ceiling => {
             Err(Refusal::CeilingExceeded {
-                room: ceiling.saturating_sub(w.balance),
+                room: ceiling.saturating_sub(promised),
                 requested: delta,
             })
         }
@@ -122,7 +125,7 @@ fn assert_positive(amount: Amount) {
     assert!(amount.get() > 0, "amount {amount} must be positive here");
 }
 
-/// Places a hold: returns the wallet's new `held`.
+/// Places a debit hold: returns the wallet's new `held`.
 ///
 /// # Panics
 /// When `amount` is not positive.
@@ -133,12 +136,62 @@ pub fn place_hold(w: &Wallet, amount: Amount, now: Timestamp) -> Result<i64, Ref
     add_to_balance(w.held, amount.get())
 }
 
+/// Places a credit hold: sets aside `amount` of room under the wallet's ceiling for a
+/// credit on its way in; returns the wallet's new `incoming`. Like a top-up, it needs
+/// an active wallet inside its validity window, and it must fit under the ceiling
+/// together with the balance and the other pending credit holds. A wallet without a
+/// ceiling has room for any credit hold.
+///
+/// # Panics
+/// When `amount` is not positive.
+pub fn place_credit_hold(w: &Wallet, amount: Amount, now: Timestamp) -> Result<i64, Refusal> {
+    assert_positive(amount);
+    active_and_valid(w, now)?;
+    within_ceiling(w, amount.get())?;
+    add_to_balance(w.incoming, amount.get())
+}
+
+/// What a wallet sets aside: its `held` (pending debit holds) and its `incoming`
+/// (pending credit holds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reserved {
+    pub held: i64,
+    pub incoming: i64,
+}
+
 /// The effect of committing a hold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CommitPlan {
     pub committed: i64,
+    /// [`MutationKind::HoldCommit`] for a debit hold, [`MutationKind::TopUp`] for a
+    /// credit hold (a credit from outside, like any top-up).
+    pub kind: MutationKind,
     pub posting: Posting,
-    pub held_after: i64,
+    pub reserved: Reserved,
+}
+
+/// The wallet's reservations once the pending hold `h` no longer counts.
+fn without(w: &Wallet, h: &Hold) -> Reserved {
+    let (reserved, name) = match h.direction {
+        HoldDirection::Debit => (w.held, "held"),
+        HoldDirection::Credit => (w.incoming, "incoming"),
+    };
+    let after = reserved - h.amount;
+    assert!(
+        after >= 0,
+        "wallet {name} {reserved} is less than its hold {}",
+        h.amount
+    );
+    match h.direction {
+        HoldDirection::Debit => Reserved {
+            held: after,
+            incoming: w.incoming,
+        },
+        HoldDirection::Credit => Reserved {
+            held: w.held,
+            incoming: after,
+        },
+    }
 }
 
 fn pending(h: &Hold, now: Timestamp) -> Result<(), Refusal> {
@@ -151,8 +204,10 @@ fn pending(h: &Hold, now: Timestamp) -> Result<(), Refusal> {
     Ok(())
 }
 
-/// Commits `amount` of a pending hold (all of it when `None`) and releases the rest.
-/// The wallet's status does not matter: what was reserved may always be settled.
+/// Commits `amount` of a pending hold (all of it when `None`) and releases the rest: a
+/// debit hold debits it, a credit hold credits it. The wallet's status does not
+/// matter, and a credit hold's commit is not held to the ceiling again: what was
+/// reserved may always be settled.
 pub fn commit_hold(
     w: &Wallet,
     h: &Hold,
@@ -168,39 +223,31 @@ pub fn commit_hold(
             requested: committed,
         });
     }
-    let held_after = w.held - h.amount;
-    assert!(
-        held_after >= 0,
-        "wallet held {} is less than its hold {}",
-        w.held,
-        h.amount
-    );
+    let reserved = without(w, h);
+    let (kind, amount) = match h.direction {
+        HoldDirection::Debit => (MutationKind::HoldCommit, -committed),
+        HoldDirection::Credit => (MutationKind::TopUp, committed),
+    };
     Ok(CommitPlan {
         committed,
+        kind,
         posting: Posting {
-            amount: -committed,
-            balance_after: add_to_balance(w.balance, -committed)?,
+            amount,
+            balance_after: add_to_balance(w.balance, amount)?,
         },
-        held_after,
+        reserved,
     })
 }
 
-/// Releases a pending hold; returns the wallet's new `held`. Releasing ignores the
-/// hold's expiry time: an expired hold that the sweeper has not reached yet is released
-/// all the same.
-pub fn release_hold(w: &Wallet, h: &Hold) -> Result<i64, Refusal> {
+/// Releases a pending hold; returns what the wallet sets aside after. Releasing
+/// ignores the hold's expiry time: an expired hold that the sweeper has not reached yet
+/// is released all the same.
+pub fn release_hold(w: &Wallet, h: &Hold) -> Result<Reserved, Refusal> {
     assert_eq!(w.id, h.wallet, "hold loaded with the wrong wallet");
     if h.status != HoldStatus::Pending {
         return Err(Refusal::HoldNotPending { status: h.status });
     }
-    let held_after = w.held - h.amount;
-    assert!(
-        held_after >= 0,
-        "wallet held {} is less than its hold {}",
-        w.held,
-        h.amount
-    );
-    Ok(held_after)
+    Ok(without(w, h))
 }
 
 /// The effect of a transfer on its two wallets.

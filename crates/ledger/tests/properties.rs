@@ -1,13 +1,14 @@
 //! Properties of the rules over every wallet state within the bounds: no rule panics
 //! or overflows, what a rule accepts keeps the wallet at or above its floor and every
-//! balance within the bound, and a transfer creates no money.
+//! balance within the bound, a transfer creates no money, and credits together with
+//! the pending credit holds never pass a ceiling.
 
 mod common;
 
 use common::{hold, ts, wallet};
 use prepaid_ledger::{
-    AMOUNT_MAX, Amount, BALANCE_ABS_MAX, Floor, ID_LEN_MAX, MutationKind, WalletId, available,
-    commit_hold, place_hold, post, transfer,
+    AMOUNT_MAX, Amount, BALANCE_ABS_MAX, Floor, HoldDirection, ID_LEN_MAX, MutationKind, WalletId,
+    available, commit_hold, place_credit_hold, place_hold, post, transfer,
 };
 use proptest::prelude::*;
 
@@ -51,6 +52,30 @@ fn above_floor(balance: i64, held: i64, floor: Floor) -> bool {
 }
 
 proptest! {
+    #[test]
+    fn credit_holds_and_credits_never_promise_more_than_the_ceiling(
+        b in balance(), incoming in held(), c in 0..=BALANCE_ABS_MAX, a in positive(),
+        top_up in positive(),
+    ) {
+        let mut w = wallet("w", b, 0, Floor::Unlimited);
+        w.ceiling = Some(c);
+        w.incoming = incoming;
+        let promised = |w: &prepaid_ledger::Wallet| i128::from(w.balance) + i128::from(w.incoming);
+        if let Ok(incoming_after) = place_credit_hold(&w, Amount::positive(a).unwrap(), ts(0)) {
+            prop_assert_eq!(incoming_after, incoming + a);
+            w.incoming = incoming_after;
+            prop_assert!(promised(&w) <= i128::from(c), "{:?} promises more than its ceiling", w);
+            // Committing any part of it keeps the promise.
+            let mut h = hold(&w, a);
+            h.direction = HoldDirection::Credit;
+            let plan = commit_hold(&w, &h, None, ts(0)).expect("a placed credit hold commits");
+            prop_assert!(i128::from(plan.posting.balance_after) + i128::from(plan.reserved.incoming) <= i128::from(c));
+        }
+        if let Ok(p) = post(&w, MutationKind::TopUp, Amount::positive(top_up).unwrap(), ts(0)) {
+            prop_assert!(i128::from(p.balance_after) + i128::from(w.incoming) <= i128::from(c));
+        }
+    }
+
     #[test]
     fn available_never_overflows(b in balance(), h in held(), f in floor()) {
         let got = available(&wallet("w", b, h, f));
@@ -114,11 +139,11 @@ proptest! {
         let amount = part.map(|p| Amount::new(i64::try_from(p % (u64::try_from(a).unwrap() + 1)).unwrap()).unwrap());
         if let Ok(plan) = commit_hold(&w, &h, amount, ts(0)) {
             prop_assert!((0..=a).contains(&plan.committed));
-            prop_assert_eq!(plan.held_after, extra);
+            prop_assert_eq!(plan.reserved.held, extra);
             prop_assert_eq!(plan.posting.balance_after, b - plan.committed);
             prop_assert!(fits(plan.posting.balance_after));
             let before = i128::from(b) - i128::from(extra + a);
-            let after = i128::from(plan.posting.balance_after) - i128::from(plan.held_after);
+            let after = i128::from(plan.posting.balance_after) - i128::from(plan.reserved.held);
             prop_assert!(after >= before, "commit lowered available from {} to {}", before, after);
         }
     }

@@ -12,8 +12,8 @@ mod common;
 use common::{NOW, amount, hold, ts, wallet};
 use prepaid_ledger::{
     AMOUNT_MAX, BALANCE_ABS_MAX, CommitPlan, Floor, HoldStatus, MutationKind, Posting, Refusal,
-    TransferPlan, Unit, Wallet, WalletExpiry, WalletStatus, add_to_balance, available, commit_hold,
-    expire_wallet, place_hold, post, release_hold, transfer,
+    Reserved, TransferPlan, Unit, Wallet, WalletExpiry, WalletStatus, add_to_balance, available,
+    commit_hold, expire_wallet, place_hold, post, release_hold, transfer,
 };
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -645,11 +645,15 @@ fn commit_hold_settles_part_or_all_and_releases_the_rest() {
     let plan = |committed: i64, balance_after| {
         Ok(CommitPlan {
             committed,
+            kind: MutationKind::HoldCommit,
             posting: Posting {
                 amount: -committed,
                 balance_after,
             },
-            held_after: 0,
+            reserved: Reserved {
+                held: 0,
+                incoming: 0,
+            },
         })
     };
     let exceeds = |requested| {
@@ -681,7 +685,7 @@ fn commit_hold_releases_only_its_own_hold_from_held() {
     let w = wallet("w", 100, 70, Floor::ZERO);
     let h = hold(&w, 40);
     let got = commit_hold(&w, &h, Some(amount(10)), ts(NOW)).unwrap();
-    assert_eq!(got.held_after, 30);
+    assert_eq!(got.reserved.held, 30);
     assert_eq!(
         got.posting,
         Posting {
@@ -903,7 +907,8 @@ fn release_hold_needs_only_a_pending_hold() {
         let mut h = hold(&w, 40);
         h.status = status;
         h.expires_at = expires_at.map(ts);
-        assert_eq!(&release_hold(&w, &h), want, "{name}");
+        let got = release_hold(&w, &h).map(|r| r.held);
+        assert_eq!(&got, want, "{name}");
     }
 }
 

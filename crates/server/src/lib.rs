@@ -304,6 +304,10 @@ impl Server {
         ));
         let tmf_recurring = tokio::spawn(dialects::tmf::recurring::run(
             state.clone(),
+            sweeper_stopped.clone(),
+        ));
+        let payment_recovery = tokio::spawn(dialects::icrtouch::checkout::run(
+            state.clone(),
             sweeper_stopped,
         ));
         let app = app(state, Duration::from_millis(config.request_timeout_ms));
@@ -325,9 +329,10 @@ impl Server {
         }
         let _ = stop_sweeper.send(true);
         let _ = sweeper.await;
-        // Both hold the engine; it drains only once they are gone.
+        // They hold the engine; it drains only once they are gone.
         let _ = tmf_hub.await;
         let _ = tmf_recurring.await;
+        let _ = payment_recovery.await;
         // Every handle of the engine is gone with the router, so the writer drains its
         // queue and stops.
         match tokio::time::timeout(grace, engine_task).await {

@@ -116,6 +116,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0002_links_and_settings.sql"),
     include_str!("../migrations/0003_wallet_updated_at.sql"),
     include_str!("../migrations/0004_records_jobs_ceiling.sql"),
+    include_str!("../migrations/0005_credit_holds.sql"),
 ];
 
 /// The first half of the advisory lock keys, so that prepaid's locks do not meet

@@ -8,7 +8,7 @@ use deadpool_postgres::{Client, GenericClient};
 use prepaid_ledger::{
     ApiKey, Customer, CustomerId, Hold, HoldId, Mutation, MutationId, TenantId, Wallet, WalletId,
 };
-use prepaid_store::{Breach, MutationQuery, PAGE_SIZE_MAX, Page, WalletQuery};
+use prepaid_store::{Breach, MutationQuery, PAGE_SIZE_MAX, Page, WalletAudit, WalletQuery};
 use std::collections::BTreeMap;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
@@ -230,9 +230,14 @@ pub(crate) async fn check_invariants(client: &mut Client) -> Result<Vec<Breach>,
              (SELECT COALESCE(SUM(m.amount), 0)::int8 FROM mutations m \
               WHERE m.tenant = w.tenant AND m.wallet = w.id), \
              (SELECT COALESCE(SUM(h.amount), 0)::int8 FROM holds h \
-              WHERE h.tenant = w.tenant AND h.wallet = w.id AND h.status = 'pending'), \
+              WHERE h.tenant = w.tenant AND h.wallet = w.id AND h.status = 'pending' \
+              AND h.direction = 'debit'), \
              EXISTS (SELECT 1 FROM mutations m WHERE m.tenant = w.tenant AND m.wallet = w.id \
-              AND m.kind = 'adjustment' AND m.amount < 0) \
+              AND m.kind = 'adjustment' AND m.amount < 0), \
+             w.incoming, \
+             (SELECT COALESCE(SUM(h.amount), 0)::int8 FROM holds h \
+              WHERE h.tenant = w.tenant AND h.wallet = w.id AND h.status = 'pending' \
+              AND h.direction = 'credit') \
              FROM wallets w ORDER BY w.tenant, w.id",
             &[],
         )
@@ -240,43 +245,21 @@ pub(crate) async fn check_invariants(client: &mut Client) -> Result<Vec<Breach>,
     for row in &rows {
         let tenant = rows::tenant_id(get(row, 0)?)?;
         let wallet = rows::wallet_id(get(row, 1)?)?;
-        let balance: i64 = get(row, 2)?;
-        let held: i64 = get(row, 3)?;
-        let floor: Option<i64> = get(row, 4)?;
-        let sum: i64 = get(row, 5)?;
-        let held_sum: i64 = get(row, 6)?;
-        let corrected_down: bool = get(row, 7)?;
-        if balance != sum {
-            breaches.push(Breach::BalanceNotSum {
-                tenant: tenant.clone(),
-                wallet: wallet.clone(),
-                balance,
-                sum,
-            });
-        }
-        if held != held_sum {
-            breaches.push(Breach::HeldNotSum {
-                tenant: tenant.clone(),
-                wallet: wallet.clone(),
-                held,
-                sum: held_sum,
-            });
-        }
-        // Only a downward correction may take a wallet below its floor: debits, holds
-        // and transfers never do, and commits, releases and expiry never lower what is
-        // available.
-        if let Some(floor) = floor
-            && !corrected_down
-        {
-            let available = i128::from(balance) - i128::from(held) - i128::from(floor);
-            if available < 0 {
-                breaches.push(Breach::BelowFloor {
-                    tenant,
-                    wallet,
-                    available: saturate(available),
-                });
+        breaches.extend(
+            WalletAudit {
+                tenant,
+                wallet,
+                balance: get(row, 2)?,
+                held: get(row, 3)?,
+                floor: get(row, 4)?,
+                mutations_sum: get(row, 5)?,
+                debit_holds_sum: get(row, 6)?,
+                corrected_down: get(row, 7)?,
+                incoming: get(row, 8)?,
+                credit_holds_sum: get(row, 9)?,
             }
-        }
+            .breaches(),
+        );
     }
     // Whatever corrections did, no debit and no outgoing transfer may ever have left a
     // wallet below its floor.

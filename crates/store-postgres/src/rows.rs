@@ -6,8 +6,8 @@
 use crate::error::Fail;
 use prepaid_ledger::{
     AMOUNT_MAX, ApiKey, ApiKeyName, BALANCE_ABS_MAX, Customer, CustomerId, Fingerprint, Floor,
-    Hold, HoldId, HoldStatus, Mutation, MutationId, MutationKind, NewWallet, Reference, Scopes,
-    TenantId, Timestamp, TransferId, Unit, Wallet, WalletId, WalletStatus,
+    Hold, HoldDirection, HoldId, HoldStatus, Mutation, MutationId, MutationKind, NewWallet,
+    Reference, Scopes, TenantId, Timestamp, TransferId, Unit, Wallet, WalletId, WalletStatus,
 };
 use prepaid_store::exec::{Recorded, RecordedResult};
 use tokio_postgres::Row;
@@ -17,14 +17,15 @@ use uuid::Uuid;
 /// The columns [`wallet`] decodes, in order.
 pub(crate) const WALLET_COLUMNS: &str = "tenant, id, customer, unit_code, unit_scale, name, \
      product, status, floor, valid_from, valid_until, balance, held, created_at, updated_at, \
-     ceiling";
+     ceiling, incoming";
 /// The columns [`mutation`] decodes, in order.
 pub(crate) const MUTATION_COLUMNS: &str = "seq, id, tenant, wallet, customer, unit_code, \
      unit_scale, kind, amount, balance_after, reference_kind, reference_text, reference_link, \
      hold, transfer, counter_wallet, occurred_at, recorded_at";
 /// The columns [`hold`] decodes, in order.
 pub(crate) const HOLD_COLUMNS: &str = "tenant, id, wallet, customer, amount, committed_amount, \
-     status, reference_kind, reference_text, reference_link, expires_at, created_at, settled_at";
+     status, reference_kind, reference_text, reference_link, expires_at, created_at, settled_at, \
+     direction";
 /// The columns [`api_key`] decodes, in order.
 pub(crate) const API_KEY_COLUMNS: &str =
     "tenant, name, secret_sha256, scope_read, scope_write, scope_admin, customer, created_at";
@@ -112,6 +113,12 @@ pub(crate) fn wallet(row: &Row) -> Result<Wallet, Fail> {
     if let Some(c) = ceiling.filter(|&c| !NewWallet::ceiling_is_valid(c)) {
         return Err(Fail::corrupt(format_args!("ceiling {c}")));
     }
+    let incoming = balance(get(row, 16)?)?;
+    if incoming < 0 {
+        return Err(Fail::corrupt(format_args!(
+            "incoming {incoming} is negative"
+        )));
+    }
     Ok(Wallet {
         tenant: tenant_id(get(row, 0)?)?,
         id: wallet_id(get(row, 1)?)?,
@@ -126,6 +133,7 @@ pub(crate) fn wallet(row: &Row) -> Result<Wallet, Fail> {
         valid_until: opt_time(row, 10)?,
         balance: balance(get(row, 11)?)?,
         held,
+        incoming,
         created_at: time(row, 13)?,
         updated_at: time(row, 14)?,
     })
@@ -164,11 +172,15 @@ pub(crate) fn hold(row: &Row) -> Result<Hold, Fail> {
     if !(1..=AMOUNT_MAX).contains(&amount) {
         return Err(Fail::corrupt(format_args!("hold amount {amount}")));
     }
+    let direction: &str = get(row, 13)?;
+    let direction = HoldDirection::parse(direction)
+        .ok_or_else(|| Fail::corrupt(format_args!("hold direction {direction:?}")))?;
     Ok(Hold {
         tenant: tenant_id(get(row, 0)?)?,
         id: HoldId(get(row, 1)?),
         wallet: wallet_id(get(row, 2)?)?,
         customer: customer_id(get(row, 3)?)?,
+        direction,
         amount,
         committed_amount: get(row, 5)?,
         status,

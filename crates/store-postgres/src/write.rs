@@ -305,17 +305,18 @@ async fn write_wallets_new<C: GenericClient>(tx: &C, changes: &Changes) -> Resul
         let created: Vec<i64> = w.iter().map(|w| w.created_at.as_micros()).collect();
         let updated: Vec<i64> = w.iter().map(|w| w.updated_at.as_micros()).collect();
         let ceilings: Vec<Option<i64>> = w.iter().map(|w| w.ceiling).collect();
+        let incoming: Vec<i64> = w.iter().map(|w| w.incoming).collect();
         let n = execute(
             tx,
             "INSERT INTO wallets (tenant, id, customer, unit_code, unit_scale, name, product, \
              status, floor, valid_from, valid_until, balance, held, created_at, updated_at, \
-             ceiling) \
+             ceiling, incoming) \
              SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int2[], \
              $6::text[], $7::text[], $8::text[], $9::int8[], $10::int8[], $11::int8[], \
-             $12::int8[], $13::int8[], $14::int8[], $15::int8[], $16::int8[])",
+             $12::int8[], $13::int8[], $14::int8[], $15::int8[], $16::int8[], $17::int8[])",
             &[
                 &tenants, &ids, &customers, &codes, &scales, &names, &products, &statuses, &floors,
-                &from, &until, &balances, &held, &created, &updated, &ceilings,
+                &from, &until, &balances, &held, &created, &updated, &ceilings, &incoming,
             ],
         )
         .await?;
@@ -340,16 +341,30 @@ async fn write_holds_new<C: GenericClient>(tx: &C, changes: &Changes) -> Result<
         let expires: Vec<Option<i64>> = h.iter().map(|h| micros(h.expires_at)).collect();
         let created: Vec<i64> = h.iter().map(|h| h.created_at.as_micros()).collect();
         let settled: Vec<Option<i64>> = h.iter().map(|h| micros(h.settled_at)).collect();
+        let directions: Vec<&str> = h.iter().map(|h| h.direction.as_str()).collect();
         let n = execute(
             tx,
             "INSERT INTO holds (tenant, id, wallet, customer, amount, committed_amount, status, \
-             reference_kind, reference_text, reference_link, expires_at, created_at, settled_at) \
+             reference_kind, reference_text, reference_link, expires_at, created_at, settled_at, \
+             direction) \
              SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::int8[], \
              $6::int8[], $7::text[], $8::text[], $9::text[], $10::text[], $11::int8[], \
-             $12::int8[], $13::int8[])",
+             $12::int8[], $13::int8[], $14::text[])",
             &[
-                &tenants, &ids, &wallets, &customers, &amounts, &committed, &statuses, &ref_kinds,
-                &ref_texts, &ref_links, &expires, &created, &settled,
+                &tenants,
+                &ids,
+                &wallets,
+                &customers,
+                &amounts,
+                &committed,
+                &statuses,
+                &ref_kinds,
+                &ref_texts,
+                &ref_links,
+                &expires,
+                &created,
+                &settled,
+                &directions,
             ],
         )
         .await?;
@@ -367,19 +382,22 @@ async fn write_wallets_changed<C: GenericClient>(tx: &C, changes: &Changes) -> R
         let balances: Vec<i64> = w.iter().map(|w| w.balance).collect();
         let held: Vec<i64> = w.iter().map(|w| w.held).collect();
         let updated: Vec<i64> = w.iter().map(|w| w.updated_at.as_micros()).collect();
+        let incoming: Vec<i64> = w.iter().map(|w| w.incoming).collect();
         let n = execute(
             tx,
             // Each wallet is found by its key, then updated where it lies (it has been
             // locked since it was loaded, so it has not moved): a join on the key alone
             // lets the planner scan every wallet of a small table for each batch.
             "UPDATE wallets w SET status = u.status, balance = u.balance, held = u.held, \
-             updated_at = u.updated \
+             updated_at = u.updated, incoming = u.incoming \
              FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], \
-             $6::int8[]) AS u (tenant, id, status, balance, held, updated) \
+             $6::int8[], $7::int8[]) AS u (tenant, id, status, balance, held, updated, incoming) \
              CROSS JOIN LATERAL (SELECT ctid AS row FROM wallets x \
              WHERE x.tenant = u.tenant AND x.id = u.id OFFSET 0) AS x \
              WHERE w.ctid = x.row",
-            &[&tenants, &ids, &statuses, &balances, &held, &updated],
+            &[
+                &tenants, &ids, &statuses, &balances, &held, &updated, &incoming,
+            ],
         )
         .await?;
         all("changed wallets", w.len(), n)?;

@@ -103,6 +103,7 @@ async fn race(engine: Engine, seed: usize) -> Tally {
                         hold: id,
                         amount: Some(Amount::positive(1).unwrap()),
                         mutation_id: MutationId(Uuid::now_v7()),
+                        reference: None,
                     }
                 } else {
                     Command::ReleaseHold {

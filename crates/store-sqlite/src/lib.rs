@@ -172,6 +172,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0002_links_and_settings.sql"),
     include_str!("../migrations/0003_wallet_updated_at.sql"),
     include_str!("../migrations/0004_records_jobs_ceiling.sql"),
+    include_str!("../migrations/0005_credit_holds.sql"),
 ];
 
 /// The SQLite store; cheap to clone and share.

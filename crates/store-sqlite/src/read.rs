@@ -3,7 +3,7 @@
 use crate::error::Fail;
 use crate::rows::{self, customer_columns, mutation_columns, wallet_columns};
 use prepaid_ledger::{Customer, CustomerId, Mutation, TenantId, Unit, Wallet, WalletId};
-use prepaid_store::{Breach, MutationQuery, PAGE_SIZE_MAX, Page, WalletQuery};
+use prepaid_store::{Breach, MutationQuery, PAGE_SIZE_MAX, Page, WalletAudit, WalletQuery};
 use rusqlite::{Connection, Row, params};
 use std::collections::BTreeMap;
 
@@ -160,52 +160,35 @@ fn audit(conn: &Connection) -> Result<Vec<Breach>, Fail> {
          (SELECT COALESCE(SUM(m.amount), 0) FROM mutations m \
           WHERE m.tenant = w.tenant AND m.wallet = w.id), \
          (SELECT COALESCE(SUM(h.amount), 0) FROM holds h \
-          WHERE h.tenant = w.tenant AND h.wallet = w.id AND h.status = 'pending'), \
+          WHERE h.tenant = w.tenant AND h.wallet = w.id AND h.status = 'pending' \
+          AND h.direction = 'debit'), \
          EXISTS (SELECT 1 FROM mutations m WHERE m.tenant = w.tenant AND m.wallet = w.id \
-          AND m.kind = 'adjustment' AND m.amount < 0) \
+          AND m.kind = 'adjustment' AND m.amount < 0), \
+         w.incoming, \
+         (SELECT COALESCE(SUM(h.amount), 0) FROM holds h \
+          WHERE h.tenant = w.tenant AND h.wallet = w.id AND h.status = 'pending' \
+          AND h.direction = 'credit') \
          FROM wallets w ORDER BY w.tenant, w.id",
     )?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
         let tenant = rows::tenant_id(row.get_ref(0)?.as_str().map_err(Fail::corrupt)?)?;
         let wallet = rows::wallet_id(row.get_ref(1)?.as_str().map_err(Fail::corrupt)?)?;
-        let balance: i64 = row.get(2)?;
-        let held: i64 = row.get(3)?;
-        let floor: Option<i64> = row.get(4)?;
-        let sum: i64 = row.get(5)?;
-        let held_sum: i64 = row.get(6)?;
-        let corrected_down: bool = row.get(7)?;
-        if balance != sum {
-            breaches.push(Breach::BalanceNotSum {
-                tenant: tenant.clone(),
-                wallet: wallet.clone(),
-                balance,
-                sum,
-            });
-        }
-        if held != held_sum {
-            breaches.push(Breach::HeldNotSum {
-                tenant: tenant.clone(),
-                wallet: wallet.clone(),
-                held,
-                sum: held_sum,
-            });
-        }
-        // Only a downward correction may take a wallet below its floor: debits, holds
-        // and transfers never do, and commits, releases and expiry never lower what is
-        // available.
-        if let Some(floor) = floor
-            && !corrected_down
-        {
-            let available = i128::from(balance) - i128::from(held) - i128::from(floor);
-            if available < 0 {
-                breaches.push(Breach::BelowFloor {
-                    tenant,
-                    wallet,
-                    available: saturate(available),
-                });
+        breaches.extend(
+            WalletAudit {
+                tenant,
+                wallet,
+                balance: row.get(2)?,
+                held: row.get(3)?,
+                floor: row.get(4)?,
+                mutations_sum: row.get(5)?,
+                debit_holds_sum: row.get(6)?,
+                corrected_down: row.get(7)?,
+                incoming: row.get(8)?,
+                credit_holds_sum: row.get(9)?,
             }
-        }
+            .breaches(),
+        );
     }
     drop(rows);
 

@@ -5,9 +5,9 @@
 
 use crate::error::Fail;
 use prepaid_ledger::{
-    AMOUNT_MAX, ApiKey, ApiKeyName, BALANCE_ABS_MAX, Customer, CustomerId, Floor, Hold, HoldId,
-    HoldStatus, Mutation, MutationId, MutationKind, NewWallet, Reference, Scopes, TenantId,
-    Timestamp, TransferId, Unit, Wallet, WalletId, WalletStatus,
+    AMOUNT_MAX, ApiKey, ApiKeyName, BALANCE_ABS_MAX, Customer, CustomerId, Floor, Hold,
+    HoldDirection, HoldId, HoldStatus, Mutation, MutationId, MutationKind, NewWallet, Reference,
+    Scopes, TenantId, Timestamp, TransferId, Unit, Wallet, WalletId, WalletStatus,
 };
 use rusqlite::{Connection, Row, params};
 use uuid::Uuid;
@@ -16,7 +16,7 @@ use uuid::Uuid;
 macro_rules! wallet_columns {
     () => {
         "tenant, id, customer, unit_code, unit_scale, name, product, status, floor, \
-         valid_from, valid_until, balance, held, created_at, updated_at, ceiling"
+         valid_from, valid_until, balance, held, created_at, updated_at, ceiling, incoming"
     };
 }
 /// The columns [`mutation`] decodes, in order.
@@ -31,7 +31,7 @@ macro_rules! mutation_columns {
 macro_rules! hold_columns {
     () => {
         "tenant, id, wallet, customer, amount, committed_amount, status, reference_kind, \
-         reference_text, reference_link, expires_at, created_at, settled_at"
+         reference_text, reference_link, expires_at, created_at, settled_at, direction"
     };
 }
 /// The columns [`api_key`] decodes, in order.
@@ -138,6 +138,12 @@ pub(crate) fn wallet(row: &Row<'_>) -> Result<Wallet, Fail> {
     if let Some(c) = ceiling.filter(|&c| !NewWallet::ceiling_is_valid(c)) {
         return Err(Fail::corrupt(format_args!("ceiling {c}")));
     }
+    let incoming = balance(row.get(16)?)?;
+    if incoming < 0 {
+        return Err(Fail::corrupt(format_args!(
+            "incoming {incoming} is negative"
+        )));
+    }
     Ok(Wallet {
         tenant: tenant_id(text(row, 0)?)?,
         id: wallet_id(text(row, 1)?)?,
@@ -152,6 +158,7 @@ pub(crate) fn wallet(row: &Row<'_>) -> Result<Wallet, Fail> {
         valid_until: opt_time(row, 10)?,
         balance: balance(row.get(11)?)?,
         held,
+        incoming,
         created_at: time(row, 13)?,
         updated_at: time(row, 14)?,
     })
@@ -190,11 +197,15 @@ pub(crate) fn hold(row: &Row<'_>) -> Result<Hold, Fail> {
     if !(1..=AMOUNT_MAX).contains(&amount) {
         return Err(Fail::corrupt(format_args!("hold amount {amount}")));
     }
+    let direction = text(row, 13)?;
+    let direction = HoldDirection::parse(direction)
+        .ok_or_else(|| Fail::corrupt(format_args!("hold direction {direction:?}")))?;
     Ok(Hold {
         tenant: tenant_id(text(row, 0)?)?,
         id: HoldId(uuid(row, 1)?),
         wallet: wallet_id(text(row, 2)?)?,
         customer: customer_id(text(row, 3)?)?,
+        direction,
         amount,
         committed_amount: row.get(5)?,
         status,

@@ -664,7 +664,7 @@ fn write(conn: &Connection, changes: &Changes, before: &Cache) -> Result<(), Wri
     }
     for wallet in &changes.wallets_changed {
         conn.prepare_cached(
-            "UPDATE wallets SET balance = ?3, held = ?4, updated_at = ?5 \
+            "UPDATE wallets SET balance = ?3, held = ?4, updated_at = ?5, incoming = ?6 \
              WHERE tenant = ?1 AND id = ?2",
         )?
         .execute(params![
@@ -672,7 +672,8 @@ fn write(conn: &Connection, changes: &Changes, before: &Cache) -> Result<(), Wri
             wallet.id.as_str(),
             wallet.balance,
             wallet.held,
-            wallet.updated_at.as_micros()
+            wallet.updated_at.as_micros(),
+            wallet.incoming
         ])?;
         let status_before = before
             .wallets
@@ -845,8 +846,8 @@ fn insert_wallet(conn: &Connection, w: &Wallet) -> Result<(), Fail> {
     conn.prepare_cached(
         "INSERT INTO wallets (tenant, id, customer, unit_code, unit_scale, name, product, \
          status, floor, valid_from, valid_until, balance, held, created_at, updated_at, \
-         ceiling) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+         ceiling, incoming) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
     )?
     .execute(params![
         w.tenant.as_str(),
@@ -865,6 +866,7 @@ fn insert_wallet(conn: &Connection, w: &Wallet) -> Result<(), Fail> {
         w.created_at.as_micros(),
         w.updated_at.as_micros(),
         w.ceiling,
+        w.incoming,
     ])?;
     Ok(())
 }
@@ -904,8 +906,9 @@ fn insert_mutation(conn: &Connection, m: &Mutation) -> Result<bool, Fail> {
 fn insert_hold(conn: &Connection, h: &Hold) -> Result<(), Fail> {
     conn.prepare_cached(
         "INSERT INTO holds (tenant, id, wallet, customer, amount, committed_amount, status, \
-         reference_kind, reference_text, reference_link, expires_at, created_at, settled_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+         reference_kind, reference_text, reference_link, expires_at, created_at, settled_at, \
+         direction) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     )?
     .execute(params![
         h.tenant.as_str(),
@@ -920,7 +923,8 @@ fn insert_hold(conn: &Connection, h: &Hold) -> Result<(), Fail> {
         h.reference.link,
         h.expires_at.map(Timestamp::as_micros),
         h.created_at.as_micros(),
-        h.settled_at.map(Timestamp::as_micros)
+        h.settled_at.map(Timestamp::as_micros),
+        h.direction.as_str()
     ])?;
     Ok(())
 }

@@ -109,7 +109,7 @@ async fn open_makes_the_directory_and_a_wal_database_at_the_latest_schema() {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
     drop(store);
     // Opening again applies nothing and keeps the version.
     let again = SqliteStore::open(&data).unwrap();
@@ -117,7 +117,7 @@ async fn open_makes_the_directory_and_a_wal_database_at_the_latest_schema() {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
 }
 
 /// A database of the first schema gains customer links (empty for the customers it
@@ -160,10 +160,11 @@ async fn a_database_of_the_first_schema_is_brought_up_to_date() {
         wallet.ceiling, None,
         "a wallet from before ceilings has none"
     );
+    assert_eq!(wallet.incoming, 0, "nor any credit on its way in");
     let version: i64 = raw(&store)
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
 }
 
 #[tokio::test]
@@ -175,7 +176,7 @@ async fn a_database_from_a_newer_build_is_refused() {
     match SqliteStore::open(dir.path()) {
         Err(SqliteError::SchemaTooNew {
             found: 99,
-            known: 4,
+            known: 5,
         }) => {}
         other => panic!("expected SchemaTooNew, got {other:?}"),
     }
@@ -268,7 +269,7 @@ async fn the_audit_finds_rows_changed_behind_the_ledger() {
     raw(&store)
         .execute_batch(
             "UPDATE wallets SET balance = 101 WHERE id = 'a';
-             UPDATE wallets SET held = 5 WHERE id = 'b';
+             UPDATE wallets SET held = 5, incoming = 3 WHERE id = 'b';
              UPDATE mutations SET balance_after = -1 WHERE wallet = 'c' AND kind = 'debit';
              UPDATE system_accounts SET balance = balance - 7 WHERE kind = 'revenue';",
         )
@@ -287,6 +288,12 @@ async fn the_audit_finds_rows_changed_behind_the_ledger() {
                 tenant: tenant(),
                 wallet: wallet("b"),
                 held: 5,
+                sum: 0
+            },
+            Breach::IncomingNotSum {
+                tenant: tenant(),
+                wallet: wallet("b"),
+                incoming: 3,
                 sum: 0
             },
             Breach::BelowFloor {

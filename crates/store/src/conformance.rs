@@ -22,18 +22,20 @@ use crate::{MutationQuery, PAGE_SIZE_MAX, SWEEP_BATCH_MAX, Store, SweepReport, W
 use async_trait::async_trait;
 use prepaid_ledger::{
     AMOUNT_MAX, Amount, ApiKey, ApiKeyName, BALANCE_ABS_MAX, Command, Customer, CustomerId, Done,
-    Fingerprint, Floor, Hold, HoldId, HoldStatus, IdempotencyKey, Mutation, MutationId,
-    MutationKind, NewApiKey, NewWallet, Outcome, Reference, Refusal, Request, Scopes, TenantId,
-    Timestamp, Transfer, TransferId, Unit, Wallet, WalletId, WalletStatus,
+    Fingerprint, Floor, Hold, HoldDirection, HoldId, HoldStatus, IdempotencyKey, Mutation,
+    MutationId, MutationKind, NewApiKey, NewWallet, Outcome, Reference, Refusal, Request, Scopes,
+    TenantId, Timestamp, Transfer, TransferId, Unit, Wallet, WalletId, WalletStatus,
 };
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use uuid::Uuid;
 
 mod ceiling;
+mod credit_holds;
 mod linked;
 mod records;
 pub use ceiling::wallet_ceiling_is_kept_and_enforced;
+pub use credit_holds::credit_holds_set_aside_room_under_the_ceiling;
 pub use linked::{linked_requests_are_all_or_nothing, linked_requests_refuse_management_commands};
 pub use records::{
     jobs_claim_at_the_limit, jobs_claim_order_lease_and_limit, jobs_enqueue_is_idempotent,
@@ -106,6 +108,7 @@ macro_rules! conformance_tests {
             jobs_claim_at_the_limit
             jobs_finish_and_defer
             wallet_ceiling_is_kept_and_enforced
+            credit_holds_set_aside_room_under_the_ceiling
             linked_requests_are_all_or_nothing
             linked_requests_refuse_management_commands
         );
@@ -401,6 +404,7 @@ impl Env {
             hold,
             amount: value.map(amount),
             mutation_id: self.mutation_id(),
+            reference: None,
         }
     }
     pub fn release(&self, hold: HoldId) -> Command {
@@ -1218,6 +1222,7 @@ pub async fn holds_place_commit_release(env: &mut Env) {
             id: h1,
             wallet: wid("w1"),
             customer: cid("c1"),
+            direction: HoldDirection::Debit,
             amount: 300,
             committed_amount: None,
             status: HoldStatus::Pending,
@@ -1332,6 +1337,7 @@ pub async fn holds_place_commit_release(env: &mut Env) {
         hold: h4,
         amount: None,
         mutation_id: taken_id,
+        reference: None,
     };
     assert_eq!(env.refused("t1", taken).await, Refusal::MutationExists);
     assert_eq!(env.read_hold("t1", h4).await.status, HoldStatus::Pending);

@@ -258,11 +258,18 @@ pub enum Breach {
         balance: i64,
         sum: i64,
     },
-    /// A wallet's `held` differs from the sum of its pending holds.
+    /// A wallet's `held` differs from the sum of its pending debit holds.
     HeldNotSum {
         tenant: TenantId,
         wallet: WalletId,
         held: i64,
+        sum: i64,
+    },
+    /// A wallet's `incoming` differs from the sum of its pending credit holds.
+    IncomingNotSum {
+        tenant: TenantId,
+        wallet: WalletId,
+        incoming: i64,
         sum: i64,
     },
     /// The accounts of one unit do not sum to zero.
@@ -277,6 +284,86 @@ pub enum Breach {
         wallet: WalletId,
         available: i64,
     },
+}
+
+/// One wallet as an audit reads it: its cached columns beside the sums they must
+/// equal. Written once here so that every backend checks the same invariants.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WalletAudit {
+    pub tenant: TenantId,
+    pub wallet: WalletId,
+    pub balance: i64,
+    /// The sum of its mutations.
+    pub mutations_sum: i64,
+    pub held: i64,
+    /// The sum of its pending debit holds.
+    pub debit_holds_sum: i64,
+    pub incoming: i64,
+    /// The sum of its pending credit holds.
+    pub credit_holds_sum: i64,
+    /// `None` when it has no floor.
+    pub floor: Option<i64>,
+    /// Whether a downward adjustment was ever posted to it.
+    pub corrected_down: bool,
+}
+
+impl WalletAudit {
+    /// The breaches this wallet shows, in the order of [`Breach`]'s variants.
+    pub fn breaches(self) -> Vec<Breach> {
+        let Self {
+            tenant,
+            wallet,
+            balance,
+            mutations_sum,
+            held,
+            debit_holds_sum,
+            incoming,
+            credit_holds_sum,
+            floor,
+            corrected_down,
+        } = self;
+        let mut breaches = Vec::new();
+        if balance != mutations_sum {
+            breaches.push(Breach::BalanceNotSum {
+                tenant: tenant.clone(),
+                wallet: wallet.clone(),
+                balance,
+                sum: mutations_sum,
+            });
+        }
+        if held != debit_holds_sum {
+            breaches.push(Breach::HeldNotSum {
+                tenant: tenant.clone(),
+                wallet: wallet.clone(),
+                held,
+                sum: debit_holds_sum,
+            });
+        }
+        if incoming != credit_holds_sum {
+            breaches.push(Breach::IncomingNotSum {
+                tenant: tenant.clone(),
+                wallet: wallet.clone(),
+                incoming,
+                sum: credit_holds_sum,
+            });
+        }
+        // Only a downward correction may take a wallet below its floor: debits, holds
+        // and transfers never do, and commits, releases and expiry never lower what is
+        // available.
+        if let Some(floor) = floor
+            && !corrected_down
+        {
+            let available = i128::from(balance) - i128::from(held) - i128::from(floor);
+            if available < 0 {
+                breaches.push(Breach::BelowFloor {
+                    tenant,
+                    wallet,
+                    available: i64::try_from(available).unwrap_or(i64::MIN),
+                });
+            }
+        }
+        breaches
+    }
 }
 
 /// A storage backend. Implementations are cheap to share (`Arc<dyn Store>`).

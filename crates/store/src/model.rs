@@ -3,14 +3,16 @@
 //!
 //! Random sequences of client commands (wallets of two units, three kinds of floor and
 //! with or without a ceiling,
-//! top-ups, debits, adjustments, holds with and without expiry, commits, releases,
+//! top-ups, debits, adjustments, debit and credit holds with and without expiry,
+//! commits, releases,
 //! transfers, idempotent repeats, batches, customer-restricted callers, two tenants,
 //! clock moves and sweeps) run through `Store::apply` on a fresh store, while a naive
 //! model made of plain maps predicts every outcome. The model is written from the
 //! documented rules and never calls the core's rule functions, so a mistake has to be
 //! made twice, in two different ways, to go unnoticed.
 //!
-//! After every step each wallet's status, balance, held and available must match the
+//! After every step each wallet's status, balance, held, incoming and available must
+//! match the
 //! model. At the end every hold, every wallet's history of non-zero mutations, the
 //! store's own invariant check and the per-unit zero sums must match too.
 //!
@@ -32,9 +34,9 @@ use crate::conformance::Backend;
 use crate::{MutationQuery, PAGE_SIZE_MAX, Store};
 use prepaid_ledger::{
     AMOUNT_MAX, Amount, ApiKeyName, BALANCE_ABS_MAX, Command, CustomerId, Done, Fingerprint, Floor,
-    HoldId, HoldStatus, IdempotencyKey, MutationId, MutationKind, NewApiKey, NewWallet, Outcome,
-    Reference, Request, Scopes, SystemAccount, TenantId, Timestamp, TransferId, Unit, WalletId,
-    WalletStatus, available,
+    HoldDirection, HoldId, HoldStatus, IdempotencyKey, MutationId, MutationKind, NewApiKey,
+    NewWallet, Outcome, Reference, Request, Scopes, SystemAccount, TenantId, Timestamp, TransferId,
+    Unit, Wallet, WalletId, WalletStatus, available,
 };
 use proptest::prelude::*;
 use proptest::test_runner::TestRunner;
@@ -139,6 +141,8 @@ enum Op {
         amount: Sum,
         /// In ticks from now; zero places a hold that is already expired.
         expires_in: Option<i64>,
+        /// A credit hold (room under the ceiling) instead of a debit hold.
+        credit: bool,
     },
     Commit {
         hold: HoldPick,
@@ -276,8 +280,8 @@ fn op() -> impl Strategy<Value = Op> {
                 kind,
                 amount: if matches!(kind, PostKind::Adjustment) { Sum::Fixed(adjustment) } else { amount },
             }),
-        4 => (tenant(), target(), positive(), prop::option::of(0..=4i64)).prop_map(
-            |(tenant, wallet, amount, expires_in)| Op::PlaceHold { tenant, wallet, amount, expires_in }
+        4 => (tenant(), target(), positive(), prop::option::of(0..=4i64), prop::bool::weighted(0.3)).prop_map(
+            |(tenant, wallet, amount, expires_in, credit)| Op::PlaceHold { tenant, wallet, amount, expires_in, credit }
         ),
         3 => (
             hold_pick(),
@@ -413,6 +417,8 @@ struct MWallet {
     status: WalletStatus,
     balance: i64,
     held: i64,
+    /// The sum of pending credit holds.
+    incoming: i64,
     /// Every non-zero change.
     log: Vec<Entry>,
 }
@@ -450,6 +456,7 @@ enum HoldState {
 struct MHold {
     tenant: usize,
     wallet: usize,
+    credit: bool,
     amount: i64,
     expires_at: Option<i64>,
     state: HoldState,
@@ -536,13 +543,25 @@ impl Model {
         Ok(())
     }
 
-    /// A credit may not take a wallet above its ceiling; a debit always may pass.
+    /// A credit may not take a wallet above its ceiling, counting the credits its
+    /// pending credit holds promise; a debit always may pass.
     fn below_ceiling(w: &MWallet, delta: i64) -> Result<(), &'static str> {
+        let promised = i128::from(w.balance) + i128::from(w.incoming);
         match w.ceiling {
-            Some(c) if delta > 0 && i128::from(w.balance) + i128::from(delta) > i128::from(c) => {
+            Some(c) if delta > 0 && promised + i128::from(delta) > i128::from(c) => {
                 Err("ceiling_exceeded")
             }
             _ => Ok(()),
+        }
+    }
+
+    /// What a pending hold sets aside on its wallet: `held` or `incoming`.
+    fn reserved(&mut self, t: usize, h: &MHold) -> &mut i64 {
+        let w = self.wallets.get_mut(&(t, h.wallet)).unwrap();
+        if h.credit {
+            &mut w.incoming
+        } else {
+            &mut w.held
         }
     }
 
@@ -646,10 +665,17 @@ impl Model {
                 amount,
                 expires_at,
                 ..
+            }
+            | Command::PlaceCreditHold {
+                id,
+                wallet,
+                amount,
+                expires_at,
+                ..
             } => self.place_hold(
                 t,
                 viewer,
-                *id,
+                (*id, matches!(req.command, Command::PlaceCreditHold { .. })),
                 wallet,
                 amount.get(),
                 expires_at.map(Timestamp::as_micros),
@@ -658,6 +684,7 @@ impl Model {
                 hold,
                 amount,
                 mutation_id,
+                ..
             } => self.commit(t, viewer, *hold, amount.map(Amount::get), *mutation_id),
             Command::ReleaseHold { hold, mutation_id } => {
                 self.release(t, viewer, *hold, *mutation_id)
@@ -697,6 +724,7 @@ impl Model {
                 status: WalletStatus::Active,
                 balance: 0,
                 held: 0,
+                incoming: 0,
                 log: Vec::new(),
             },
         );
@@ -747,11 +775,12 @@ impl Model {
         })
     }
 
+    /// A debit hold must be affordable; a credit hold must fit under the ceiling.
     fn place_hold(
         &mut self,
         t: usize,
         viewer: Option<usize>,
-        id: HoldId,
+        (id, credit): (HoldId, bool),
         wallet: &WalletId,
         amount: i64,
         expires_at: Option<i64>,
@@ -760,11 +789,18 @@ impl Model {
         let Some(w) = self.wallets.get(&(t, wi)).filter(|w| Self::sees(viewer, w)) else {
             return refused(&["wallet_not_found"]);
         };
+        let reserved = if credit { w.incoming } else { w.held };
         let rule = self
             .usable(w)
-            .and_then(|()| Self::affords(w, amount))
             .and_then(|()| {
-                if fits(i128::from(w.held) + i128::from(amount)) {
+                if credit {
+                    Self::below_ceiling(w, amount)
+                } else {
+                    Self::affords(w, amount)
+                }
+            })
+            .and_then(|()| {
+                if fits(i128::from(reserved) + i128::from(amount)) {
                     Ok(())
                 } else {
                     Err("balance_overflow")
@@ -776,19 +812,17 @@ impl Model {
         if let Err(code) = rule {
             return refused(&[code]);
         }
-        self.wallets.get_mut(&(t, wi)).unwrap().held += amount;
-        let state = HoldState::Pending;
-        self.holds.insert(
-            id,
-            MHold {
-                tenant: t,
-                wallet: wi,
-                amount,
-                expires_at,
-                state,
-                settled_at: None,
-            },
-        );
+        let h = MHold {
+            tenant: t,
+            wallet: wi,
+            credit,
+            amount,
+            expires_at,
+            state: HoldState::Pending,
+            settled_at: None,
+        };
+        *self.reserved(t, &h) += amount;
+        self.holds.insert(id, h);
         Expect::Done(Shape::Hold {
             status: HoldStatus::Pending,
             amount,
@@ -821,6 +855,8 @@ impl Model {
             Err("hold_expired")
         } else if committed > h.amount || committed < 0 {
             Err("commit_exceeds_hold")
+        } else if h.credit {
+            self.bounded(t, w, committed, SystemAccount::World)
         } else {
             self.bounded(t, w, -committed, SystemAccount::Revenue)
         };
@@ -831,15 +867,14 @@ impl Model {
             return refused(&[code]);
         }
         self.mutation_ids.insert(mutation_id);
-        self.book(
-            t,
-            h.wallet,
-            MutationKind::HoldCommit,
-            -committed,
-            Some(SystemAccount::Revenue),
-            Link::Hold(id),
-        );
-        self.wallets.get_mut(&(t, h.wallet)).unwrap().held -= h.amount;
+        // A credit hold's commit is a top-up from the world.
+        let (kind, delta, counter) = if h.credit {
+            (MutationKind::TopUp, committed, SystemAccount::World)
+        } else {
+            (MutationKind::HoldCommit, -committed, SystemAccount::Revenue)
+        };
+        self.book(t, h.wallet, kind, delta, Some(counter), Link::Hold(id));
+        *self.reserved(t, &h) -= h.amount;
         self.settle(id, HoldState::Committed(committed));
         Expect::Done(Shape::Hold {
             status: HoldStatus::Committed,
@@ -870,7 +905,7 @@ impl Model {
             return refused(&[code]);
         }
         self.mutation_ids.insert(mutation_id);
-        self.wallets.get_mut(&(t, h.wallet)).unwrap().held -= h.amount;
+        *self.reserved(t, &h) -= h.amount;
         self.settle(id, HoldState::Released);
         Expect::Done(Shape::Hold {
             status: HoldStatus::Released,
@@ -964,6 +999,7 @@ impl Model {
             .map(|(k, _)| *k)
             .collect();
         let (mut holds_least, mut holds_most) = (0, 0);
+        let mut freed = Vec::new();
         for h in self.holds.values_mut() {
             if h.state != HoldState::Pending {
                 continue;
@@ -982,7 +1018,10 @@ impl Model {
                 _ => HoldState::ReleasedOrExpired,
             };
             h.settled_at = Some(now);
-            self.wallets.get_mut(&(h.tenant, h.wallet)).unwrap().held -= h.amount;
+            freed.push(h.clone());
+        }
+        for h in freed {
+            *self.reserved(h.tenant, &h) -= h.amount;
         }
         for &(t, wi) in &expiring {
             let w = self.wallets.get_mut(&(t, wi)).unwrap();
@@ -1119,17 +1158,30 @@ impl Run {
                 wallet,
                 amount,
                 expires_in,
+                credit,
             } => {
                 let wallet = self.slot(tenant, wallet);
                 let amount = self.resolve(tenant, wallet, amount);
                 let id = HoldId(self.next());
                 self.hold_ids.push((tenant, id));
-                let command = Command::PlaceHold {
-                    id,
-                    wallet: wallet_id(wallet),
-                    amount: Amount::positive(amount).unwrap(),
-                    reference,
-                    expires_at: expires_in.map(|d| ts(now + d * TICK)),
+                let (wallet, amount) = (wallet_id(wallet), Amount::positive(amount).unwrap());
+                let expires_at = expires_in.map(|d| ts(now + d * TICK));
+                let command = if credit {
+                    Command::PlaceCreditHold {
+                        id,
+                        wallet,
+                        amount,
+                        reference,
+                        expires_at,
+                    }
+                } else {
+                    Command::PlaceHold {
+                        id,
+                        wallet,
+                        amount,
+                        reference,
+                        expires_at,
+                    }
                 };
                 (tenant, command)
             }
@@ -1149,6 +1201,7 @@ impl Run {
                         hold: id,
                         amount,
                         mutation_id,
+                        reference: None,
                     },
                 )
             }
@@ -1280,7 +1333,7 @@ impl Run {
         let mut c = command.clone();
         match &mut c {
             Command::Post { id, .. } => *id = MutationId(self.next()),
-            Command::PlaceHold { id, .. } => {
+            Command::PlaceHold { id, .. } | Command::PlaceCreditHold { id, .. } => {
                 *id = HoldId(self.next());
             }
             Command::CommitHold { mutation_id, .. } | Command::ReleaseHold { mutation_id, .. } => {
@@ -1343,7 +1396,9 @@ impl Run {
                 let t = tenant_index(&req.tenant);
                 req.tenant = tenant_id(1 - t);
                 req.command = self.refresh_ids(&req.command);
-                if let Command::PlaceHold { id, .. } = &req.command {
+                if let Command::PlaceHold { id, .. } | Command::PlaceCreditHold { id, .. } =
+                    &req.command
+                {
                     self.hold_ids.push((1 - t, *id));
                 }
             }
@@ -1411,6 +1466,15 @@ impl Run {
                 let Outcome::Done { done: first, .. } = &**first else {
                     unreachable!("only done outcomes are kept")
                 };
+                // A replayed wallet answer shows `incoming` as it is now (see the
+                // executor's documentation); everything else as first answered.
+                let first = &match (done, first) {
+                    (Done::Wallet(now), Done::Wallet(first)) => Done::Wallet(Wallet {
+                        incoming: now.incoming,
+                        ..first.clone()
+                    }),
+                    _ => first.clone(),
+                };
                 if done != first {
                     self.fail(format!(
                         "a replay answered {done:?}, the first answer was {first:?}"
@@ -1444,8 +1508,7 @@ impl Run {
                         };
                         let got = (
                             g.status,
-                            g.balance,
-                            g.held,
+                            (g.balance, g.held, g.incoming),
                             available(&g),
                             g.floor,
                             g.ceiling,
@@ -1454,8 +1517,7 @@ impl Run {
                         );
                         let want = (
                             m.status,
-                            m.balance,
-                            m.held,
+                            (m.balance, m.held, m.incoming),
                             model_available,
                             m.floor,
                             m.ceiling,
@@ -1464,7 +1526,7 @@ impl Run {
                         );
                         if got != want {
                             self.fail(format!(
-                                "{}/w{wi}: (status, balance, held, available, floor, ceiling, unit, customer) is {got:?}, the model says {want:?}",
+                                "{}/w{wi}: (status, (balance, held, incoming), available, floor, ceiling, unit, customer) is {got:?}, the model says {want:?}",
                                 tenant
                             ));
                         }
@@ -1510,7 +1572,13 @@ impl Run {
                 }
             };
             let settled_at = h.settled_at.map(Timestamp::as_micros);
+            let direction = if m.credit {
+                HoldDirection::Credit
+            } else {
+                HoldDirection::Debit
+            };
             if !status_ok
+                || h.direction != direction
                 || h.amount != m.amount
                 || h.wallet != wallet_id(m.wallet)
                 || h.expires_at.map(Timestamp::as_micros) != m.expires_at
@@ -2024,6 +2092,7 @@ pub async fn the_balance_bound_holds_on_wallets_held_and_system_accounts(
             wallet: at(slot),
             amount: Sum::Fixed(amount),
             expires_in: None,
+            credit: false,
         })
     };
     let transfer = |from, to, amount| {

@@ -4,8 +4,8 @@
 #![allow(dead_code)] // Each test file uses its own subset of the builders.
 
 use prepaid_ledger::{
-    Amount, CustomerId, Floor, Hold, HoldId, HoldStatus, Reference, TenantId, Timestamp, Unit,
-    Wallet, WalletId, WalletStatus,
+    Amount, CustomerId, Floor, Hold, HoldDirection, HoldId, HoldStatus, Reference, TenantId,
+    Timestamp, Unit, Wallet, WalletId, WalletStatus,
 };
 use uuid::Uuid;
 
@@ -35,18 +35,20 @@ pub fn wallet(id: &str, balance: i64, held: i64, floor: Floor) -> Wallet {
         valid_until: None,
         balance,
         held,
+        incoming: 0,
         created_at: ts(0),
         updated_at: ts(0),
     }
 }
 
-/// A pending hold of `amount` on `w`, without expiry.
+/// A pending debit hold of `amount` on `w`, without expiry.
 pub fn hold(w: &Wallet, amount: i64) -> Hold {
     Hold {
         tenant: w.tenant.clone(),
         id: HoldId(Uuid::from_u128(7)),
         wallet: w.id.clone(),
         customer: w.customer.clone(),
+        direction: HoldDirection::Debit,
         amount,
         committed_amount: None,
         status: HoldStatus::Pending,

@@ -12,9 +12,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
 use common::*;
+use prepaid_server::dialects::icrtouch::checkout::{PAYMENT_HOLD_SECS, PAYMENT_RECORD_MARGIN_SECS};
 use prepaid_server::dialects::icrtouch::payments::paypal::PayPal;
 use prepaid_server::dialects::icrtouch::payments::{
-    Finished, PaymentError, PaymentProvider, StartPayment,
+    Finished, PaymentError, PaymentProvider, PaymentProviderConfig, StartPayment,
 };
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
@@ -23,6 +24,8 @@ use std::sync::{Arc, Mutex};
 
 const CLIENT_ID: &str = "AYSq3RDGsmBLJE-otTkBtM-jBRd1TCQwFf9RGfwddNXWz0uFU9ztymylOhRS";
 const CLIENT_SECRET: &str = "EGnHDxD_qRPdaLdZz8iCr8N7_MzF-YHPTkjs6NKYQvQSBngp4PTTVWkPZRbL";
+/// The operator's secret of the in-process instances.
+const ADMIN_SECRET: &str = "test-admin-payments-0123456789";
 
 // ---- a stand-in of PayPal's REST API ----
 
@@ -82,6 +85,11 @@ struct PayPalState {
     replies: Mutex<HashMap<String, Value>>,
     /// When set, every API call (not the token endpoint) answers this status.
     fail_with: Mutex<Option<u16>>,
+    /// When set, captures are declined with this issue and take nothing.
+    decline_with: Mutex<Option<String>>,
+    /// When set, a capture takes the money and then never answers (the caller's
+    /// process dies waiting, say).
+    stall_after_capture: std::sync::atomic::AtomicBool,
     next_id: AtomicUsize,
     token_calls: AtomicUsize,
     create_calls: AtomicUsize,
@@ -205,32 +213,45 @@ async fn capture_order(
     {
         return (StatusCode::OK, Json(reply)).into_response();
     }
-    let mut orders = state.orders.lock().unwrap();
-    let Some(order) = orders.get_mut(&id) else {
-        return paypal_error(
-            StatusCode::NOT_FOUND,
-            "RESOURCE_NOT_FOUND",
-            Some("INVALID_RESOURCE_ID"),
-        );
+    let answer = {
+        let mut orders = state.orders.lock().unwrap();
+        let Some(order) = orders.get_mut(&id) else {
+            return paypal_error(
+                StatusCode::NOT_FOUND,
+                "RESOURCE_NOT_FOUND",
+                Some("INVALID_RESOURCE_ID"),
+            );
+        };
+        if order.capture_id.is_some() {
+            return paypal_error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "UNPROCESSABLE_ENTITY",
+                Some("ORDER_ALREADY_CAPTURED"),
+            );
+        }
+        if !order.approved {
+            return paypal_error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "UNPROCESSABLE_ENTITY",
+                Some("ORDER_NOT_APPROVED"),
+            );
+        }
+        if let Some(issue) = state.decline_with.lock().unwrap().clone() {
+            return paypal_error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "UNPROCESSABLE_ENTITY",
+                Some(&issue),
+            );
+        }
+        order.capture_id = Some(state.id("3C"));
+        let answer = order.json();
+        if let Some(r) = request_id {
+            state.replies.lock().unwrap().insert(r, answer.clone());
+        }
+        answer
     };
-    if order.capture_id.is_some() {
-        return paypal_error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "UNPROCESSABLE_ENTITY",
-            Some("ORDER_ALREADY_CAPTURED"),
-        );
-    }
-    if !order.approved {
-        return paypal_error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "UNPROCESSABLE_ENTITY",
-            Some("ORDER_NOT_APPROVED"),
-        );
-    }
-    order.capture_id = Some(state.id("3C"));
-    let answer = order.json();
-    if let Some(r) = request_id {
-        state.replies.lock().unwrap().insert(r, answer.clone());
+    if state.stall_after_capture.load(Ordering::SeqCst) {
+        std::future::pending::<()>().await;
     }
     (StatusCode::CREATED, Json(answer)).into_response()
 }
@@ -302,6 +323,12 @@ impl StandIn {
         self.state.replies.lock().unwrap().clear();
     }
 
+    /// How many orders PayPal captured: the payers charged.
+    fn captures(&self) -> usize {
+        let orders = self.state.orders.lock().unwrap();
+        orders.values().filter(|o| o.capture_id.is_some()).count()
+    }
+
     fn calls(&self) -> [usize; 4] {
         let s = &self.state;
         [
@@ -345,7 +372,7 @@ async fn a_paypal_payment_is_created_approved_and_captured() {
     // Not approved by the buyer yet: PayPal refuses the capture.
     assert_eq!(
         provider.finish(&started.token).await,
-        Err(PaymentError::Declined("ORDER_NOT_APPROVED".into()))
+        Err(PaymentError::NotApproved("ORDER_NOT_APPROVED".into()))
     );
 
     paypal.approve(&started.token);
@@ -568,6 +595,22 @@ async fn the_server_starts_with_paypal_configured() {
 /// new connection to `schema`. Several instances over one store are several servers
 /// (or one server before and after a restart).
 async fn instance(dir: &std::path::Path, schema: Option<&TestSchema>) -> prepaid_server::Server {
+    instance_with(
+        dir,
+        schema,
+        Arc::new(prepaid_store::SystemClock),
+        PaymentProviderConfig::Test,
+    )
+    .await
+}
+
+/// [`instance`] with its clock and payment provider.
+async fn instance_with(
+    dir: &std::path::Path,
+    schema: Option<&TestSchema>,
+    clock: Arc<dyn prepaid_store::Clock>,
+    payment_provider: PaymentProviderConfig,
+) -> prepaid_server::Server {
     let store: Arc<dyn prepaid_store::Store> = match schema {
         Some(schema) => Arc::new(
             prepaid_store_postgres::PgStore::connect(
@@ -582,17 +625,15 @@ async fn instance(dir: &std::path::Path, schema: Option<&TestSchema>) -> prepaid
     let config = prepaid_server::Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: dir.to_path_buf(),
-        admin_key: Some("test-admin-payments-0123456789".into()),
+        admin_key: Some(ADMIN_SECRET.into()),
+        payment_provider,
+        // Idle client connections would hold a graceful shutdown this long.
+        shutdown_grace_ms: 100,
         ..prepaid_server::Config::default()
     };
-    prepaid_server::Server::bind_with(
-        config,
-        store,
-        Arc::new(prepaid_store::SystemClock),
-        prepaid_server::SQLITE_ENGINE,
-    )
-    .await
-    .expect("bind an instance")
+    prepaid_server::Server::bind_with(config, store, clock, prepaid_server::SQLITE_ENGINE)
+        .await
+        .expect("bind an instance")
 }
 
 /// The suite's backend: `Some(schema)` on PostgreSQL.
@@ -832,4 +873,324 @@ async fn an_unavailable_paypal_credits_nothing_until_it_is_back() {
     // A token PayPal never gave is unknown.
     let r = record_payment(&server, &key, "5O190127TN364715T").await;
     status_0(&r, 404, "Unknown payment token");
+}
+
+// ---- payments into an event wallet: captures and credits always agree ----
+
+/// `POST /index.php<path>` of `fields`, form-encoded, with the key.
+async fn ttu_post(server: &Server, key: &str, path: &str, fields: &[(&str, &str)]) -> Resp {
+    let body = serde_urlencoded::to_string(fields).unwrap();
+    server
+        .anonymous()
+        .send(
+            reqwest::Method::POST,
+            &format!("/index.php{path}"),
+            &[
+                ("x-api-key", key),
+                ("content-type", "application/x-www-form-urlencoded"),
+            ],
+            Some(body.into_bytes()),
+        )
+        .await
+}
+
+/// Company 1's event wallet 1 (no overpay), with customer 5 assigned and charged
+/// `owed`: it takes payments up to what is owed.
+async fn event_wallet(server: &Server, key: &str, owed: &str) {
+    let created = status_1(
+        ttu_post(
+            server,
+            key,
+            "/wallets/wallet_create",
+            &[
+                ("coid", "1"),
+                ("name", "Trip to the museum"),
+                ("type", "0"),
+                ("paybydate", "2017-09-01"),
+                ("purposedate", "2017-09-30"),
+                ("allowoverpay", "0"),
+            ],
+        )
+        .await,
+    );
+    assert_eq!(created["WALLETID"], json!("1"), "{created}");
+    let assign = [("coid", "1"), ("wallet", "1"), ("custid", "5")];
+    status_1(ttu_post(server, key, "/wallets/wallet_add_customer", &assign).await);
+    let charge = [
+        ("coid", "1"),
+        ("wallet", "1"),
+        ("charge", owed),
+        ("duedate", "2017-07-31"),
+    ];
+    status_1(ttu_post(server, key, "/wallets/wallet_add_charge", &charge).await);
+}
+
+/// `make_payment` of `amount` into event wallet 1.
+async fn start_event_payment(server: &Server, key: &str, amount: &str) -> Resp {
+    let path = format!("/accounts/make_payment/coid/1/custid/5/pmtType/1/amt/{amount}/wallet/1");
+    ttu_get(server, key, &path).await
+}
+
+/// The credits the ledger made to event wallet 1: its payments.
+async fn credits(server: &Server) -> usize {
+    let mutations = server.admin().mutations("1.5.w1").await;
+    mutations
+        .iter()
+        .filter(|m| m["kind"] == json!("top_up"))
+        .count()
+}
+
+/// Asserts that every payer PayPal charged was credited once, and nobody else was.
+async fn captures_are_credits(paypal: &StandIn, server: &Server) {
+    assert_eq!(
+        paypal.captures(),
+        credits(server).await,
+        "captures at PayPal and credits in the ledger"
+    );
+    assert_balance_is_sum(&server.admin(), "1.5.w1").await;
+}
+
+#[tokio::test]
+async fn two_payments_for_the_same_room_cannot_both_start() {
+    let paypal = StandIn::start().await;
+    let (server, key) = paying_server(&paypal).await;
+    event_wallet(&server, &key, "10.00").await;
+
+    let (a, b) = tokio::join!(
+        start_event_payment(&server, &key, "10.00"),
+        start_event_payment(&server, &key, "10.00")
+    );
+    let (started, refused) = if a.status == 200 { (a, b) } else { (b, a) };
+    let token = status_1(started)["response"].as_str().unwrap().to_owned();
+    status_0(
+        &refused,
+        409,
+        "A payment of 10.00 exceeds the 0.00 still owed",
+    );
+    // The refused payment's order is never captured: PayPal created at most two.
+    assert!(paypal.state.orders.lock().unwrap().len() <= 2);
+
+    // Part of the room is not enough either, until the payment ends.
+    let r = start_event_payment(&server, &key, "0.01").await;
+    status_0(&r, 409, "A payment of 0.01 exceeds the 0.00 still owed");
+
+    paypal.approve(&token);
+    // Three clients recording at once, then again one by one: one capture, one credit.
+    let (x, y, z) = tokio::join!(
+        record_payment(&server, &key, &token),
+        record_payment(&server, &key, &token),
+        record_payment(&server, &key, &token)
+    );
+    let id = status_1(x)["payment_id"].clone();
+    assert_eq!(status_1(y)["payment_id"], id);
+    assert_eq!(status_1(z)["payment_id"], id);
+    for _ in 0..2 {
+        assert_eq!(
+            status_1(record_payment(&server, &key, &token).await)["payment_id"],
+            id
+        );
+    }
+    assert_eq!(server.admin().balance("1.5.w1").await, 0);
+    assert_eq!(paypal.captures(), 1);
+    captures_are_credits(&paypal, &server).await;
+}
+
+#[tokio::test]
+async fn a_declined_capture_releases_the_room() {
+    let paypal = StandIn::start().await;
+    let (server, key) = paying_server(&paypal).await;
+    event_wallet(&server, &key, "10.00").await;
+    let first = status_1(start_event_payment(&server, &key, "10.00").await)["response"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    paypal.approve(&first);
+
+    *paypal.state.decline_with.lock().unwrap() = Some("INSTRUMENT_DECLINED".into());
+    status_0(
+        &record_payment(&server, &key, &first).await,
+        402,
+        "INSTRUMENT_DECLINED",
+    );
+    *paypal.state.decline_with.lock().unwrap() = None;
+    // The declined payment is over: asking again captures nothing.
+    let captures_asked = paypal.calls()[2];
+    status_0(&record_payment(&server, &key, &first).await, 409, "expired");
+    assert_eq!(
+        paypal.calls()[2],
+        captures_asked,
+        "PayPal is not asked again"
+    );
+    assert_eq!(paypal.captures(), 0);
+
+    // Its room is free at once: a new payment of what is owed starts and credits.
+    let second = status_1(start_event_payment(&server, &key, "10.00").await)["response"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    paypal.approve(&second);
+    status_1(record_payment(&server, &key, &second).await);
+    assert_eq!(server.admin().balance("1.5.w1").await, 0);
+    captures_are_credits(&paypal, &server).await;
+}
+
+#[tokio::test]
+async fn a_payment_captured_before_a_crash_is_credited_once() {
+    let paypal = StandIn::start().await;
+    let (mut server, key) = paying_server(&paypal).await;
+    event_wallet(&server, &key, "10.00").await;
+    let token = status_1(start_event_payment(&server, &key, "10.00").await)["response"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    paypal.approve(&token);
+
+    // PayPal takes the money, and the server dies before it hears so.
+    paypal
+        .state
+        .stall_after_capture
+        .store(true, Ordering::SeqCst);
+    let api = server.anonymous();
+    let body = serde_urlencoded::to_string([("token", token.as_str())]).unwrap();
+    let in_flight = tokio::spawn(async move {
+        let _ = api
+            .try_send(
+                reqwest::Method::POST,
+                "/index.php/accounts/record_payment",
+                &[
+                    ("x-api-key", key.as_str()),
+                    ("content-type", "application/x-www-form-urlencoded"),
+                ],
+                Some(body.into_bytes()),
+            )
+            .await;
+    });
+    while paypal.captures() == 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    server.crash_and_restart().await;
+    in_flight.abort();
+    paypal
+        .state
+        .stall_after_capture
+        .store(false, Ordering::SeqCst);
+    assert_eq!(credits(&server).await, 0, "captured, not yet credited");
+
+    // The client asks again: PayPal answers the same capture, credited once.
+    let key = server_key(&server).await;
+    status_1(record_payment(&server, &key, &token).await);
+    status_1(record_payment(&server, &key, &token).await);
+    assert_eq!(paypal.captures(), 1);
+    assert_eq!(server.admin().balance("1.5.w1").await, 0);
+    captures_are_credits(&paypal, &server).await;
+}
+
+/// A new TouchTopUp key of the server (keys survive restarts; a new one keeps the
+/// test independent of the first's secret).
+async fn server_key(server: &Server) -> String {
+    let (key, _) = server
+        .admin()
+        .create_key("portal-again", &["read", "write"], None)
+        .await;
+    key["secret"].as_str().expect("secret").to_owned()
+}
+
+#[tokio::test]
+async fn a_payment_never_recorded_is_settled_by_its_recovery_job() {
+    use prepaid_store::Clock as _;
+    let paypal = StandIn::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let schema = backend().await;
+    let clock = Arc::new(prepaid_store::ManualClock::new(
+        prepaid_store::SystemClock.now(),
+    ));
+    let provider = PaymentProviderConfig::PayPal {
+        base_url: paypal.base.clone(),
+        client_id: CLIENT_ID.into(),
+        client_secret: CLIENT_SECRET.into(),
+    };
+    let server = instance_with(dir.path(), schema.as_deref(), clock.clone(), provider).await;
+    let state = server.state().clone();
+    let base = format!("http://{}", server.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(server.serve(async move {
+        let _ = stopped.await;
+    }));
+    let admin = Api::new(&base, Auth::Bearer(ADMIN_SECRET.into()));
+    for (path, body) in [
+        (
+            "/v1/icrtouch/companies/1",
+            json!({"name": "ICRTouch Testing", "db": "10", "currency": "GBP"}),
+        ),
+        (
+            "/v1/icrtouch/companies/1/customers/5",
+            json!({"title": "Mr", "firstname": "John", "lastname": "Smith",
+                   "account_number": "54321"}),
+        ),
+    ] {
+        admin.json(reqwest::Method::PUT, path, &body).await.ok(200);
+    }
+    let (key, _) = admin.create_key("portal", &["read", "write"], None).await;
+    let key = key["secret"].as_str().expect("secret").to_owned();
+    let ttu = Api::new(&base, Auth::None);
+    let start = |amount: &'static str| {
+        let ttu = ttu.clone();
+        let key = key.clone();
+        async move {
+            let path =
+                format!("/index.php/accounts/make_payment/coid/1/custid/5/pmtType/1/amt/{amount}");
+            let r = ttu
+                .send(reqwest::Method::GET, &path, &[("x-api-key", &key)], None)
+                .await;
+            status_1(r)["response"].as_str().unwrap().to_owned()
+        }
+    };
+    // One payment approved but never recorded; one never approved.
+    let approved = start("10.00").await;
+    paypal.approve(&approved);
+    let abandoned = start("5.00").await;
+
+    // Clients may no longer record once the recovery is due; nothing is captured.
+    clock.advance_micros((PAYMENT_HOLD_SECS - PAYMENT_RECORD_MARGIN_SECS) * 1_000_000 + 1);
+    let body = serde_urlencoded::to_string([("token", approved.as_str())]).unwrap();
+    let headers = [
+        ("x-api-key", key.as_str()),
+        ("content-type", "application/x-www-form-urlencoded"),
+    ];
+    let path = "/index.php/accounts/record_payment";
+    let record = || {
+        ttu.send(
+            reqwest::Method::POST,
+            path,
+            &headers,
+            Some(body.clone().into_bytes()),
+        )
+    };
+    status_0(&record().await, 409, "expired");
+
+    // The recovery job captures the approved one and credits it, and frees the room
+    // of the abandoned one.
+    let tenant = state.operator.clone();
+    let wallet = prepaid_ledger::WalletId::parse("1.5").unwrap();
+    loop {
+        let w = state.store.wallet(&tenant, &wallet).await.unwrap().unwrap();
+        if w.balance == 1000 && w.incoming == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(paypal.captures(), 1);
+    assert!(paypal.order(&abandoned).capture_id.is_none());
+    let mutations = admin.mutations("1.5").await;
+    let credits = mutations
+        .iter()
+        .filter(|m| m["kind"] == json!("top_up"))
+        .count();
+    assert_eq!(credits, 1, "captures at PayPal and credits in the ledger");
+    // The client that comes back is told the payment was credited.
+    assert!(status_1(record().await)["payment_id"].is_i64());
+    assert_eq!(paypal.captures(), 1);
+
+    let _ = stop.send(());
+    serving.await.unwrap().unwrap();
 }

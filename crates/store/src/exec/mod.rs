@@ -32,7 +32,8 @@
 //!
 //! - An idempotency key is scoped to its tenant. A replay rebuilds the first answer
 //!   from the entities it named; a wallet answer keeps the status, balance and held it
-//!   first showed, and a hold placement shows the hold pending. A key used by another
+//!   first showed (its `incoming`, which no dialect shows, is read again), and a hold
+//!   placement shows the hold pending. A key used by another
 //!   customer than the caller's restricted one is an `IdempotencyConflict`, so that it
 //!   reveals nothing.
 //! - A request the edge never builds (posting a kind other than top-up, debit or
@@ -64,11 +65,12 @@ pub use linked::{NewJob, RecordChange, RecordKey};
 
 use crate::{StoreError, SweepReport};
 use prepaid_ledger::{
-    Amount, ApiKey, ApiKeyName, Command, Customer, CustomerId, Done, Fingerprint, Hold, HoldId,
-    HoldStatus, IdempotencyKey, LINK_LEN_MAX, Mutation, MutationId, MutationKind, NewApiKey,
-    NewWallet, Outcome, Reference, Refusal, Request, SETTING_VALUE_LEN_MAX, SettingKey, Step,
-    SystemAccount, TenantId, Timestamp, Transfer, TransferId, Unit, Wallet, WalletId, WalletStatus,
-    add_to_balance, commit_hold, expire_wallet, place_hold, post, release_hold, transfer,
+    Amount, ApiKey, ApiKeyName, Command, Customer, CustomerId, Done, Fingerprint, Hold,
+    HoldDirection, HoldId, HoldStatus, IdempotencyKey, LINK_LEN_MAX, Mutation, MutationId,
+    MutationKind, NewApiKey, NewWallet, Outcome, Reference, Refusal, Request, Reserved,
+    SETTING_VALUE_LEN_MAX, SettingKey, Step, SystemAccount, TenantId, Timestamp, Transfer,
+    TransferId, Unit, Wallet, WalletId, WalletStatus, add_to_balance, commit_hold, expire_wallet,
+    place_credit_hold, place_hold, post, release_hold, transfer,
 };
 use std::collections::{BTreeSet, HashMap};
 use std::hash::Hash;
@@ -1150,7 +1152,7 @@ impl<'r> Exec<'r> {
                 touch(self.mutation_taken(*debit_id))?;
                 touch(self.mutation_taken(*credit_id))?;
             }
-            Command::PlaceHold { id, wallet, .. } => {
+            Command::PlaceHold { id, wallet, .. } | Command::PlaceCreditHold { id, wallet, .. } => {
                 touch(self.wallet_ix(tenant, wallet))?;
                 touch(self.hold_ix(*id))?;
             }
@@ -1335,16 +1337,44 @@ impl<'r> Exec<'r> {
                 amount,
                 reference,
                 expires_at,
-            } => self
-                .place_hold(tenant, only, *id, wallet, *amount, reference, *expires_at)
-                .map(Made::Done),
+            }
+            | Command::PlaceCreditHold {
+                id,
+                wallet,
+                amount,
+                reference,
+                expires_at,
+            } => {
+                let direction = match command {
+                    Command::PlaceCreditHold { .. } => HoldDirection::Credit,
+                    _ => HoldDirection::Debit,
+                };
+                self.place_hold(
+                    tenant,
+                    only,
+                    (*id, direction),
+                    wallet,
+                    *amount,
+                    reference,
+                    *expires_at,
+                )
+                .map(Made::Done)
+            }
             Command::CommitHold {
                 hold,
                 amount,
                 mutation_id,
-            } => self.settle_hold(tenant, only, *hold, Settle::Commit(*amount), *mutation_id),
+                reference,
+            } => self.settle_hold(
+                tenant,
+                only,
+                *hold,
+                Settle::Commit(*amount),
+                *mutation_id,
+                reference.as_ref(),
+            ),
             Command::ReleaseHold { hold, mutation_id } => {
-                self.settle_hold(tenant, only, *hold, Settle::Release, *mutation_id)
+                self.settle_hold(tenant, only, *hold, Settle::Release, *mutation_id, None)
             }
             Command::PutSetting { key, value } => {
                 self.put_setting(tenant, key, value).map(Made::Done)
@@ -1660,7 +1690,7 @@ impl<'r> Exec<'r> {
         &mut self,
         tenant: &TenantId,
         only: Option<&CustomerId>,
-        id: HoldId,
+        (id, direction): (HoldId, HoldDirection),
         wallet: &WalletId,
         amount: Amount,
         reference: &Reference,
@@ -1672,12 +1702,22 @@ impl<'r> Exec<'r> {
         let now = self.now;
         let wi = self.visible_wallet(tenant, wallet, only)?;
         let w = &self.wallets[wi].wallet;
-        let held = place_hold(w, amount, now)?;
+        let reserved = match direction {
+            HoldDirection::Debit => Reserved {
+                held: place_hold(w, amount, now)?,
+                incoming: w.incoming,
+            },
+            HoldDirection::Credit => Reserved {
+                held: w.held,
+                incoming: place_credit_hold(w, amount, now)?,
+            },
+        };
         let hold = Hold {
             tenant: tenant.clone(),
             id,
             wallet: w.id.clone(),
             customer: w.customer.clone(),
+            direction,
             amount: amount.get(),
             committed_amount: None,
             status: HoldStatus::Pending,
@@ -1691,7 +1731,8 @@ impl<'r> Exec<'r> {
         }
         self.save_wallet(wi);
         let w = &mut self.wallets[wi];
-        w.wallet.held = held;
+        w.wallet.held = reserved.held;
+        w.wallet.incoming = reserved.incoming;
         w.touch(now);
         let ix = self.add_hold(hold.clone(), true);
         self.hold_ix.insert(id, Some(ix));
@@ -1710,6 +1751,7 @@ impl<'r> Exec<'r> {
         id: HoldId,
         settle: Settle,
         mutation_id: MutationId,
+        reference: Option<&Reference>,
     ) -> Result<Made, Stop> {
         let hi = match self.hold_ix(id)? {
             Some(hi)
@@ -1721,8 +1763,8 @@ impl<'r> Exec<'r> {
             _ => return Err(Refusal::HoldNotFound.into()),
         };
         // The settling mutation carries the hold's reference, so it reads as the
-        // payment the hold was made for.
-        let reference = self.holds[hi].hold.reference.clone();
+        // payment the hold was made for, unless the commit names its own.
+        let reference = reference.unwrap_or(&self.holds[hi].hold.reference).clone();
         let (hold, mutation) = self.settle(hi, settle, mutation_id, reference)?;
         Ok(Made::Hold { hold, mutation })
     }
@@ -1748,33 +1790,40 @@ impl<'r> Exec<'r> {
         };
         let (w, hold) = (&self.wallets[wi].wallet, &self.holds[hi].hold);
         // The rules assert this; on corrupt data the store reports it instead.
-        if hold.status == HoldStatus::Pending && w.held < hold.amount {
+        let reserved = match hold.direction {
+            HoldDirection::Debit => w.held,
+            HoldDirection::Credit => w.incoming,
+        };
+        if hold.status == HoldStatus::Pending && reserved < hold.amount {
             return Err(Gap::Broken(format!(
-                "wallet {} holds {} but its pending hold {} is {}",
-                w.id, w.held, hold.id, hold.amount
+                "wallet {} sets aside {reserved} ({}) but its pending hold {} is {}",
+                w.id,
+                hold.direction.as_str(),
+                hold.id,
+                hold.amount
             ))
             .into());
         }
-        let (kind, amount, balance_after, held_after, status, committed) = match settle {
+        let (kind, amount, balance_after, reserved_after, status, committed) = match settle {
             Settle::Commit(amount) => {
                 let plan = commit_hold(w, hold, amount, now)?;
                 (
-                    MutationKind::HoldCommit,
+                    plan.kind,
                     plan.posting.amount,
                     plan.posting.balance_after,
-                    plan.held_after,
+                    plan.reserved,
                     HoldStatus::Committed,
                     Some(plan.committed),
                 )
             }
             Settle::Release | Settle::Expire => {
-                let held_after = release_hold(w, hold)?;
+                let reserved_after = release_hold(w, hold)?;
                 let status = match settle {
                     Settle::Expire => HoldStatus::Expired,
                     _ => HoldStatus::Released,
                 };
                 let kind = MutationKind::HoldRelease;
-                (kind, 0, w.balance, held_after, status, None)
+                (kind, 0, w.balance, reserved_after, status, None)
             }
         };
         let mutation = Mutation {
@@ -1812,7 +1861,8 @@ impl<'r> Exec<'r> {
         self.save_hold(hi);
         let w = &mut self.wallets[wi];
         w.wallet.balance = balance_after;
-        w.wallet.held = held_after;
+        w.wallet.held = reserved_after.held;
+        w.wallet.incoming = reserved_after.incoming;
         w.touch(now);
         let slot = &mut self.holds[hi];
         slot.hold.status = status;

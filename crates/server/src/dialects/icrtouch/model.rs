@@ -12,7 +12,7 @@
 //! | `icrtouch.sale` | mutation id | [`Sale`]: the till's sale behind a debit, with items |
 //! | `icrtouch.header` | mutation id | [`Header`]: the transaction's `HEADERID` |
 //! | `icrtouch.tid` | HEADERID | [`Tid`]: the mutation of a `HEADERID` |
-//! | `icrtouch.payment` | provider token | [`Payment`]: what `make_payment` started |
+//! | `icrtouch.payment` | provider token | [`Payment`]: what `make_payment` started, its hold |
 //! | `icrtouch.wallet` | coid.walletid | [`WalletInfo`]: a company wallet |
 //! | `icrtouch.assign` | coid.walletid.custid | [`Assigned`]: a customer assigned to it |
 //! | `icrtouch.charge` | coid.chargeid | [`Charge`]: a charge and who was charged |
@@ -224,6 +224,11 @@ pub struct Payment {
     pub currency: String,
     /// TouchTopUp's `PAYMENTSOURCE` of the payment.
     pub source: u8,
+    /// The credit hold (a UUID) that sets aside the payment's room in the wallet until
+    /// it is credited, declined or expired; `None` for payments started before payments
+    /// held their room.
+    #[serde(default)]
+    pub hold: Option<String>,
     /// Set once the customer was credited.
     pub credited: Option<Credited>,
 }

@@ -732,15 +732,18 @@ pub async fn check_payable(
         }
     }
     let w = ledger_wallet(state, ctx, &wallet_wallet(coid, custid, wallet)).await?;
+    // Asked before the provider is, so that a payment that cannot fit starts no order;
+    // the payment's credit hold is what reserves the room.
     if let Some(ceiling) = w.ceiling {
-        let room = ceiling.saturating_sub(w.balance).max(0);
+        let room = ceiling.saturating_sub(w.balance.saturating_add(w.incoming));
         if amount > room {
             let scale = recs.company(coid).await?.scale;
-            return Err(Fail::conflict(format!(
-                "A payment of {} exceeds the {} still owed on wallet {wallet}",
-                format_decimal(amount, scale),
-                format_decimal(room, scale)
-            )));
+            return Err(super::checkout::beyond_charges(
+                Some(wallet),
+                amount,
+                room,
+                scale,
+            ));
         }
     }
     Ok(())

@@ -981,6 +981,7 @@ async fn commit_hold(
         hold,
         amount,
         mutation_id: MutationId(new_uuid()),
+        reference: None,
     };
     let (done, replayed) = submit(&state, &caller, body.idempotency, command).await?;
     settled(done, replayed)

@@ -614,6 +614,7 @@ mod tests {
             valid_until: None,
             balance,
             held: 0,
+            incoming: 0,
             created_at: Timestamp::from_secs(0),
             updated_at: Timestamp::from_secs(0),
         }

@@ -1785,6 +1785,7 @@ async fn settle(
             hold: h.id,
             amount: commit_amount,
             mutation_id: MutationId(new_uuid()),
+            reference: None,
         },
         _ => Command::ReleaseHold {
             hold: h.id,

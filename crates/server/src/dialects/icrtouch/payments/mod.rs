@@ -57,6 +57,10 @@ pub enum PaymentError {
     /// customer, invalid amount); asking again will not help.
     #[error("payment declined: {0}")]
     Declined(String),
+    /// The customer has not approved the payment yet (or must act again at the
+    /// provider); asking again once they have may work.
+    #[error("payment not approved yet: {0}")]
+    NotApproved(String),
     /// The provider does not know the token.
     #[error("unknown payment token")]
     UnknownToken,

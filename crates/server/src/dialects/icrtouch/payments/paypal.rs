@@ -19,8 +19,9 @@
 //!
 //! Errors: a transport failure, a timeout, 401, 408, 429 and 5xx are
 //! [`PaymentError::Unavailable`] (retrying later may work); 404 is
-//! [`PaymentError::UnknownToken`]; any other 4xx is [`PaymentError::Declined`] with
-//! PayPal's issue name. A capture that PayPal reports `PENDING` is `Unavailable` until
+//! [`PaymentError::UnknownToken`]; a 4xx whose issue says the buyer has not approved
+//! the order is [`PaymentError::NotApproved`]; any other 4xx is
+//! [`PaymentError::Declined`] with PayPal's issue name. A capture that PayPal reports `PENDING` is `Unavailable` until
 //! PayPal completes it, so that no wallet is credited with money not yet received.
 
 use super::{
@@ -50,6 +51,9 @@ pub const PAYPAL_RESPONSE_BYTES_MAX: usize = 1024 * 1024;
 
 /// PayPal's issue name for a capture of an order captured before.
 const ORDER_ALREADY_CAPTURED: &str = "ORDER_ALREADY_CAPTURED";
+/// PayPal's issue names for a capture of an order the buyer has not approved (yet):
+/// the buyer may still approve it, so the payment is not over.
+const NOT_APPROVED: [&str; 2] = ["ORDER_NOT_APPROVED", "PAYER_ACTION_REQUIRED"];
 
 /// An access token and when to renew it.
 struct CachedToken {
@@ -369,6 +373,9 @@ fn refusal(status: StatusCode, body: &Value) -> PaymentError {
         StatusCode::UNAUTHORIZED | StatusCode::REQUEST_TIMEOUT | StatusCode::TOO_MANY_REQUESTS => {
             tracing::warn!(%status, issue, "PayPal is unavailable");
             PaymentError::Unavailable(format!("PayPal answered {status}"))
+        }
+        s if s.is_client_error() && NOT_APPROVED.contains(&issue) => {
+            PaymentError::NotApproved(issue.to_owned())
         }
         s if s.is_client_error() => PaymentError::Declined(if issue.is_empty() {
             format!("PayPal answered {status}")
