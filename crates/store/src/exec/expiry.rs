@@ -1,0 +1,117 @@
+//! The sweep: holds whose time ran out and wallets past their validity.
+
+use super::*;
+
+impl Exec<'_> {
+    // -----------------------------------------------------------------------------
+    // The sweep.
+
+    /// Expires one due hold; `false` when it is no longer pending or not due.
+    pub(super) fn expire_hold(
+        &mut self,
+        id: HoldId,
+        new_id: &mut dyn FnMut() -> MutationId,
+    ) -> Result<bool, Stop> {
+        let Some(hi) = self.hold_ix(id)? else {
+            return Ok(false);
+        };
+        let hold = &self.holds[hi].hold;
+        let due = hold.expires_at.is_some_and(|t| t <= self.now);
+        if hold.status != HoldStatus::Pending || !due {
+            return Ok(false);
+        }
+        let id = self.fresh_id(new_id);
+        self.settle(hi, Settle::Expire, id, system_reference("hold expired"))?;
+        Ok(true)
+    }
+
+    /// Expires one wallet: releases its pending holds, moves a positive balance to the
+    /// expiry account and marks it expired. Returns whether it did.
+    pub(super) fn expire_wallet(
+        &mut self,
+        tenant: &TenantId,
+        id: &WalletId,
+        new_id: &mut dyn FnMut() -> MutationId,
+    ) -> Result<bool, Stop> {
+        let now = self.now;
+        let pending = noted(
+            self.rows.pending_holds(tenant, id),
+            &mut self.missing.pending_holds,
+            || (tenant.clone(), id.clone()),
+        );
+        let Some(wi) = self.wallet_ix(tenant, id)? else {
+            return Ok(false);
+        };
+        let Some(expiry) = expire_wallet(&self.wallets[wi].wallet, now) else {
+            return Ok(false);
+        };
+        let unit = self.wallets[wi].wallet.unit.clone();
+        // Every hold first, so that a miss is found before anything changes.
+        let mut holds = Vec::new();
+        for hold_id in pending? {
+            if let Some(hi) = self.hold_ix(hold_id)? {
+                holds.push(hi);
+            }
+        }
+        // Holds this run placed are pending too (a sweep places none, but the rule
+        // is the rule).
+        for (hi, slot) in self.holds.iter().enumerate() {
+            if slot.new && slot.hold.tenant == *tenant && slot.hold.wallet == *id {
+                holds.push(hi);
+            }
+        }
+        holds.sort_unstable();
+        holds.dedup();
+        holds.retain(|&hi| self.holds[hi].hold.status == HoldStatus::Pending);
+        // Check the expiry account first, so that a refusal leaves the wallet untouched.
+        let account = match expiry.posting {
+            Some(posting) => {
+                let ai = self.account_ix(tenant, &unit, SystemAccount::Expiry)?;
+                match add_to_balance(self.accounts[ai].balance, -posting.amount) {
+                    Ok(after) => Some((posting, ai, after)),
+                    Err(refusal) => {
+                        tracing::error!(
+                            %tenant,
+                            wallet = %id,
+                            refusal = refusal.code(),
+                            "cannot expire the wallet: its expiry account is full"
+                        );
+                        return Ok(false);
+                    }
+                }
+            }
+            None => None,
+        };
+        for hi in holds {
+            let id = self.fresh_id(new_id);
+            self.settle(hi, Settle::Release, id, system_reference("wallet expired"))?;
+        }
+        if let Some((posting, ai, account_after)) = account {
+            let mutation_id = self.fresh_id(new_id);
+            let w = &mut self.wallets[wi].wallet;
+            let mutation = Mutation {
+                tenant: tenant.clone(),
+                id: mutation_id,
+                wallet: id.clone(),
+                customer: w.customer.clone(),
+                unit,
+                kind: MutationKind::Expiry,
+                amount: posting.amount,
+                balance_after: posting.balance_after,
+                reference: system_reference("wallet expired"),
+                hold: None,
+                transfer: None,
+                counter_wallet: None,
+                occurred_at: now,
+                recorded_at: now,
+            };
+            w.balance = posting.balance_after;
+            self.add_mutation(mutation);
+            self.accounts[ai].balance = account_after;
+        }
+        let w = &mut self.wallets[wi];
+        w.wallet.status = WalletStatus::Expired;
+        w.touch(now);
+        Ok(true)
+    }
+}

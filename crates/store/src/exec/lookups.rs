@@ -1,0 +1,353 @@
+//! The executor's memoized lookups: the backend's rows with the batch's own changes
+//! laid over them, and the pass that learns every missing key of a run at once.
+
+use super::*;
+
+impl Exec<'_> {
+    // -----------------------------------------------------------------------------
+    // Memoized lookups, with the batch's own changes laid over the backend's rows.
+
+    pub(super) fn tenant(&mut self, id: &TenantId) -> Lookup<Option<bool>> {
+        if let Some(&known) = self.tenants.get(id) {
+            return Ok(known);
+        }
+        let found = noted(self.rows.tenant(id), &mut self.missing.tenants, || {
+            id.clone()
+        })?;
+        self.tenants.insert(id.clone(), found);
+        Ok(found)
+    }
+
+    pub(super) fn customer(
+        &mut self,
+        tenant: &TenantId,
+        id: &CustomerId,
+    ) -> Lookup<Option<&Customer>> {
+        let rows = &mut *self.rows;
+        let result = nested(&mut self.customers, tenant, id, || {
+            rows.customer(tenant, id)
+        });
+        noted(result, &mut self.missing.customers, || {
+            (tenant.clone(), id.clone())
+        })
+        .map(|c| c.as_ref())
+    }
+
+    pub(super) fn api_key(
+        &mut self,
+        tenant: &TenantId,
+        name: &ApiKeyName,
+    ) -> Lookup<Option<&ApiKey>> {
+        let rows = &mut *self.rows;
+        let result = nested(&mut self.api_keys, tenant, name, || {
+            rows.api_key(tenant, name)
+        });
+        noted(result, &mut self.missing.api_keys, || {
+            (tenant.clone(), name.clone())
+        })
+        .map(|k| k.as_ref())
+    }
+
+    pub(super) fn secret_taken(&mut self, secret: &[u8; 32]) -> Lookup<bool> {
+        if let Some(&taken) = self.secrets.get(secret) {
+            return Ok(taken);
+        }
+        let taken = noted(
+            self.rows.secret_taken(secret),
+            &mut self.missing.secrets,
+            || *secret,
+        )?;
+        self.secrets.insert(*secret, taken);
+        Ok(taken)
+    }
+
+    /// The index of the wallet in [`Exec::wallets`], if it exists.
+    pub(super) fn wallet_ix(&mut self, tenant: &TenantId, id: &WalletId) -> Lookup<Option<usize>> {
+        if let Some(&known) = self.wallet_ix.get(tenant).and_then(|m| m.get(id)) {
+            return Ok(known);
+        }
+        let found = noted(
+            self.rows.wallet(tenant, id),
+            &mut self.missing.wallets,
+            || (tenant.clone(), id.clone()),
+        )?;
+        let ix = found.map(|wallet| self.add_wallet(wallet, false));
+        remember(&mut self.wallet_ix, tenant, id, ix);
+        Ok(ix)
+    }
+
+    pub(super) fn add_wallet(&mut self, wallet: Wallet, new: bool) -> usize {
+        self.wallets.push(WalletSlot {
+            wallet,
+            new,
+            dirty: new,
+        });
+        self.wallets.len() - 1
+    }
+
+    /// The index of the wallet if it exists and the caller may see it.
+    pub(super) fn visible_wallet(
+        &mut self,
+        tenant: &TenantId,
+        id: &WalletId,
+        only: Option<&CustomerId>,
+    ) -> Result<usize, Stop> {
+        match self.wallet_ix(tenant, id)? {
+            Some(ix) if only.is_none_or(|only| *only == self.wallets[ix].wallet.customer) => Ok(ix),
+            _ => Err(Refusal::WalletNotFound.into()),
+        }
+    }
+
+    /// The index of the hold in [`Exec::holds`], if it exists.
+    pub(super) fn hold_ix(&mut self, id: HoldId) -> Lookup<Option<usize>> {
+        if let Some(&known) = self.hold_ix.get(&id) {
+            return Ok(known);
+        }
+        let found = noted(self.rows.hold(id), &mut self.missing.holds, || id)?;
+        let ix = found.map(|hold| self.add_hold(hold, false));
+        self.hold_ix.insert(id, ix);
+        Ok(ix)
+    }
+
+    pub(super) fn add_hold(&mut self, hold: Hold, new: bool) -> usize {
+        self.holds.push(HoldSlot {
+            hold,
+            new,
+            dirty: new,
+        });
+        self.holds.len() - 1
+    }
+
+    pub(super) fn mutation_taken(&mut self, id: MutationId) -> Lookup<bool> {
+        if let Some(slot) = self.mutation_ids.get(&id) {
+            return Ok(!matches!(
+                slot,
+                MutationSlot::Absent | MutationSlot::Untaken
+            ));
+        }
+        let taken = noted(
+            self.rows.mutation_taken(id),
+            &mut self.missing.mutations,
+            || id,
+        )?;
+        let slot = if taken {
+            MutationSlot::Taken
+        } else {
+            MutationSlot::Untaken
+        };
+        self.mutation_ids.insert(id, slot);
+        Ok(taken)
+    }
+
+    /// The mutation with this id, stored or made by this batch.
+    pub(super) fn mutation(&mut self, id: MutationId) -> Lookup<Option<Mutation>> {
+        match self.mutation_ids.get(&id) {
+            Some(MutationSlot::Absent) => return Ok(None),
+            Some(MutationSlot::Stored(m)) => return Ok(Some(Mutation::clone(m))),
+            Some(&MutationSlot::New(ix)) => return Ok(self.mutations.get(ix).cloned()),
+            Some(MutationSlot::Untaken | MutationSlot::Taken) | None => {}
+        }
+        let found = noted(self.rows.mutation(id), &mut self.missing.mutations, || id)?;
+        let slot = match &found {
+            Some(m) => MutationSlot::Stored(Box::new(m.clone())),
+            None => MutationSlot::Absent,
+        };
+        self.mutation_ids.insert(id, slot);
+        Ok(found)
+    }
+
+    /// An id from the caller's generator of fresh ids, taken as free without asking the
+    /// rows (a generated id that was taken after all breaks the store's unique key).
+    pub(super) fn fresh_id(&mut self, new_id: &mut dyn FnMut() -> MutationId) -> MutationId {
+        let id = new_id();
+        self.mutation_ids.insert(id, MutationSlot::Untaken);
+        id
+    }
+
+    /// Adds a new mutation; returns its index.
+    pub(super) fn add_mutation(&mut self, mutation: Mutation) -> usize {
+        let ix = self.mutations.len();
+        self.mutation_ids.insert(mutation.id, MutationSlot::New(ix));
+        self.mutations.push(mutation);
+        ix
+    }
+
+    pub(super) fn recorded(
+        &mut self,
+        tenant: &TenantId,
+        key: &IdempotencyKey,
+    ) -> Lookup<Option<&Recorded>> {
+        let rows = &mut *self.rows;
+        let result = nested(&mut self.idempotency, tenant, key, || {
+            rows.idempotency(tenant, key)
+        });
+        noted(result, &mut self.missing.idempotency, || {
+            (tenant.clone(), key.clone())
+        })
+        .map(|r| r.as_ref())
+    }
+
+    pub(super) fn setting(
+        &mut self,
+        tenant: &TenantId,
+        key: &SettingKey,
+    ) -> Lookup<Option<&String>> {
+        let rows = &mut *self.rows;
+        let result = nested(&mut self.settings, tenant, key, || {
+            rows.setting(tenant, key)
+        });
+        noted(result, &mut self.missing.settings, || {
+            (tenant.clone(), key.clone())
+        })
+        .map(|v| v.as_ref())
+    }
+
+    /// The index of the system account in [`Exec::accounts`].
+    pub(super) fn account_ix(
+        &mut self,
+        tenant: &TenantId,
+        unit: &Unit,
+        account: SystemAccount,
+    ) -> Lookup<usize> {
+        let k = account_index(account);
+        if let Some(ix) = self
+            .account_ix
+            .get(tenant)
+            .and_then(|m| m.get(unit))
+            .and_then(|slots| slots[k])
+        {
+            return Ok(ix);
+        }
+        let read = noted(
+            self.rows.account(tenant, unit, account),
+            &mut self.missing.accounts,
+            || (tenant.clone(), unit.clone(), account),
+        )?;
+        self.accounts.push(AccountSlot {
+            tenant: tenant.clone(),
+            unit: unit.clone(),
+            account,
+            read,
+            balance: read,
+        });
+        let ix = self.accounts.len() - 1;
+        match self
+            .account_ix
+            .get_mut(tenant)
+            .and_then(|m| m.get_mut(unit))
+        {
+            Some(slots) => slots[k] = Some(ix),
+            None => {
+                let mut slots = [None; 4];
+                slots[k] = Some(ix);
+                remember(&mut self.account_ix, tenant, unit, slots);
+            }
+        }
+        Ok(ix)
+    }
+
+    /// Looks up, for their misses only, the rows a request names directly, so that one
+    /// run learns every such key of the batch rather than one per run.
+    pub(super) fn prefetch(&mut self, request: &Request) -> Result<(), Gap> {
+        fn touch<T>(result: Lookup<T>) -> Result<(), Gap> {
+            match result {
+                Err(Gap::Failed(e)) => Err(Gap::Failed(e)),
+                _ => Ok(()),
+            }
+        }
+        let tenant = &request.tenant;
+        touch(self.tenant(tenant))?;
+        if let Some((key, _)) = &request.idempotency {
+            touch(self.recorded(tenant, key))?;
+        }
+        self.prefetch_command(tenant, &request.command)?;
+        for step in request.before.iter().chain(&request.after) {
+            match step {
+                Step::Command(command) => self.prefetch_command(tenant, command)?,
+                Step::PutRecord { kind, key, .. } | Step::DeleteRecord { kind, key } => {
+                    let id = (tenant.clone(), kind.clone(), key.clone());
+                    if !self.records.contains_key(&id) {
+                        match self.rows.record_version(tenant, kind, key) {
+                            Err(Gap::Miss) => {
+                                self.missing.records.insert(id);
+                            }
+                            Err(Gap::Failed(e)) => return Err(Gap::Failed(e)),
+                            _ => {}
+                        }
+                    }
+                }
+                Step::EnqueueJob { .. } => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Exec::prefetch`] for one command.
+    pub(super) fn prefetch_command(
+        &mut self,
+        tenant: &TenantId,
+        command: &Command,
+    ) -> Result<(), Gap> {
+        fn touch<T>(result: Lookup<T>) -> Result<(), Gap> {
+            match result {
+                Err(Gap::Failed(e)) => Err(Gap::Failed(e)),
+                _ => Ok(()),
+            }
+        }
+        match command {
+            Command::CreateTenant {
+                tenant: new,
+                admin_key,
+                ..
+            } => {
+                touch(self.tenant(new))?;
+                touch(self.secret_taken(&admin_key.secret_sha256))?;
+            }
+            Command::CreateApiKey { key } => {
+                touch(self.api_key(tenant, &key.name))?;
+                touch(self.secret_taken(&key.secret_sha256))?;
+                if let Some(customer) = &key.customer {
+                    touch(self.customer(tenant, customer))?;
+                }
+            }
+            Command::CreateCustomer { id, .. } | Command::EnsureCustomer { id, .. } => {
+                touch(self.customer(tenant, id))?
+            }
+            Command::PutSetting { key, .. } => touch(self.setting(tenant, key))?,
+            Command::Records => {}
+            Command::CreateWallet { wallet } | Command::EnsureWallet { wallet } => {
+                touch(self.customer(tenant, &wallet.customer))?;
+                touch(self.wallet_ix(tenant, &wallet.id))?;
+            }
+            Command::SetWalletStatus { wallet, .. } => touch(self.wallet_ix(tenant, wallet))?,
+            Command::Post { id, wallet, .. } => {
+                touch(self.wallet_ix(tenant, wallet))?;
+                touch(self.mutation_taken(*id))?;
+            }
+            Command::Transfer {
+                debit_id,
+                credit_id,
+                from,
+                to,
+                ..
+            } => {
+                touch(self.wallet_ix(tenant, from))?;
+                touch(self.wallet_ix(tenant, to))?;
+                touch(self.mutation_taken(*debit_id))?;
+                touch(self.mutation_taken(*credit_id))?;
+            }
+            Command::PlaceHold { id, wallet, .. } | Command::PlaceCreditHold { id, wallet, .. } => {
+                touch(self.wallet_ix(tenant, wallet))?;
+                touch(self.hold_ix(*id))?;
+            }
+            Command::CommitHold {
+                hold, mutation_id, ..
+            }
+            | Command::ReleaseHold { hold, mutation_id } => {
+                touch(self.hold_ix(*hold))?;
+                touch(self.mutation_taken(*mutation_id))?;
+            }
+        }
+        Ok(())
+    }
+}
