@@ -95,7 +95,7 @@ struct ServeArgs {
         default_value = "test"
     )]
     payment_provider: PaymentProviderName,
-    /// The PayPal REST API base URL (the live one is https://api-m.paypal.com).
+    /// The PayPal REST API base URL (the live one is `https://api-m.paypal.com`).
     #[arg(long, env = "PREPAID_PAYPAL_BASE_URL", default_value = PAYPAL_BASE_URL_DEFAULT)]
     paypal_base_url: String,
     /// The client id of the PayPal REST app (with --payment-provider paypal).

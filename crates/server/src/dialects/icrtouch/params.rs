@@ -46,7 +46,7 @@ pub const VALUE_LEN_MAX: usize = 1024;
 pub const TAIL_LEN_MAX: usize = 8192;
 
 /// A secret parameter: every name (lower-case) a handler accepts for it, in the order
-/// they are looked for. Made only by [`secret_params!`], so each one is in [`SECRETS`].
+/// they are looked for. Made only by `secret_params!`, so each one is in [`SECRETS`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Secret(&'static [&'static str]);
 
