@@ -6,6 +6,7 @@ pub mod body;
 pub mod form;
 pub mod page;
 pub mod problem;
+pub mod routes;
 pub mod submit;
 pub mod time;
 

@@ -6,9 +6,9 @@
 //! answer 2xx, and afterwards company 1's data is as it was; the same parameters with
 //! company 1's own key are answered by every read method.
 //!
-//! The other dialects do not expose their route tables yet; their boundaries are
-//! tested route by route in their own files.
+//! The other dialects' route tables are walked in `isolation_matrix`.
 
+use crate::common::percent_encode;
 use crate::icrtouch_support;
 
 use icrtouch_support::*;
@@ -148,7 +148,7 @@ async fn no_touchtopup_method_reaches_another_company_or_writes_with_a_read_key(
     ];
     let tail: String = params
         .iter()
-        .map(|(n, v)| format!("/{n}/{}", urlencode(v)))
+        .map(|(n, v)| format!("/{n}/{}", percent_encode(v)))
         .collect();
     let routes = route_table();
     assert!(
@@ -196,16 +196,4 @@ async fn no_touchtopup_method_reaches_another_company_or_writes_with_a_read_key(
             &[("username", VICTIM), ("password", PASSWORD)],
         )
         .await);
-}
-
-fn urlencode(v: &str) -> String {
-    let mut out = String::new();
-    for b in v.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }

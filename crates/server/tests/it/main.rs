@@ -20,6 +20,7 @@ mod icrtouch_users;
 mod icrtouch_wallets;
 mod idempotency;
 mod isolation;
+mod isolation_matrix;
 mod multi_instance;
 mod not_utf8;
 mod pg_outage;

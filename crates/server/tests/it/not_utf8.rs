@@ -93,3 +93,34 @@ async fn the_native_api_refuses_it_in_list_queries() {
     let p = r.problem(400, "invalid_request");
     assert!(p["detail"].as_str().unwrap_or("").contains(NOT_UTF8), "{p}");
 }
+
+#[tokio::test]
+async fn tmf_refuses_it_in_list_queries() {
+    let server = Server::start().await;
+    let admin = server.admin();
+    for mount in [
+        "/tmf-api/prepayBalanceManagement/v4",
+        "/brm/prepayBalanceManagement/v4",
+    ] {
+        for (query, name) in [
+            ("partyAccount.id=caf%E9", "partyAccount.id"),
+            ("fields=id&limit=1%FF", "limit"),
+            ("name%C3=x", "name\u{FFFD}"),
+        ] {
+            let r = admin.get(&format!("{mount}/bucket?{query}")).await;
+            assert_eq!(r.status, 400, "{query}: {}", r.text);
+            let e = &r.json;
+            assert_eq!(e["@type"], "Error", "{e}");
+            assert_eq!(e["status"], "400", "{e}");
+            assert_eq!(e["code"], "invalid_query", "{e}");
+            let message = e["message"].as_str().unwrap_or_default();
+            assert_eq!(message, format!("{name}: {NOT_UTF8}"), "{e}");
+        }
+        // UTF-8 text is served.
+        let r = admin
+            .get(&format!("{mount}/bucket?partyAccount.id=caf%C3%A9"))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.json, json!([]));
+    }
+}

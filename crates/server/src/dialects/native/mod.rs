@@ -21,7 +21,6 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use base64::Engine as _;
 use prepaid_ledger::{
     AMOUNT_MAX, Amount, BALANCE_ABS_MAX, Command, CustomerId, Done, Fingerprint, Floor, HoldId,
@@ -38,33 +37,39 @@ use utoipa::OpenApi;
 /// The most items in one `POST /v1/batch`.
 pub const BATCH_ITEMS_MAX: usize = 8000;
 
+crate::api::routes::routes! {
+    rows, pub own_route_table;
+    "/tenants" => post(create_tenant): Admin;
+    "/api-keys" => post(create_api_key): Admin;
+    "/customers" => post(create_customer): Write, get(list_customers): Read;
+    "/customers/{id}" => get(get_customer): Read;
+    "/customers/{id}/wallets" => post(create_wallet): Write, get(list_customer_wallets): Read;
+    "/wallets" => get(list_wallets): Read;
+    "/wallets/{id}" => get(get_wallet): Read, patch(patch_wallet): Write;
+    "/wallets/{id}/mutations" => post(post_mutation): Write, get(list_mutations): Read;
+    "/wallets/{id}/holds" => post(place_hold): Write;
+    "/mutations/{id}" => get(get_mutation): Read;
+    "/batch" => post(batch): Write;
+    "/transfers" => post(transfer): Write;
+    "/holds/{id}" => get(get_hold): Read;
+    "/holds/{id}/commit" => post(commit_hold): Write;
+    "/holds/{id}/release" => post(release_hold): Write;
+    "/openapi.json" => get(openapi_json): crate::api::routes::Public;
+}
+
 /// The routes of the native API, to be nested under `/v1`.
 pub fn router() -> Router<SharedState> {
-    Router::new()
-        .route("/tenants", post(create_tenant))
-        .route("/api-keys", post(create_api_key))
-        .route("/customers", post(create_customer).get(list_customers))
-        .route("/customers/{id}", get(get_customer))
-        .route(
-            "/customers/{id}/wallets",
-            post(create_wallet).get(list_customer_wallets),
-        )
-        .route("/wallets", get(list_wallets))
-        .route("/wallets/{id}", get(get_wallet).patch(patch_wallet))
-        .route(
-            "/wallets/{id}/mutations",
-            post(post_mutation).get(list_mutations),
-        )
-        .route("/wallets/{id}/holds", post(place_hold))
-        .route("/mutations/{id}", get(get_mutation))
-        .route("/batch", post(batch))
-        .route("/transfers", post(transfer))
-        .route("/holds/{id}", get(get_hold))
-        .route("/holds/{id}/commit", post(commit_hold))
-        .route("/holds/{id}/release", post(release_hold))
-        .route("/openapi.json", get(openapi_json))
+    crate::api::routes::build(rows())
         .merge(touchtopup::router())
         .method_not_allowed_fallback(crate::ops::method_not_allowed)
+}
+
+/// Every (HTTP method, path) of the native API under `/v1`, the TouchTopUp management
+/// routes included, with the scope its key needs: what [`router`] serves.
+pub fn route_table() -> Vec<crate::api::routes::Route> {
+    let mut table = own_route_table();
+    table.extend(touchtopup::route_table());
+    table
 }
 
 // ---------------------------------------------------------------------------------

@@ -38,7 +38,6 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{post, put};
 use prepaid_ledger::{
     Amount, ApiKeyName, Command, Done, Floor, MutationId, MutationKind, NAME_LEN_MAX, NewWallet,
     Reference, Refusal, TenantId, Unit,
@@ -49,22 +48,18 @@ use utoipa::{OpenApi, ToSchema};
 /// The most items of one sale.
 pub const SALE_ITEMS_MAX: usize = 500;
 
+crate::api::routes::routes! {
+    rows, pub route_table;
+    "/icrtouch/companies/{coid}" => put(put_company): Admin, get(get_company): Read;
+    "/icrtouch/companies/{coid}/customers/{custid}" =>
+        put(put_customer): Write, get(get_customer): Read;
+    "/icrtouch/companies/{coid}/customers/{custid}/sales" => post(post_sale): Write;
+    "/icrtouch/keys/{name}" => put(put_key): Admin;
+}
+
 /// The routes, merged into the native router.
 pub fn router() -> Router<SharedState> {
-    Router::new()
-        .route(
-            "/icrtouch/companies/{coid}",
-            put(put_company).get(get_company),
-        )
-        .route(
-            "/icrtouch/companies/{coid}/customers/{custid}",
-            put(put_customer).get(get_customer),
-        )
-        .route(
-            "/icrtouch/companies/{coid}/customers/{custid}/sales",
-            post(post_sale),
-        )
-        .route("/icrtouch/keys/{name}", put(put_key))
+    crate::api::routes::build(rows())
 }
 
 type Answer = Result<Response, Problem>;

@@ -72,7 +72,6 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::Response;
-use axum::routing::get;
 use errors::{Challenge, TalkdeskError};
 use prepaid_ledger::{CustomerId, Wallet, WalletId};
 use prepaid_query::{ErrorKind, Field, FieldType, Filter, Op, Pred, QueryError, Row, Schema, Test};
@@ -100,11 +99,16 @@ pub const CREDIT_UNIT_CODE: &str = "CREDIT";
 /// minor units are whole credits.
 pub const CREDIT_SCALE: u8 = 4;
 
-/// The routes of the dialect, to be nested at [`MOUNT`].
+crate::api::routes::routes! {
+    rows, pub route_table;
+    // `Reader` grants Talkdesk's `account-wallets:read`: prepaid's read scope.
+    "/wallets" => get(list_wallets): crate::api::auth::Read;
+    "/wallets/{id}" => get(get_wallet): crate::api::auth::Read;
+}
+
+/// The routes of the dialect, to be nested at [`MOUNT`]: the rows of [`route_table`].
 pub fn router() -> Router<SharedState> {
-    Router::new()
-        .route("/wallets", get(list_wallets))
-        .route("/wallets/{id}", get(get_wallet))
+    crate::api::routes::build(rows())
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
 }

@@ -91,7 +91,6 @@ use axum::body::Bytes;
 use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
-use axum::routing::{delete, post};
 use prepaid_ledger::TenantId;
 use prepaid_store::{Job, PAGE_SIZE_MAX, StoreError};
 use serde::{Deserialize, Serialize};
@@ -149,11 +148,16 @@ pub const EVENT_TYPES: [&str; 12] = [
     "ReserveBalanceFailureEvent",
 ];
 
-/// The routes of `/hub`, merged into both flavours' routers.
+crate::api::routes::routes! {
+    rows, pub route_table;
+    "/hub" => post(register): Write;
+    "/hub/{id}" => delete(unregister): Write;
+}
+
+/// The routes of `/hub`, merged into both flavours' routers: the rows of
+/// [`route_table`].
 pub fn routes() -> Router<SharedState> {
-    Router::new()
-        .route("/hub", post(register))
-        .route("/hub/{id}", delete(unregister))
+    crate::api::routes::build(rows())
 }
 
 // ---------------------------------------------------------------------------------

@@ -19,6 +19,9 @@
 //!   matches when one of its elements does (`relatedParty.id=...`). `a=x,y` matches
 //!   either value. Several filters must all match.
 //! - At most [`FILTERS_MAX`] filters; each path at most [`PATH_LEN_MAX`] bytes.
+//! - A name or value that is not UTF-8 once percent-decoded is refused (400
+//!   `invalid_query`, naming the parameter), never read with U+FFFD in its place
+//!   ([`crate::api::form`]).
 
 use super::errors::TmfError;
 use super::json::{member_is, to_vec};
@@ -63,8 +66,10 @@ fn is_path(p: &str) -> bool {
 impl ListParams {
     /// Reads the query string of `uri`.
     pub fn parse(uri: &Uri) -> Result<Self, TmfError> {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(uri.query().unwrap_or(""))
-            .map_err(|e| TmfError::query(format!("the query string is malformed: {e}")))?;
+        // Strict: a name or value that is not UTF-8 is refused, not served as U+FFFD.
+        let pairs = crate::api::form::pairs(uri.query().unwrap_or("")).map_err(|e| {
+            TmfError::query(format!("{}: {}", e.name(), crate::api::form::NOT_UTF8))
+        })?;
         let mut params = ListParams {
             limit: LIMIT_DEFAULT,
             ..ListParams::default()

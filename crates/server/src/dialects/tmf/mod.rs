@@ -14,7 +14,7 @@ pub mod types;
 pub mod units;
 
 use crate::SharedState;
-use axum::routing::get;
+use crate::api::auth::{Read, Write};
 use axum::{Extension, Router};
 use resources as r;
 use types::Flavour;
@@ -40,52 +40,39 @@ pub fn router_brm() -> Router<SharedState> {
         .fallback(not_found)
 }
 
+crate::api::routes::routes! {
+    rows, resource_table;
+    "/bucket" => get(r::list_buckets): Read, post(r::create_bucket): Write;
+    "/bucket/{id}" => get(r::get_bucket): Read;
+    "/topupBalance" => get(r::list_topups): Read, post(r::create_topup): Write;
+    "/topupBalance/{id}" =>
+        get(r::get_topup): Read, patch(r::patch_topup): Write, delete(r::delete_topup): Write;
+    "/adjustBalance" => get(r::list_adjusts): Read, post(r::create_adjust): Write;
+    "/adjustBalance/{id}" =>
+        get(r::get_adjust): Read, patch(r::patch_adjust): Write, delete(r::delete_adjust): Write;
+    "/transferBalance" => get(r::list_transfers): Read, post(r::create_transfer): Write;
+    "/transferBalance/{id}" => get(r::get_transfer): Read,
+        patch(r::patch_transfer): Write, delete(r::delete_transfer): Write;
+    "/reserveBalance" => get(r::list_reserves): Read, post(r::create_reserve): Write;
+    "/reserveBalance/{id}" => get(r::get_reserve): Read,
+        patch(r::patch_reserve): Write, delete(r::delete_reserve): Write;
+    "/accumulatedBalance" => get(r::list_accumulated): Read;
+    "/accumulatedBalance/{id}" => get(r::get_accumulated): Read;
+    "/balanceActionHistory" => get(r::list_history): Read;
+    "/balanceActionHistory/{id}" => get(r::get_history): Read;
+}
+
+/// Every (HTTP method, path) of either mount, `hub` included, with the scope its key
+/// needs: what [`router_tmf`] and [`router_brm`] serve.
+pub fn route_table() -> Vec<crate::api::routes::Route> {
+    let mut table = hub::route_table();
+    table.extend(resource_table());
+    table
+}
+
 /// Every resource but `hub`, answering as `flavour`.
 fn routes(flavour: Flavour) -> Router<SharedState> {
-    Router::new()
-        .route("/bucket", get(r::list_buckets).post(r::create_bucket))
-        .route("/bucket/{id}", get(r::get_bucket))
-        .route("/topupBalance", get(r::list_topups).post(r::create_topup))
-        .route(
-            "/topupBalance/{id}",
-            get(r::get_topup)
-                .patch(r::patch_topup)
-                .delete(r::delete_topup),
-        )
-        .route(
-            "/adjustBalance",
-            get(r::list_adjusts).post(r::create_adjust),
-        )
-        .route(
-            "/adjustBalance/{id}",
-            get(r::get_adjust)
-                .patch(r::patch_adjust)
-                .delete(r::delete_adjust),
-        )
-        .route(
-            "/transferBalance",
-            get(r::list_transfers).post(r::create_transfer),
-        )
-        .route(
-            "/transferBalance/{id}",
-            get(r::get_transfer)
-                .patch(r::patch_transfer)
-                .delete(r::delete_transfer),
-        )
-        .route(
-            "/reserveBalance",
-            get(r::list_reserves).post(r::create_reserve),
-        )
-        .route(
-            "/reserveBalance/{id}",
-            get(r::get_reserve)
-                .patch(r::patch_reserve)
-                .delete(r::delete_reserve),
-        )
-        .route("/accumulatedBalance", get(r::list_accumulated))
-        .route("/accumulatedBalance/{id}", get(r::get_accumulated))
-        .route("/balanceActionHistory", get(r::list_history))
-        .route("/balanceActionHistory/{id}", get(r::get_history))
+    crate::api::routes::build(rows())
         .method_not_allowed_fallback(method_not_allowed)
         .layer(Extension(flavour))
 }

@@ -80,7 +80,6 @@ use axum::http::request::Parts;
 use axum::http::uri::Authority;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, head, post};
 use errors::Error;
 use prepaid_ledger::{
     Amount, Command, CustomerId, Done, Floor, Mutation, MutationId, MutationKind, NewWallet,
@@ -112,19 +111,18 @@ pub const WALLET_PRODUCT: &str = "TOPdesk Prepaid Services";
 /// The per-tenant setting that records the service user.
 pub const SERVICE_USER_SETTING: &str = "topdesk.service-user";
 
-/// The routes of the TOPdesk dialect, to be nested under [`MOUNT`].
+crate::api::routes::routes! {
+    rows, pub route_table;
+    "/balance-mutations" => post(create_mutation): Write, get(list_mutations): Read;
+    "/balance-mutations/{id}" => get(get_mutation): Read;
+    "/prepaid-services-accounts/{id}" => get(get_account): Read;
+    "/service-user" => head(service_user_exists): Read, post(set_up_service_user): Admin;
+}
+
+/// The routes of the TOPdesk dialect, to be nested under [`MOUNT`]: the rows of
+/// [`route_table`].
 pub fn router() -> Router<SharedState> {
-    Router::new()
-        .route(
-            "/balance-mutations",
-            post(create_mutation).get(list_mutations),
-        )
-        .route("/balance-mutations/{id}", get(get_mutation))
-        .route("/prepaid-services-accounts/{id}", get(get_account))
-        .route(
-            "/service-user",
-            head(service_user_exists).post(set_up_service_user),
-        )
+    crate::api::routes::build(rows())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
 }

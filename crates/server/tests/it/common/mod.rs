@@ -1034,6 +1034,20 @@ pub fn assert_members(v: &Value, names: &[&str]) {
     assert_eq!(got, want, "members of {v}");
 }
 
+/// Encodes every byte but ASCII letters, digits, `-`, `.` and `_` as `%XX`: a value
+/// that may stand in a path segment or a query.
+pub fn percent_encode(v: &str) -> String {
+    let mut out = String::new();
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// Decodes `%XX` escapes (the path segments of hrefs).
 pub fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
