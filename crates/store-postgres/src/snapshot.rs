@@ -54,7 +54,7 @@ pub(crate) struct Snapshot {
     secrets: HashMap<[u8; 32], bool>,
     wallets: HashMap<(TenantId, WalletId), Found<Wallet>>,
     holds: HashMap<HoldId, Found<Hold>>,
-    mutations: HashMap<MutationId, Found<Mutation>>,
+    mutations: HashMap<(TenantId, MutationId), Found<Mutation>>,
     idempotency: HashMap<(TenantId, IdempotencyKey), Found<Recorded>>,
     accounts: HashMap<(TenantId, Unit, SystemAccount), i64>,
     pending_holds: HashMap<(TenantId, WalletId), Vec<HoldId>>,
@@ -95,12 +95,12 @@ impl Rows for Snapshot {
         answer(self.holds.get(&id))
     }
 
-    fn mutation(&mut self, id: MutationId) -> Lookup<Option<Mutation>> {
-        answer(self.mutations.get(&id))
+    fn mutation(&mut self, tenant: &TenantId, id: MutationId) -> Lookup<Option<Mutation>> {
+        answer(self.mutations.get(&(tenant.clone(), id)))
     }
 
-    fn mutation_taken(&mut self, id: MutationId) -> Lookup<bool> {
-        match self.mutations.get(&id) {
+    fn mutation_taken(&mut self, tenant: &TenantId, id: MutationId) -> Lookup<bool> {
+        match self.mutations.get(&(tenant.clone(), id)) {
             None => Err(Gap::Miss),
             Some(Ok(found)) => Ok(found.is_some()),
             // A row that does not decode still takes its id.
@@ -408,7 +408,7 @@ struct Plain {
     customers: Vec<((TenantId, CustomerId), Found<Customer>)>,
     api_keys: Vec<((TenantId, ApiKeyName), Found<ApiKey>)>,
     secrets: Vec<[u8; 32]>,
-    mutations: Vec<(MutationId, Found<Mutation>)>,
+    mutations: Vec<((TenantId, MutationId), Found<Mutation>)>,
     idempotency: Vec<((TenantId, IdempotencyKey), Found<Recorded>)>,
     settings: Vec<((TenantId, SettingKey), String)>,
 }
@@ -490,19 +490,20 @@ impl Plain {
             if missing.mutations.is_empty() {
                 return Ok(Vec::new());
             }
-            let ids: Vec<Uuid> = missing.mutations.iter().map(|m| m.0).collect();
+            let tenants: Vec<&str> = missing.mutations.iter().map(|(t, _)| t.as_str()).collect();
+            let ids: Vec<Uuid> = missing.mutations.iter().map(|(_, m)| m.0).collect();
             let sql = format!(
-                "SELECT {MUTATION_COLUMNS} FROM unnest($1::uuid[]) AS k (id) \
-                 JOIN LATERAL (SELECT * FROM mutations x WHERE x.id = k.id OFFSET 0) AS r \
-                 USING (id)"
+                "SELECT {MUTATION_COLUMNS} FROM unnest($1::text[], $2::uuid[]) AS k (tenant, id) \
+                 JOIN LATERAL (SELECT * FROM mutations x \
+                 WHERE x.tenant = k.tenant AND x.id = k.id OFFSET 0) AS r USING (tenant, id)"
             );
-            query(tx, &sql, &[&ids])
+            query(tx, &sql, &[&tenants, &ids])
                 .await?
                 .iter()
                 .map(|r| {
                     keyed(
                         r,
-                        |r| Ok(MutationId(get(r, 1)?)),
+                        |r| Ok((rows::tenant_id(get(r, 2)?)?, MutationId(get(r, 1)?))),
                         |r| rows::mutation(r).map(|(_, m)| m),
                     )
                 })
@@ -586,8 +587,8 @@ impl Plain {
             snapshot.secrets.entry(*secret).or_insert(false);
         }
         snapshot.mutations.extend(self.mutations);
-        for id in &missing.mutations {
-            snapshot.mutations.entry(*id).or_insert(Ok(None));
+        for key in &missing.mutations {
+            snapshot.mutations.entry(key.clone()).or_insert(Ok(None));
         }
         snapshot.idempotency.extend(self.idempotency);
         for key in &missing.idempotency {

@@ -359,23 +359,6 @@ pub(crate) fn api_key_by_hash(
     )
 }
 
-/// The mutation with this id, of any tenant (ids are unique across the store).
-pub(crate) fn load_mutation_any(
-    conn: &Connection,
-    id: MutationId,
-) -> Result<Option<Mutation>, Fail> {
-    one(
-        conn,
-        concat!(
-            "SELECT ",
-            mutation_columns!(),
-            " FROM mutations WHERE id = ?1"
-        ),
-        params![id.0.as_bytes()],
-        |row| mutation(row).map(|(_, m)| m),
-    )
-}
-
 /// The hold with this id, of any tenant (ids are unique across the store).
 pub(crate) fn load_hold_any(conn: &Connection, id: HoldId) -> Result<Option<Hold>, Fail> {
     one(

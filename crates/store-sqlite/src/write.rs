@@ -97,12 +97,12 @@ pub(crate) fn apply(
                 cache.absorb(written);
                 return Ok(outcomes);
             }
-            Err(WriteFail::Taken(id)) if !taken.contains(&id) => {
+            Err(WriteFail::Taken(tenant, id)) if !taken.contains(&(tenant.clone(), id)) => {
                 // Only rows of committed transactions are in the cache: it stays.
                 rollback(conn);
-                taken.insert(id);
+                taken.insert((tenant, id));
             }
-            Err(WriteFail::Taken(id)) => {
+            Err(WriteFail::Taken(_, id)) => {
                 let e = StoreError::Internal(format!("mutation id {id} was taken twice"));
                 return Err(abort(cache, e));
             }
@@ -406,14 +406,14 @@ struct SqliteRows<'a> {
     cache: &'a mut Cache,
     /// When set, mutation ids are free unless listed here (see [`apply`]); when not,
     /// each is looked up.
-    taken: Option<&'a HashSet<MutationId>>,
+    taken: Option<&'a HashSet<(TenantId, MutationId)>>,
 }
 
 /// Why writing a batch's changes failed.
 #[derive(Debug)]
 enum WriteFail {
     /// This mutation id was taken: the insert changed nothing.
-    Taken(MutationId),
+    Taken(TenantId, MutationId),
     Fail(Fail),
 }
 
@@ -426,7 +426,7 @@ impl<E: Into<Fail>> From<E> for WriteFail {
 impl WriteFail {
     fn into_fail(self) -> Fail {
         match self {
-            Self::Taken(id) => Fail::corrupt(format_args!("mutation id {id} is taken")),
+            Self::Taken(_, id) => Fail::corrupt(format_args!("mutation id {id} is taken")),
             Self::Fail(e) => e,
         }
     }
@@ -435,7 +435,7 @@ impl WriteFail {
 impl std::fmt::Display for WriteFail {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Taken(id) => write!(f, "mutation id {id} is taken"),
+            Self::Taken(_, id) => write!(f, "mutation id {id} is taken"),
             Self::Fail(e) => e.fmt(f),
         }
     }
@@ -512,17 +512,21 @@ impl exec::Rows for SqliteRows<'_> {
         rows::load_hold_any(self.conn, id).map_err(gap)
     }
 
-    fn mutation(&mut self, id: MutationId) -> Lookup<Option<Mutation>> {
-        rows::load_mutation_any(self.conn, id).map_err(gap)
+    fn mutation(&mut self, tenant: &TenantId, id: MutationId) -> Lookup<Option<Mutation>> {
+        rows::load_mutation(self.conn, tenant, id).map_err(gap)
     }
 
-    fn mutation_taken(&mut self, id: MutationId) -> Lookup<bool> {
+    fn mutation_taken(&mut self, tenant: &TenantId, id: MutationId) -> Lookup<bool> {
         match self.taken {
-            Some(taken) => Ok(taken.contains(&id)),
+            Some(taken) => Ok(taken.contains(&(tenant.clone(), id))),
             None => self
                 .conn
-                .prepare_cached("SELECT EXISTS (SELECT 1 FROM mutations WHERE id = ?1)")
-                .and_then(|mut s| s.query_row([id.0.as_bytes()], |r| r.get(0)))
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM mutations WHERE tenant = ?1 AND id = ?2)",
+                )
+                .and_then(|mut s| {
+                    s.query_row(params![tenant.as_str(), id.0.as_bytes()], |r| r.get(0))
+                })
                 .map_err(gap_sql),
         }
     }
@@ -707,7 +711,7 @@ fn write(conn: &Connection, changes: &Changes, before: &Cache) -> Result<(), Wri
     }
     for mutation in &changes.mutations {
         if !insert_mutation(conn, mutation)? {
-            return Err(WriteFail::Taken(mutation.id));
+            return Err(WriteFail::Taken(mutation.tenant.clone(), mutation.id));
         }
     }
     for key in &changes.keys {
@@ -879,7 +883,7 @@ fn insert_mutation(conn: &Connection, m: &Mutation) -> Result<bool, Fail> {
          amount, balance_after, reference_kind, reference_text, reference_link, hold, \
          transfer, counter_wallet, occurred_at, recorded_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17) \
-         ON CONFLICT (id) DO NOTHING",
+         ON CONFLICT (tenant, id) DO NOTHING",
         )?
         .execute(params![
             m.id.0.as_bytes(),

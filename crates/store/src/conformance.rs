@@ -32,10 +32,12 @@ use uuid::Uuid;
 
 mod ceiling;
 mod credit_holds;
+mod ids;
 mod linked;
 mod records;
 pub use ceiling::wallet_ceiling_is_kept_and_enforced;
 pub use credit_holds::credit_holds_set_aside_room_under_the_ceiling;
+pub use ids::mutation_ids_are_per_tenant;
 pub use linked::{linked_requests_are_all_or_nothing, linked_requests_refuse_management_commands};
 pub use records::{
     jobs_claim_at_the_limit, jobs_claim_order_lease_and_limit, jobs_enqueue_is_idempotent,
@@ -110,6 +112,7 @@ macro_rules! conformance_tests {
             wallet_ceiling_is_kept_and_enforced
             credit_holds_set_aside_room_under_the_ceiling
             linked_requests_are_all_or_nothing
+            mutation_ids_are_per_tenant
             linked_requests_refuse_management_commands
         );
     };

@@ -692,12 +692,19 @@ async fn tenants_and_restricted_keys_see_only_their_own() {
     topdesk_create(&other, &topdesk_dto(&c, None, 7, "2026-07-01", None)).await;
     assert_eq!(hal_ok(account(&other, &c).await, 200)["balance"], 7);
     assert_eq!(hal_ok(account(&api, &c).await, 200)["balance"], 100);
-    // Mutation ids are unique across the server.
-    text_error(
-        &topdesk_post(&other, &topdesk_dto(&c, Some(&id), 100, "2026-07-01", None)).await,
-        400,
-        "taken",
+    // Mutation ids are each tenant's own: the other tenant's client may choose the same
+    // id, which neither fails for it nor tells it the id exists here.
+    let theirs = topdesk_post(&other, &topdesk_dto(&c, Some(&id), 30, "2026-07-01", None)).await;
+    assert_eq!(theirs.status, 201, "{}", theirs.text);
+    assert_eq!(
+        hal_ok(topdesk_follow(&other, &loc).await, 200)["amountOfMinutes"],
+        30
     );
+    assert_eq!(
+        hal_ok(topdesk_follow(&api, &loc).await, 200)["amountOfMinutes"],
+        100
+    );
+    assert_eq!(hal_ok(account(&other, &c).await, 200)["balance"], 37);
     assert_eq!(hal_ok(topdesk_list(&api, &[]).await, 200)["total"], 1);
 
     // A key restricted to one customer.

@@ -20,7 +20,8 @@ impl Exec<'_> {
         if hold.status != HoldStatus::Pending || !due {
             return Ok(false);
         }
-        let id = self.fresh_id(new_id);
+        let tenant = hold.tenant.clone();
+        let id = self.fresh_id(&tenant, new_id);
         self.settle(hi, Settle::Expire, id, system_reference("hold expired"))?;
         Ok(true)
     }
@@ -83,11 +84,11 @@ impl Exec<'_> {
             None => None,
         };
         for hi in holds {
-            let id = self.fresh_id(new_id);
+            let id = self.fresh_id(tenant, new_id);
             self.settle(hi, Settle::Release, id, system_reference("wallet expired"))?;
         }
         if let Some((posting, ai, account_after)) = account {
-            let mutation_id = self.fresh_id(new_id);
+            let mutation_id = self.fresh_id(tenant, new_id);
             let w = &mut self.wallets[wi].wallet;
             let mutation = Mutation {
                 tenant: tenant.clone(),

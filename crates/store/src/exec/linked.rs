@@ -301,7 +301,7 @@ impl Exec<'_> {
         }
         for mutation in self.mutations.drain(marks.mutations..) {
             self.mutation_ids
-                .insert(mutation.id, super::MutationSlot::Untaken);
+                .insert((mutation.tenant, mutation.id), super::MutationSlot::Untaken);
         }
         self.new_customers.truncate(marks.customers);
         self.jobs.truncate(marks.jobs);

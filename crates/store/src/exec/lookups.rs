@@ -118,56 +118,74 @@ impl Exec<'_> {
         self.holds.len() - 1
     }
 
-    pub(super) fn mutation_taken(&mut self, id: MutationId) -> Lookup<bool> {
-        if let Some(slot) = self.mutation_ids.get(&id) {
+    pub(super) fn mutation_taken(&mut self, tenant: &TenantId, id: MutationId) -> Lookup<bool> {
+        let key = (tenant.clone(), id);
+        if let Some(slot) = self.mutation_ids.get(&key) {
             return Ok(!matches!(
                 slot,
                 MutationSlot::Absent | MutationSlot::Untaken
             ));
         }
         let taken = noted(
-            self.rows.mutation_taken(id),
+            self.rows.mutation_taken(tenant, id),
             &mut self.missing.mutations,
-            || id,
+            || key.clone(),
         )?;
         let slot = if taken {
             MutationSlot::Taken
         } else {
             MutationSlot::Untaken
         };
-        self.mutation_ids.insert(id, slot);
+        self.mutation_ids.insert(key, slot);
         Ok(taken)
     }
 
     /// The mutation with this id, stored or made by this batch.
-    pub(super) fn mutation(&mut self, id: MutationId) -> Lookup<Option<Mutation>> {
-        match self.mutation_ids.get(&id) {
+    pub(super) fn mutation(
+        &mut self,
+        tenant: &TenantId,
+        id: MutationId,
+    ) -> Lookup<Option<Mutation>> {
+        let key = (tenant.clone(), id);
+        match self.mutation_ids.get(&key) {
             Some(MutationSlot::Absent) => return Ok(None),
             Some(MutationSlot::Stored(m)) => return Ok(Some(Mutation::clone(m))),
             Some(&MutationSlot::New(ix)) => return Ok(self.mutations.get(ix).cloned()),
             Some(MutationSlot::Untaken | MutationSlot::Taken) | None => {}
         }
-        let found = noted(self.rows.mutation(id), &mut self.missing.mutations, || id)?;
+        let found = noted(
+            self.rows.mutation(tenant, id),
+            &mut self.missing.mutations,
+            || key.clone(),
+        )?;
         let slot = match &found {
             Some(m) => MutationSlot::Stored(Box::new(m.clone())),
             None => MutationSlot::Absent,
         };
-        self.mutation_ids.insert(id, slot);
+        self.mutation_ids.insert(key, slot);
         Ok(found)
     }
 
     /// An id from the caller's generator of fresh ids, taken as free without asking the
     /// rows (a generated id that was taken after all breaks the store's unique key).
-    pub(super) fn fresh_id(&mut self, new_id: &mut dyn FnMut() -> MutationId) -> MutationId {
+    pub(super) fn fresh_id(
+        &mut self,
+        tenant: &TenantId,
+        new_id: &mut dyn FnMut() -> MutationId,
+    ) -> MutationId {
         let id = new_id();
-        self.mutation_ids.insert(id, MutationSlot::Untaken);
+        self.mutation_ids
+            .insert((tenant.clone(), id), MutationSlot::Untaken);
         id
     }
 
     /// Adds a new mutation; returns its index.
     pub(super) fn add_mutation(&mut self, mutation: Mutation) -> usize {
         let ix = self.mutations.len();
-        self.mutation_ids.insert(mutation.id, MutationSlot::New(ix));
+        self.mutation_ids.insert(
+            (mutation.tenant.clone(), mutation.id),
+            MutationSlot::New(ix),
+        );
         self.mutations.push(mutation);
         ix
     }
@@ -322,7 +340,7 @@ impl Exec<'_> {
             Command::SetWalletStatus { wallet, .. } => touch(self.wallet_ix(tenant, wallet))?,
             Command::Post { id, wallet, .. } => {
                 touch(self.wallet_ix(tenant, wallet))?;
-                touch(self.mutation_taken(*id))?;
+                touch(self.mutation_taken(tenant, *id))?;
             }
             Command::Transfer {
                 debit_id,
@@ -333,8 +351,8 @@ impl Exec<'_> {
             } => {
                 touch(self.wallet_ix(tenant, from))?;
                 touch(self.wallet_ix(tenant, to))?;
-                touch(self.mutation_taken(*debit_id))?;
-                touch(self.mutation_taken(*credit_id))?;
+                touch(self.mutation_taken(tenant, *debit_id))?;
+                touch(self.mutation_taken(tenant, *credit_id))?;
             }
             Command::PlaceHold { id, wallet, .. } | Command::PlaceCreditHold { id, wallet, .. } => {
                 touch(self.wallet_ix(tenant, wallet))?;
@@ -345,7 +363,7 @@ impl Exec<'_> {
             }
             | Command::ReleaseHold { hold, mutation_id } => {
                 touch(self.hold_ix(*hold))?;
-                touch(self.mutation_taken(*mutation_id))?;
+                touch(self.mutation_taken(tenant, *mutation_id))?;
             }
         }
         Ok(())

@@ -44,7 +44,9 @@
 //!   a hold without its wallet) is answered `Refused(Refusal::Internal)` and logged;
 //!   its batch-mates are carried out.
 //! - A customer-restricted caller creating any customer but its own is `Forbidden`.
-//! - Mutation and hold ids are unique across the store, not just the tenant.
+//! - Mutation ids are unique within their tenant (clients may choose them, and one
+//!   tenant's choice must neither fail nor reveal another's); hold ids, which the
+//!   server chooses, are unique across the store.
 //! - A customer link longer than [`LINK_LEN_MAX`] or a setting value longer than
 //!   [`SETTING_VALUE_LEN_MAX`] is a request the edge never builds.
 //! - Putting a setting twice in one batch writes it once, with the last value; it
@@ -99,8 +101,9 @@ pub enum Gap {
 pub type Lookup<T> = Result<T, Gap>;
 
 /// The rows a batch reads, as the backend's transaction sees them. Every lookup is
-/// scoped as its arguments say; `hold`, `mutation` and `secret_taken` look across
-/// tenants because those ids and secrets are unique across the store.
+/// scoped as its arguments say; `hold` and `secret_taken` look across tenants because
+/// those ids and secrets are unique across the store (mutation ids are unique within
+/// their tenant: a client may choose them).
 ///
 /// The executor asks for each key at most once per run (and again only after a
 /// [`Gap::Miss`] or [`Gap::Broken`]), and never mutates what it is given.
@@ -114,14 +117,14 @@ pub trait Rows {
     fn wallet(&mut self, tenant: &TenantId, id: &WalletId) -> Lookup<Option<Wallet>>;
     /// The hold with this id, of any tenant.
     fn hold(&mut self, id: HoldId) -> Lookup<Option<Hold>>;
-    /// The mutation with this id, of any tenant (asked to replay an answer).
-    fn mutation(&mut self, id: MutationId) -> Lookup<Option<Mutation>>;
-    /// Whether a mutation of any tenant has this id (asked before making one).
+    /// The tenant's mutation with this id (asked to replay an answer).
+    fn mutation(&mut self, tenant: &TenantId, id: MutationId) -> Lookup<Option<Mutation>>;
+    /// Whether a mutation of the tenant has this id (asked before making one).
     ///
     /// A backend may answer `false` without looking, provided it then writes
     /// mutations so that a taken id is detected (a unique key) and runs the batch
     /// again knowing it is taken.
-    fn mutation_taken(&mut self, id: MutationId) -> Lookup<bool>;
+    fn mutation_taken(&mut self, tenant: &TenantId, id: MutationId) -> Lookup<bool>;
     /// What an idempotency key of the tenant recorded.
     fn idempotency(&mut self, tenant: &TenantId, key: &IdempotencyKey) -> Lookup<Option<Recorded>>;
     /// A system account's balance; zero when it was never used.
@@ -153,7 +156,7 @@ pub struct Missing {
     pub secrets: BTreeSet<[u8; 32]>,
     pub wallets: BTreeSet<(TenantId, WalletId)>,
     pub holds: BTreeSet<HoldId>,
-    pub mutations: BTreeSet<MutationId>,
+    pub mutations: BTreeSet<(TenantId, MutationId)>,
     pub idempotency: BTreeSet<(TenantId, IdempotencyKey)>,
     pub accounts: BTreeSet<(TenantId, Unit, SystemAccount)>,
     pub pending_holds: BTreeSet<(TenantId, WalletId)>,
@@ -597,7 +600,8 @@ struct Exec<'r> {
     wallets: Vec<WalletSlot>,
     hold_ix: HashMap<HoldId, Option<usize>>,
     holds: Vec<HoldSlot>,
-    mutation_ids: HashMap<MutationId, MutationSlot>,
+    /// Mutation ids are the tenant's own: two tenants may use one id.
+    mutation_ids: HashMap<(TenantId, MutationId), MutationSlot>,
     idempotency: Nested<TenantId, IdempotencyKey, Option<Recorded>>,
     account_ix: Nested<TenantId, Unit, [Option<usize>; 4]>,
     accounts: Vec<AccountSlot>,

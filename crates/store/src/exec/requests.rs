@@ -442,7 +442,7 @@ impl Exec<'_> {
         };
         let ai = self.account_ix(tenant, &mutation.unit, counter)?;
         let account_after = add_to_balance(self.accounts[ai].balance, -posting.amount)?;
-        if self.mutation_taken(id)? {
+        if self.mutation_taken(tenant, id)? {
             return Err(Refusal::MutationExists.into());
         }
         self.save_account(ai);
@@ -474,8 +474,8 @@ impl Exec<'_> {
         let (source, target) = (&self.wallets[si].wallet, &self.wallets[ti].wallet);
         let plan = transfer(source, target, amount, now)?;
         if ids.debit == ids.credit
-            || self.mutation_taken(ids.debit)?
-            || self.mutation_taken(ids.credit)?
+            || self.mutation_taken(tenant, ids.debit)?
+            || self.mutation_taken(tenant, ids.credit)?
         {
             return Err(Refusal::MutationExists.into());
         }
@@ -690,7 +690,7 @@ impl Exec<'_> {
                 Some((ai, add_to_balance(self.accounts[ai].balance, -amount)?))
             }
         };
-        if self.mutation_taken(mutation_id)? {
+        if self.mutation_taken(&tenant, mutation_id)? {
             return Err(Refusal::MutationExists.into());
         }
         if let Some((ai, after)) = account {
@@ -718,7 +718,7 @@ impl Exec<'_> {
         let missing = |what: &dyn std::fmt::Display| {
             Gap::Broken(format!("an idempotency key points at a missing {what}"))
         };
-        let mutation = |exec: &mut Self, id: MutationId| match exec.mutation(id)? {
+        let mutation = |exec: &mut Self, id: MutationId| match exec.mutation(tenant, id)? {
             Some(m) if m.tenant == *tenant => Ok(m),
             _ => Err(missing(&format_args!("mutation {id}"))),
         };
