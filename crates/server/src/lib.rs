@@ -14,8 +14,6 @@ mod periodic;
 mod sweeper;
 
 use crate::api::auth::{AuthCache, generate_secret, secret_digest};
-use crate::dialects::icrtouch::payments::PaymentProvider;
-use crate::dialects::icrtouch::secrets::LoginThrottle;
 use anyhow::Context as _;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -109,10 +107,9 @@ pub struct AppState {
     pub auth: AuthCache,
     pub operator: TenantId,
     pub body_bytes_max: usize,
-    /// The payment provider of the TouchTopUp dialect.
-    pub payments: Arc<dyn PaymentProvider>,
-    /// Failed TouchTopUp logins of this instance.
-    pub login_throttle: LoginThrottle,
+    /// The TouchTopUp dialect's own state (its payment provider and login throttle),
+    /// made and used by that dialect alone.
+    pub icrtouch: dialects::icrtouch::DialectState,
 }
 
 pub type SharedState = Arc<AppState>;
@@ -182,7 +179,7 @@ pub fn app(state: SharedState, request_timeout: Duration) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
-        .merge(ops::docs_router())
+        .merge(ops::docs_router(dialects::native::openapi()))
         .nest("/v1", dialects::native::router())
         .nest(dialects::talkdesk::MOUNT, dialects::talkdesk::router())
         .nest(dialects::topdesk::MOUNT, dialects::topdesk::router())
@@ -198,7 +195,10 @@ pub fn app(state: SharedState, request_timeout: Duration) -> Router {
             ops::panic_response,
         ))
         .layer(axum::middleware::from_fn_with_state(
-            request_timeout,
+            ops::Edge {
+                limit: request_timeout,
+                redact: dialects::icrtouch::params::redact_path,
+            },
             ops::edge,
         ))
 }
@@ -235,7 +235,7 @@ impl Server {
             .await
             .with_context(|| format!("binding {}", config.listen))?;
         let local_addr = listener.local_addr().context("reading the bound address")?;
-        let payments = dialects::icrtouch::payments::build(
+        let icrtouch = dialects::icrtouch::DialectState::new(
             &config.payment_provider,
             store.clone(),
             clock.clone(),
@@ -249,8 +249,7 @@ impl Server {
             auth: AuthCache::default(),
             operator,
             body_bytes_max: config.body_bytes_max,
-            payments,
-            login_throttle: LoginThrottle::default(),
+            icrtouch,
         });
         Ok(Self {
             listener,
@@ -494,7 +493,10 @@ mod tests {
                 }),
             )
             .layer(axum::middleware::from_fn_with_state(
-                Duration::from_millis(REQUEST_TIMEOUT_MS),
+                ops::Edge {
+                    limit: Duration::from_millis(REQUEST_TIMEOUT_MS),
+                    redact: |path| std::borrow::Cow::Borrowed(path),
+                },
                 ops::edge,
             ));
         let request = axum::http::Request::get("/slow")

@@ -49,20 +49,12 @@ pub fn metrics_handle() -> Option<&'static PrometheusHandle> {
 }
 
 pub async fn healthz() -> Response {
-    crate::api::json_response(
-        StatusCode::OK,
-        &crate::dialects::native::types::HealthOut { status: "ok" },
-        false,
-    )
+    crate::api::json_response(StatusCode::OK, &HealthOut { status: "ok" }, false)
 }
 
 pub async fn readyz(State(state): State<SharedState>) -> Response {
     match state.store.ping().await {
-        Ok(()) => crate::api::json_response(
-            StatusCode::OK,
-            &crate::dialects::native::types::HealthOut { status: "ready" },
-            false,
-        ),
+        Ok(()) => crate::api::json_response(StatusCode::OK, &HealthOut { status: "ready" }, false),
         Err(e) => {
             tracing::warn!(error = %e, "readiness probe failed");
             Problem::unavailable("the store cannot be reached").into_response()
@@ -104,11 +96,16 @@ $spec
 /// The Scalar bundle (see `assets/scalar/README.md`), gzip-compressed.
 static SCALAR_JS_GZ: &[u8] = include_bytes!("../assets/scalar/standalone.js.gz");
 
-/// The `/docs` page.
-pub fn docs_router() -> axum::Router<SharedState> {
+/// The answer of `/healthz` and `/readyz`.
+#[derive(serde::Serialize)]
+pub struct HealthOut {
+    pub status: &'static str,
+}
+
+/// The `/docs` page over `openapi`, the document the server assembles.
+pub fn docs_router(openapi: utoipa::openapi::OpenApi) -> axum::Router<SharedState> {
     use utoipa_scalar::Servable as _;
-    let scalar = utoipa_scalar::Scalar::with_url("/docs", crate::dialects::native::openapi())
-        .custom_html(DOCS_HTML);
+    let scalar = utoipa_scalar::Scalar::with_url("/docs", openapi).custom_html(DOCS_HTML);
     axum::Router::from(scalar).route("/docs/scalar.js", axum::routing::get(scalar_js))
 }
 
@@ -182,13 +179,25 @@ fn method_label(m: &Method) -> &'static str {
     }
 }
 
+/// How a path is made fit for the log: the dialects that take secrets in paths (a
+/// TouchTopUp password, say) give theirs when the server is assembled.
+pub type Redact = fn(&str) -> std::borrow::Cow<'_, str>;
+
+/// What the edge middleware needs: the request timeout, and how paths are redacted.
+#[derive(Clone, Copy)]
+pub struct Edge {
+    pub limit: Duration,
+    pub redact: Redact,
+}
+
 /// The outermost middleware of every request, in one layer to keep the hot path short:
 /// a tracing span, the request timeout (answered 503), and the request counter and
 /// latency histogram by method, route and status.
-pub async fn edge(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+pub async fn edge(State(edge): State<Edge>, req: Request, next: Next) -> Response {
+    let limit = edge.limit;
     let method = method_label(req.method());
-    // Secret path parameters (a TouchTopUp password, say) never reach the log.
-    let path = crate::dialects::icrtouch::params::redact_path(req.uri().path());
+    // Secret path parameters never reach the log.
+    let path = (edge.redact)(req.uri().path());
     let span = tracing::debug_span!("request", method, path = %path);
     let started = Instant::now();
     let response = match tokio::time::timeout(limit, next.run(req).instrument(span.clone())).await {

@@ -654,16 +654,28 @@ async fn test_payments_finish_after_a_restart_and_on_another_instance() {
     let dir = tempfile::tempdir().unwrap();
     let schema = backend().await;
     let first = instance(dir.path(), schema.as_deref()).await;
-    let started = first.state().payments.start(eur(1234)).await.unwrap();
+    let started = first
+        .state()
+        .icrtouch
+        .payments
+        .start(eur(1234))
+        .await
+        .unwrap();
     assert!(started.token.starts_with("TEST-"), "{}", started.token);
-    let finished = first.state().payments.finish(&started.token).await.unwrap();
+    let finished = first
+        .state()
+        .icrtouch
+        .payments
+        .finish(&started.token)
+        .await
+        .unwrap();
     assert_eq!(finished.amount_minor, 1234);
     assert_eq!(finished.currency, "EUR");
     assert!(finished.transaction_id.starts_with("TESTTX-"));
     drop(first);
 
     let second = instance(dir.path(), schema.as_deref()).await;
-    let payments = &second.state().payments;
+    let payments = &second.state().icrtouch.payments;
     assert_eq!(payments.finish(&started.token).await.unwrap(), finished);
     assert_eq!(payments.finish(&started.token).await.unwrap(), finished);
 

@@ -391,16 +391,24 @@ pub async fn check_link_key<R: crate::api::auth::Role>(
     let (coid, custid) = super::secrets::link_key_target(key).ok_or_else(invalid)?;
     let tenant = &ctx.principal.tenant;
     let throttled = ctx.throttle_name("link", &format!("{coid}.{custid}"));
-    if let Err(wait) = state.login_throttle.check(tenant, &throttled, ctx.now) {
+    if let Err(wait) = state
+        .icrtouch
+        .login_throttle
+        .check(tenant, &throttled, ctx.now)
+    {
         return Err(super::users::locked_for("wrong link keys", wait.0));
     }
     if keys.check(key).is_none() {
         state
+            .icrtouch
             .login_throttle
             .record_failure(tenant, &throttled, ctx.now);
         return Err(invalid());
     }
-    state.login_throttle.record_success(tenant, &throttled);
+    state
+        .icrtouch
+        .login_throttle
+        .record_success(tenant, &throttled);
     let recs = ctx.recs(state);
     if recs
         .get::<super::model::CustomerInfo>(

@@ -165,6 +165,7 @@ pub async fn make_payment(state: &SharedState, ctx: &Ctx<Write>) -> Result<Node,
     };
     let positive = Amount::positive(amount).map_err(|_| Fail::bad("amt must be positive"))?;
     let started = state
+        .icrtouch
         .payments
         .start(StartPayment {
             amount_minor: amount,
@@ -326,7 +327,7 @@ pub async fn settle(recs: &Recs<'_>, caller: Option<&Principal>, token: &str) ->
         Some(p) => Operation::new(p, command),
         None => Operation::system(recs.tenant, command),
     };
-    let finished = match state.payments.finish(token).await {
+    let finished = match state.icrtouch.payments.finish(token).await {
         Ok(f) => f,
         Err(e @ (PaymentError::Declined(_) | PaymentError::UnknownToken)) => {
             release(recs, op(release_of(hold_id)), &payment).await;

@@ -19,7 +19,7 @@
 //!   Payments are its top-ups, with `PAYMENTSOURCE` and `TRANSACTIONID` in the credit's
 //!   reference ([`model::payment_reference`]).
 //! - `make_payment` starts a payment with the configured provider
-//!   (`state.payments`, see [`payments`]) and keeps what it started as a record keyed by
+//!   (`state.icrtouch.payments`, see [`payments`]) and keeps what it started as a record keyed by
 //!   the provider's token; `record_payment` finishes it and credits the customer with
 //!   the idempotency key `icrtouch-payment:<token>`, so a token credits exactly once
 //!   and a repeat answers the same `payment_id`.
@@ -49,6 +49,32 @@ pub mod types;
 pub mod users;
 pub mod wallets;
 pub mod xml;
+
+/// What the TouchTopUp dialect keeps beside the shared state: its payment provider and
+/// the failed-login throttle of this instance. Made by the dialect, carried in
+/// [`crate::AppState::icrtouch`] for its handlers and its payment recovery worker.
+pub struct DialectState {
+    /// The payment provider `make_payment` and `record_payment` use.
+    pub payments: std::sync::Arc<dyn payments::PaymentProvider>,
+    /// Failed logins, reset codes and link-key checks of this instance.
+    pub login_throttle: secrets::LoginThrottle,
+}
+
+impl DialectState {
+    /// The dialect's state with the configured payment provider, whose test provider
+    /// keeps its payments as records of the operator tenant.
+    pub fn new(
+        provider: &payments::PaymentProviderConfig,
+        store: std::sync::Arc<dyn prepaid_store::Store>,
+        clock: std::sync::Arc<dyn prepaid_store::Clock>,
+        operator: prepaid_ledger::TenantId,
+    ) -> anyhow::Result<Self> {
+        Ok(Self {
+            payments: payments::build(provider, store, clock, operator)?,
+            login_throttle: secrets::LoginThrottle::default(),
+        })
+    }
+}
 
 use crate::SharedState;
 use crate::api::auth::{Read, Write};

@@ -153,12 +153,19 @@ async fn check_reset_code<R: Role>(
 ) -> Result<(User, i64), Fail> {
     let tenant = &ctx.principal.tenant;
     let throttled = ctx.throttle_name("reset", &uid.to_string());
-    if let Err(wait) = state.login_throttle.check(tenant, &throttled, ctx.now) {
+    if let Err(wait) = state
+        .icrtouch
+        .login_throttle
+        .check(tenant, &throttled, ctx.now)
+    {
         return Err(locked_for("wrong reset codes", wait.0));
     }
     let fail = match user_by_uid(recs, ctx, uid).await {
         Ok((user, version)) if reset_matches(&user, code, ctx.now.as_micros()) => {
-            state.login_throttle.record_success(tenant, &throttled);
+            state
+                .icrtouch
+                .login_throttle
+                .record_success(tenant, &throttled);
             return Ok((user, version));
         }
         Ok(_) => Fail::not_found("Reset code not found or expired"),
@@ -166,6 +173,7 @@ async fn check_reset_code<R: Role>(
         Err(fail) => return Err(fail),
     };
     state
+        .icrtouch
         .login_throttle
         .record_failure(tenant, &throttled, ctx.now);
     Err(fail)
@@ -182,7 +190,11 @@ pub async fn auth_user(state: &SharedState, ctx: &Ctx<Read>) -> Result<Node, Fai
         .to_owned();
     let tenant = &ctx.principal.tenant;
     let throttled = ctx.throttle_name("login", &username);
-    if let Err(wait) = state.login_throttle.check(tenant, &throttled, ctx.now) {
+    if let Err(wait) = state
+        .icrtouch
+        .login_throttle
+        .check(tenant, &throttled, ctx.now)
+    {
         return Err(locked(wait.0).with_auth_false());
     }
     let recs = ctx.recs(state);
@@ -190,6 +202,7 @@ pub async fn auth_user(state: &SharedState, ctx: &Ctx<Read>) -> Result<Node, Fai
     let phc = user.as_ref().map(|(u, _)| u.password_phc.clone());
     if !verify(phc, password).await? {
         state
+            .icrtouch
             .login_throttle
             .record_failure(tenant, &throttled, ctx.now);
         return Err(Fail::new(
@@ -198,7 +211,10 @@ pub async fn auth_user(state: &SharedState, ctx: &Ctx<Read>) -> Result<Node, Fai
         )
         .with_auth_false());
     }
-    state.login_throttle.record_success(tenant, &throttled);
+    state
+        .icrtouch
+        .login_throttle
+        .record_success(tenant, &throttled);
     let Some((user, _)) = user else {
         return Err(Fail::internal());
     };
@@ -327,11 +343,16 @@ pub async fn user_change_password(state: &SharedState, ctx: &Ctx<Write>) -> Resu
         (Some(old), _) => {
             let (user, version) = user_by_uid(&recs, ctx, uid).await?;
             let throttled = ctx.throttle_name("login", &user.email);
-            if let Err(wait) = state.login_throttle.check(tenant, &throttled, ctx.now) {
+            if let Err(wait) = state
+                .icrtouch
+                .login_throttle
+                .check(tenant, &throttled, ctx.now)
+            {
                 return Err(locked(wait.0));
             }
             if !verify(Some(user.password_phc.clone()), old.to_owned()).await? {
                 state
+                    .icrtouch
                     .login_throttle
                     .record_failure(tenant, &throttled, ctx.now);
                 return Err(Fail::new(
@@ -352,7 +373,10 @@ pub async fn user_change_password(state: &SharedState, ctx: &Ctx<Write>) -> Resu
         ..user
     };
     replace_user(&recs, &changed, version).await?;
-    state.login_throttle.record_success(tenant, &throttled);
+    state
+        .icrtouch
+        .login_throttle
+        .record_success(tenant, &throttled);
     Ok(Node::map()
         .with("status", 1i64)
         .with("msg", "User password changed"))

@@ -611,11 +611,6 @@ pub struct ProblemOut {
     pub wallet_status: Option<String>,
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct HealthOut {
-    pub status: &'static str,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
