@@ -64,6 +64,16 @@ impl fmt::Display for Fail {
     }
 }
 
+impl std::error::Error for Fail {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Db(e) => Some(e),
+            Self::Pool(e) => Some(e),
+            Self::Corrupt(_) => None,
+        }
+    }
+}
+
 impl Fail {
     pub(crate) fn corrupt(what: impl fmt::Display) -> Self {
         Self::Corrupt(what.to_string())
@@ -124,9 +134,9 @@ impl Fail {
 
     pub(crate) fn into_store_error(self) -> StoreError {
         if self.is_unavailable() {
-            StoreError::Unavailable(self.to_string())
+            StoreError::unavailable(self.to_string()).caused_by(self)
         } else {
-            StoreError::Internal(self.to_string())
+            StoreError::internal(self.to_string()).caused_by(self)
         }
     }
 }
@@ -142,14 +152,14 @@ mod tests {
         assert!(!timeout.is_race());
         assert!(matches!(
             timeout.into_store_error(),
-            StoreError::Unavailable(_)
+            StoreError::Unavailable { .. }
         ));
         let corrupt = Fail::corrupt("bad status");
         assert!(!corrupt.is_unavailable());
         assert!(!corrupt.is_race());
         assert!(matches!(
             corrupt.into_store_error(),
-            StoreError::Internal(_)
+            StoreError::Internal { .. }
         ));
     }
 }

@@ -622,7 +622,7 @@ impl Store for PgStore {
         now: Timestamp,
     ) -> Result<bool, StoreError> {
         if admin.customer.is_some() {
-            return Err(StoreError::Internal(
+            return Err(StoreError::internal(
                 "the operator's admin key cannot belong to a customer".to_owned(),
             ));
         }

@@ -336,7 +336,7 @@ async fn a_lost_database_is_unavailable_and_the_store_recovers_without_restart()
     // Every call fails as unavailable, never as an internal error.
     for _ in 0..3 {
         match store.ping().await {
-            Err(StoreError::Unavailable(_)) => {}
+            Err(StoreError::Unavailable { .. }) => {}
             other => panic!("expected Unavailable, got {other:?}"),
         }
     }
@@ -349,7 +349,7 @@ async fn a_lost_database_is_unavailable_and_the_store_recovers_without_restart()
         occurred_at: None,
     });
     match store.apply(vec![top_up.clone()], NOW).await {
-        Err(StoreError::Unavailable(_)) => {}
+        Err(StoreError::Unavailable { .. }) => {}
         other => panic!("expected Unavailable, got {other:?}"),
     }
 

@@ -61,6 +61,15 @@ impl fmt::Display for Fail {
     }
 }
 
+impl std::error::Error for Fail {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Sql(e) => Some(e),
+            Self::Corrupt(_) => None,
+        }
+    }
+}
+
 impl Fail {
     pub(crate) fn corrupt(what: impl fmt::Display) -> Self {
         Self::Corrupt(what.to_string())
@@ -100,9 +109,9 @@ impl Fail {
     pub(crate) fn into_store_error(self) -> StoreError {
         match self.code() {
             Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
-                StoreError::Unavailable(self.to_string())
+                StoreError::unavailable(self.to_string()).caused_by(self)
             }
-            _ => StoreError::Internal(self.to_string()),
+            _ => StoreError::internal(self.to_string()).caused_by(self),
         }
     }
 }
@@ -124,7 +133,7 @@ mod tests {
         assert!(busy.is_database_wide());
         assert!(matches!(
             busy.into_store_error(),
-            StoreError::Unavailable(_)
+            StoreError::Unavailable { .. }
         ));
     }
 
@@ -133,7 +142,7 @@ mod tests {
         for code in [rusqlite::ffi::SQLITE_IOERR, rusqlite::ffi::SQLITE_FULL] {
             let e = sqlite(code);
             assert!(e.is_database_wide());
-            assert!(matches!(e.into_store_error(), StoreError::Internal(_)));
+            assert!(matches!(e.into_store_error(), StoreError::Internal { .. }));
         }
     }
 

@@ -313,7 +313,7 @@ impl SqliteStore {
             f(&mut writer)
         })
         .await
-        .map_err(|e| StoreError::Internal(format!("write task failed: {e}")))?
+        .map_err(|e| StoreError::internal(format!("write task failed: {e}")))?
     }
 
     /// Runs `f` on an idle read connection, on the blocking pool.
@@ -327,7 +327,7 @@ impl SqliteStore {
             .clone()
             .acquire_owned()
             .await
-            .map_err(|_| StoreError::Unavailable("the store is closed".to_owned()))?;
+            .map_err(|_| StoreError::unavailable("the store is closed".to_owned()))?;
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
             let lease = Lease::take(&inner)?;
@@ -337,7 +337,7 @@ impl SqliteStore {
             result.map_err(Fail::into_store_error)
         })
         .await
-        .map_err(|e| StoreError::Internal(format!("read task failed: {e}")))?
+        .map_err(|e| StoreError::internal(format!("read task failed: {e}")))?
     }
 }
 
@@ -359,7 +359,7 @@ impl<'a> Lease<'a> {
                 inner,
                 conn: Some(conn),
             }),
-            None => Err(StoreError::Internal(
+            None => Err(StoreError::internal(
                 "no idle read connection despite a permit".to_owned(),
             )),
         }
@@ -368,7 +368,7 @@ impl<'a> Lease<'a> {
     fn conn(&self) -> Result<&Connection, StoreError> {
         self.conn
             .as_ref()
-            .ok_or_else(|| StoreError::Internal("read connection already returned".to_owned()))
+            .ok_or_else(|| StoreError::internal("read connection already returned".to_owned()))
     }
 }
 

@@ -85,7 +85,7 @@ pub(crate) fn apply(
         let applied = match exec::apply(&mut rows, batch, now) {
             Ok(Run::Done(applied)) => applied,
             Ok(Run::Missing(missing)) => {
-                let e = StoreError::Internal(format!("the executor missed rows: {missing:?}"));
+                let e = StoreError::internal(format!("the executor missed rows: {missing:?}"));
                 return Err(abort(cache, e));
             }
             Err(e) => return Err(abort(cache, e)),
@@ -103,7 +103,7 @@ pub(crate) fn apply(
                 taken.insert((tenant, id));
             }
             Err(WriteFail::Taken(_, id)) => {
-                let e = StoreError::Internal(format!("mutation id {id} was taken twice"));
+                let e = StoreError::internal(format!("mutation id {id} was taken twice"));
                 return Err(abort(cache, e));
             }
             Err(WriteFail::Fail(e)) if e.is_database_wide() => {
@@ -152,7 +152,7 @@ fn apply_isolated(
             Ok(Run::Done(applied)) => applied,
             Ok(Run::Missing(missing)) => {
                 rollback(conn);
-                return Err(StoreError::Internal(format!(
+                return Err(StoreError::internal(format!(
                     "the executor missed rows: {missing:?}"
                 )));
             }
@@ -261,7 +261,7 @@ pub(crate) fn sweep(writer: &mut Writer, now: Timestamp) -> Result<SweepReport, 
         let swept = match exec::sweep(&mut rows, &holds, &wallets, now, &mut new_id)? {
             Run::Done(swept) => swept,
             Run::Missing(missing) => {
-                return Err(StoreError::Internal(format!(
+                return Err(StoreError::internal(format!(
                     "the executor missed rows: {missing:?}"
                 )));
             }

@@ -268,7 +268,7 @@ async fn a_corrupt_row_fails_only_its_own_requests() {
         .wallet(&tenant(), &WalletId::parse("bad").unwrap())
         .await
     {
-        Err(StoreError::Internal(_)) => {}
+        Err(StoreError::Internal { .. }) => {}
         other => panic!("expected an internal error, got {other:?}"),
     }
     // Later batches work as before.

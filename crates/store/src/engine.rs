@@ -155,15 +155,8 @@ async fn writer(
             Err(e) => {
                 metrics::counter!("prepaid_commit_failures_total").increment(1);
                 tracing::error!(error = %e, batch_size = size, "batch failed to commit");
-                let msg = e.to_string();
-                let unavailable = matches!(e, StoreError::Unavailable(_));
                 for reply in replies {
-                    let err = if unavailable {
-                        StoreError::Unavailable(msg.clone())
-                    } else {
-                        StoreError::Internal(msg.clone())
-                    };
-                    let _ = reply.send(Err(err.into()));
+                    let _ = reply.send(Err(e.clone().into()));
                 }
             }
         }

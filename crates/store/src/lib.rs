@@ -30,17 +30,56 @@ use prepaid_ledger::{
     SettingKey, TenantId, Timestamp, Unit, Wallet, WalletId,
 };
 
+/// What caused a [`StoreError`], kept for the log; shared, so that one failure of a
+/// batch can be answered to every request in it.
+pub type ErrorSource = std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>;
+
 /// An operating failure of a store: the database is unreachable, the disk is full, a
 /// row is corrupt. Never a business outcome (those are [`prepaid_ledger::Refusal`]s).
-#[derive(Debug, thiserror::Error)]
+/// It keeps the error it came from, if any, as its `source`.
+#[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
     /// The database cannot be reached or refused service; retrying later may work.
-    #[error("store unavailable: {0}")]
-    Unavailable(String),
+    #[error("store unavailable: {message}")]
+    Unavailable {
+        message: String,
+        #[source]
+        source: Option<ErrorSource>,
+    },
     /// Anything else: a bug, corruption, a full disk.
-    #[error("store failure: {0}")]
-    Internal(String),
+    #[error("store failure: {message}")]
+    Internal {
+        message: String,
+        #[source]
+        source: Option<ErrorSource>,
+    },
+}
+
+impl StoreError {
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::Unavailable {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::Internal {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// The same failure, caused by `source`.
+    #[must_use]
+    pub fn caused_by(self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        let source = Some(std::sync::Arc::new(source) as ErrorSource);
+        match self {
+            Self::Unavailable { message, .. } => Self::Unavailable { message, source },
+            Self::Internal { message, .. } => Self::Internal { message, source },
+        }
+    }
 }
 
 /// The most rows any list call returns.

@@ -20,7 +20,7 @@ use serde::Serialize;
 /// log. Details never reach the client.
 pub fn store_problem(err: &StoreError, context: &str) -> Problem {
     match err {
-        StoreError::Unavailable(msg) => {
+        StoreError::Unavailable { message: msg, .. } => {
             tracing::warn!(error = %msg, context, "store unavailable");
             Problem::unavailable("the store cannot be reached; try again later")
         }

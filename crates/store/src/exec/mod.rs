@@ -416,7 +416,7 @@ pub fn sweep(
 ) -> Result<Run<Swept>, StoreError> {
     let mut exec = Exec::new(rows, now, due_holds.len() + due_wallets.len());
     let mut report = SweepReport::default();
-    let fail = |why: String| StoreError::Internal(format!("sweep: {why}"));
+    let fail = |why: String| StoreError::internal(format!("sweep: {why}"));
     for &id in due_holds {
         match exec.expire_hold(id, new_id) {
             Ok(true) => report.holds_expired += 1,

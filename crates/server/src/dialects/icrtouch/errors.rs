@@ -100,7 +100,7 @@ impl From<Problem> for Fail {
 /// A store failure; the details go to the log.
 pub fn store_fail(err: &StoreError, context: &str) -> Fail {
     match err {
-        StoreError::Unavailable(msg) => {
+        StoreError::Unavailable { message: msg, .. } => {
             tracing::warn!(error = %msg, context, "store unavailable");
             Fail::unavailable("The service is unavailable; try again later")
         }

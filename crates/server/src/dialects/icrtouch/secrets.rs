@@ -189,7 +189,7 @@ impl LinkKeys {
                 .await?
             {
                 let secret = unhex::<LINK_SECRET_BYTES>(&record.value).ok_or_else(|| {
-                    StoreError::Internal(format!(
+                    StoreError::internal(format!(
                         "the {LINK_SECRET_KIND} record {LINK_SECRET_KEY} is malformed"
                     ))
                 })?;
@@ -211,7 +211,7 @@ impl LinkKeys {
                 return Ok(LinkKeys { secret });
             }
         }
-        Err(StoreError::Internal(format!(
+        Err(StoreError::internal(format!(
             "the {LINK_SECRET_KIND} record {LINK_SECRET_KEY} could be neither read nor created"
         )))
     }

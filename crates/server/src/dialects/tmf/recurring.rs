@@ -242,7 +242,7 @@ impl PeriodJob {
 /// failure since the signature has no other.
 fn bad_plan(plan: &Plan, why: &str) -> StoreError {
     tracing::error!(plan = %plan.id, why, "refusing to schedule an invalid recurring plan");
-    StoreError::Internal(format!("invalid recurring plan: {why}"))
+    StoreError::internal(format!("invalid recurring plan: {why}"))
 }
 
 /// A period's job, to be queued linked to the operation that makes it due.
@@ -259,7 +259,7 @@ fn period_job(plan: &Plan, n: u32) -> Result<Scheduled, StoreError> {
         return Err(bad_plan(plan, "a period falls past the end of time"));
     };
     let payload = serde_json::to_string(&PeriodJob::new(plan, n))
-        .map_err(|e| StoreError::Internal(format!("encoding a recurring period: {e}")))?;
+        .map_err(|e| StoreError::internal(format!("encoding a recurring period: {e}")))?;
     if !prepaid_store::records::value_is_valid(&payload) {
         return Err(bad_plan(plan, "the plan does not fit a job"));
     }
