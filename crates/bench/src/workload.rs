@@ -249,36 +249,45 @@ pub async fn mutation_worker(
         key.clear();
         let _ = write!(key, "{cell}-{index}-{seq}");
         seq += 1;
-        let started = Instant::now();
-        let sent = conn.send(
-            Method::POST,
-            &path,
-            Some(Bytes::from(body.to_string())),
-            Some(&key),
-        );
-        match tokio::time::timeout(REQUEST_TIMEOUT, sent).await {
-            Ok(Ok(answer)) if answer.status == StatusCode::CREATED => {
-                stats.record(&window, started, 1, 0)
-            }
-            Ok(Ok(answer)) => {
-                stats.record(&window, started, 0, 1);
-                stats.note_error(format!("POST {path}: {}", answer.describe()));
-            }
-            Ok(Err(e)) => {
-                let error = format!("POST {path}: {e:#}");
-                if !after_transport_error(&mut conn, &mut stats, &window, started, 1, error).await {
-                    break;
-                }
-            }
-            Err(_) => {
-                let error = format!("POST {path}: no answer within {REQUEST_TIMEOUT:?}");
-                if !after_transport_error(&mut conn, &mut stats, &window, started, 1, error).await {
-                    break;
-                }
-            }
+        let body = Bytes::from(body.to_string());
+        if !post_one(&mut conn, &mut stats, &window, &path, body, &key).await {
+            break;
         }
     }
     stats
+}
+
+/// Sends one `POST` expecting 201 and records how it went; `false` when the connection
+/// is lost for good and the worker should stop.
+async fn post_one(
+    conn: &mut Conn,
+    stats: &mut WorkerStats,
+    window: &Window,
+    path: &str,
+    body: Bytes,
+    key: &str,
+) -> bool {
+    let started = Instant::now();
+    let sent = conn.send(Method::POST, path, Some(body), Some(key));
+    match tokio::time::timeout(REQUEST_TIMEOUT, sent).await {
+        Ok(Ok(answer)) if answer.status == StatusCode::CREATED => {
+            stats.record(window, started, 1, 0);
+            true
+        }
+        Ok(Ok(answer)) => {
+            stats.record(window, started, 0, 1);
+            stats.note_error(format!("POST {path}: {}", answer.describe()));
+            true
+        }
+        Ok(Err(e)) => {
+            let error = format!("POST {path}: {e:#}");
+            after_transport_error(conn, stats, window, started, 1, error).await
+        }
+        Err(_) => {
+            let error = format!("POST {path}: no answer within {REQUEST_TIMEOUT:?}");
+            after_transport_error(conn, stats, window, started, 1, error).await
+        }
+    }
 }
 
 /// One debit of 1 per request, each with its own idempotency key, until the window
@@ -305,41 +314,9 @@ pub async fn debit_worker(
         key.clear();
         let _ = write!(key, "{cell}-{index}-{seq}");
         seq += 1;
-        let started = Instant::now();
-        let sent = conn.send(
-            Method::POST,
-            &path,
-            Some(Bytes::from_static(DEBIT_BODY)),
-            Some(&key),
-        );
-        match tokio::time::timeout(REQUEST_TIMEOUT, sent).await {
-            Ok(Ok(answer)) if answer.status == StatusCode::CREATED => {
-                stats.record(&window, started, 1, 0)
-            }
-            Ok(Ok(answer)) => {
-                stats.record(&window, started, 0, 1);
-                stats.note_error(format!("POST {path}: {}", answer.describe()));
-            }
-            Ok(Err(e)) => {
-                if !after_transport_error(
-                    &mut conn,
-                    &mut stats,
-                    &window,
-                    started,
-                    1,
-                    format!("POST {path}: {e:#}"),
-                )
-                .await
-                {
-                    break;
-                }
-            }
-            Err(_) => {
-                let error = format!("POST {path}: no answer within {REQUEST_TIMEOUT:?}");
-                if !after_transport_error(&mut conn, &mut stats, &window, started, 1, error).await {
-                    break;
-                }
-            }
+        let body = Bytes::from_static(DEBIT_BODY);
+        if !post_one(&mut conn, &mut stats, &window, &path, body, &key).await {
+            break;
         }
     }
     stats
