@@ -9,6 +9,7 @@
 pub mod api;
 pub mod conn;
 pub mod dialects;
+pub mod jobs;
 mod ops;
 mod periodic;
 mod sweeper;

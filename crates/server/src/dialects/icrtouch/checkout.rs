@@ -34,8 +34,8 @@ use super::accounts::customer_of;
 use super::ctx::Ctx;
 use super::errors::{Fail, store_fail};
 use super::model::{
-    COUNTER_KIND, Counter, Credited, PAYMENT_KIND, PAYMENT_REFERENCE_KIND, Payment, Recs,
-    SOURCE_PROVIDER, main_wallet, payment_reference, wallet_wallet,
+    Credited, PAYMENT_KIND, PAYMENT_REFERENCE_KIND, Payment, Recs, SOURCE_PROVIDER, encode,
+    main_wallet, payment_reference, wallet_wallet,
 };
 use super::payments::{PaymentError, StartPayment, currency_exponent, currency_is_valid};
 use super::types::{NUMBER_ID_MAX, decimal, format_decimal};
@@ -207,28 +207,25 @@ pub async fn make_payment(state: &SharedState, ctx: &Ctx<Write>) -> Result<Node,
         expires_at: Some(expires_at),
     };
     let recovery_due = expires_at.plus_micros(-PAYMENT_RECORD_MARGIN_SECS * 1_000_000);
-    // The counter is read, then written in the same unit as the hold: a concurrent
-    // payment that took the number first makes this unit's compare-and-set fail, and
-    // it is tried again with the next number, so numbers are never given twice.
+    // The payment's number is taken in the same unit as the hold: a concurrent payment
+    // that took the number first makes this unit's compare-and-set fail, and it is tried
+    // again with the next number, so numbers are never given twice.
     for _ in 0..super::model::CAS_RETRIES_MAX {
-        let counter = recs.get::<Counter>(COUNTER_KIND, PAYMENT_COUNTER).await?;
-        let (n, expected) = counter.map_or((1, None), |(c, v)| (c.next, Some(v)));
+        let (n, take) = recs.number_to_take(PAYMENT_COUNTER).await?;
         payment.payment_id = n;
         let op = Operation::new(&ctx.principal, place.clone())
-            .put_record(PAYMENT_KIND, &token, encode(&payment)?, None)
-            .put_record(
-                COUNTER_KIND,
-                PAYMENT_COUNTER,
-                encode(&Counter { next: n + 1 })?,
-                expected,
-            )
+            .put_record(PAYMENT_KIND, &token, encode(PAYMENT_KIND, &payment)?, None)
             .enqueue(
                 PAYMENT_QUEUE,
                 &token,
                 String::from("{}"),
                 Some(recovery_due),
             );
-        match op.submit(state, "starting a TouchTopUp payment").await {
+        match take
+            .link(op)
+            .submit(state, "starting a TouchTopUp payment")
+            .await
+        {
             Ok(Ok(_)) => return Ok(Node::map().with("response", token).with("status", 1i64)),
             Ok(Err(Refusal::RecordConflict)) => continue,
             Ok(Err(Refusal::CeilingExceeded { room, .. })) => {
@@ -240,13 +237,6 @@ pub async fn make_payment(state: &SharedState, ctx: &Ctx<Write>) -> Result<Node,
     }
     tracing::warn!("the TouchTopUp payment counter stayed contended");
     Err(Fail::unavailable("The service is busy; try again"))
-}
-
-fn encode<T: serde::Serialize>(value: &T) -> Result<String, Fail> {
-    serde_json::to_string(value).map_err(|e| {
-        tracing::error!(error = %e, "a TouchTopUp payment record does not serialise");
-        Fail::internal()
-    })
 }
 
 pub async fn record_payment(state: &SharedState, ctx: &Ctx<Write>) -> Result<Node, Fail> {
@@ -390,7 +380,12 @@ pub async fn settle(recs: &Recs<'_>, caller: Option<&Principal>, token: &str) ->
         )),
     })
     .idempotency(Some((key, fingerprint(&wallet, hold_id, credit))))
-    .put_record(PAYMENT_KIND, token, encode(&credited)?, Some(version));
+    .put_record(
+        PAYMENT_KIND,
+        token,
+        encode(PAYMENT_KIND, &credited)?,
+        Some(version),
+    );
     match commit.submit(state, "crediting a TouchTopUp payment").await {
         Ok(Ok((Done::Hold { .. }, _))) => Ok(payment.payment_id),
         Ok(Ok(_)) => Err(super::model::unexpected("hold")),
@@ -483,44 +478,18 @@ pub async fn run(state: SharedState, stop: tokio::sync::watch::Receiver<bool>) {
     }
 }
 
-/// Claims the due recovery jobs (at most [`prepaid_store::JOB_CLAIM_MAX`] a tick; few
-/// payments are ever left to them) and settles their payments at once. `failing`
+/// Claims the due recovery jobs and settles their payments at once. `failing`
 /// remembers a failing store between ticks, so an outage is logged once.
 async fn recover_due(state: &SharedState, failing: &mut bool) {
-    let now = state.clock.now();
-    let lease_until = now.plus_micros(ms(RECOVERY_LEASE_MS));
-    let claimed = state
-        .store
-        .claim_jobs(
-            PAYMENT_QUEUE,
-            now,
-            lease_until,
-            prepaid_store::JOB_CLAIM_MAX,
-        )
-        .await;
-    let jobs = match claimed {
-        Ok(jobs) => {
-            if std::mem::take(failing) {
-                tracing::info!("claiming payment recoveries works again");
-            }
-            jobs
-        }
-        Err(e) => {
-            if !std::mem::replace(failing, true) {
-                tracing::warn!(error = %e, "claiming payment recoveries failed; retrying");
-            }
-            return;
-        }
-    };
-    let mut running = tokio::task::JoinSet::new();
-    for job in jobs {
-        running.spawn(recover(state.clone(), job));
-    }
-    while running.join_next().await.is_some() {}
-}
-
-fn ms(ms: u64) -> i64 {
-    i64::try_from(ms.saturating_mul(1000)).unwrap_or(i64::MAX)
+    crate::jobs::drain(
+        state,
+        PAYMENT_QUEUE,
+        RECOVERY_LEASE_MS,
+        "payment recoveries",
+        failing,
+        recover,
+    )
+    .await;
 }
 
 /// Settles one payment as its recovery job: done once it is credited, expired,
@@ -544,7 +513,7 @@ async fn recover(state: SharedState, job: prepaid_store::Job) {
         Err(fail) => fail.http.is_server_error(),
     };
     let done = if again {
-        let due = recs.now.plus_micros(ms(RECOVERY_RETRY_MS));
+        let due = recs.now.plus_micros(crate::jobs::micros(RECOVERY_RETRY_MS));
         state
             .store
             .defer_job(&job.tenant, PAYMENT_QUEUE, &job.id, due)

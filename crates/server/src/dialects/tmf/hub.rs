@@ -78,12 +78,12 @@
 //! bytes with an `http` or `https` URL.
 
 use super::errors::TmfError;
-use super::jobs::{self, micros};
 use super::json::{member_is, to_vec};
 use super::types::PathSegment;
 use crate::api::auth::{Caller, Write};
 use crate::api::problem::Problem;
 use crate::api::{new_uuid, store_problem};
+use crate::jobs::{self, micros};
 use crate::periodic::Ticker;
 use crate::{AppState, SharedState};
 use axum::Router;

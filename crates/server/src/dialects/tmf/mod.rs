@@ -5,7 +5,6 @@
 pub mod amount;
 pub mod errors;
 pub mod hub;
-mod jobs;
 pub mod json;
 pub mod list;
 pub mod recurring;

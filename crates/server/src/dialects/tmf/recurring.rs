@@ -48,9 +48,9 @@
 //! it before calling [`first_job`] or [`schedule`]); plan ids are at most [`PLAN_ID_LEN_MAX`] bytes.
 
 use super::hub;
-use super::jobs::{self, micros};
 use super::types::{Ctx, Flavour, bucket_ref, quantity};
 use crate::api::submit::Operation;
+use crate::jobs::{self, micros};
 use crate::periodic::Ticker;
 use crate::{AppState, SharedState};
 use chrono::{DateTime, Months, Utc};

@@ -1,4 +1,5 @@
-//! The claiming loop shared by the TMF workers (event delivery and recurring top-ups):
+//! The claiming loop shared by the background workers of the dialects (TMF event
+//! delivery and recurring top-ups, TouchTopUp payment recovery):
 //! claim a batch of due jobs of one queue under a lease, run them at once, and claim
 //! again while batches come back full.
 
