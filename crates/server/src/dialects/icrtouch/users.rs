@@ -37,14 +37,18 @@
 use super::accounts::check_link_key;
 use super::ctx::Ctx;
 use super::errors::Fail;
-use super::model::{EMAIL_KIND, EmailIndex, Link, Recs, Reset, USER_KIND, User, pad};
+use super::model::{
+    CAS_RETRIES_MAX, EMAIL_KIND, EmailIndex, Link, Recs, Reset, USER_KIND, User, encode, pad,
+};
 use super::params::{LINK_KEY, NEW_PASSWORD, OLD_PASSWORD, PASSWORD, RESET_CODE};
 use super::secrets::{digest_reset_code, hash_password, new_reset_code, verify_password};
 use super::types::{NUMBER_ID_MAX, email, new_password, text};
 use super::xml::Node;
 use crate::SharedState;
 use crate::api::auth::{Read, Role, Write};
+use crate::api::submit::Operation;
 use axum::http::StatusCode;
+use prepaid_ledger::Refusal;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use subtle::ConstantTimeEq as _;
@@ -277,24 +281,43 @@ pub async fn user_create(state: &SharedState, ctx: &Ctx<Write>) -> Result<Node, 
         links: Vec::new(),
         company: ctx.only_company,
     };
-    let uid = recs.next_number("user").await?;
-    user.uid = u32::try_from(uid)
-        .ok()
-        .filter(|u| *u <= NUMBER_ID_MAX)
-        .ok_or_else(|| Fail::conflict("No more users can be created"))?;
-    let key = pad(uid);
-    if !recs.put(USER_KIND, &key, &user, None).await? {
-        tracing::error!(uid, "a fresh user number was taken");
-        return Err(Fail::internal());
-    }
-    // The index is written last: a user whose index lost the race to another of the
-    // same email is removed again, so an email always names one user.
-    if !recs
-        .put(EMAIL_KIND, &index_key, &EmailIndex { uid: user.uid }, None)
-        .await?
-    {
-        recs.delete(USER_KIND, &key).await?;
-        return Err(Fail::conflict("A user with this email already exists"));
+    // The user's number, the user and its email index are one unit: a request that
+    // took the number or the email meanwhile refuses it whole, so an email always names
+    // one user and no user is left without its index.
+    let mut rounds = 0;
+    loop {
+        let (uid, take) = recs.number_to_take("user").await?;
+        user.uid = u32::try_from(uid)
+            .ok()
+            .filter(|u| *u <= NUMBER_ID_MAX)
+            .ok_or_else(|| Fail::conflict("No more users can be created"))?;
+        let op = take
+            .link(Operation::records(&ctx.principal))
+            .put_record(USER_KIND, &pad(uid), encode(USER_KIND, &user)?, None)
+            .put_record(
+                EMAIL_KIND,
+                &index_key,
+                encode(EMAIL_KIND, &EmailIndex { uid: user.uid })?,
+                None,
+            );
+        match op.submit(state, "creating a TouchTopUp user").await? {
+            Ok(_) => break,
+            Err(Refusal::RecordConflict) => {
+                if recs
+                    .get::<EmailIndex>(EMAIL_KIND, &index_key)
+                    .await?
+                    .is_some()
+                {
+                    return Err(Fail::conflict("A user with this email already exists"));
+                }
+                rounds += 1;
+                if rounds >= CAS_RETRIES_MAX {
+                    tracing::warn!("the TouchTopUp user counter stayed contended");
+                    return Err(Fail::unavailable("The service is busy; try again"));
+                }
+            }
+            Err(r) => return Err(super::errors::refusal(&r)),
+        }
     }
     Ok(Node::map()
         .with("status", 1i64)
