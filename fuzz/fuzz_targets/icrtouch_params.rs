@@ -7,7 +7,7 @@ use libfuzzer_sys::fuzz_target;
 
 // The parser uses nothing outside `std`, so it is included as it is rather than
 // through the whole server crate.
-#[path = "../../crates/server/src/dialects/icrtouch/params.rs"]
+#[path = "../../crates/dialect-touchtopup/src/params.rs"]
 #[allow(dead_code)]
 mod params;
 

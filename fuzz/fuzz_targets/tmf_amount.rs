@@ -7,7 +7,7 @@ use libfuzzer_sys::fuzz_target;
 
 // The parser uses nothing outside `std`, so it is included as it is rather than
 // through the whole server crate.
-#[path = "../../crates/server/src/dialects/tmf/amount.rs"]
+#[path = "../../crates/dialect-tmf/src/amount.rs"]
 #[allow(dead_code)]
 mod amount;
 

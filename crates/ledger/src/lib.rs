@@ -13,6 +13,7 @@
 
 mod amount;
 mod command;
+mod currency;
 mod ids;
 mod model;
 mod rules;
@@ -20,6 +21,7 @@ mod time;
 
 pub use amount::{AMOUNT_MAX, Amount, AmountError, BALANCE_ABS_MAX};
 pub use command::{Command, Done, Fingerprint, Outcome, Refusal, Request, Step};
+pub use currency::{default_scale, is_currency};
 pub use ids::{
     ApiKeyName, CustomerId, HoldId, ID_LEN_MAX, IDEMPOTENCY_KEY_LEN_MAX, IdError, IdempotencyKey,
     MutationId, SettingKey, TenantId, TransferId, WalletId,

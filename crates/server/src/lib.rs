@@ -6,19 +6,20 @@
 //! answers requests until the shutdown future completes, then finishes in-flight
 //! requests and lets the engine drain before it returns. [`run`] does both.
 
-pub mod api;
 pub mod conn;
-pub mod dialects;
-pub mod jobs;
 mod ops;
-mod periodic;
 mod sweeper;
 
-use crate::api::auth::{AuthCache, generate_secret, secret_digest};
 use anyhow::Context as _;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
+use prepaid_dialect_native as native;
+use prepaid_dialect_talkdesk as talkdesk;
+use prepaid_dialect_tmf as tmf;
+use prepaid_dialect_topdesk as topdesk;
+use prepaid_dialect_touchtopup as touchtopup;
+use prepaid_edge::auth::{AuthCache, generate_secret, secret_digest};
 use prepaid_ledger::{ApiKeyName, NewApiKey, Scopes, TenantId};
 use prepaid_store::{Clock, Engine, EngineConfig, Store, SystemClock};
 use std::fmt;
@@ -29,12 +30,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-pub use crate::dialects::icrtouch::payments::PaymentProviderConfig;
+pub use prepaid_dialect_touchtopup::payments::PaymentProviderConfig;
+pub use prepaid_edge::{ADMIN_KEY_NAME, AppState, SharedState};
 
 /// The operator's tenant, created at first start; only its admin key may create tenants.
 pub const OPERATOR_TENANT: &str = "default";
-/// The name of the admin key of a new tenant (and of the operator's first key).
-pub const ADMIN_KEY_NAME: &str = "admin";
 /// The file in the data directory that receives a generated operator key.
 pub const ADMIN_KEY_FILE: &str = "admin.key";
 /// The largest request body, in bytes.
@@ -100,21 +100,6 @@ impl fmt::Debug for Config {
     }
 }
 
-/// What every request handler shares.
-pub struct AppState {
-    pub store: Arc<dyn Store>,
-    pub engine: Engine,
-    pub clock: Arc<dyn Clock>,
-    pub auth: AuthCache,
-    pub operator: TenantId,
-    pub body_bytes_max: usize,
-    /// The TouchTopUp dialect's own state (its payment provider and login throttle),
-    /// made and used by that dialect alone.
-    pub icrtouch: dialects::icrtouch::DialectState,
-}
-
-pub type SharedState = Arc<AppState>;
-
 /// The engine settings for the embedded SQLite store: one writer, large group commits.
 pub const SQLITE_ENGINE: EngineConfig = EngineConfig {
     batch_size_max: 8192,
@@ -173,20 +158,52 @@ pub async fn open_store(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Engi
     Ok((Arc::new(store), SQLITE_ENGINE))
 }
 
-/// Builds the whole HTTP application over `state`.
-pub fn app(state: SharedState, request_timeout: Duration) -> Router {
+/// The OpenAPI document of everything under `/v1`: the native API and the
+/// administration routes TouchTopUp brings.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = native::openapi();
+    doc.merge(touchtopup::admin::openapi());
+    doc
+}
+
+/// Every (HTTP method, path) under `/v1` with the scope its key needs: the native
+/// API's and TouchTopUp's administration routes.
+pub fn v1_route_table() -> Vec<prepaid_edge::routes::Route> {
+    let mut table = native::route_table();
+    table.extend(touchtopup::admin::route_table());
+    table
+}
+
+/// The dialects' own state, made at assembly: the shared state knows none of it.
+#[derive(Clone)]
+pub struct Dialects {
+    pub touchtopup: Arc<touchtopup::DialectState>,
+}
+
+/// Builds the whole HTTP application over `state`: each dialect's router nested at
+/// its mount point, the operations endpoints beside them, the edge layers around.
+pub fn app(state: SharedState, dialects: &Dialects, request_timeout: Duration) -> Router {
     let body_bytes_max = state.body_bytes_max;
+    let doc = openapi();
     Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
-        .merge(ops::docs_router(dialects::native::openapi()))
-        .nest("/v1", dialects::native::router())
-        .nest(dialects::talkdesk::MOUNT, dialects::talkdesk::router())
-        .nest(dialects::topdesk::MOUNT, dialects::topdesk::router())
-        .nest(dialects::tmf::MOUNT_TMF, dialects::tmf::router_tmf())
-        .nest(dialects::tmf::MOUNT_BRM, dialects::tmf::router_brm())
-        .nest(dialects::icrtouch::MOUNT, dialects::icrtouch::router())
+        .merge(ops::docs_router(doc.clone()))
+        .nest(
+            "/v1",
+            native::router(&doc)
+                .merge(touchtopup::admin::router())
+                .method_not_allowed_fallback(ops::method_not_allowed),
+        )
+        .nest(talkdesk::MOUNT, talkdesk::router())
+        .nest(topdesk::MOUNT, topdesk::router())
+        .nest(tmf::MOUNT_TMF, tmf::router_tmf())
+        .nest(tmf::MOUNT_BRM, tmf::router_brm())
+        .nest(
+            touchtopup::MOUNT,
+            touchtopup::router(state.clone(), dialects.touchtopup.clone()),
+        )
         .fallback(ops::not_found)
         .method_not_allowed_fallback(ops::method_not_allowed)
         .route_layer(axum::middleware::from_fn(ops::tag_route))
@@ -198,7 +215,7 @@ pub fn app(state: SharedState, request_timeout: Duration) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             ops::Edge {
                 limit: request_timeout,
-                redact: dialects::icrtouch::params::redact_path,
+                redact: touchtopup::params::redact_path,
             },
             ops::edge,
         ))
@@ -209,6 +226,7 @@ pub struct Server {
     listener: TcpListener,
     local_addr: SocketAddr,
     state: SharedState,
+    dialects: Dialects,
     engine_task: tokio::task::JoinHandle<()>,
     generated_admin_key: Option<String>,
     config: Config,
@@ -236,7 +254,7 @@ impl Server {
             .await
             .with_context(|| format!("binding {}", config.listen))?;
         let local_addr = listener.local_addr().context("reading the bound address")?;
-        let icrtouch = dialects::icrtouch::DialectState::new(
+        let touchtopup = touchtopup::DialectState::new(
             &config.payment_provider,
             store.clone(),
             clock.clone(),
@@ -250,12 +268,14 @@ impl Server {
             auth: AuthCache::default(),
             operator,
             body_bytes_max: config.body_bytes_max,
-            icrtouch,
         });
         Ok(Self {
             listener,
             local_addr,
             state,
+            dialects: Dialects {
+                touchtopup: Arc::new(touchtopup),
+            },
             engine_task,
             generated_admin_key,
             config,
@@ -278,6 +298,11 @@ impl Server {
         &self.state
     }
 
+    /// The dialects' own state (for in-process tests).
+    pub fn dialects(&self) -> &Dialects {
+        &self.dialects
+    }
+
     /// Answers requests until `shutdown` completes; then stops accepting, finishes
     /// in-flight requests, lets the engine drain and returns.
     pub async fn serve(
@@ -287,6 +312,7 @@ impl Server {
         let Self {
             listener,
             state,
+            dialects,
             engine_task,
             config,
             ..
@@ -298,19 +324,19 @@ impl Server {
             state.clock.clone(),
             sweeper_stopped.clone(),
         ));
-        let tmf_hub = tokio::spawn(dialects::tmf::hub::run(
+        let tmf_hub = tokio::spawn(tmf::hub::run(state.clone(), sweeper_stopped.clone()));
+        let tmf_recurring =
+            tokio::spawn(tmf::recurring::run(state.clone(), sweeper_stopped.clone()));
+        let payment_recovery = tokio::spawn(touchtopup::checkout::run(
             state.clone(),
-            sweeper_stopped.clone(),
-        ));
-        let tmf_recurring = tokio::spawn(dialects::tmf::recurring::run(
-            state.clone(),
-            sweeper_stopped.clone(),
-        ));
-        let payment_recovery = tokio::spawn(dialects::icrtouch::checkout::run(
-            state.clone(),
+            dialects.touchtopup.clone(),
             sweeper_stopped,
         ));
-        let app = app(state, Duration::from_millis(config.request_timeout_ms));
+        let app = app(
+            state,
+            &dialects,
+            Duration::from_millis(config.request_timeout_ms),
+        );
         let (signal_tx, signal_rx) = tokio::sync::oneshot::channel::<()>();
         let server = conn::serve(listener, app, config.connections, async move {
             let _ = signal_rx.await;

@@ -6,11 +6,11 @@
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
+use prepaid_dialect_touchtopup::payments::PAYPAL_BASE_URL_DEFAULT;
 use prepaid_server::conn::{
     CONNECTIONS_DEFAULT, HEADER_READ_TIMEOUT_MS, HTTP_CONNECTIONS_MAX, HTTP_TIMEOUT_MS_MAX,
     KEEP_ALIVE_TIMEOUT_MS, Limits,
 };
-use prepaid_server::dialects::icrtouch::payments::PAYPAL_BASE_URL_DEFAULT;
 use prepaid_server::{ADMIN_KEY_FILE, Config, PaymentProviderConfig, Server};
 use std::io::{IsTerminal as _, Write as _};
 use std::net::SocketAddr;

@@ -3,12 +3,12 @@
 //! metrics) every route runs through.
 
 use crate::SharedState;
-use crate::api::problem::Problem;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use prepaid_edge::problem::Problem;
 use std::any::Any;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -49,12 +49,14 @@ pub fn metrics_handle() -> Option<&'static PrometheusHandle> {
 }
 
 pub async fn healthz() -> Response {
-    crate::api::json_response(StatusCode::OK, &HealthOut { status: "ok" }, false)
+    prepaid_edge::json_response(StatusCode::OK, &HealthOut { status: "ok" }, false)
 }
 
 pub async fn readyz(State(state): State<SharedState>) -> Response {
     match state.store.ping().await {
-        Ok(()) => crate::api::json_response(StatusCode::OK, &HealthOut { status: "ready" }, false),
+        Ok(()) => {
+            prepaid_edge::json_response(StatusCode::OK, &HealthOut { status: "ready" }, false)
+        }
         Err(e) => {
             tracing::warn!(error = %e, "readiness probe failed");
             Problem::unavailable("the store cannot be reached").into_response()
@@ -124,18 +126,7 @@ async fn scalar_js() -> Response {
     response
 }
 
-pub async fn not_found() -> Problem {
-    Problem::not_found("not_found", "no such resource")
-}
-
-pub async fn method_not_allowed(method: Method) -> Problem {
-    Problem::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        "Method not allowed",
-        format!("{method} is not allowed on this resource"),
-    )
-}
+pub use prepaid_edge::problem::{method_not_allowed, not_found};
 
 /// Turns a panic into a bare 500 problem; the panic message goes to the log only.
 pub fn panic_response(err: Box<dyn Any + Send + 'static>) -> Response {

@@ -4,7 +4,7 @@
 //! per-call limit it sweeps again at once, so a backlog drains without waiting. It also
 //! runs the metrics recorder's upkeep.
 
-use crate::periodic::Ticker;
+use prepaid_edge::periodic::Ticker;
 use prepaid_store::{Clock, SWEEP_BATCH_MAX, Store};
 use std::sync::Arc;
 use std::time::Duration;

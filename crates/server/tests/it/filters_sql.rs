@@ -1,8 +1,9 @@
 //! The dialects' filters as the stores run them: bound to the stores' columns, rendered
 //! to SQL by the store for each backend.
 
+use prepaid_dialect_talkdesk as talkdesk;
+use prepaid_dialect_topdesk as topdesk;
 use prepaid_query::{Dialect, Filter, Value};
-use prepaid_server::dialects::{talkdesk, topdesk};
 use prepaid_store::columns::to_sql;
 
 #[test]

@@ -12,9 +12,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
 use common::*;
-use prepaid_server::dialects::icrtouch::checkout::{PAYMENT_HOLD_SECS, PAYMENT_RECORD_MARGIN_SECS};
-use prepaid_server::dialects::icrtouch::payments::paypal::PayPal;
-use prepaid_server::dialects::icrtouch::payments::{
+use prepaid_dialect_touchtopup::checkout::{PAYMENT_HOLD_SECS, PAYMENT_RECORD_MARGIN_SECS};
+use prepaid_dialect_touchtopup::payments::paypal::PayPal;
+use prepaid_dialect_touchtopup::payments::{
     Finished, PaymentError, PaymentProvider, PaymentProviderConfig, StartPayment,
 };
 use serde_json::{Value, json};
@@ -655,16 +655,16 @@ async fn test_payments_finish_after_a_restart_and_on_another_instance() {
     let schema = backend().await;
     let first = instance(dir.path(), schema.as_deref()).await;
     let started = first
-        .state()
-        .icrtouch
+        .dialects()
+        .touchtopup
         .payments
         .start(eur(1234))
         .await
         .unwrap();
     assert!(started.token.starts_with("TEST-"), "{}", started.token);
     let finished = first
-        .state()
-        .icrtouch
+        .dialects()
+        .touchtopup
         .payments
         .finish(&started.token)
         .await
@@ -675,7 +675,7 @@ async fn test_payments_finish_after_a_restart_and_on_another_instance() {
     drop(first);
 
     let second = instance(dir.path(), schema.as_deref()).await;
-    let payments = &second.state().icrtouch.payments;
+    let payments = &second.dialects().touchtopup.payments;
     assert_eq!(payments.finish(&started.token).await.unwrap(), finished);
     assert_eq!(payments.finish(&started.token).await.unwrap(), finished);
 
@@ -704,7 +704,7 @@ async fn test_payments_finish_after_a_restart_and_on_another_instance() {
 
 #[tokio::test]
 async fn instances_agree_on_a_tenant_s_link_key_secret() {
-    use prepaid_server::dialects::icrtouch::secrets::LinkKeys;
+    use prepaid_dialect_touchtopup::secrets::LinkKeys;
     let dir = tempfile::tempdir().unwrap();
     let schema = backend().await;
     let a = instance(dir.path(), schema.as_deref()).await;

@@ -12,7 +12,7 @@ use crate::common::percent_encode;
 use crate::icrtouch_support;
 
 use icrtouch_support::*;
-use prepaid_server::dialects::icrtouch::route_table;
+use prepaid_dialect_touchtopup::route_table;
 use serde_json::Value;
 
 const VICTIM: &str = "victim@example.com";

@@ -23,9 +23,11 @@
 use crate::common;
 
 use common::*;
-use prepaid_server::api::auth::Scope;
-use prepaid_server::api::routes::Route;
-use prepaid_server::dialects::{native, talkdesk, tmf, topdesk};
+use prepaid_dialect_talkdesk as talkdesk;
+use prepaid_dialect_tmf as tmf;
+use prepaid_dialect_topdesk as topdesk;
+use prepaid_edge::auth::Scope;
+use prepaid_edge::routes::Route;
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -64,7 +66,7 @@ fn dialects() -> Vec<Dialect> {
         Dialect {
             name: "native",
             mount: "/v1",
-            routes: native::route_table(),
+            routes: prepaid_server::v1_route_table(),
         },
         Dialect {
             name: "topdesk",
@@ -602,12 +604,12 @@ async fn no_route_of_any_dialect_reaches_another_tenant_or_customer() {
     assert!(calls > 2 * routes, "{calls} calls");
 }
 
-/// Every operation of the native OpenAPI document is a row of the native route table.
+/// Every operation of the native OpenAPI document is a row of the `/v1` route table.
 #[tokio::test]
 async fn the_native_openapi_document_names_only_routes_of_the_table() {
     let server = Server::start().await;
     let doc = server.anonymous().get("/v1/openapi.json").await.ok(200);
-    let table = native::route_table();
+    let table = prepaid_server::v1_route_table();
     let mut operations = 0;
     for (path, item) in doc["paths"].as_object().unwrap() {
         let relative = path.strip_prefix("/v1").unwrap_or(path);

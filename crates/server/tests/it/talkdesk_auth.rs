@@ -71,7 +71,7 @@ async fn a_token_without_the_scope_is_forbidden() {
     let tenant = TenantId::parse(prepaid_server::OPERATOR_TENANT).unwrap();
     let key = NewApiKey {
         name: ApiKeyName::parse("nothing").unwrap(),
-        secret_sha256: prepaid_server::api::auth::secret_digest(secret),
+        secret_sha256: prepaid_edge::auth::secret_digest(secret),
         scopes: Scopes::default(),
         customer: None,
     };

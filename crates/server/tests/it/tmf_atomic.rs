@@ -6,7 +6,7 @@ use crate::common;
 use crate::tmf_support;
 
 use common::{Api, Auth, Server, str_of};
-use prepaid_server::dialects::tmf::MOUNT_TMF;
+use prepaid_dialect_tmf::MOUNT_TMF;
 use prepaid_store::ManualClock;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};

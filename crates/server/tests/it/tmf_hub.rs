@@ -11,7 +11,7 @@ use crate::common;
 use crate::tmf_support;
 
 use common::{Api, Auth};
-use prepaid_server::dialects::tmf::{MOUNT_BRM, MOUNT_TMF, hub};
+use prepaid_dialect_tmf::{MOUNT_BRM, MOUNT_TMF, hub};
 use prepaid_store::{ManualClock, SystemClock};
 use reqwest::Method;
 use serde_json::{Value, json};

@@ -10,9 +10,9 @@ use crate::common;
 use crate::tmf_support;
 
 use common::{Api, int, str_of};
+use prepaid_dialect_tmf::MOUNT_TMF;
+use prepaid_dialect_tmf::recurring::{self, Period, Plan};
 use prepaid_ledger::{Amount, Reference, Timestamp, WalletId};
-use prepaid_server::dialects::tmf::MOUNT_TMF;
-use prepaid_server::dialects::tmf::recurring::{self, Period, Plan};
 use prepaid_store::{Clock as _, ManualClock};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -356,7 +356,7 @@ async fn a_cancelled_plan_posts_no_more_periods() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plan_without_a_number_of_periods_recurs_until_cancelled() {
-    use prepaid_server::dialects::tmf::MOUNT_BRM;
+    use prepaid_dialect_tmf::MOUNT_BRM;
     use reqwest::Method;
     let backing = Backing::new().await;
     let clock = Arc::new(ManualClock::new(at("2026-03-10T09:00:00Z")));

@@ -1,0 +1,529 @@
+//! The native API's wire types: what clients send (parsed straight into ledger
+//! newtypes where a field stands alone, so serde's errors name the field) and what
+//! they get back (borrowed views of ledger entities).
+
+use prepaid_edge::time::WireTime;
+pub use prepaid_edge::wire::{
+    MutationOut, Name, ProblemOut, ReferenceOut, Text, display, display_opt,
+};
+use prepaid_ledger::{
+    ApiKey, ApiKeyName, Customer, CustomerId, Floor, Hold, IdError, IdempotencyKey,
+    REFERENCE_LEN_MAX, Reference, Scopes, TenantId, Transfer, Wallet, WalletId, bounded_text,
+};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::marker::PhantomData;
+use utoipa::ToSchema;
+
+// ---------------------------------------------------------------------------------
+// Field types of requests.
+
+/// A client-chosen id type of the ledger.
+pub trait TextId: Sized {
+    fn parse_id(s: &str) -> Result<Self, IdError>;
+}
+
+macro_rules! text_id {
+    ($($t:ty),*) => {$(
+        impl TextId for $t {
+            fn parse_id(s: &str) -> Result<Self, IdError> {
+                <$t>::parse(s)
+            }
+        }
+    )*};
+}
+text_id!(CustomerId, WalletId, TenantId, ApiKeyName, IdempotencyKey);
+
+/// An id parsed while deserialising.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Id<T>(pub T);
+
+impl<'de, T: TextId> Deserialize<'de> for Id<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V<T>(PhantomData<T>);
+        impl<T: TextId> Visitor<'_> for V<T> {
+            type Value = Id<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an id: 1 to 64 visible ASCII characters")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Id<T>, E> {
+                T::parse_id(s).map(Id).map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_str(V(PhantomData))
+    }
+}
+
+/// The object form of a reference.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReferenceObject {
+    /// What kind of reference (`EXTERNAL_SYSTEM`, `INCIDENT`, `payment`...).
+    #[serde(rename = "type")]
+    #[schema(value_type = Option<String>)]
+    pub kind: Option<Text<REFERENCE_LEN_MAX>>,
+    #[schema(value_type = Option<String>)]
+    pub text: Option<Text<REFERENCE_LEN_MAX>>,
+    #[schema(value_type = Option<String>)]
+    pub link: Option<Text<REFERENCE_LEN_MAX>>,
+}
+
+/// Why a mutation happens: either a plain string (its `text`) or
+/// `{"type", "text", "link"}`, each optional.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReferenceIn(pub Reference);
+
+impl<'de> Deserialize<'de> for ReferenceIn {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ReferenceIn;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or an object {\"type\", \"text\", \"link\"}")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<ReferenceIn, E> {
+                let text = bounded_text(s, REFERENCE_LEN_MAX).map_err(E::custom)?;
+                Ok(ReferenceIn(Reference {
+                    kind: String::new(),
+                    text,
+                    link: String::new(),
+                }))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ReferenceIn, A::Error> {
+                let o = ReferenceObject::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(ReferenceIn(Reference {
+                    kind: o.kind.map(|t| t.0).unwrap_or_default(),
+                    text: o.text.map(|t| t.0).unwrap_or_default(),
+                    link: o.link.map(|t| t.0).unwrap_or_default(),
+                }))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+/// What a client may post directly on a wallet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PostKind {
+    TopUp,
+    Debit,
+    Adjustment,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WalletStatusIn {
+    Active,
+    Suspended,
+    Expired,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ScopeIn {
+    Read,
+    Write,
+    Admin,
+}
+
+// ---------------------------------------------------------------------------------
+// Request bodies.
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenantIn {
+    #[schema(value_type = String, example = "acme")]
+    pub id: Id<TenantId>,
+    #[schema(value_type = Option<String>)]
+    pub name: Option<Name>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApiKeyIn {
+    /// Unique within the tenant; the user name of HTTP Basic.
+    #[schema(value_type = String, example = "billing")]
+    pub name: Id<ApiKeyName>,
+    pub scopes: Vec<ScopeIn>,
+    /// Restricts the key to this customer.
+    #[schema(value_type = Option<String>)]
+    pub customer_id: Option<Id<CustomerId>>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCustomerIn {
+    /// A UUID is generated when omitted.
+    #[schema(value_type = Option<String>)]
+    pub id: Option<Id<CustomerId>>,
+    #[schema(value_type = Option<String>)]
+    pub name: Option<Name>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWalletIn {
+    /// A UUID is generated when omitted.
+    #[schema(value_type = Option<String>)]
+    pub id: Option<Id<WalletId>>,
+    /// The unit code: `EUR`, `MIN`, `CREDIT`...
+    #[schema(example = "EUR")]
+    pub unit: String,
+    /// Decimal places of one step; defaults to the ISO 4217 minor unit of a known
+    /// currency code, else 0.
+    pub scale: Option<u8>,
+    #[schema(value_type = Option<String>)]
+    pub name: Option<Name>,
+    #[schema(value_type = Option<String>)]
+    pub product: Option<Name>,
+    /// How far below zero the available amount may go (zero or negative; default 0).
+    pub floor: Option<i64>,
+    /// No floor at all (post-paid style); excludes `floor`.
+    pub unlimited_overdraft: Option<bool>,
+    /// The highest balance the wallet may reach, in the unit's smallest steps (zero to
+    /// 4 × 10^18); a credit that would pass it is refused. No limit when omitted.
+    pub ceiling_minor: Option<i64>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub valid_from: Option<WireTime>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub valid_until: Option<WireTime>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchWalletIn {
+    pub status: WalletStatusIn,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PostMutationIn {
+    pub kind: PostKind,
+    /// Positive for top-ups and debits; signed, non-zero for adjustments.
+    pub amount: i64,
+    #[schema(value_type = Option<ReferenceObject>)]
+    pub reference: Option<ReferenceIn>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub occurred_at: Option<WireTime>,
+}
+
+/// One item of a batch.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchItemIn {
+    #[schema(value_type = String)]
+    pub wallet_id: Id<WalletId>,
+    pub kind: PostKind,
+    pub amount: i64,
+    #[schema(value_type = Option<ReferenceObject>)]
+    pub reference: Option<ReferenceIn>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub occurred_at: Option<WireTime>,
+    #[schema(value_type = Option<String>)]
+    pub idempotency_key: Option<Id<IdempotencyKey>>,
+}
+
+/// A batch; items are parsed one by one so that a bad item fails alone.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchIn {
+    #[schema(value_type = Vec<BatchItemIn>)]
+    pub mutations: Vec<serde_json::Value>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransferIn {
+    #[schema(value_type = String)]
+    pub from_wallet_id: Id<WalletId>,
+    #[schema(value_type = String)]
+    pub to_wallet_id: Id<WalletId>,
+    pub amount: i64,
+    #[schema(value_type = Option<ReferenceObject>)]
+    pub reference: Option<ReferenceIn>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub occurred_at: Option<WireTime>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlaceHoldIn {
+    pub amount: i64,
+    #[schema(value_type = Option<ReferenceObject>)]
+    pub reference: Option<ReferenceIn>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<WireTime>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommitHoldIn {
+    /// What to commit; the whole hold when omitted. The rest is released.
+    pub amount: Option<i64>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseHoldIn {}
+
+// ---------------------------------------------------------------------------------
+// Answers.
+
+#[derive(Serialize, ToSchema)]
+pub struct CustomerOut<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: WireTime,
+}
+
+impl<'a> From<&'a Customer> for CustomerOut<'a> {
+    fn from(c: &'a Customer) -> Self {
+        Self {
+            id: c.id.as_str(),
+            name: &c.name,
+            created_at: WireTime(c.created_at),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WalletOut<'a> {
+    pub id: &'a str,
+    pub customer_id: &'a str,
+    pub unit: &'a str,
+    pub scale: u8,
+    pub name: &'a str,
+    pub product: &'a str,
+    /// `active`, `suspended` or `expired`.
+    pub status: &'static str,
+    /// Null when the wallet has no floor.
+    pub floor: Option<i64>,
+    /// The highest balance the wallet may reach; null when it has no ceiling.
+    pub ceiling_minor: Option<i64>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub valid_from: Option<WireTime>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub valid_until: Option<WireTime>,
+    pub balance: i64,
+    pub held: i64,
+    /// `balance - held - floor`; null when the wallet has no floor.
+    pub available: Option<i64>,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: WireTime,
+    /// When the balance, held or status last changed; `created_at` until then.
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: WireTime,
+}
+
+impl<'a> From<&'a Wallet> for WalletOut<'a> {
+    fn from(w: &'a Wallet) -> Self {
+        Self {
+            id: w.id.as_str(),
+            customer_id: w.customer.as_str(),
+            unit: w.unit.code(),
+            scale: w.unit.scale(),
+            name: &w.name,
+            product: &w.product,
+            status: w.status.as_str(),
+            floor: match w.floor {
+                Floor::Limit(f) => Some(f),
+                Floor::Unlimited => None,
+            },
+            ceiling_minor: w.ceiling,
+            valid_from: w.valid_from.map(WireTime),
+            valid_until: w.valid_until.map(WireTime),
+            balance: w.balance,
+            held: w.held,
+            available: prepaid_ledger::available(w),
+            created_at: WireTime(w.created_at),
+            updated_at: WireTime(w.updated_at),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TransferOut<'a> {
+    #[serde(serialize_with = "display")]
+    #[schema(value_type = String, format = Uuid)]
+    pub id: uuid::Uuid,
+    pub from_wallet_id: &'a str,
+    pub to_wallet_id: &'a str,
+    /// Positive: what moved.
+    pub amount: i64,
+    pub debit: MutationOut<'a>,
+    pub credit: MutationOut<'a>,
+}
+
+impl<'a> From<&'a Transfer> for TransferOut<'a> {
+    fn from(t: &'a Transfer) -> Self {
+        Self {
+            id: t.id.0,
+            from_wallet_id: t.debit.wallet.as_str(),
+            to_wallet_id: t.credit.wallet.as_str(),
+            amount: t.credit.amount,
+            debit: (&t.debit).into(),
+            credit: (&t.credit).into(),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct HoldOut<'a> {
+    #[serde(serialize_with = "display")]
+    #[schema(value_type = String, format = Uuid)]
+    pub id: uuid::Uuid,
+    pub wallet_id: &'a str,
+    pub customer_id: &'a str,
+    pub amount: i64,
+    /// Set once the hold is committed.
+    pub committed_amount: Option<i64>,
+    /// `pending`, `committed`, `released` or `expired`.
+    pub status: &'static str,
+    pub reference: ReferenceOut<'a>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<WireTime>,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: WireTime,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub settled_at: Option<WireTime>,
+}
+
+impl<'a> From<&'a Hold> for HoldOut<'a> {
+    fn from(h: &'a Hold) -> Self {
+        Self {
+            id: h.id.0,
+            wallet_id: h.wallet.as_str(),
+            customer_id: h.customer.as_str(),
+            amount: h.amount,
+            committed_amount: h.committed_amount,
+            status: h.status.as_str(),
+            reference: (&h.reference).into(),
+            expires_at: h.expires_at.map(WireTime),
+            created_at: WireTime(h.created_at),
+            settled_at: h.settled_at.map(WireTime),
+        }
+    }
+}
+
+/// A hold after commit or release, with the mutation that settled it.
+#[derive(Serialize, ToSchema)]
+pub struct HoldSettledOut<'a> {
+    pub hold: HoldOut<'a>,
+    pub mutation: Option<MutationOut<'a>>,
+}
+
+/// The names of the scopes a key was given.
+pub fn scope_names(s: Scopes) -> Vec<&'static str> {
+    let mut names = Vec::with_capacity(3);
+    if s.read {
+        names.push("read");
+    }
+    if s.write {
+        names.push("write");
+    }
+    if s.admin {
+        names.push("admin");
+    }
+    names
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ApiKeyOut<'a> {
+    pub name: &'a str,
+    pub scopes: Vec<&'static str>,
+    pub customer_id: Option<&'a str>,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: WireTime,
+    /// Shown once, in the answer that created the key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<&'a str>,
+}
+
+impl<'a> ApiKeyOut<'a> {
+    pub fn new(k: &'a ApiKey, secret: Option<&'a str>) -> Self {
+        Self {
+            name: k.name.as_str(),
+            scopes: scope_names(k.scopes),
+            customer_id: k.customer.as_ref().map(CustomerId::as_str),
+            created_at: WireTime(k.created_at),
+            secret,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TenantOut<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub admin_key: ApiKeyOut<'a>,
+}
+
+macro_rules! page {
+    ($name:ident, $item:ident) => {
+        #[derive(Serialize, ToSchema)]
+        pub struct $name<'a> {
+            pub items: Vec<$item<'a>>,
+            /// Pass as `?after=` for the next page; null on the last page.
+            pub next: Option<String>,
+        }
+    };
+}
+page!(CustomerPage, CustomerOut);
+page!(WalletPage, WalletOut);
+page!(MutationPage, MutationOut);
+
+/// The result of one batch item: `{"status": 201, "mutation"}` or
+/// `{"status": 4xx, "error"}`.
+#[derive(Serialize, ToSchema)]
+pub struct BatchResultOut<'a> {
+    pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mutation: Option<MutationOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<ProblemOut>)]
+    pub error: Option<&'a prepaid_edge::problem::Problem>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BatchOut<'a> {
+    pub results: Vec<BatchResultOut<'a>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_parse_from_string_or_object() {
+        let r: ReferenceIn = serde_json::from_str("\"order 7\"").unwrap();
+        assert_eq!(r.0.text, "order 7");
+        let r: ReferenceIn =
+            serde_json::from_str(r#"{"type": "payment", "link": "https://x"}"#).unwrap();
+        assert_eq!(
+            (r.0.kind.as_str(), r.0.link.as_str()),
+            ("payment", "https://x")
+        );
+        let e = serde_json::from_str::<ReferenceIn>(r#"{"what": 1}"#).unwrap_err();
+        assert!(e.to_string().contains("unknown field"));
+        let long = format!("\"{}\"", "x".repeat(REFERENCE_LEN_MAX + 1));
+        assert!(serde_json::from_str::<ReferenceIn>(&long).is_err());
+        let at = format!("\"{}\"", "x".repeat(REFERENCE_LEN_MAX));
+        assert!(serde_json::from_str::<ReferenceIn>(&at).is_ok());
+    }
+
+    #[test]
+    fn ids_parse_at_the_edge() {
+        assert!(serde_json::from_str::<Id<WalletId>>("\"a/b\"").is_err());
+        assert!(serde_json::from_str::<Id<WalletId>>("\"w-1\"").is_ok());
+        assert!(
+            serde_json::from_str::<Name>(&format!(
+                "\"{}\"",
+                "n".repeat(prepaid_ledger::NAME_LEN_MAX + 1)
+            ))
+            .is_err()
+        );
+    }
+}
