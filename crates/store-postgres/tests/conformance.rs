@@ -2,7 +2,7 @@
 //! schema of the test database (see `prepaid_store_postgres::testing`).
 
 use prepaid_store::Store;
-use prepaid_store::conformance::Backend;
+use prepaid_store_testkit::conformance::Backend;
 use prepaid_store_postgres::testing::{TestSchema, fresh_schema};
 use prepaid_store_postgres::{PgConfig, PgStore};
 use std::sync::Arc;
@@ -32,6 +32,6 @@ impl Backend for Postgres {
     }
 }
 
-prepaid_store::conformance_tests!(optional async {
+prepaid_store_testkit::conformance_tests!(optional async {
     fresh_schema().await.map(|schema| Postgres { schema })
 });

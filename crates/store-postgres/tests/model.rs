@@ -1,8 +1,8 @@
-//! The model-based test (`prepaid_store::model`), run against the PostgreSQL store,
+//! The model-based test (`prepaid_store_testkit::model`), run against the PostgreSQL store,
 //! each run in a fresh schema of the test database.
 
 use prepaid_store::Store;
-use prepaid_store::conformance::Backend;
+use prepaid_store_testkit::conformance::Backend;
 use prepaid_store_postgres::testing::{TestSchema, fresh_schema};
 use prepaid_store_postgres::{PgConfig, PgStore};
 use std::sync::Arc;
@@ -32,6 +32,6 @@ impl Backend for Postgres {
     }
 }
 
-prepaid_store::model_tests!(optional async {
+prepaid_store_testkit::model_tests!(optional async {
     fresh_schema().await.map(|schema| Postgres { schema })
 });

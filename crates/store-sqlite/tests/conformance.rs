@@ -1,7 +1,7 @@
 //! The store conformance suite, run against the SQLite store.
 
 use prepaid_store::Store;
-use prepaid_store::conformance::Backend;
+use prepaid_store_testkit::conformance::Backend;
 use prepaid_store_sqlite::SqliteStore;
 use std::sync::Arc;
 
@@ -28,7 +28,7 @@ impl Backend for Sqlite {
     }
 }
 
-prepaid_store::conformance_tests!(async {
+prepaid_store_testkit::conformance_tests!(async {
     Sqlite {
         dir: tempfile::tempdir().expect("a temporary directory"),
     }

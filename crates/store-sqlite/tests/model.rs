@@ -1,9 +1,9 @@
-//! The model-based test (`prepaid_store::model`), run against the SQLite store: random
+//! The model-based test (`prepaid_store_testkit::model`), run against the SQLite store: random
 //! sequences of commands checked against a naive model of the rules, and the fixed
 //! sequences the random runs once pointed at.
 
 use prepaid_store::Store;
-use prepaid_store::conformance::Backend;
+use prepaid_store_testkit::conformance::Backend;
 use prepaid_store_sqlite::SqliteStore;
 use std::sync::Arc;
 
@@ -30,7 +30,7 @@ impl Backend for Sqlite {
     }
 }
 
-prepaid_store::model_tests!(async {
+prepaid_store_testkit::model_tests!(async {
     Sqlite {
         dir: tempfile::tempdir().expect("a temporary directory"),
     }

@@ -1,6 +1,7 @@
 //! The storage seam of prepaid: the [`Store`] trait every backend implements, the
-//! group-commit [`Engine`] that feeds it, the [`Clock`], and the conformance suite that
-//! every backend must pass.
+//! group-commit [`Engine`] that feeds it and the [`Clock`]. The conformance suite and
+//! the model-based test every backend must pass are in `prepaid-store-testkit`, a
+//! dev-dependency of the backends.
 //!
 //! The trait is deliberately narrow. All writes go through one method, [`Store::apply`],
 //! which takes a batch of ledger requests and must apply them in one durable
@@ -11,11 +12,8 @@
 //! database.
 
 mod clock;
-pub mod conformance;
 mod engine;
 pub mod exec;
-#[cfg(feature = "model")]
-pub mod model;
 pub mod records;
 
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -27,7 +27,7 @@ async fn jobs(env: &Env) -> Vec<(String, String)> {
     let far = env.now.plus_micros(3_600_000_000);
     let mut all: Vec<(String, String)> = env
         .store()
-        .claim_jobs("linked", far, far, crate::JOB_CLAIM_MAX)
+        .claim_jobs("linked", far, far, prepaid_store::JOB_CLAIM_MAX)
         .await
         .expect("claim")
         .into_iter()

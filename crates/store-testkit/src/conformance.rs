@@ -18,7 +18,7 @@
 //! Every case ends by asking the store to check its own invariants, which must find
 //! nothing. Cases panic on the first difference, naming what they expected.
 
-use crate::{MutationQuery, PAGE_SIZE_MAX, SWEEP_BATCH_MAX, Store, SweepReport, WalletQuery};
+use prepaid_store::{MutationQuery, PAGE_SIZE_MAX, SWEEP_BATCH_MAX, Store, SweepReport, WalletQuery};
 use async_trait::async_trait;
 use prepaid_ledger::{
     AMOUNT_MAX, Amount, ApiKey, ApiKeyName, BALANCE_ABS_MAX, Command, Customer, CustomerId, Done,
@@ -2582,10 +2582,10 @@ pub async fn settings_put_and_read(env: &mut Env) {
     );
 }
 
-/// The fields of [`columns::mutation`](crate::columns::mutation) as a test schema,
+/// The fields of [`columns::mutation`](prepaid_store::columns::mutation) as a test schema,
 /// the derived ones among them.
 fn mutation_schema() -> prepaid_query::Schema {
-    use crate::columns::mutation as m;
+    use prepaid_store::columns::mutation as m;
     use prepaid_query::{Field, FieldType as T};
     prepaid_query::Schema::new(vec![
         Field::new("id", m::ID, T::Uuid),
@@ -2644,7 +2644,7 @@ fn bind(schema: &prepaid_query::Schema, query: &str) -> prepaid_query::Filter {
 /// in commit order (or its reverse), counts all of them, pages by offset, and never
 /// shows another tenant's.
 pub async fn search_mutations_filters_counts_and_pages(env: &mut Env) {
-    use crate::{MutationSearch, Order};
+    use prepaid_store::{MutationSearch, Order};
     env.tenant("t1").await;
     env.tenant("t2").await;
     let link = "https://a.example/tas/api/branches/id/1";
@@ -2868,7 +2868,7 @@ pub async fn search_mutations_filters_counts_and_pages(env: &mut Env) {
 /// A search returns at most [`PAGE_SIZE_MAX`] rows, however many it is asked for, and
 /// offset pages cover everything once.
 pub async fn search_mutations_at_the_page_limit(env: &mut Env) {
-    use crate::MutationSearch;
+    use prepaid_store::MutationSearch;
     env.tenant("t1").await;
     env.customer("t1", "c1").await;
     env.wallet("t1", "c1", "w1").await;
@@ -2913,9 +2913,9 @@ pub async fn search_mutations_at_the_page_limit(env: &mut Env) {
     assert!(balances.into_iter().eq(1..=PAGE_SIZE_MAX as i64 + 1));
 }
 
-/// The fields of [`columns::wallet`](crate::columns::wallet) as a test schema.
+/// The fields of [`columns::wallet`](prepaid_store::columns::wallet) as a test schema.
 fn wallet_schema() -> prepaid_query::Schema {
-    use crate::columns::wallet as w;
+    use prepaid_store::columns::wallet as w;
     use prepaid_query::{Field, FieldType as T};
     prepaid_query::Schema::new(vec![
         Field::new("id", w::ID, T::Text),
@@ -2956,7 +2956,7 @@ impl prepaid_query::Row for WalletRow<'_> {
 /// Wallets are found by filter and customer, ordered by creation time then id, either
 /// way, counted and paged by offset.
 pub async fn search_wallets_filters_counts_and_pages(env: &mut Env) {
-    use crate::{Order, WalletSearch};
+    use prepaid_store::{Order, WalletSearch};
     env.tenant("t1").await;
     env.tenant("t2").await;
     env.customer("t1", "c1").await;

@@ -31,7 +31,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::conformance::Backend;
-use crate::{MutationQuery, PAGE_SIZE_MAX, Store};
+use prepaid_store::{MutationQuery, PAGE_SIZE_MAX, Store};
 use prepaid_ledger::{
     AMOUNT_MAX, Amount, ApiKeyName, BALANCE_ABS_MAX, Command, CustomerId, Done, Fingerprint, Floor,
     HoldDirection, HoldId, HoldStatus, IdempotencyKey, MutationId, MutationKind, NewApiKey,

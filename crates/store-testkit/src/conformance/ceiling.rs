@@ -1,7 +1,7 @@
 //! The conformance case of the wallet ceiling.
 
 use super::{Env, as_wallet, cid, done, eur, keyed, refusal, request, wid};
-use crate::WalletQuery;
+use prepaid_store::WalletQuery;
 use prepaid_ledger::{BALANCE_ABS_MAX, Command, Floor, MutationKind, Outcome, Refusal};
 
 /// A wallet's ceiling is kept (across a restart and in replays) and stops every

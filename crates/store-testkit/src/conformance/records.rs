@@ -1,10 +1,10 @@
 //! The conformance cases of records and jobs.
 
 use super::{Env, OPERATOR, SECOND, tid};
-use crate::records::{
+use prepaid_store::records::{
     JOB_CLAIM_MAX, Job, RECORD_KEY_LEN_MAX, RECORD_KIND_LEN_MAX, RECORD_VALUE_BYTES_MAX, Record,
 };
-use crate::{PAGE_SIZE_MAX, Store};
+use prepaid_store::{PAGE_SIZE_MAX, Store};
 use prepaid_ledger::Timestamp;
 
 fn store(env: &Env) -> &dyn Store {
