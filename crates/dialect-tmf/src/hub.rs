@@ -92,6 +92,7 @@ use prepaid_edge::problem::Problem;
 use prepaid_edge::{AppState, SharedState};
 use prepaid_edge::{new_uuid, store_problem};
 use prepaid_ledger::TenantId;
+use prepaid_ledger::{JobQueue, RecordKey, RecordKind};
 use prepaid_store::{Job, PAGE_SIZE_MAX, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -100,12 +101,12 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 /// The record kind of listener registrations.
-pub const HUB_KIND: &str = "tmf.hub";
+pub const HUB_KIND: RecordKind = RecordKind::new("tmf.hub");
 /// The job queue of deliveries.
-pub const HUB_QUEUE: &str = "tmf.hub";
+pub const HUB_QUEUE: JobQueue = JobQueue::new("tmf.hub");
 /// The job queue of the outbox: one job per event, written in the transaction of the
 /// change it describes and fanned out to the listeners by the worker.
-pub const OUTBOX_QUEUE: &str = "tmf.event";
+pub const OUTBOX_QUEUE: JobQueue = JobQueue::new("tmf.event");
 /// How long a claimed outbox job is leased to one worker: fanning out takes a few store
 /// calls, and an event whose worker died waits this long to be fanned out again.
 pub const OUTBOX_LEASE_MS: u64 = 15_000;
@@ -254,16 +255,13 @@ async fn register(
         tracing::error!(error = %e, "encoding a listener failed");
         TmfError::internal()
     })?;
+    let key = RecordKey::parse(subscription.id.clone()).map_err(|e| {
+        tracing::error!(error = %e, "a fresh listener id is no record key");
+        TmfError::internal()
+    })?;
     let put = state
         .store
-        .put_record(
-            tenant,
-            HUB_KIND,
-            &subscription.id,
-            &value,
-            None,
-            state.clock.now(),
-        )
+        .put_record(tenant, HUB_KIND, &key, &value, None, state.clock.now())
         .await
         .map_err(|e| store_error(&e, "registering a listener"))?;
     if put.is_none() {
@@ -285,10 +283,9 @@ async fn unregister(
     seg: PathSegment,
 ) -> Result<StatusCode, TmfError> {
     no_customer_keys(&caller)?;
-    let id = seg.0;
-    if !prepaid_store::records::key_is_valid(&id) {
+    let Ok(id) = RecordKey::parse(seg.0) else {
         return Err(not_found());
-    }
+    };
     let deleted = state
         .store
         .delete_record(&caller.tenant, HUB_KIND, &id)
@@ -307,11 +304,11 @@ async fn subscriptions(
     tenant: &TenantId,
 ) -> Result<Vec<Subscription>, StoreError> {
     let mut out = Vec::new();
-    let mut after: Option<String> = None;
+    let mut after: Option<RecordKey> = None;
     loop {
         let page = state
             .store
-            .records(tenant, HUB_KIND, after.as_deref(), PAGE_SIZE_MAX)
+            .records(tenant, HUB_KIND, after.as_ref(), PAGE_SIZE_MAX)
             .await?;
         let full = page.len() == PAGE_SIZE_MAX;
         after = page.last().map(|r| r.key.clone());
@@ -465,7 +462,7 @@ pub fn outboxed(
     root: &str,
     at: prepaid_ledger::Timestamp,
     subject: Subject,
-) -> Option<(String, String)> {
+) -> Option<(RecordKey, String)> {
     outbox_job(event_type, root, at, Some(subject), None)
 }
 
@@ -474,7 +471,7 @@ pub fn outboxed_resource(
     event_type: &str,
     at: prepaid_ledger::Timestamp,
     resource: Value,
-) -> Option<(String, String)> {
+) -> Option<(RecordKey, String)> {
     outbox_job(event_type, "", at, None, Some(resource))
 }
 
@@ -484,13 +481,13 @@ fn outbox_job(
     at: prepaid_ledger::Timestamp,
     subject: Option<Subject>,
     resource: Option<Value>,
-) -> Option<(String, String)> {
+) -> Option<(RecordKey, String)> {
     if !EVENT_TYPES.contains(&event_type) {
         debug_assert!(false, "unknown TMF event type {event_type:?}");
         tracing::error!(event_type, "not publishing an event of an unknown type");
         return None;
     }
-    let id = new_uuid().to_string();
+    let id = RecordKey::from_uuid(new_uuid());
     let payload = serde_json::to_string(&Outboxed {
         event_type: event_type.to_owned(),
         event_time: prepaid_edge::time::format(at),
@@ -542,7 +539,7 @@ async fn fan_out_job(state: SharedState, job: Job) {
         &state,
         &job.tenant,
         &event.event_type,
-        &job.id,
+        job.id.as_str(),
         &event.event_time,
         resource,
     )
@@ -628,9 +625,10 @@ async fn fan_out(
             tracing::error!(event_type, "encoding an event failed");
             continue;
         };
-        if !prepaid_store::records::value_is_valid(&body)
-            || !prepaid_store::records::key_is_valid(&job_id)
-        {
+        let (Ok(job_id), true) = (
+            RecordKey::parse(job_id),
+            prepaid_store::records::value_is_valid(&body),
+        ) else {
             tracing::error!(
                 event_type,
                 bytes = body.len(),
@@ -638,7 +636,7 @@ async fn fan_out(
             );
             metrics::counter!("prepaid_tmf_hub_dropped_total").increment(1);
             continue;
-        }
+        };
         state
             .store
             .enqueue_job(tenant, HUB_QUEUE, &job_id, &body, now)
@@ -709,9 +707,14 @@ async fn deliver(state: SharedState, http: reqwest::Client, job: Job) {
         finish(&state, &job).await;
         return;
     };
+    let Ok(subscription) = RecordKey::parse(delivery.subscription.clone()) else {
+        tracing::error!(job = %job.id, tenant = %job.tenant, "dropping a TMF event job for no listener");
+        finish(&state, &job).await;
+        return;
+    };
     match state
         .store
-        .record(&job.tenant, HUB_KIND, &delivery.subscription)
+        .record(&job.tenant, HUB_KIND, &subscription)
         .await
     {
         Ok(Some(_)) => {}
@@ -781,14 +784,14 @@ async fn finish(state: &SharedState, job: &Job) {
     finish_in(state, job, HUB_QUEUE).await;
 }
 
-async fn finish_in(state: &SharedState, job: &Job, queue: &str) {
+async fn finish_in(state: &SharedState, job: &Job, queue: JobQueue) {
     if let Err(e) = state.store.finish_job(&job.tenant, queue, &job.id).await {
-        tracing::warn!(error = %e, job = %job.id, queue, "finishing a TMF event job failed; it may be delivered again");
+        tracing::warn!(error = %e, job = %job.id, queue = %queue, "finishing a TMF event job failed; it may be delivered again");
     }
 }
 
 /// Retries an outbox job after the backoff of its attempts.
-async fn defer_in(state: &SharedState, job: &Job, queue: &str, why: &str) {
+async fn defer_in(state: &SharedState, job: &Job, queue: JobQueue, why: &str) {
     let wait = backoff_ms(job.attempts);
     tracing::info!(tenant = %job.tenant, job = %job.id, wait_ms = wait, why, "retrying a TMF outbox job");
     let due = state.clock.now().plus_micros(micros(wait));

@@ -58,6 +58,7 @@ use prepaid_ledger::{
     Amount, Command, Done, Fingerprint, IdempotencyKey, MutationId, MutationKind, Outcome,
     Reference, Refusal, TenantId, Timestamp, WalletId,
 };
+use prepaid_ledger::{JobQueue, RecordKey, RecordKind};
 use prepaid_store::{EngineError, Job, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -66,9 +67,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 /// The job queue of scheduled periods.
-pub const RECURRING_QUEUE: &str = "tmf.recurring";
+pub const RECURRING_QUEUE: JobQueue = JobQueue::new("tmf.recurring");
 /// The record kind that marks a plan cancelled (keyed by the plan id).
-pub const CANCELLED_KIND: &str = "tmf.recurring.cancel";
+pub const CANCELLED_KIND: RecordKind = RecordKind::new("tmf.recurring.cancel");
 /// How often the worker looks for due periods.
 pub const RECURRING_INTERVAL_MS: u64 = 200;
 /// How long a claimed period is leased to one worker before another may take it.
@@ -247,7 +248,7 @@ fn bad_plan(plan: &Plan, why: &str) -> StoreError {
 
 /// A period's job, to be queued linked to the operation that makes it due.
 pub struct Scheduled {
-    pub id: String,
+    pub id: RecordKey,
     pub payload: String,
     pub due_at: Timestamp,
 }
@@ -263,8 +264,10 @@ fn period_job(plan: &Plan, n: u32) -> Result<Scheduled, StoreError> {
     if !prepaid_store::records::value_is_valid(&payload) {
         return Err(bad_plan(plan, "the plan does not fit a job"));
     }
+    let id = RecordKey::parse(format!("{}:{n}", plan.id))
+        .map_err(|_| bad_plan(plan, "the plan id does not make a job id"))?;
     Ok(Scheduled {
-        id: format!("{}:{n}", plan.id),
+        id,
         payload,
         due_at: due,
     })
@@ -281,10 +284,7 @@ pub fn first_job(plan: &Plan) -> Result<Option<Scheduled>, StoreError> {
     if plan.periods_total == 0 || plan.periods_total > PERIODS_MAX {
         return Err(bad_plan(plan, "periods_total is out of range"));
     }
-    if plan.id.is_empty()
-        || plan.id.len() > PLAN_ID_LEN_MAX
-        || !prepaid_store::records::key_is_valid(&plan.id)
-    {
+    if plan.id.len() > PLAN_ID_LEN_MAX || RecordKey::parse(plan.id.as_str()).is_err() {
         return Err(bad_plan(
             plan,
             "the plan id is empty, too long or has control characters",
@@ -328,15 +328,15 @@ async fn enqueue(
 /// cancelled it, `false` when it was cancelled before. Cancelling an unknown plan (or
 /// one that has run all its periods) is harmless.
 pub async fn cancel(state: &AppState, tenant: &TenantId, plan: &str) -> Result<bool, StoreError> {
-    if !prepaid_store::records::key_is_valid(plan) {
+    let Ok(plan) = RecordKey::parse(plan) else {
         return Ok(false);
-    }
+    };
     let put = state
         .store
         .put_record(
             tenant,
             CANCELLED_KIND,
-            plan,
+            &plan,
             "cancelled",
             None,
             state.clock.now(),
@@ -347,12 +347,12 @@ pub async fn cancel(state: &AppState, tenant: &TenantId, plan: &str) -> Result<b
 
 /// Links the cancellation of plan `plan` to `op` (a plan cancelled before stays so).
 pub fn cancelling(plan: &str, op: Operation) -> Operation {
-    if !prepaid_store::records::key_is_valid(plan) {
+    let Ok(plan) = RecordKey::parse(plan) else {
         return op;
-    }
-    op.delete_record(CANCELLED_KIND, plan).put_record(
+    };
+    op.delete_record(CANCELLED_KIND, &plan).put_record(
         CANCELLED_KIND,
-        plan,
+        &plan,
         "cancelled".to_owned(),
         None,
     )
@@ -408,9 +408,14 @@ async fn run_period(state: SharedState, job: Job) {
         return;
     };
     let n = stored.n;
+    let Ok(plan_key) = RecordKey::parse(plan.id.as_str()) else {
+        tracing::error!(job = %job.id, tenant = %job.tenant, "dropping a recurring top-up job of no plan");
+        finish(state, &job).await;
+        return;
+    };
     match state
         .store
-        .record(&job.tenant, CANCELLED_KIND, &plan.id)
+        .record(&job.tenant, CANCELLED_KIND, &plan_key)
         .await
     {
         Ok(None) => {}
@@ -666,9 +671,7 @@ mod tests {
         let id = "p".repeat(PLAN_ID_LEN_MAX);
         let key = idempotency_key(&id, PERIODS_MAX);
         assert!(IdempotencyKey::parse(&key).is_ok());
-        assert!(prepaid_store::records::key_is_valid(&format!(
-            "{id}:{PERIODS_MAX}"
-        )));
+        assert!(RecordKey::parse(format!("{id}:{PERIODS_MAX}")).is_ok());
     }
 
     #[test]

@@ -18,9 +18,11 @@ use super::types::{
     history_date_time,
 };
 use super::xml::Node;
+use crate::model::record_key;
 use prepaid_edge::SharedState;
 use prepaid_edge::auth::Read;
 use prepaid_edge::submit::Operation;
+use prepaid_ledger::RecordKey;
 use prepaid_ledger::Refusal;
 use prepaid_ledger::{Mutation, MutationId, MutationKind, WalletId};
 use prepaid_store::{MutationSearch, Order, PAGE_SIZE_MAX};
@@ -197,13 +199,13 @@ async fn header_ids(recs: &Recs<'_>, mutations: &[Mutation]) -> Result<Vec<u64>,
             op = op
                 .put_record(
                     HEADER_KIND,
-                    &key,
+                    &RecordKey::from_uuid(mutations[i].id.0),
                     encode(HEADER_KIND, &Header { headerid: next })?,
                     None,
                 )
                 .put_record(
                     TID_KIND,
-                    &pad(next),
+                    &record_key(&pad(next))?,
                     encode(TID_KIND, &Tid { mutation: key })?,
                     None,
                 );

@@ -42,6 +42,7 @@ use prepaid_ledger::{
     Amount, ApiKeyName, Command, Done, Floor, MutationId, MutationKind, NAME_LEN_MAX, NewWallet,
     Reference, Refusal, TenantId, Unit,
 };
+use prepaid_ledger::{RecordKey, RecordKind};
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
@@ -71,22 +72,30 @@ fn number(what: &'static str, s: &str, max: u32) -> Result<u32, Problem> {
         .ok_or_else(|| Problem::not_found("not_found", format!("no such {what}")))
 }
 
+/// The record key of a company, customer or API key name, which is always valid.
+fn key_of(text: &str) -> Result<RecordKey, Problem> {
+    RecordKey::parse(text).map_err(|e| {
+        tracing::error!(error = %e, "a TouchTopUp administration key is no record key");
+        Problem::internal()
+    })
+}
+
 async fn record<T: serde::de::DeserializeOwned>(
     state: &SharedState,
     tenant: &TenantId,
-    kind: &str,
+    kind: RecordKind,
     key: &str,
 ) -> Result<Option<(T, i64)>, Problem> {
     let Some(r) = state
         .store
-        .record(tenant, kind, key)
+        .record(tenant, kind, &key_of(key)?)
         .await
         .map_err(|e| store_problem(&e, "reading a TouchTopUp record"))?
     else {
         return Ok(None);
     };
     let value = serde_json::from_str(&r.value).map_err(|e| {
-        tracing::error!(kind, key, error = %e, "a corrupt TouchTopUp record");
+        tracing::error!(kind = %kind, key, error = %e, "a corrupt TouchTopUp record");
         Problem::internal()
     })?;
     Ok(Some((value, r.version)))
@@ -95,18 +104,25 @@ async fn record<T: serde::de::DeserializeOwned>(
 async fn put_record<T: Serialize>(
     state: &SharedState,
     tenant: &TenantId,
-    kind: &str,
+    kind: RecordKind,
     key: &str,
     value: &T,
     expected: Option<i64>,
 ) -> Result<bool, Problem> {
     let text = serde_json::to_string(value).map_err(|e| {
-        tracing::error!(kind, error = %e, "a TouchTopUp record does not serialise");
+        tracing::error!(kind = %kind, error = %e, "a TouchTopUp record does not serialise");
         Problem::internal()
     })?;
     Ok(state
         .store
-        .put_record(tenant, kind, key, &text, expected, state.clock.now())
+        .put_record(
+            tenant,
+            kind,
+            &key_of(key)?,
+            &text,
+            expected,
+            state.clock.now(),
+        )
         .await
         .map_err(|e| store_problem(&e, "writing a TouchTopUp record"))?
         .is_some())
@@ -341,7 +357,12 @@ async fn put_customer(
         name,
         link: String::new(),
     })
-    .put_record(CUSTOMER_KIND, &key, value, existing.map(|(_, v)| v));
+    .put_record(
+        CUSTOMER_KIND,
+        &key_of(&key)?,
+        value,
+        existing.map(|(_, v)| v),
+    );
     match op.submit(&state, "creating a TouchTopUp customer").await? {
         Ok(_) => {}
         Err(Refusal::RecordConflict) => {
@@ -489,7 +510,7 @@ async fn post_sale(
     // sale was recorded with it.
     let op = Operation::new(&caller, command)
         .idempotency(body.idempotency)
-        .put_record(SALE_KIND, &id.0.to_string(), sale_text, None);
+        .put_record(SALE_KIND, &RecordKey::from_uuid(id.0), sale_text, None);
     let (m, replayed) = match op.submit(&state, "recording a sale").await? {
         Ok((Done::Mutation(m), replayed)) => (m, replayed),
         Ok((other, _)) => return Err(unexpected(&other, "mutation")),
@@ -566,7 +587,7 @@ async fn put_key(
         None => {
             state
                 .store
-                .delete_record(&tenant, KEY_KIND, name.as_str())
+                .delete_record(&tenant, KEY_KIND, &key_of(name.as_str())?)
                 .await
                 .map_err(|e| store_problem(&e, "deleting a TouchTopUp key record"))?;
         }

@@ -40,11 +40,13 @@ use super::model::{
 use super::payments::{PaymentError, StartPayment, currency_exponent, currency_is_valid};
 use super::types::{NUMBER_ID_MAX, decimal, format_decimal};
 use super::xml::Node;
+use crate::model::record_key;
 use axum::http::StatusCode;
 use prepaid_edge::SharedState;
 use prepaid_edge::auth::{Principal, Write};
 use prepaid_edge::new_uuid;
 use prepaid_edge::submit::Operation;
+use prepaid_ledger::JobQueue;
 use prepaid_ledger::{
     Amount, Command, Done, Fingerprint, HoldId, HoldStatus, IdempotencyKey, MutationId, Reference,
     Refusal, Timestamp, WalletId,
@@ -65,7 +67,7 @@ pub const PAYMENT_HOLD_SECS: i64 = 3 * 3600;
 /// never outlives the hold it credits.
 pub const PAYMENT_RECORD_MARGIN_SECS: i64 = 10 * 60;
 /// The job queue of payments' recovery.
-pub const PAYMENT_QUEUE: &str = "icrtouch.payment";
+pub const PAYMENT_QUEUE: JobQueue = JobQueue::new("icrtouch.payment");
 /// The counter of `payment_id`s.
 const PAYMENT_COUNTER: &str = "payment";
 
@@ -207,6 +209,7 @@ pub async fn make_payment(state: &SharedState, ctx: &Ctx<Write>) -> Result<Node,
         expires_at: Some(expires_at),
     };
     let recovery_due = expires_at.plus_micros(-PAYMENT_RECORD_MARGIN_SECS * 1_000_000);
+    let token_key = record_key(&token)?;
     // The payment's number is taken in the same unit as the hold: a concurrent payment
     // that took the number first makes this unit's compare-and-set fail, and it is tried
     // again with the next number, so numbers are never given twice.
@@ -214,10 +217,15 @@ pub async fn make_payment(state: &SharedState, ctx: &Ctx<Write>) -> Result<Node,
         let (n, take) = recs.number_to_take(PAYMENT_COUNTER).await?;
         payment.payment_id = n;
         let op = Operation::new(&ctx.principal, place.clone())
-            .put_record(PAYMENT_KIND, &token, encode(PAYMENT_KIND, &payment)?, None)
+            .put_record(
+                PAYMENT_KIND,
+                &token_key,
+                encode(PAYMENT_KIND, &payment)?,
+                None,
+            )
             .enqueue(
                 PAYMENT_QUEUE,
-                &token,
+                &token_key,
                 String::from("{}"),
                 Some(recovery_due),
             );
@@ -382,7 +390,7 @@ pub async fn settle(recs: &Recs<'_>, caller: Option<&Principal>, token: &str) ->
     .idempotency(Some((key, fingerprint(&wallet, hold_id, credit))))
     .put_record(
         PAYMENT_KIND,
-        token,
+        &record_key(token)?,
         encode(PAYMENT_KIND, &credited)?,
         Some(version),
     );
@@ -516,7 +524,7 @@ async fn recover(
         tenant: &job.tenant,
         now: state.clock.now(),
     };
-    let settled = settle(&recs, None, &job.id).await;
+    let settled = settle(&recs, None, job.id.as_str()).await;
     let again = match &settled {
         Ok(payment_id) => {
             tracing::info!(

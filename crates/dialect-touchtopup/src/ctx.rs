@@ -347,7 +347,11 @@ async fn context<R: Role>(req: Request, state: &HandlerState) -> Result<Ctx<R>, 
     }
     let only_company = state
         .store
-        .record(&principal.tenant, KEY_KIND, principal.key_name.as_str())
+        .record(
+            &principal.tenant,
+            KEY_KIND,
+            &crate::model::record_key(principal.key_name.as_str())?,
+        )
         .await
         .map_err(|e| store_fail(&e, "reading an API key's company"))?
         .map(|r| {

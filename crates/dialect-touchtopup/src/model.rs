@@ -32,24 +32,25 @@ use prepaid_ledger::{
     Command, CustomerId, Done, Fingerprint, IdempotencyKey, Reference, TenantId, Timestamp,
     WalletId,
 };
-use prepaid_store::records::{key_is_valid, value_is_valid};
+use prepaid_ledger::{RecordKey, RecordKind};
+use prepaid_store::records::value_is_valid;
 use prepaid_store::{PAGE_SIZE_MAX, Record};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-pub const COMPANY_KIND: &str = "icrtouch.company";
-pub const CUSTOMER_KIND: &str = "icrtouch.customer";
-pub const KEY_KIND: &str = "icrtouch.key";
-pub const USER_KIND: &str = "icrtouch.user";
-pub const EMAIL_KIND: &str = "icrtouch.email";
-pub const COUNTER_KIND: &str = "icrtouch.counter";
-pub const SALE_KIND: &str = "icrtouch.sale";
-pub const HEADER_KIND: &str = "icrtouch.header";
-pub const TID_KIND: &str = "icrtouch.tid";
-pub const PAYMENT_KIND: &str = "icrtouch.payment";
-pub const WALLET_KIND: &str = "icrtouch.wallet";
-pub const ASSIGN_KIND: &str = "icrtouch.assign";
-pub const CHARGE_KIND: &str = "icrtouch.charge";
+pub const COMPANY_KIND: RecordKind = RecordKind::new("icrtouch.company");
+pub const CUSTOMER_KIND: RecordKind = RecordKind::new("icrtouch.customer");
+pub const KEY_KIND: RecordKind = RecordKind::new("icrtouch.key");
+pub const USER_KIND: RecordKind = RecordKind::new("icrtouch.user");
+pub const EMAIL_KIND: RecordKind = RecordKind::new("icrtouch.email");
+pub const COUNTER_KIND: RecordKind = RecordKind::new("icrtouch.counter");
+pub const SALE_KIND: RecordKind = RecordKind::new("icrtouch.sale");
+pub const HEADER_KIND: RecordKind = RecordKind::new("icrtouch.header");
+pub const TID_KIND: RecordKind = RecordKind::new("icrtouch.tid");
+pub const PAYMENT_KIND: RecordKind = RecordKind::new("icrtouch.payment");
+pub const WALLET_KIND: RecordKind = RecordKind::new("icrtouch.wallet");
+pub const ASSIGN_KIND: RecordKind = RecordKind::new("icrtouch.assign");
+pub const CHARGE_KIND: RecordKind = RecordKind::new("icrtouch.charge");
 
 /// How often a compare-and-set that lost a race is tried again before giving up.
 pub const CAS_RETRIES_MAX: usize = 64;
@@ -340,7 +341,7 @@ pub fn split_customer(id: &CustomerId) -> Option<(u32, u32)> {
 /// Records of one tenant, read and written as typed values.
 /// The step that takes a number of a sequence (see [`Recs::number_to_take`]).
 pub struct TakeNumber {
-    name: String,
+    name: RecordKey,
     value: String,
     expected: Option<i64>,
 }
@@ -373,9 +374,9 @@ fn decode<T: DeserializeOwned>(r: &Record) -> Result<T, Fail> {
     })
 }
 
-pub fn encode<T: Serialize>(kind: &str, value: &T) -> Result<String, Fail> {
+pub fn encode<T: Serialize>(kind: RecordKind, value: &T) -> Result<String, Fail> {
     let text = serde_json::to_string(value).map_err(|e| {
-        tracing::error!(kind, error = %e, "a TouchTopUp record does not serialise");
+        tracing::error!(kind = %kind, error = %e, "a TouchTopUp record does not serialise");
         Fail::internal()
     })?;
     if !value_is_valid(&text) {
@@ -384,26 +385,24 @@ pub fn encode<T: Serialize>(kind: &str, value: &T) -> Result<String, Fail> {
     Ok(text)
 }
 
-fn checked_key(key: &str) -> Result<(), Fail> {
-    if key_is_valid(key) {
-        Ok(())
-    } else {
-        Err(Fail::bad("A key is too long or holds control characters"))
-    }
+/// The record key `key`, refused when it is too long or holds control characters
+/// (an email address or a token a client sent, say).
+pub fn record_key(key: &str) -> Result<RecordKey, Fail> {
+    RecordKey::parse(key).map_err(|_| Fail::bad("A key is too long or holds control characters"))
 }
 
 impl Recs<'_> {
     /// The record and its version.
     pub async fn get<T: DeserializeOwned>(
         &self,
-        kind: &str,
+        kind: RecordKind,
         key: &str,
     ) -> Result<Option<(T, i64)>, Fail> {
-        checked_key(key)?;
+        let key = record_key(key)?;
         let record = self
             .state
             .store
-            .record(self.tenant, kind, key)
+            .record(self.tenant, kind, &key)
             .await
             .map_err(|e| store_fail(&e, "reading a TouchTopUp record"))?;
         record
@@ -414,27 +413,27 @@ impl Recs<'_> {
     /// Compare-and-set (see `Store::put_record`); `false` when the condition failed.
     pub async fn put<T: Serialize>(
         &self,
-        kind: &str,
+        kind: RecordKind,
         key: &str,
         value: &T,
         expected: Option<i64>,
     ) -> Result<bool, Fail> {
-        checked_key(key)?;
+        let key = record_key(key)?;
         let text = encode(kind, value)?;
         let put = self
             .state
             .store
-            .put_record(self.tenant, kind, key, &text, expected, self.now)
+            .put_record(self.tenant, kind, &key, &text, expected, self.now)
             .await
             .map_err(|e| store_fail(&e, "writing a TouchTopUp record"))?;
         Ok(put.is_some())
     }
 
-    pub async fn delete(&self, kind: &str, key: &str) -> Result<bool, Fail> {
-        checked_key(key)?;
+    pub async fn delete(&self, kind: RecordKind, key: &str) -> Result<bool, Fail> {
+        let key = record_key(key)?;
         self.state
             .store
-            .delete_record(self.tenant, kind, key)
+            .delete_record(self.tenant, kind, &key)
             .await
             .map_err(|e| store_fail(&e, "deleting a TouchTopUp record"))
     }
@@ -443,35 +442,36 @@ impl Recs<'_> {
     /// [`LIST_RECORDS_MAX`].
     pub async fn list<T: DeserializeOwned>(
         &self,
-        kind: &str,
+        kind: RecordKind,
         prefix: &str,
     ) -> Result<Vec<(String, T)>, Fail> {
         let mut out = Vec::new();
-        let mut after = prefix.to_owned();
+        // Every key with the prefix sorts after it; an empty prefix lists from the start.
+        let mut after = RecordKey::parse(prefix).ok();
         loop {
             let page = self
                 .state
                 .store
-                .records(self.tenant, kind, Some(&after), PAGE_SIZE_MAX)
+                .records(self.tenant, kind, after.as_ref(), PAGE_SIZE_MAX)
                 .await
                 .map_err(|e| store_fail(&e, "listing TouchTopUp records"))?;
             let full = page.len() == PAGE_SIZE_MAX;
             for r in &page {
-                if !r.key.starts_with(prefix) {
+                if !r.key.as_str().starts_with(prefix) {
                     return Ok(out);
                 }
                 if out.len() == LIST_RECORDS_MAX {
                     // Callers bound what they add, so this is never reached; answering
                     // with part of a list could charge some customers and not others.
-                    tracing::error!(kind, prefix, "a TouchTopUp listing passed its limit");
+                    tracing::error!(kind = %kind, prefix, "a TouchTopUp listing passed its limit");
                     return Err(Fail::conflict(format!(
                         "More than {LIST_RECORDS_MAX} records to list"
                     )));
                 }
-                out.push((r.key.clone(), decode(r)?));
+                out.push((r.key.as_str().to_owned(), decode(r)?));
             }
             match page.last() {
-                Some(last) if full => after = last.key.clone(),
+                Some(last) if full => after = Some(last.key.clone()),
                 _ => return Ok(out),
             }
         }
@@ -483,7 +483,7 @@ impl Recs<'_> {
     /// [`prepaid_ledger::Refusal::RecordConflict`]; the caller sends it again with a
     /// fresh number.
     pub async fn number_to_take(&self, name: &str) -> Result<(u64, TakeNumber), Fail> {
-        checked_key(name)?;
+        let key = record_key(name)?;
         let (n, expected) = match self.get::<Counter>(COUNTER_KIND, name).await? {
             Some((c, v)) => (c.next, Some(v)),
             None => (1, None),
@@ -492,7 +492,7 @@ impl Recs<'_> {
         Ok((
             n,
             TakeNumber {
-                name: name.to_owned(),
+                name: key,
                 value,
                 expected,
             },

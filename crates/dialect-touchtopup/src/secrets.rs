@@ -32,6 +32,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier 
 use argon2::{Algorithm, Argon2, Params, Version};
 use hmac::{Hmac, Mac as _};
 use prepaid_edge::AppState;
+use prepaid_ledger::{RecordKey, RecordKind};
 use prepaid_ledger::{TenantId, Timestamp};
 use prepaid_store::StoreError;
 use sha2::{Digest as _, Sha256};
@@ -147,9 +148,13 @@ pub fn digest_reset_code(code: &str) -> String {
 }
 
 /// The record kind of a tenant's link key secret.
-pub const LINK_SECRET_KIND: &str = "icrtouch.secret";
+pub const LINK_SECRET_KIND: RecordKind = RecordKind::new("icrtouch.secret");
 /// The record key of the link key secret among the tenant's secrets.
 pub const LINK_SECRET_KEY: &str = "link";
+
+fn link_secret_key() -> RecordKey {
+    RecordKey::parse(LINK_SECRET_KEY).expect("the link secret's key is a valid key")
+}
 /// The bytes of a link key secret.
 pub const LINK_SECRET_BYTES: usize = 32;
 /// The digits an id of a link key is padded to.
@@ -185,7 +190,7 @@ impl LinkKeys {
         for _ in 0..LINK_SECRET_ATTEMPTS_MAX {
             if let Some(record) = state
                 .store
-                .record(tenant, LINK_SECRET_KIND, LINK_SECRET_KEY)
+                .record(tenant, LINK_SECRET_KIND, &link_secret_key())
                 .await?
             {
                 let secret = unhex::<LINK_SECRET_BYTES>(&record.value).ok_or_else(|| {
@@ -201,7 +206,7 @@ impl LinkKeys {
                 .put_record(
                     tenant,
                     LINK_SECRET_KIND,
-                    LINK_SECRET_KEY,
+                    &link_secret_key(),
                     &hex(&secret),
                     None,
                     state.clock.now(),

@@ -44,6 +44,7 @@ use super::params::{LINK_KEY, NEW_PASSWORD, OLD_PASSWORD, PASSWORD, RESET_CODE};
 use super::secrets::{digest_reset_code, hash_password, new_reset_code, verify_password};
 use super::types::{NUMBER_ID_MAX, email, new_password, text};
 use super::xml::Node;
+use crate::model::record_key;
 use axum::http::StatusCode;
 use prepaid_edge::SharedState;
 use prepaid_edge::auth::{Read, Role, Write};
@@ -276,10 +277,15 @@ pub async fn user_create(state: &SharedState, ctx: &Ctx<Write>) -> Result<Node, 
             .ok_or_else(|| Fail::conflict("No more users can be created"))?;
         let op = take
             .link(Operation::records(&ctx.principal))
-            .put_record(USER_KIND, &pad(uid), encode(USER_KIND, &user)?, None)
+            .put_record(
+                USER_KIND,
+                &record_key(&pad(uid))?,
+                encode(USER_KIND, &user)?,
+                None,
+            )
             .put_record(
                 EMAIL_KIND,
-                &index_key,
+                &record_key(&index_key)?,
                 encode(EMAIL_KIND, &EmailIndex { uid: user.uid })?,
                 None,
             );

@@ -32,6 +32,7 @@ use super::types::{
     COMPANY_ID_MAX, CUSTOMER_ID_MAX, NUMBER_ID_MAX, date, datetime, decimal, format_decimal, text,
 };
 use super::xml::Node;
+use crate::model::record_key;
 use prepaid_edge::SharedState;
 use prepaid_edge::auth::{Read, Role, Write};
 use prepaid_edge::new_uuid;
@@ -187,7 +188,7 @@ pub async fn wallet_create(state: &SharedState, ctx: &Ctx<Write>) -> Result<Node
         )?;
         let op = take.link(Operation::records(&ctx.principal)).put_record(
             WALLET_KIND,
-            &wallet_key(coid, walletid),
+            &record_key(&wallet_key(coid, walletid))?,
             value,
             None,
         );
@@ -321,7 +322,7 @@ pub async fn wallet_add_customer(state: &SharedState, ctx: &Ctx<Write>) -> Resul
     });
     if recs.get::<Assigned>(ASSIGN_KIND, &key).await?.is_none() {
         let value = encode(ASSIGN_KIND, &Assigned { custid })?;
-        op = op.put_record(ASSIGN_KIND, &key, value, None);
+        op = op.put_record(ASSIGN_KIND, &record_key(&key)?, value, None);
     }
     match op.submit(state, "assigning a customer to a wallet").await? {
         Ok(_) => {}
@@ -351,7 +352,7 @@ pub async fn wallet_remove_customer(state: &SharedState, ctx: &Ctx<Write>) -> Re
         wallet: wallet_wallet(coid, custid, wallet),
         status: WalletStatus::Suspended,
     };
-    let op = Operation::new(&ctx.principal, command).delete_record(ASSIGN_KIND, &key);
+    let op = Operation::new(&ctx.principal, command).delete_record(ASSIGN_KIND, &record_key(&key)?);
     submit_op(state, op).await?;
     Ok(Node::map()
         .with("msg", "Customer has been removed from Wallet")
@@ -487,7 +488,12 @@ pub async fn wallet_add_charge(state: &SharedState, ctx: &Ctx<Write>) -> Result<
         };
         let op = take.link(charge_unit(ctx, &charge, &targets, ChargeEntry::Charge)?);
         let value = encode(CHARGE_KIND, &charge)?;
-        let op = op.put_record(CHARGE_KIND, &charge_key(coid, id), value, None);
+        let op = op.put_record(
+            CHARGE_KIND,
+            &record_key(&charge_key(coid, id))?,
+            value,
+            None,
+        );
         match op.submit(state, "making a charge").await? {
             Ok(_) => break id,
             Err(Refusal::RecordConflict) if rounds < CAS_RETRIES_MAX => rounds += 1,
@@ -543,7 +549,7 @@ async fn revoke(state: &SharedState, ctx: &Ctx<Write>, one: bool) -> Result<Node
         let value = encode(CHARGE_KIND, &next)?;
         let op = charge_unit(ctx, &charge, &pending, ChargeEntry::Revoke)?.put_record(
             CHARGE_KIND,
-            &key,
+            &record_key(&key)?,
             value,
             Some(version),
         );

@@ -4,7 +4,7 @@
 //! again while batches come back full.
 
 use crate::SharedState;
-use prepaid_store::{JOB_CLAIM_MAX, Job};
+use prepaid_store::{JOB_CLAIM_MAX, Job, JobQueue};
 
 /// The most claims in one round, so a huge backlog never starves the shutdown check.
 pub const CLAIMS_PER_ROUND_MAX: usize = 100;
@@ -20,7 +20,7 @@ pub fn micros(ms: u64) -> i64 {
 /// logged once, not every round; `what` names the jobs in those logs.
 pub async fn drain<F>(
     state: &SharedState,
-    queue: &str,
+    queue: JobQueue,
     lease_ms: u64,
     what: &str,
     failing: &mut bool,

@@ -11,8 +11,8 @@ use crate::auth::Principal;
 use crate::engine_problem;
 use crate::problem::Problem;
 use prepaid_ledger::{
-    Command, Done, Fingerprint, IdempotencyKey, Outcome, Refusal, Request, Step, TenantId,
-    Timestamp,
+    Command, Done, Fingerprint, IdempotencyKey, JobQueue, Outcome, RecordKey, RecordKind, Refusal,
+    Request, Step, TenantId, Timestamp,
 };
 
 /// One client operation on its way to the engine.
@@ -66,14 +66,14 @@ impl Operation {
     /// Writes a record in the same unit (compare-and-set, see [`Step::PutRecord`]).
     pub fn put_record(
         mut self,
-        kind: &str,
-        key: &str,
+        kind: RecordKind,
+        key: &RecordKey,
         value: String,
         expected_version: Option<i64>,
     ) -> Self {
         self.request.after.push(Step::PutRecord {
-            kind: kind.to_owned(),
-            key: key.to_owned(),
+            kind,
+            key: key.clone(),
             value,
             expected_version,
         });
@@ -81,10 +81,10 @@ impl Operation {
     }
 
     /// Deletes a record in the same unit.
-    pub fn delete_record(mut self, kind: &str, key: &str) -> Self {
+    pub fn delete_record(mut self, kind: RecordKind, key: &RecordKey) -> Self {
         self.request.after.push(Step::DeleteRecord {
-            kind: kind.to_owned(),
-            key: key.to_owned(),
+            kind,
+            key: key.clone(),
         });
         self
     }
@@ -93,14 +93,14 @@ impl Operation {
     /// so it exists exactly when the change it follows does.
     pub fn enqueue(
         mut self,
-        queue: &str,
-        id: &str,
+        queue: JobQueue,
+        id: &RecordKey,
         payload: String,
         due_at: Option<Timestamp>,
     ) -> Self {
         self.request.after.push(Step::EnqueueJob {
-            queue: queue.to_owned(),
-            id: id.to_owned(),
+            queue,
+            id: id.clone(),
             payload,
             due_at,
         });

@@ -1,9 +1,9 @@
 //! Commands (what a client asks the ledger to do) and their outcomes.
 
 use crate::{
-    Amount, ApiKey, Customer, CustomerId, Hold, HoldId, HoldStatus, IdempotencyKey, Mutation,
-    MutationId, MutationKind, NewApiKey, NewWallet, Reference, SettingKey, TenantId, Timestamp,
-    Transfer, TransferId, Wallet, WalletId, WalletStatus,
+    Amount, ApiKey, Customer, CustomerId, Hold, HoldId, HoldStatus, IdempotencyKey, JobQueue,
+    Mutation, MutationId, MutationKind, NewApiKey, NewWallet, RecordKey, RecordKind, Reference,
+    SettingKey, TenantId, Timestamp, Transfer, TransferId, Wallet, WalletId, WalletStatus,
 };
 
 /// A digest of a request as the client sent it, made by the dialect that parsed it.
@@ -66,18 +66,18 @@ pub enum Step {
     /// absent, `Some(v)` replaces it only if its version is `v`; otherwise the request
     /// is refused with [`Refusal::RecordConflict`].
     PutRecord {
-        kind: String,
-        key: String,
+        kind: RecordKind,
+        key: RecordKey,
         value: String,
         expected_version: Option<i64>,
     },
     /// Deletes a record if there is one.
-    DeleteRecord { kind: String, key: String },
+    DeleteRecord { kind: RecordKind, key: RecordKey },
     /// Queues a job unless the tenant's queue holds one of that id already; due at
     /// `due_at`, or at once when `None`.
     EnqueueJob {
-        queue: String,
-        id: String,
+        queue: JobQueue,
+        id: RecordKey,
         payload: String,
         due_at: Option<Timestamp>,
     },

@@ -16,6 +16,7 @@ mod command;
 mod currency;
 mod ids;
 mod model;
+mod records;
 mod rules;
 mod time;
 
@@ -31,6 +32,10 @@ pub use model::{
     NAME_LEN_MAX, NewApiKey, NewWallet, REFERENCE_LEN_MAX, Reference, SETTING_VALUE_LEN_MAX,
     Scopes, SystemAccount, TextError, Transfer, Unit, UnitError, Wallet, WalletStatus,
     bounded_text,
+};
+pub use records::{
+    JobQueue, RECORD_KEY_LEN_MAX, RECORD_KIND_LEN_MAX, RECORD_VALUE_BYTES_MAX, RecordKey,
+    RecordKeyError, RecordKind, kind_is_valid, value_is_valid,
 };
 pub use rules::{
     CommitPlan, Posting, Reserved, TransferPlan, WalletExpiry, add_to_balance, available,

@@ -86,8 +86,8 @@ use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use error::Fail;
 use prepaid_ledger::{
-    ApiKey, Customer, CustomerId, Hold, HoldId, Mutation, MutationId, NewApiKey, Outcome, Refusal,
-    Request, SettingKey, TenantId, Timestamp, Wallet, WalletId,
+    ApiKey, Customer, CustomerId, Hold, HoldId, JobQueue, Mutation, MutationId, NewApiKey, Outcome,
+    RecordKey, RecordKind, Refusal, Request, SettingKey, TenantId, Timestamp, Wallet, WalletId,
 };
 use prepaid_store::exec::{self, Changes, NewTenant, Run};
 use prepaid_store::{
@@ -753,8 +753,8 @@ impl Store for PgStore {
     async fn record(
         &self,
         tenant: &TenantId,
-        kind: &str,
-        key: &str,
+        kind: RecordKind,
+        key: &RecordKey,
     ) -> Result<Option<prepaid_store::Record>, StoreError> {
         records::record(self, tenant, kind, key).await
     }
@@ -762,8 +762,8 @@ impl Store for PgStore {
     async fn records(
         &self,
         tenant: &TenantId,
-        kind: &str,
-        after: Option<&str>,
+        kind: RecordKind,
+        after: Option<&RecordKey>,
         limit: usize,
     ) -> Result<Vec<prepaid_store::Record>, StoreError> {
         records::records(self, tenant, kind, after, limit).await
@@ -772,8 +772,8 @@ impl Store for PgStore {
     async fn put_record(
         &self,
         tenant: &TenantId,
-        kind: &str,
-        key: &str,
+        kind: RecordKind,
+        key: &RecordKey,
         value: &str,
         expected_version: Option<i64>,
         now: Timestamp,
@@ -784,8 +784,8 @@ impl Store for PgStore {
     async fn delete_record(
         &self,
         tenant: &TenantId,
-        kind: &str,
-        key: &str,
+        kind: RecordKind,
+        key: &RecordKey,
     ) -> Result<bool, StoreError> {
         records::delete_record(self, tenant, kind, key).await
     }
@@ -793,8 +793,8 @@ impl Store for PgStore {
     async fn enqueue_job(
         &self,
         tenant: &TenantId,
-        queue: &str,
-        id: &str,
+        queue: JobQueue,
+        id: &RecordKey,
         payload: &str,
         due_at: Timestamp,
     ) -> Result<bool, StoreError> {
@@ -803,7 +803,7 @@ impl Store for PgStore {
 
     async fn claim_jobs(
         &self,
-        queue: &str,
+        queue: JobQueue,
         now: Timestamp,
         lease_until: Timestamp,
         limit: usize,
@@ -811,15 +811,20 @@ impl Store for PgStore {
         records::claim_jobs(self, queue, now, lease_until, limit).await
     }
 
-    async fn finish_job(&self, tenant: &TenantId, queue: &str, id: &str) -> Result<(), StoreError> {
+    async fn finish_job(
+        &self,
+        tenant: &TenantId,
+        queue: JobQueue,
+        id: &RecordKey,
+    ) -> Result<(), StoreError> {
         records::finish_job(self, tenant, queue, id).await
     }
 
     async fn defer_job(
         &self,
         tenant: &TenantId,
-        queue: &str,
-        id: &str,
+        queue: JobQueue,
+        id: &RecordKey,
         due_at: Timestamp,
     ) -> Result<(), StoreError> {
         records::defer_job(self, tenant, queue, id, due_at).await

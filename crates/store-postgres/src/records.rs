@@ -11,17 +11,22 @@
 use crate::PgStore;
 use crate::error::Fail;
 use crate::rows::{self, get};
-use prepaid_ledger::{TenantId, Timestamp};
-use prepaid_store::records::assert_entry;
+use prepaid_ledger::{JobQueue, RecordKey, RecordKind, TenantId, Timestamp};
+use prepaid_store::records::assert_value;
 use prepaid_store::{JOB_CLAIM_MAX, Job, PAGE_SIZE_MAX, Record, StoreError};
 use tokio_postgres::Row;
 
 const RECORD_COLUMNS: &str = "kind, key, value, version, created_at, updated_at";
 
-fn record_row(row: &Row) -> Result<Record, Fail> {
+/// A stored key, which was valid when written.
+fn record_key(text: String) -> Result<RecordKey, Fail> {
+    RecordKey::parse(text).map_err(|e| Fail::corrupt(format_args!("record key or job id: {e}")))
+}
+
+fn record_row(row: &Row, kind: RecordKind) -> Result<Record, Fail> {
     Ok(Record {
-        kind: get(row, 0)?,
-        key: get(row, 1)?,
+        kind,
+        key: record_key(get(row, 1)?)?,
         value: get(row, 2)?,
         version: get(row, 3)?,
         created_at: Timestamp::from_micros(get(row, 4)?),
@@ -32,8 +37,8 @@ fn record_row(row: &Row) -> Result<Record, Fail> {
 pub(crate) async fn record(
     store: &PgStore,
     tenant: &TenantId,
-    kind: &str,
-    key: &str,
+    kind: RecordKind,
+    key: &RecordKey,
 ) -> Result<Option<Record>, StoreError> {
     let client = store.client().await?;
     async {
@@ -43,9 +48,12 @@ pub(crate) async fn record(
         );
         let statement = client.prepare_cached(&sql).await?;
         client
-            .query_opt(&statement, &[&tenant.as_str(), &kind, &key])
+            .query_opt(
+                &statement,
+                &[&tenant.as_str(), &kind.as_str(), &key.as_str()],
+            )
             .await?
-            .map(|row| record_row(&row))
+            .map(|row| record_row(&row, kind))
             .transpose()
     }
     .await
@@ -55,8 +63,8 @@ pub(crate) async fn record(
 pub(crate) async fn records(
     store: &PgStore,
     tenant: &TenantId,
-    kind: &str,
-    after: Option<&str>,
+    kind: RecordKind,
+    after: Option<&RecordKey>,
     limit: usize,
 ) -> Result<Vec<Record>, StoreError> {
     let limit = i64::try_from(limit.min(PAGE_SIZE_MAX)).unwrap_or(0);
@@ -71,11 +79,16 @@ pub(crate) async fn records(
         client
             .query(
                 &statement,
-                &[&tenant.as_str(), &kind, &after.unwrap_or(""), &limit],
+                &[
+                    &tenant.as_str(),
+                    &kind.as_str(),
+                    &after.map_or("", RecordKey::as_str),
+                    &limit,
+                ],
             )
             .await?
             .iter()
-            .map(record_row)
+            .map(|row| record_row(row, kind))
             .collect::<Result<Vec<_>, Fail>>()
     }
     .await
@@ -85,13 +98,13 @@ pub(crate) async fn records(
 pub(crate) async fn put_record(
     store: &PgStore,
     tenant: &TenantId,
-    kind: &str,
-    key: &str,
+    kind: RecordKind,
+    key: &RecordKey,
     value: &str,
     expected_version: Option<i64>,
     now: Timestamp,
 ) -> Result<Option<i64>, StoreError> {
-    assert_entry(kind, key, value);
+    assert_value(value);
     let client = store.client().await?;
     async {
         match expected_version {
@@ -106,7 +119,13 @@ pub(crate) async fn put_record(
                 let inserted = client
                     .execute(
                         &statement,
-                        &[&tenant.as_str(), &kind, &key, &value, &now.as_micros()],
+                        &[
+                            &tenant.as_str(),
+                            &kind.as_str(),
+                            &key.as_str(),
+                            &value,
+                            &now.as_micros(),
+                        ],
                     )
                     .await?;
                 Ok((inserted == 1).then_some(1))
@@ -127,8 +146,8 @@ pub(crate) async fn put_record(
                         &statement,
                         &[
                             &tenant.as_str(),
-                            &kind,
-                            &key,
+                            &kind.as_str(),
+                            &key.as_str(),
                             &value,
                             &now.as_micros(),
                             &next,
@@ -147,13 +166,13 @@ pub(crate) async fn put_record(
 pub(crate) async fn delete_record(
     store: &PgStore,
     tenant: &TenantId,
-    kind: &str,
-    key: &str,
+    kind: RecordKind,
+    key: &RecordKey,
 ) -> Result<bool, StoreError> {
     execute(
         store,
         "DELETE FROM records WHERE tenant = $1 AND kind = $2 AND key = $3",
-        &[&tenant.as_str(), &kind, &key],
+        &[&tenant.as_str(), &kind.as_str(), &key.as_str()],
     )
     .await
     .map(|deleted| deleted == 1)
@@ -162,17 +181,23 @@ pub(crate) async fn delete_record(
 pub(crate) async fn enqueue_job(
     store: &PgStore,
     tenant: &TenantId,
-    queue: &str,
-    id: &str,
+    queue: JobQueue,
+    id: &RecordKey,
     payload: &str,
     due_at: Timestamp,
 ) -> Result<bool, StoreError> {
-    assert_entry(queue, id, payload);
+    assert_value(payload);
     execute(
         store,
         "INSERT INTO jobs (tenant, queue, id, payload, due_at, attempts) \
          VALUES ($1, $2, $3, $4, $5, 0) ON CONFLICT DO NOTHING",
-        &[&tenant.as_str(), &queue, &id, &payload, &due_at.as_micros()],
+        &[
+            &tenant.as_str(),
+            &queue.as_str(),
+            &id.as_str(),
+            &payload,
+            &due_at.as_micros(),
+        ],
     )
     .await
     .map(|inserted| inserted == 1)
@@ -180,7 +205,7 @@ pub(crate) async fn enqueue_job(
 
 pub(crate) async fn claim_jobs(
     store: &PgStore,
-    queue: &str,
+    queue: JobQueue,
     now: Timestamp,
     lease_until: Timestamp,
     limit: usize,
@@ -205,7 +230,12 @@ pub(crate) async fn claim_jobs(
         let rows = client
             .query(
                 &statement,
-                &[&queue, &now.as_micros(), &lease_until.as_micros(), &limit],
+                &[
+                    &queue.as_str(),
+                    &now.as_micros(),
+                    &lease_until.as_micros(),
+                    &limit,
+                ],
             )
             .await?;
         let mut claimed = Vec::with_capacity(rows.len());
@@ -213,8 +243,8 @@ pub(crate) async fn claim_jobs(
             let attempts: i32 = get(row, 3)?;
             let job = Job {
                 tenant: rows::tenant_id(get(row, 0)?)?,
-                queue: queue.to_owned(),
-                id: get(row, 1)?,
+                queue,
+                id: record_key(get(row, 1)?)?,
                 payload: get(row, 2)?,
                 due_at: lease_until,
                 attempts: u32::try_from(attempts)
@@ -234,13 +264,13 @@ pub(crate) async fn claim_jobs(
 pub(crate) async fn finish_job(
     store: &PgStore,
     tenant: &TenantId,
-    queue: &str,
-    id: &str,
+    queue: JobQueue,
+    id: &RecordKey,
 ) -> Result<(), StoreError> {
     execute(
         store,
         "DELETE FROM jobs WHERE tenant = $1 AND queue = $2 AND id = $3",
-        &[&tenant.as_str(), &queue, &id],
+        &[&tenant.as_str(), &queue.as_str(), &id.as_str()],
     )
     .await
     .map(drop)
@@ -249,14 +279,19 @@ pub(crate) async fn finish_job(
 pub(crate) async fn defer_job(
     store: &PgStore,
     tenant: &TenantId,
-    queue: &str,
-    id: &str,
+    queue: JobQueue,
+    id: &RecordKey,
     due_at: Timestamp,
 ) -> Result<(), StoreError> {
     execute(
         store,
         "UPDATE jobs SET due_at = $4 WHERE tenant = $1 AND queue = $2 AND id = $3",
-        &[&tenant.as_str(), &queue, &id, &due_at.as_micros()],
+        &[
+            &tenant.as_str(),
+            &queue.as_str(),
+            &id.as_str(),
+            &due_at.as_micros(),
+        ],
     )
     .await
     .map(drop)

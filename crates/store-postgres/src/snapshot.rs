@@ -34,9 +34,9 @@ use crate::rows::{
 use deadpool_postgres::GenericClient;
 use prepaid_ledger::{
     ApiKey, ApiKeyName, Customer, CustomerId, Hold, HoldId, IdempotencyKey, Mutation, MutationId,
-    SettingKey, SystemAccount, TenantId, Unit, Wallet, WalletId,
+    RecordKey, RecordKind, SettingKey, SystemAccount, TenantId, Unit, Wallet, WalletId,
 };
-use prepaid_store::exec::{Gap, Lookup, Missing, RecordKey, Recorded, Rows};
+use prepaid_store::exec::{Gap, Lookup, Missing, RecordPlace, Recorded, Rows};
 use std::collections::{BTreeSet, HashMap};
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
@@ -59,7 +59,7 @@ pub(crate) struct Snapshot {
     accounts: HashMap<(TenantId, Unit, SystemAccount), i64>,
     pending_holds: HashMap<(TenantId, WalletId), Vec<HoldId>>,
     settings: HashMap<(TenantId, SettingKey), Option<String>>,
-    records: HashMap<RecordKey, Option<i64>>,
+    records: HashMap<RecordPlace, Option<i64>>,
 }
 
 fn answer<T: Clone>(found: Option<&Found<T>>) -> Lookup<Option<T>> {
@@ -126,8 +126,13 @@ impl Rows for Snapshot {
             .ok_or(Gap::Miss)
     }
 
-    fn record_version(&mut self, tenant: &TenantId, kind: &str, key: &str) -> Lookup<Option<i64>> {
-        let id = (tenant.clone(), kind.to_owned(), key.to_owned());
+    fn record_version(
+        &mut self,
+        tenant: &TenantId,
+        kind: RecordKind,
+        key: &RecordKey,
+    ) -> Lookup<Option<i64>> {
+        let id = (tenant.clone(), kind, key.clone());
         self.records.get(&id).copied().ok_or(Gap::Miss)
     }
 
@@ -376,7 +381,7 @@ impl Snapshot {
 async fn load_records<C: GenericClient>(
     tx: &C,
     missing: &Missing,
-) -> Result<Vec<(RecordKey, Option<i64>)>, Fail> {
+) -> Result<Vec<(RecordPlace, Option<i64>)>, Fail> {
     if missing.records.is_empty() {
         return Ok(Vec::new());
     }
@@ -387,18 +392,26 @@ async fn load_records<C: GenericClient>(
          FROM unnest($1::text[], $2::text[], $3::text[]) AS k (tenant, kind, key) \
          JOIN LATERAL (SELECT * FROM records x WHERE x.tenant = k.tenant AND x.kind = k.kind \
          AND x.key = k.key OFFSET 0) AS r ON true FOR UPDATE OF r";
-    query(tx, sql, &[&tenants, &kinds, &keys])
-        .await?
+    let mut found = HashMap::new();
+    for r in query(tx, sql, &[&tenants, &kinds, &keys]).await? {
+        let place: (String, String, String) = (get(&r, 0)?, get(&r, 1)?, get(&r, 2)?);
+        found.insert(place, get::<i64>(&r, 3)?);
+    }
+    // A kind is a constant of the code, not a value of the database, so the rows
+    // found are matched to the places asked for rather than decoded.
+    Ok(missing
+        .records
         .iter()
-        .map(|r| {
-            let key = (
-                rows::tenant_id(get(r, 0)?)?,
-                get::<String>(r, 1)?,
-                get::<String>(r, 2)?,
+        .filter_map(|place| {
+            let (tenant, kind, key) = place;
+            let text = (
+                tenant.as_str().to_owned(),
+                kind.as_str().to_owned(),
+                key.as_str().to_owned(),
             );
-            Ok((key, Some(get(r, 3)?)))
+            found.get(&text).map(|v| (place.clone(), Some(*v)))
         })
-        .collect()
+        .collect())
 }
 
 /// The rows loaded without locks, fetched together.

@@ -548,8 +548,8 @@ async fn write_records<C: GenericClient>(tx: &C, changes: &Changes) -> Result<()
         |rows: &[&prepaid_store::exec::RecordChange]| -> (Vec<String>, Vec<String>, Vec<String>) {
             (
                 rows.iter().map(|c| c.tenant.as_str().to_owned()).collect(),
-                rows.iter().map(|c| c.kind.clone()).collect(),
-                rows.iter().map(|c| c.key.clone()).collect(),
+                rows.iter().map(|c| c.kind.as_str().to_owned()).collect(),
+                rows.iter().map(|c| c.key.as_str().to_owned()).collect(),
             )
         };
     let written =

@@ -3,7 +3,7 @@
 //! handed out. Records replaced by compare-and-set at once change once per version.
 
 use prepaid_ledger::{ApiKeyName, NewApiKey, Scopes, TenantId, Timestamp};
-use prepaid_store::{Job, Store};
+use prepaid_store::{Job, JobQueue, RecordKey, RecordKind, Store};
 use prepaid_store_postgres::testing::{TestSchema, fresh_schema};
 use prepaid_store_postgres::{PgConfig, PgStore};
 use std::collections::HashSet;
@@ -13,6 +13,7 @@ const INSTANCES: usize = 2;
 const CLAIMERS_PER_INSTANCE: usize = 4;
 const JOBS: usize = 400;
 const CLAIM_SIZE: usize = 7;
+const QUEUE: JobQueue = JobQueue::new("deliveries");
 const NOW: Timestamp = Timestamp::from_micros(1_767_225_600_000_000);
 const HOUR: i64 = 3_600_000_000;
 
@@ -53,7 +54,7 @@ async fn claim_all(stores: &[Arc<PgStore>], now: Timestamp, lease_until: Timesta
                 let mut got = Vec::new();
                 loop {
                     let jobs = store
-                        .claim_jobs("deliveries", now, lease_until, CLAIM_SIZE)
+                        .claim_jobs(QUEUE, now, lease_until, CLAIM_SIZE)
                         .await
                         .unwrap();
                     if jobs.is_empty() {
@@ -89,11 +90,11 @@ async fn instances_claiming_at_once_never_share_a_job() {
         return;
     };
     for i in 0..JOBS {
-        let id = format!("job-{i:04}");
+        let id = RecordKey::parse(format!("job-{i:04}")).unwrap();
         let due = NOW.plus_micros(-i64::try_from(i).unwrap());
         assert!(
             stores[i % INSTANCES]
-                .enqueue_job(&tenant(), "deliveries", &id, "{}", due)
+                .enqueue_job(&tenant(), QUEUE, &id, "{}", due)
                 .await
                 .unwrap()
         );
@@ -106,7 +107,7 @@ async fn instances_claiming_at_once_never_share_a_job() {
     // Within the lease nothing is due; when it ends, every job is due again once.
     assert!(
         stores[1]
-            .claim_jobs("deliveries", lease_until.plus_micros(-1), lease_until, 100)
+            .claim_jobs(QUEUE, lease_until.plus_micros(-1), lease_until, 100)
             .await
             .unwrap()
             .is_empty()
@@ -129,7 +130,14 @@ async fn instances_racing_on_one_record_change_it_once_per_version() {
             tasks.push(tokio::spawn(async move {
                 let value = format!("writer {n}");
                 store
-                    .put_record(&tenant(), "users", "ann", &value, expected, NOW)
+                    .put_record(
+                        &tenant(),
+                        RecordKind::new("users"),
+                        &RecordKey::parse("ann").unwrap(),
+                        &value,
+                        expected,
+                        NOW,
+                    )
                     .await
                     .unwrap()
                     .map(|version| (version, value))
@@ -143,7 +151,11 @@ async fn instances_racing_on_one_record_change_it_once_per_version() {
         let (version, value) = &won[0];
         assert_eq!(*version, expected.map_or(1, |v| v + 1));
         let record = stores[0]
-            .record(&tenant(), "users", "ann")
+            .record(
+                &tenant(),
+                RecordKind::new("users"),
+                &RecordKey::parse("ann").unwrap(),
+            )
             .await
             .unwrap()
             .unwrap();

@@ -2,9 +2,9 @@
 //! each run in a fresh schema of the test database.
 
 use prepaid_store::Store;
-use prepaid_store_testkit::conformance::Backend;
 use prepaid_store_postgres::testing::{TestSchema, fresh_schema};
 use prepaid_store_postgres::{PgConfig, PgStore};
+use prepaid_store_testkit::conformance::Backend;
 use std::sync::Arc;
 
 struct Postgres {

@@ -95,8 +95,8 @@ pub use error::SqliteError;
 use async_trait::async_trait;
 use error::Fail;
 use prepaid_ledger::{
-    ApiKey, Customer, CustomerId, Hold, HoldId, Mutation, MutationId, NewApiKey, Outcome, Request,
-    SettingKey, TenantId, Timestamp, Wallet, WalletId,
+    ApiKey, Customer, CustomerId, Hold, HoldId, JobQueue, Mutation, MutationId, NewApiKey, Outcome,
+    RecordKey, RecordKind, Request, SettingKey, TenantId, Timestamp, Wallet, WalletId,
 };
 use prepaid_store::{
     Breach, Counted, Job, MutationQuery, MutationSearch, Page, Record, Store, StoreError,
@@ -519,44 +519,39 @@ impl Store for SqliteStore {
     async fn record(
         &self,
         tenant: &TenantId,
-        kind: &str,
-        key: &str,
+        kind: RecordKind,
+        key: &RecordKey,
     ) -> Result<Option<Record>, StoreError> {
-        let (tenant, kind, key) = (tenant.clone(), kind.to_owned(), key.to_owned());
-        self.read(move |conn| records::record(conn, &tenant, &kind, &key))
+        let (tenant, key) = (tenant.clone(), key.clone());
+        self.read(move |conn| records::record(conn, &tenant, kind, &key))
             .await
     }
 
     async fn records(
         &self,
         tenant: &TenantId,
-        kind: &str,
-        after: Option<&str>,
+        kind: RecordKind,
+        after: Option<&RecordKey>,
         limit: usize,
     ) -> Result<Vec<Record>, StoreError> {
-        let (tenant, kind, after) = (tenant.clone(), kind.to_owned(), after.map(str::to_owned));
-        self.read(move |conn| records::records(conn, &tenant, &kind, after.as_deref(), limit))
+        let (tenant, after) = (tenant.clone(), after.cloned());
+        self.read(move |conn| records::records(conn, &tenant, kind, after.as_ref(), limit))
             .await
     }
 
     async fn put_record(
         &self,
         tenant: &TenantId,
-        kind: &str,
-        key: &str,
+        kind: RecordKind,
+        key: &RecordKey,
         value: &str,
         expected_version: Option<i64>,
         now: Timestamp,
     ) -> Result<Option<i64>, StoreError> {
-        prepaid_store::records::assert_entry(kind, key, value);
-        let (tenant, kind, key, value) = (
-            tenant.clone(),
-            kind.to_owned(),
-            key.to_owned(),
-            value.to_owned(),
-        );
+        prepaid_store::records::assert_value(value);
+        let (tenant, key, value) = (tenant.clone(), key.clone(), value.to_owned());
         self.write(move |w| {
-            records::put_record(&w.conn, &tenant, &kind, &key, &value, expected_version, now)
+            records::put_record(&w.conn, &tenant, kind, &key, &value, expected_version, now)
                 .map_err(Fail::into_store_error)
         })
         .await
@@ -565,12 +560,12 @@ impl Store for SqliteStore {
     async fn delete_record(
         &self,
         tenant: &TenantId,
-        kind: &str,
-        key: &str,
+        kind: RecordKind,
+        key: &RecordKey,
     ) -> Result<bool, StoreError> {
-        let (tenant, kind, key) = (tenant.clone(), kind.to_owned(), key.to_owned());
+        let (tenant, key) = (tenant.clone(), key.clone());
         self.write(move |w| {
-            records::delete_record(&w.conn, &tenant, &kind, &key).map_err(Fail::into_store_error)
+            records::delete_record(&w.conn, &tenant, kind, &key).map_err(Fail::into_store_error)
         })
         .await
     }
@@ -578,20 +573,15 @@ impl Store for SqliteStore {
     async fn enqueue_job(
         &self,
         tenant: &TenantId,
-        queue: &str,
-        id: &str,
+        queue: JobQueue,
+        id: &RecordKey,
         payload: &str,
         due_at: Timestamp,
     ) -> Result<bool, StoreError> {
-        prepaid_store::records::assert_entry(queue, id, payload);
-        let (tenant, queue, id, payload) = (
-            tenant.clone(),
-            queue.to_owned(),
-            id.to_owned(),
-            payload.to_owned(),
-        );
+        prepaid_store::records::assert_value(payload);
+        let (tenant, id, payload) = (tenant.clone(), id.clone(), payload.to_owned());
         self.write(move |w| {
-            records::enqueue_job(&w.conn, &tenant, &queue, &id, &payload, due_at)
+            records::enqueue_job(&w.conn, &tenant, queue, &id, &payload, due_at)
                 .map_err(Fail::into_store_error)
         })
         .await
@@ -599,23 +589,27 @@ impl Store for SqliteStore {
 
     async fn claim_jobs(
         &self,
-        queue: &str,
+        queue: JobQueue,
         now: Timestamp,
         lease_until: Timestamp,
         limit: usize,
     ) -> Result<Vec<Job>, StoreError> {
-        let queue = queue.to_owned();
         self.write(move |w| {
-            records::claim_jobs(&w.conn, &queue, now, lease_until, limit)
+            records::claim_jobs(&w.conn, queue, now, lease_until, limit)
                 .map_err(Fail::into_store_error)
         })
         .await
     }
 
-    async fn finish_job(&self, tenant: &TenantId, queue: &str, id: &str) -> Result<(), StoreError> {
-        let (tenant, queue, id) = (tenant.clone(), queue.to_owned(), id.to_owned());
+    async fn finish_job(
+        &self,
+        tenant: &TenantId,
+        queue: JobQueue,
+        id: &RecordKey,
+    ) -> Result<(), StoreError> {
+        let (tenant, id) = (tenant.clone(), id.clone());
         self.write(move |w| {
-            records::finish_job(&w.conn, &tenant, &queue, &id).map_err(Fail::into_store_error)
+            records::finish_job(&w.conn, &tenant, queue, &id).map_err(Fail::into_store_error)
         })
         .await
     }
@@ -623,14 +617,13 @@ impl Store for SqliteStore {
     async fn defer_job(
         &self,
         tenant: &TenantId,
-        queue: &str,
-        id: &str,
+        queue: JobQueue,
+        id: &RecordKey,
         due_at: Timestamp,
     ) -> Result<(), StoreError> {
-        let (tenant, queue, id) = (tenant.clone(), queue.to_owned(), id.to_owned());
+        let (tenant, id) = (tenant.clone(), id.clone());
         self.write(move |w| {
-            records::defer_job(&w.conn, &tenant, &queue, &id, due_at)
-                .map_err(Fail::into_store_error)
+            records::defer_job(&w.conn, &tenant, queue, &id, due_at).map_err(Fail::into_store_error)
         })
         .await
     }

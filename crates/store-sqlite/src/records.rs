@@ -8,7 +8,7 @@
 use crate::error::Fail;
 use crate::rows;
 use crate::write::{begin_immediate, commit, rollback};
-use prepaid_ledger::{TenantId, Timestamp};
+use prepaid_ledger::{JobQueue, RecordKey, RecordKind, TenantId, Timestamp};
 use prepaid_store::{JOB_CLAIM_MAX, Job, PAGE_SIZE_MAX, Record};
 use rusqlite::{Connection, Row, params};
 
@@ -28,10 +28,15 @@ pub(crate) fn in_transaction<T>(
     }
 }
 
-fn record_row(row: &Row<'_>) -> Result<Record, Fail> {
+/// A stored key, which was valid when written.
+pub(crate) fn record_key(text: String) -> Result<RecordKey, Fail> {
+    RecordKey::parse(text).map_err(|e| Fail::corrupt(format_args!("record key or job id: {e}")))
+}
+
+fn record_row(row: &Row<'_>, kind: RecordKind) -> Result<Record, Fail> {
     Ok(Record {
-        kind: row.get(0)?,
-        key: row.get(1)?,
+        kind,
+        key: record_key(row.get(1)?)?,
         value: row.get(2)?,
         version: row.get(3)?,
         created_at: Timestamp::from_micros(row.get(4)?),
@@ -44,22 +49,22 @@ const RECORD_COLUMNS: &str = "kind, key, value, version, created_at, updated_at"
 pub(crate) fn record(
     conn: &Connection,
     tenant: &TenantId,
-    kind: &str,
-    key: &str,
+    kind: RecordKind,
+    key: &RecordKey,
 ) -> Result<Option<Record>, Fail> {
     let sql = format!(
         "SELECT {RECORD_COLUMNS} FROM records WHERE tenant = ?1 AND kind = ?2 AND key = ?3"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let mut rows = stmt.query(params![tenant.as_str(), kind, key])?;
-    rows.next()?.map(record_row).transpose()
+    let mut rows = stmt.query(params![tenant.as_str(), kind.as_str(), key.as_str()])?;
+    rows.next()?.map(|r| record_row(r, kind)).transpose()
 }
 
 pub(crate) fn records(
     conn: &Connection,
     tenant: &TenantId,
-    kind: &str,
-    after: Option<&str>,
+    kind: RecordKind,
+    after: Option<&RecordKey>,
     limit: usize,
 ) -> Result<Vec<Record>, Fail> {
     let limit = i64::try_from(limit.min(PAGE_SIZE_MAX)).unwrap_or(0);
@@ -69,10 +74,15 @@ pub(crate) fn records(
          ORDER BY key LIMIT ?4"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let mut rows = stmt.query(params![tenant.as_str(), kind, after.unwrap_or(""), limit])?;
+    let mut rows = stmt.query(params![
+        tenant.as_str(),
+        kind.as_str(),
+        after.map_or("", RecordKey::as_str),
+        limit
+    ])?;
     let mut found = Vec::new();
     while let Some(row) = rows.next()? {
-        found.push(record_row(row)?);
+        found.push(record_row(row, kind)?);
     }
     Ok(found)
 }
@@ -80,8 +90,8 @@ pub(crate) fn records(
 pub(crate) fn put_record(
     conn: &Connection,
     tenant: &TenantId,
-    kind: &str,
-    key: &str,
+    kind: RecordKind,
+    key: &RecordKey,
     value: &str,
     expected_version: Option<i64>,
     now: Timestamp,
@@ -94,7 +104,13 @@ pub(crate) fn put_record(
                      (tenant, kind, key, value, version, created_at, updated_at) \
                      VALUES (?1, ?2, ?3, ?4, 1, ?5, ?5) ON CONFLICT DO NOTHING",
                 )?
-                .execute(params![tenant.as_str(), kind, key, value, now.as_micros()])?;
+                .execute(params![
+                    tenant.as_str(),
+                    kind.as_str(),
+                    key.as_str(),
+                    value,
+                    now.as_micros()
+                ])?;
             Ok((inserted == 1).then_some(1))
         }
         Some(expected) => {
@@ -109,8 +125,8 @@ pub(crate) fn put_record(
                 )?
                 .execute(params![
                     tenant.as_str(),
-                    kind,
-                    key,
+                    kind.as_str(),
+                    key.as_str(),
                     value,
                     now.as_micros(),
                     next,
@@ -124,13 +140,13 @@ pub(crate) fn put_record(
 pub(crate) fn delete_record(
     conn: &Connection,
     tenant: &TenantId,
-    kind: &str,
-    key: &str,
+    kind: RecordKind,
+    key: &RecordKey,
 ) -> Result<bool, Fail> {
     in_transaction(conn, |conn| {
         let deleted = conn
             .prepare_cached("DELETE FROM records WHERE tenant = ?1 AND kind = ?2 AND key = ?3")?
-            .execute(params![tenant.as_str(), kind, key])?;
+            .execute(params![tenant.as_str(), kind.as_str(), key.as_str()])?;
         Ok(deleted == 1)
     })
 }
@@ -138,8 +154,8 @@ pub(crate) fn delete_record(
 pub(crate) fn enqueue_job(
     conn: &Connection,
     tenant: &TenantId,
-    queue: &str,
-    id: &str,
+    queue: JobQueue,
+    id: &RecordKey,
     payload: &str,
     due_at: Timestamp,
 ) -> Result<bool, Fail> {
@@ -151,8 +167,8 @@ pub(crate) fn enqueue_job(
             )?
             .execute(params![
                 tenant.as_str(),
-                queue,
-                id,
+                queue.as_str(),
+                id.as_str(),
                 payload,
                 due_at.as_micros()
             ])?;
@@ -162,7 +178,7 @@ pub(crate) fn enqueue_job(
 
 pub(crate) fn claim_jobs(
     conn: &Connection,
-    queue: &str,
+    queue: JobQueue,
     now: Timestamp,
     lease_until: Timestamp,
     limit: usize,
@@ -176,7 +192,7 @@ pub(crate) fn claim_jobs(
                 "SELECT tenant, id, payload, attempts FROM jobs \
                  WHERE queue = ?1 AND due_at <= ?2 ORDER BY due_at, tenant, id LIMIT ?3",
             )?
-            .query_map(params![queue, now.as_micros(), limit], |r| {
+            .query_map(params![queue.as_str(), now.as_micros(), limit], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
             })?
             .collect::<Result<_, _>>()?;
@@ -192,15 +208,15 @@ pub(crate) fn claim_jobs(
                 .ok_or_else(|| Fail::corrupt(format_args!("job attempts {attempts}")))?;
             update.execute(params![
                 tenant,
-                queue,
+                queue.as_str(),
                 id,
                 lease_until.as_micros(),
                 attempts
             ])?;
             claimed.push(Job {
                 tenant: rows::tenant_id(&tenant)?,
-                queue: queue.to_owned(),
-                id,
+                queue,
+                id: record_key(id)?,
                 payload,
                 due_at: lease_until,
                 attempts,
@@ -213,12 +229,12 @@ pub(crate) fn claim_jobs(
 pub(crate) fn finish_job(
     conn: &Connection,
     tenant: &TenantId,
-    queue: &str,
-    id: &str,
+    queue: JobQueue,
+    id: &RecordKey,
 ) -> Result<(), Fail> {
     in_transaction(conn, |conn| {
         conn.prepare_cached("DELETE FROM jobs WHERE tenant = ?1 AND queue = ?2 AND id = ?3")?
-            .execute(params![tenant.as_str(), queue, id])?;
+            .execute(params![tenant.as_str(), queue.as_str(), id.as_str()])?;
         Ok(())
     })
 }
@@ -226,15 +242,20 @@ pub(crate) fn finish_job(
 pub(crate) fn defer_job(
     conn: &Connection,
     tenant: &TenantId,
-    queue: &str,
-    id: &str,
+    queue: JobQueue,
+    id: &RecordKey,
     due_at: Timestamp,
 ) -> Result<(), Fail> {
     in_transaction(conn, |conn| {
         conn.prepare_cached(
             "UPDATE jobs SET due_at = ?4 WHERE tenant = ?1 AND queue = ?2 AND id = ?3",
         )?
-        .execute(params![tenant.as_str(), queue, id, due_at.as_micros()])?;
+        .execute(params![
+            tenant.as_str(),
+            queue.as_str(),
+            id.as_str(),
+            due_at.as_micros()
+        ])?;
         Ok(())
     })
 }

@@ -10,8 +10,8 @@ use crate::error::Fail;
 use crate::rows::{self, load_api_key, load_customer, load_wallet};
 use prepaid_ledger::{
     ApiKey, ApiKeyName, Customer, CustomerId, Fingerprint, Hold, HoldId, IdempotencyKey, Mutation,
-    MutationId, NewApiKey, Outcome, Refusal, Request, SettingKey, SystemAccount, TenantId,
-    Timestamp, Unit, Wallet, WalletId,
+    MutationId, NewApiKey, Outcome, RecordKey, RecordKind, Refusal, Request, SettingKey,
+    SystemAccount, TenantId, Timestamp, Unit, Wallet, WalletId,
 };
 use prepaid_store::exec::{
     self, Changes, Gap, KeyRecord, Lookup, NewTenant, RecordChange, Recorded, RecordedResult, Run,
@@ -628,18 +628,25 @@ impl exec::Rows for SqliteRows<'_> {
         crate::search::setting(self.conn, tenant, key).map_err(gap)
     }
 
-    fn record_version(&mut self, tenant: &TenantId, kind: &str, key: &str) -> Lookup<Option<i64>> {
+    fn record_version(
+        &mut self,
+        tenant: &TenantId,
+        kind: RecordKind,
+        key: &RecordKey,
+    ) -> Lookup<Option<i64>> {
         self.conn
             .prepare_cached(
                 "SELECT version FROM records WHERE tenant = ?1 AND kind = ?2 AND key = ?3",
             )
             .and_then(|mut s| {
-                s.query_row(params![tenant.as_str(), kind, key], |r| r.get(0))
-                    .map(Some)
-                    .or_else(|e| match e {
-                        rusqlite::Error::QueryReturnedNoRows => Ok(None),
-                        e => Err(e),
-                    })
+                s.query_row(params![tenant.as_str(), kind.as_str(), key.as_str()], |r| {
+                    r.get(0)
+                })
+                .map(Some)
+                .or_else(|e| match e {
+                    rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                    e => Err(e),
+                })
             })
             .map_err(gap_sql)
     }
@@ -757,8 +764,8 @@ fn write(conn: &Connection, changes: &Changes, before: &Cache) -> Result<(), Wri
         )?
         .execute(params![
             job.tenant.as_str(),
-            job.queue,
-            job.id,
+            job.queue.as_str(),
+            job.id.as_str(),
             job.payload,
             job.due_at.as_micros()
         ])?;
@@ -769,7 +776,11 @@ fn write(conn: &Connection, changes: &Changes, before: &Cache) -> Result<(), Wri
 /// Writes a record a linked step changed. The single writer read its version in this
 /// transaction, so each statement touches exactly one row.
 fn write_record(conn: &Connection, change: &RecordChange) -> Result<(), Fail> {
-    let (tenant, kind, key) = (change.tenant.as_str(), &change.kind, &change.key);
+    let (tenant, kind, key) = (
+        change.tenant.as_str(),
+        change.kind.as_str(),
+        change.key.as_str(),
+    );
     let at = change.at.as_micros();
     let touched = match (change.read, &change.write) {
         (None, Some((version, value))) => conn

@@ -1,8 +1,8 @@
 //! The store conformance suite, run against the SQLite store.
 
 use prepaid_store::Store;
-use prepaid_store_testkit::conformance::Backend;
 use prepaid_store_sqlite::SqliteStore;
+use prepaid_store_testkit::conformance::Backend;
 use std::sync::Arc;
 
 /// A store in its own temporary directory, removed when the case ends.

@@ -3,8 +3,8 @@
 //! sequences the random runs once pointed at.
 
 use prepaid_store::Store;
-use prepaid_store_testkit::conformance::Backend;
 use prepaid_store_sqlite::SqliteStore;
+use prepaid_store_testkit::conformance::Backend;
 use std::sync::Arc;
 
 /// A store in its own temporary directory, removed when the run ends.

@@ -18,13 +18,15 @@
 //! Every case ends by asking the store to check its own invariants, which must find
 //! nothing. Cases panic on the first difference, naming what they expected.
 
-use prepaid_store::{MutationQuery, PAGE_SIZE_MAX, SWEEP_BATCH_MAX, Store, SweepReport, WalletQuery};
 use async_trait::async_trait;
 use prepaid_ledger::{
     AMOUNT_MAX, Amount, ApiKey, ApiKeyName, BALANCE_ABS_MAX, Command, Customer, CustomerId, Done,
     Fingerprint, Floor, Hold, HoldDirection, HoldId, HoldStatus, IdempotencyKey, Mutation,
     MutationId, MutationKind, NewApiKey, NewWallet, Outcome, Reference, Refusal, Request, Scopes,
     TenantId, Timestamp, Transfer, TransferId, Unit, Wallet, WalletId, WalletStatus,
+};
+use prepaid_store::{
+    MutationQuery, PAGE_SIZE_MAX, SWEEP_BATCH_MAX, Store, SweepReport, WalletQuery,
 };
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -2585,8 +2587,8 @@ pub async fn settings_put_and_read(env: &mut Env) {
 /// The fields of [`columns::mutation`](prepaid_store::columns::mutation) as a test schema,
 /// the derived ones among them.
 fn mutation_schema() -> prepaid_query::Schema {
-    use prepaid_store::columns::mutation as m;
     use prepaid_query::{Field, FieldType as T};
+    use prepaid_store::columns::mutation as m;
     prepaid_query::Schema::new(vec![
         Field::new("id", m::ID, T::Uuid),
         Field::new("amount", m::AMOUNT, T::Integer),
@@ -2915,8 +2917,8 @@ pub async fn search_mutations_at_the_page_limit(env: &mut Env) {
 
 /// The fields of [`columns::wallet`](prepaid_store::columns::wallet) as a test schema.
 fn wallet_schema() -> prepaid_query::Schema {
-    use prepaid_store::columns::wallet as w;
     use prepaid_query::{Field, FieldType as T};
+    use prepaid_store::columns::wallet as w;
     prepaid_query::Schema::new(vec![
         Field::new("id", w::ID, T::Text),
         Field::new("name", w::NAME, T::Text),

@@ -31,13 +31,13 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::conformance::Backend;
-use prepaid_store::{MutationQuery, PAGE_SIZE_MAX, Store};
 use prepaid_ledger::{
     AMOUNT_MAX, Amount, ApiKeyName, BALANCE_ABS_MAX, Command, CustomerId, Done, Fingerprint, Floor,
     HoldDirection, HoldId, HoldStatus, IdempotencyKey, MutationId, MutationKind, NewApiKey,
     NewWallet, Outcome, Reference, Request, Scopes, SystemAccount, TenantId, Timestamp, TransferId,
     Unit, Wallet, WalletId, WalletStatus, available,
 };
+use prepaid_store::{MutationQuery, PAGE_SIZE_MAX, Store};
 use proptest::prelude::*;
 use proptest::test_runner::TestRunner;
 use std::future::Future;

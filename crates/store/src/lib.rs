@@ -19,7 +19,8 @@ pub mod records;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{Engine, EngineConfig, EngineError};
 pub use records::{
-    JOB_CLAIM_MAX, Job, RECORD_KEY_LEN_MAX, RECORD_KIND_LEN_MAX, RECORD_VALUE_BYTES_MAX, Record,
+    JOB_CLAIM_MAX, Job, JobQueue, RECORD_KEY_LEN_MAX, RECORD_KIND_LEN_MAX, RECORD_VALUE_BYTES_MAX,
+    Record, RecordKey, RecordKind,
 };
 
 use async_trait::async_trait;
@@ -486,26 +487,26 @@ pub trait Store: Send + Sync + 'static {
     async fn record(
         &self,
         tenant: &TenantId,
-        kind: &str,
-        key: &str,
+        kind: RecordKind,
+        key: &RecordKey,
     ) -> Result<Option<Record>, StoreError>;
     /// Records of one kind ordered by key, keys > `after`, at most `limit` (<= PAGE_SIZE_MAX).
     async fn records(
         &self,
         tenant: &TenantId,
-        kind: &str,
-        after: Option<&str>,
+        kind: RecordKind,
+        after: Option<&RecordKey>,
         limit: usize,
     ) -> Result<Vec<Record>, StoreError>;
     /// Compare-and-set. `expected_version: None` inserts only if absent (version becomes 1);
     /// `Some(v)` replaces only if the current version is v (version becomes v+1). Returns
     /// `Some(new_version)`, or `None` when the condition failed (nothing changed).
-    /// Panics (programmer error) on kind/key/value over their limits; callers check first.
+    /// Panics (programmer error) on a value over its limit; callers check first.
     async fn put_record(
         &self,
         tenant: &TenantId,
-        kind: &str,
-        key: &str,
+        kind: RecordKind,
+        key: &RecordKey,
         value: &str,
         expected_version: Option<i64>,
         now: Timestamp,
@@ -514,8 +515,8 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_record(
         &self,
         tenant: &TenantId,
-        kind: &str,
-        key: &str,
+        kind: RecordKind,
+        key: &RecordKey,
     ) -> Result<bool, StoreError>;
 
     /// Inserts a job unless (tenant, queue, id) exists; `true` if inserted. Deterministic ids make
@@ -523,8 +524,8 @@ pub trait Store: Send + Sync + 'static {
     async fn enqueue_job(
         &self,
         tenant: &TenantId,
-        queue: &str,
-        id: &str,
+        queue: JobQueue,
+        id: &RecordKey,
         payload: &str,
         due_at: Timestamp,
     ) -> Result<bool, StoreError>;
@@ -535,19 +536,24 @@ pub trait Store: Send + Sync + 'static {
     /// (FOR UPDATE SKIP LOCKED).
     async fn claim_jobs(
         &self,
-        queue: &str,
+        queue: JobQueue,
         now: Timestamp,
         lease_until: Timestamp,
         limit: usize,
     ) -> Result<Vec<Job>, StoreError>;
     /// Deletes a finished job.
-    async fn finish_job(&self, tenant: &TenantId, queue: &str, id: &str) -> Result<(), StoreError>;
+    async fn finish_job(
+        &self,
+        tenant: &TenantId,
+        queue: JobQueue,
+        id: &RecordKey,
+    ) -> Result<(), StoreError>;
     /// Sets a claimed job's next due time (retry with backoff).
     async fn defer_job(
         &self,
         tenant: &TenantId,
-        queue: &str,
-        id: &str,
+        queue: JobQueue,
+        id: &RecordKey,
         due_at: Timestamp,
     ) -> Result<(), StoreError>;
 

@@ -163,7 +163,7 @@ pub async fn create_bucket(
             name: party_name,
             link: String::new(),
         })
-        .put_record(KIND_BUCKET, id.as_str(), text, None);
+        .put_record(KIND_BUCKET, &record_key(id.as_str())?, text, None);
     if let Some(amount) = initial {
         op = op.then(Command::Post {
             id: MutationId(new_uuid()),

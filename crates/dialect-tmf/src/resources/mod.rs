@@ -37,6 +37,7 @@ use prepaid_ledger::{
     IdempotencyKey, Mutation, MutationId, MutationKind, NAME_LEN_MAX, NewWallet, REFERENCE_LEN_MAX,
     Reference, Refusal, TransferId, Unit, UnitError, Wallet, WalletId, bounded_text,
 };
+use prepaid_ledger::{RecordKey, RecordKind};
 use prepaid_query::{Filter, Pred, Test};
 use prepaid_store::{
     MutationSearch, Order, PAGE_SIZE_MAX, RECORD_VALUE_BYTES_MAX, StoreError, WalletSearch, columns,
@@ -59,7 +60,7 @@ pub(super) type Reader = Caller<Read, TmfError>;
 pub(super) type Writer = Caller<Write, TmfError>;
 
 /// Record kinds of the members clients sent.
-pub(super) const KIND_BUCKET: &str = "tmf.bucket";
+pub(super) const KIND_BUCKET: RecordKind = RecordKind::new("tmf.bucket");
 
 /// The actions of TMF654: what each is called and where its extra members live.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,12 +88,12 @@ impl Action {
             Action::Reserve => "ReserveBalance",
         }
     }
-    fn record_kind(self) -> &'static str {
+    fn record_kind(self) -> RecordKind {
         match self {
-            Action::Topup => "tmf.topup",
-            Action::Adjust => "tmf.adjust",
-            Action::Transfer => "tmf.transfer",
-            Action::Reserve => "tmf.reserve",
+            Action::Topup => RecordKind::new("tmf.topup"),
+            Action::Adjust => RecordKind::new("tmf.adjust"),
+            Action::Transfer => RecordKind::new("tmf.transfer"),
+            Action::Reserve => RecordKind::new("tmf.reserve"),
         }
     }
     fn not_found(self) -> TmfError {
@@ -288,16 +289,25 @@ pub(super) async fn customer_name(
         .unwrap_or_default()
 }
 
+/// The record key of a resource id. Ids are the ledger's (UUIDs, wallet ids), which
+/// are always valid keys; one that is not is a bug.
+pub(super) fn record_key(id: &str) -> Result<RecordKey, TmfError> {
+    RecordKey::parse(id).map_err(|e| {
+        tracing::error!(error = %e, "a TMF resource id is no record key");
+        TmfError::internal()
+    })
+}
+
 /// The body a client sent for `key`, or `{}`.
 pub(super) async fn record_body(
     state: &SharedState,
     caller: &Principal,
-    kind: &str,
+    kind: RecordKind,
     key: &str,
 ) -> Result<(Value, Option<i64>), TmfError> {
     let record = state
         .store
-        .record(&caller.tenant, kind, key)
+        .record(&caller.tenant, kind, &record_key(key)?)
         .await
         .map_err(|e| store_err(&e, "reading a TMF record"))?;
     Ok(match record {
@@ -323,14 +333,21 @@ pub(super) fn record_text(body: &Value) -> Result<String, TmfError> {
 pub(super) async fn put_record(
     state: &SharedState,
     caller: &Principal,
-    kind: &str,
+    kind: RecordKind,
     key: &str,
     text: &str,
     expected: Option<i64>,
 ) -> Result<bool, TmfError> {
     let put = state
         .store
-        .put_record(&caller.tenant, kind, key, text, expected, state.clock.now())
+        .put_record(
+            &caller.tenant,
+            kind,
+            &record_key(key)?,
+            text,
+            expected,
+            state.clock.now(),
+        )
         .await
         .map_err(|e| store_err(&e, "writing a TMF record"))?;
     Ok(put.is_some())
@@ -400,7 +417,7 @@ pub(super) async fn submit_action<T>(
     let key = id.to_string();
     let op = Operation::new(caller, command)
         .idempotency(body.idempotency.clone())
-        .put_record(action.record_kind(), &key, text, None);
+        .put_record(action.record_kind(), &record_key(&key)?, text, None);
     let op = with_event(state, caller, ctx, more(op), action, "Create", &key).await?;
     let (done, replayed) = match submit_op(state, op).await? {
         Ok(done) => done,

@@ -191,9 +191,13 @@ pub(super) async fn plan_cancelled(
     caller: &Principal,
     plan: &str,
 ) -> Result<bool, TmfError> {
+    // A plan is its first top-up's id: one that is no key was never a plan.
+    let Ok(plan) = RecordKey::parse(plan) else {
+        return Ok(false);
+    };
     let cancelled = state
         .store
-        .record(&caller.tenant, recurring::CANCELLED_KIND, plan)
+        .record(&caller.tenant, recurring::CANCELLED_KIND, &plan)
         .await
         .map_err(|e| store_err(&e, "reading a recurring plan"))?;
     Ok(cancelled.is_some())
@@ -476,7 +480,12 @@ pub(super) async fn patch_posting(
             let text = record_text(&merge(&current, record_patch(b)))?;
             let op = recurring::cancelling(
                 &key,
-                Operation::records(&caller).put_record(action.record_kind(), &key, text, version),
+                Operation::records(&caller).put_record(
+                    action.record_kind(),
+                    &record_key(&key)?,
+                    text,
+                    version,
+                ),
             );
             match submit_op(&state, op).await? {
                 Ok(_) => break,
@@ -507,7 +516,7 @@ pub(super) fn record_patch(patch: &Value) -> Value {
 pub(super) async fn update_record(
     state: &SharedState,
     caller: &Principal,
-    kind: &str,
+    kind: RecordKind,
     key: &str,
     patch: &Value,
 ) -> Result<(), TmfError> {

@@ -204,7 +204,7 @@ pub(super) async fn settle(
     if let Some((value, version)) = record {
         op = op.put_record(
             Action::Reserve.record_kind(),
-            &h.id.to_string(),
+            &RecordKey::from_uuid(h.id.0),
             value,
             version,
         );
@@ -342,21 +342,21 @@ pub async fn list_reserves(
 ) -> Answer {
     let params = ListParams::parse(&uri)?;
     let mut all = Vec::new();
-    let mut after: Option<String> = None;
+    let mut after: Option<RecordKey> = None;
     loop {
         let records = state
             .store
             .records(
                 &caller.tenant,
                 Action::Reserve.record_kind(),
-                after.as_deref(),
+                after.as_ref(),
                 PAGE_SIZE_MAX,
             )
             .await
             .map_err(|e| store_err(&e, "listing reservations"))?;
         let n = records.len();
         for r in &records {
-            let Ok(id) = uuid::Uuid::try_parse(&r.key) else {
+            let Ok(id) = uuid::Uuid::try_parse(r.key.as_str()) else {
                 continue;
             };
             let Some(h) = state

@@ -10,13 +10,14 @@
 use super::{Finished, PaymentError, PaymentProvider, StartPayment, Started, currency_is_valid};
 use async_trait::async_trait;
 use prepaid_ledger::TenantId;
-use prepaid_store::records::{key_is_valid, value_is_valid};
+use prepaid_ledger::{RecordKey, RecordKind};
+use prepaid_store::records::value_is_valid;
 use prepaid_store::{Clock, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 /// The record kind of a test payment.
-pub const TEST_PAYMENT_KIND: &str = "icrtouch.testpay";
+pub const TEST_PAYMENT_KIND: RecordKind = RecordKind::new("icrtouch.testpay");
 /// The prefix of a test payment's token.
 pub const TEST_TOKEN_PREFIX: &str = "TEST-";
 /// The prefix of a test payment's transaction id.
@@ -90,13 +91,15 @@ impl PaymentProvider for TestProvider {
         };
         let value = serde_json::to_string(&kept)
             .map_err(|e| PaymentError::Unavailable(format!("encoding a test payment: {e}")))?;
-        debug_assert!(key_is_valid(&token) && value_is_valid(&value));
+        debug_assert!(value_is_valid(&value));
+        let key = RecordKey::parse(token.as_str())
+            .map_err(|e| PaymentError::Unavailable(format!("a test payment token: {e}")))?;
         let inserted = self
             .store
             .put_record(
                 &self.tenant,
                 TEST_PAYMENT_KIND,
-                &token,
+                &key,
                 &value,
                 None,
                 self.clock.now(),
@@ -113,12 +116,12 @@ impl PaymentProvider for TestProvider {
     }
 
     async fn finish(&self, token: &str) -> Result<Finished, PaymentError> {
-        let Some(id) = token_uuid(token) else {
+        let (Some(id), Ok(key)) = (token_uuid(token), RecordKey::parse(token)) else {
             return Err(PaymentError::UnknownToken);
         };
         let record = self
             .store
-            .record(&self.tenant, TEST_PAYMENT_KIND, token)
+            .record(&self.tenant, TEST_PAYMENT_KIND, &key)
             .await
             .map_err(unavailable)?
             .ok_or(PaymentError::UnknownToken)?;

@@ -1,8 +1,8 @@
 //! The conformance case of the wallet ceiling.
 
 use super::{Env, as_wallet, cid, done, eur, keyed, refusal, request, wid};
-use prepaid_store::WalletQuery;
 use prepaid_ledger::{BALANCE_ABS_MAX, Command, Floor, MutationKind, Outcome, Refusal};
+use prepaid_store::WalletQuery;
 
 /// A wallet's ceiling is kept (across a restart and in replays) and stops every
 /// credit that would pass it, within a batch too; debits pass it; a ceiling the edge

@@ -2,11 +2,11 @@
 //! credit on its way in.
 
 use super::{Env, amount, as_hold, as_wallet, done, eur, keyed, refusal, request, wid};
-use prepaid_store::SweepReport;
 use prepaid_ledger::{
     Command, Floor, HoldDirection, HoldId, HoldStatus, MutationKind, Outcome, Reference, Refusal,
     Timestamp, WalletStatus,
 };
+use prepaid_store::SweepReport;
 
 fn credit_hold(
     env: &Env,

@@ -2,12 +2,22 @@
 //! or not at all.
 
 use super::{Env, as_mutation, as_wallet, cid, done, eur, keyed, refusal, request, tid, wid};
-use prepaid_ledger::{Command, Floor, MutationKind, Outcome, Refusal, Request, Step, WalletStatus};
+use prepaid_ledger::{
+    Command, Floor, JobQueue, MutationKind, Outcome, RecordKey, RecordKind, Refusal, Request, Step,
+    WalletStatus,
+};
 
-fn put(kind: &str, key: &str, value: &str, expected_version: Option<i64>) -> Step {
+const KIND: RecordKind = RecordKind::new("linked");
+const QUEUE: JobQueue = JobQueue::new("linked");
+
+fn key(text: &str) -> RecordKey {
+    RecordKey::parse(text).expect("a valid record key")
+}
+
+fn put(kind: &'static str, id: &str, value: &str, expected_version: Option<i64>) -> Step {
     Step::PutRecord {
-        kind: kind.into(),
-        key: key.into(),
+        kind: RecordKind::new(kind),
+        key: key(id),
         value: value.into(),
         expected_version,
     }
@@ -15,8 +25,8 @@ fn put(kind: &str, key: &str, value: &str, expected_version: Option<i64>) -> Ste
 
 fn job(id: &str) -> Step {
     Step::EnqueueJob {
-        queue: "linked".into(),
-        id: id.into(),
+        queue: QUEUE,
+        id: key(id),
         payload: format!("payload of {id}"),
         due_at: None,
     }
@@ -27,11 +37,11 @@ async fn jobs(env: &Env) -> Vec<(String, String)> {
     let far = env.now.plus_micros(3_600_000_000);
     let mut all: Vec<(String, String)> = env
         .store()
-        .claim_jobs("linked", far, far, prepaid_store::JOB_CLAIM_MAX)
+        .claim_jobs(QUEUE, far, far, prepaid_store::JOB_CLAIM_MAX)
         .await
         .expect("claim")
         .into_iter()
-        .map(|j| (j.id, j.payload))
+        .map(|j| (j.id.into_string(), j.payload))
         .collect();
     all.sort();
     all
@@ -115,7 +125,7 @@ pub async fn linked_requests_are_all_or_nothing(env: &mut Env) {
     let w1 = env.read_wallet("t1", "w1").await;
     assert_eq!((w1.balance, w1.held), (100, 0));
     assert_eq!(env.read_wallet("t1", "new").await.balance, 55);
-    let record = store.record(&t1, "linked", "k1").await.unwrap().unwrap();
+    let record = store.record(&t1, KIND, &key("k1")).await.unwrap().unwrap();
     assert_eq!((record.value.as_str(), record.version), ("one", 1));
     assert_eq!(
         jobs(env).await,
@@ -158,8 +168,8 @@ pub async fn linked_requests_are_all_or_nothing(env: &mut Env) {
     let mut delete = request("t1", env.post("w1", MutationKind::Debit, 1));
     delete.after = vec![
         Step::DeleteRecord {
-            kind: "linked".into(),
-            key: "k1".into(),
+            kind: KIND,
+            key: key("k1"),
         },
         job("j2"),
     ];
@@ -167,7 +177,7 @@ pub async fn linked_requests_are_all_or_nothing(env: &mut Env) {
     as_mutation(done(outcomes[0].clone()));
     assert_eq!(refusal(outcomes[1].clone()), Refusal::RecordConflict);
     as_mutation(done(outcomes[2].clone()));
-    assert!(store.record(&t1, "linked", "k1").await.unwrap().is_none());
+    assert!(store.record(&t1, KIND, &key("k1")).await.unwrap().is_none());
     assert_eq!(env.read_wallet("t1", "w1").await.balance, 98);
     let ids: Vec<String> = jobs(env).await.into_iter().map(|(id, _)| id).collect();
     // The retried unit queued its job; the id queued twice is there once.

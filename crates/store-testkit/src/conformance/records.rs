@@ -1,33 +1,45 @@
 //! The conformance cases of records and jobs.
 
 use super::{Env, OPERATOR, SECOND, tid};
+use prepaid_ledger::{JobQueue, RecordKey, RecordKind, Timestamp};
 use prepaid_store::records::{
     JOB_CLAIM_MAX, Job, RECORD_KEY_LEN_MAX, RECORD_KIND_LEN_MAX, RECORD_VALUE_BYTES_MAX, Record,
 };
 use prepaid_store::{PAGE_SIZE_MAX, Store};
-use prepaid_ledger::Timestamp;
 
 fn store(env: &Env) -> &dyn Store {
     env.store()
 }
 
+/// A key the case names; every one it names is valid.
+fn key(text: &str) -> RecordKey {
+    RecordKey::parse(text).expect("a valid record key")
+}
+
 async fn put(
     env: &Env,
     tenant: &str,
-    kind: &str,
-    key: &str,
+    kind: &'static str,
+    id: &str,
     value: &str,
     expected: Option<i64>,
 ) -> Option<i64> {
     store(env)
-        .put_record(&tid(tenant), kind, key, value, expected, env.now)
+        .put_record(
+            &tid(tenant),
+            RecordKind::new(kind),
+            &key(id),
+            value,
+            expected,
+            env.now,
+        )
         .await
         .expect("put_record")
 }
 
-async fn get(env: &Env, tenant: &str, kind: &str, key: &str) -> Option<Record> {
+async fn get(env: &Env, tenant: &str, kind: &'static str, id: &str) -> Option<Record> {
     store(env)
-        .record(&tid(tenant), kind, key)
+        .record(&tid(tenant), RecordKind::new(kind), &key(id))
         .await
         .expect("record")
 }
@@ -35,30 +47,47 @@ async fn get(env: &Env, tenant: &str, kind: &str, key: &str) -> Option<Record> {
 async fn list(
     env: &Env,
     tenant: &str,
-    kind: &str,
+    kind: &'static str,
     after: Option<&str>,
     limit: usize,
 ) -> Vec<String> {
     store(env)
-        .records(&tid(tenant), kind, after, limit)
+        .records(
+            &tid(tenant),
+            RecordKind::new(kind),
+            after.map(key).as_ref(),
+            limit,
+        )
         .await
         .expect("records")
         .into_iter()
-        .map(|r| r.key)
+        .map(|r| r.key.into_string())
         .collect()
 }
 
-async fn enqueue(env: &Env, tenant: &str, queue: &str, id: &str, due_at: Timestamp) -> bool {
+async fn enqueue(
+    env: &Env,
+    tenant: &str,
+    queue: &'static str,
+    id: &str,
+    due_at: Timestamp,
+) -> bool {
     store(env)
-        .enqueue_job(&tid(tenant), queue, id, &format!("payload {id}"), due_at)
+        .enqueue_job(
+            &tid(tenant),
+            JobQueue::new(queue),
+            &key(id),
+            &format!("payload {id}"),
+            due_at,
+        )
         .await
         .expect("enqueue_job")
 }
 
-async fn claim(env: &Env, queue: &str, lease_secs: i64, limit: usize) -> Vec<Job> {
+async fn claim(env: &Env, queue: &'static str, lease_secs: i64, limit: usize) -> Vec<Job> {
     store(env)
         .claim_jobs(
-            queue,
+            JobQueue::new(queue),
             env.now,
             env.now.plus_micros(lease_secs * SECOND),
             limit,
@@ -105,8 +134,8 @@ pub async fn records_compare_and_set(env: &mut Env) {
     assert_eq!(
         get(env, t, "users", "ann").await,
         Some(Record {
-            kind: "users".to_owned(),
-            key: "ann".to_owned(),
+            kind: RecordKind::new("users"),
+            key: key("ann"),
             value: "v3".to_owned(),
             version: 3,
             created_at: created,
@@ -149,7 +178,7 @@ pub async fn records_list_in_key_order(env: &mut Env) {
     assert_eq!(list(env, t, "none", None, 10).await, Vec::<String>::new());
     assert_eq!(list(env, t, "other", None, 10).await, ["0"]);
     let full = store(env)
-        .records(&tid(t), "k", Some("Z"), 1)
+        .records(&tid(t), RecordKind::new("k"), Some(&key("Z")), 1)
         .await
         .expect("records");
     assert_eq!(full.len(), 1);
@@ -190,19 +219,19 @@ pub async fn records_delete(env: &mut Env) {
     put(env, t, "k", "b", "1", None).await;
     assert!(
         store(env)
-            .delete_record(&tenant, "k", "a")
+            .delete_record(&tenant, RecordKind::new("k"), &key("a"))
             .await
             .expect("delete")
     );
     assert!(
         !store(env)
-            .delete_record(&tenant, "k", "a")
+            .delete_record(&tenant, RecordKind::new("k"), &key("a"))
             .await
             .expect("delete")
     );
     assert!(
         !store(env)
-            .delete_record(&tenant, "x", "b")
+            .delete_record(&tenant, RecordKind::new("x"), &key("b"))
             .await
             .expect("delete")
     );
@@ -216,37 +245,58 @@ pub async fn records_delete(env: &mut Env) {
 pub async fn records_and_jobs_at_their_limits(env: &mut Env) {
     env.operator().await;
     let t = OPERATOR;
-    let kind = "k".repeat(RECORD_KIND_LEN_MAX);
+    const KIND: &str = "kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk";
+    let kind = KIND.to_owned();
+    assert_eq!(kind.len(), RECORD_KIND_LEN_MAX);
     // Multi-byte characters count in bytes: 128 of them make the longest key.
     let key = "ü".repeat(RECORD_KEY_LEN_MAX / 2);
     assert_eq!(key.len(), RECORD_KEY_LEN_MAX);
     let value = "v".repeat(RECORD_VALUE_BYTES_MAX);
-    assert_eq!(put(env, t, &kind, &key, &value, None).await, Some(1));
-    let record = get(env, t, &kind, &key).await.expect("the record");
+    assert_eq!(put(env, t, KIND, &key, &value, None).await, Some(1));
+    let record = get(env, t, KIND, &key).await.expect("the record");
     assert_eq!(
-        (record.kind, record.key, record.value),
+        (
+            record.kind.as_str().to_owned(),
+            record.key.into_string(),
+            record.value
+        ),
         (kind.clone(), key.clone(), value.clone())
     );
     assert_eq!(
-        list(env, t, &kind, None, 1).await,
+        list(env, t, KIND, None, 1).await,
         std::slice::from_ref(&key)
     );
 
     let tenant = tid(t);
     let s = store(env);
     assert!(
-        s.enqueue_job(&tenant, &kind, &key, &value, env.now)
-            .await
-            .expect("enqueue")
+        s.enqueue_job(
+            &tenant,
+            JobQueue::new(KIND),
+            &self::key(&key),
+            &value,
+            env.now
+        )
+        .await
+        .expect("enqueue")
     );
     let jobs = s
-        .claim_jobs(&kind, env.now, env.now.plus_micros(SECOND), JOB_CLAIM_MAX)
+        .claim_jobs(
+            JobQueue::new(KIND),
+            env.now,
+            env.now.plus_micros(SECOND),
+            JOB_CLAIM_MAX,
+        )
         .await
         .expect("claim");
     assert_eq!(jobs.len(), 1);
     assert_eq!(
-        (&jobs[0].queue, &jobs[0].id, &jobs[0].payload),
-        (&kind, &key, &value)
+        (
+            jobs[0].queue.as_str(),
+            jobs[0].id.as_str(),
+            &jobs[0].payload
+        ),
+        (kind.as_str(), key.as_str(), &value)
     );
 }
 
@@ -261,14 +311,14 @@ pub async fn records_and_jobs_tenant_isolation(env: &mut Env) {
     assert_eq!(put(env, "t2", "k", "a", "two", None).await, Some(1));
     assert!(
         !store(env)
-            .delete_record(&tid("t2"), "k", "b")
+            .delete_record(&tid("t2"), RecordKind::new("k"), &key("b"))
             .await
             .expect("delete")
     );
     put(env, "t1", "k", "b", "one", None).await;
     assert!(
         store(env)
-            .delete_record(&tid("t2"), "k", "a")
+            .delete_record(&tid("t2"), RecordKind::new("k"), &key("a"))
             .await
             .expect("delete")
     );
@@ -283,11 +333,13 @@ pub async fn records_and_jobs_tenant_isolation(env: &mut Env) {
     assert!(enqueue(env, "t1", "q", "j", env.now).await);
     assert!(enqueue(env, "t2", "q", "j", env.now).await);
     let s = store(env);
-    s.finish_job(&tid("t2"), "q", "j").await.expect("finish");
-    s.defer_job(&tid("t2"), "q", "j2", env.now)
+    s.finish_job(&tid("t2"), JobQueue::new("q"), &key("j"))
+        .await
+        .expect("finish");
+    s.defer_job(&tid("t2"), JobQueue::new("q"), &key("j2"), env.now)
         .await
         .expect("defer of nothing");
-    s.finish_job(&tid("t2"), "q", "other")
+    s.finish_job(&tid("t2"), JobQueue::new("q"), &key("other"))
         .await
         .expect("finish of nothing");
     let jobs = claim(env, "q", 60, 10).await;
@@ -303,7 +355,13 @@ pub async fn jobs_enqueue_is_idempotent(env: &mut Env) {
     let later = env.now.plus_micros(60 * SECOND);
     assert!(
         !store(env)
-            .enqueue_job(&tid(t), "q", "a", "other payload", later)
+            .enqueue_job(
+                &tid(t),
+                JobQueue::new("q"),
+                &key("a"),
+                "other payload",
+                later
+            )
             .await
             .expect("enqueue")
     );
@@ -393,12 +451,14 @@ pub async fn jobs_finish_and_defer(env: &mut Env) {
     let jobs = claim(env, "q", 600, 10).await;
     assert_eq!(jobs.len(), 2);
     let s = store(env);
-    s.finish_job(&tenant, "q", "done").await.expect("finish");
-    s.finish_job(&tenant, "q", "done")
+    s.finish_job(&tenant, JobQueue::new("q"), &key("done"))
+        .await
+        .expect("finish");
+    s.finish_job(&tenant, JobQueue::new("q"), &key("done"))
         .await
         .expect("finish again");
     let retry_at = env.now.plus_micros(30 * SECOND);
-    s.defer_job(&tenant, "q", "retry", retry_at)
+    s.defer_job(&tenant, JobQueue::new("q"), &key("retry"), retry_at)
         .await
         .expect("defer");
     env.advance_secs(29);

@@ -14,14 +14,15 @@
 //! queued already (by the store or by the batch).
 
 use super::{Exec, Stop};
-use crate::records::{key_is_valid, kind_is_valid, value_is_valid};
+use crate::records::value_is_valid;
 use prepaid_ledger::{
-    Command, Customer, CustomerId, HoldId, Refusal, Step, TenantId, Timestamp, Wallet, WalletId,
+    Command, Customer, CustomerId, HoldId, JobQueue, RecordKey, RecordKind, Refusal, Step,
+    TenantId, Timestamp, Wallet, WalletId,
 };
 use std::collections::HashSet;
 
-/// A record's key: tenant, kind and key.
-pub type RecordKey = (TenantId, String, String);
+/// A record's place: tenant, kind and key.
+pub type RecordPlace = (TenantId, RecordKind, RecordKey);
 
 /// A record as the batch sees it.
 #[derive(Clone, Debug)]
@@ -40,8 +41,8 @@ pub(super) struct RecordSlot {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecordChange {
     pub tenant: TenantId,
-    pub kind: String,
-    pub key: String,
+    pub kind: RecordKind,
+    pub key: RecordKey,
     /// The version the batch read; `None` when there was no record. A backend that
     /// does not hold the row locked writes only where the version is still this one,
     /// and treats a miss as a lost race.
@@ -56,8 +57,8 @@ pub struct RecordChange {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewJob {
     pub tenant: TenantId,
-    pub queue: String,
-    pub id: String,
+    pub queue: JobQueue,
+    pub id: RecordKey,
     pub payload: String,
     pub due_at: Timestamp,
 }
@@ -70,7 +71,7 @@ pub(super) enum Undo {
     NewWallet(TenantId, WalletId, usize),
     NewHold(HoldId, usize),
     NewCustomer(TenantId, CustomerId),
-    Record(RecordKey, Option<RecordSlot>),
+    Record(RecordPlace, Option<RecordSlot>),
 }
 
 /// The lengths of the batch's append-only lists when a unit began.
@@ -154,8 +155,8 @@ impl Exec<'_> {
                 value,
                 expected_version,
             } => {
-                check_entry(kind, key, value)?;
-                let current = self.record(tenant, kind, key)?.version;
+                check_value(value)?;
+                let current = self.record(tenant, *kind, key)?.version;
                 let version = match (*expected_version, current) {
                     (None, None) => 1,
                     (Some(expected), Some(current)) if expected == current => {
@@ -164,13 +165,12 @@ impl Exec<'_> {
                     }
                     _ => return Err(Refusal::RecordConflict.into()),
                 };
-                self.set_record(tenant, kind, key, Some((version, value.clone())));
+                self.set_record(tenant, *kind, key, Some((version, value.clone())));
                 Ok(())
             }
             Step::DeleteRecord { kind, key } => {
-                check_entry(kind, key, "")?;
-                if self.record(tenant, kind, key)?.version.is_some() {
-                    self.set_record(tenant, kind, key, None);
+                if self.record(tenant, *kind, key)?.version.is_some() {
+                    self.set_record(tenant, *kind, key, None);
                 }
                 Ok(())
             }
@@ -180,10 +180,10 @@ impl Exec<'_> {
                 payload,
                 due_at,
             } => {
-                check_entry(queue, id, payload)?;
+                check_value(payload)?;
                 self.jobs.push(super::NewJob {
                     tenant: tenant.clone(),
-                    queue: queue.clone(),
+                    queue: *queue,
                     id: id.clone(),
                     payload: payload.clone(),
                     due_at: due_at.unwrap_or(self.now),
@@ -215,8 +215,13 @@ impl Exec<'_> {
     }
 
     /// The record as the batch sees it.
-    fn record(&mut self, tenant: &TenantId, kind: &str, key: &str) -> Result<RecordSlot, Stop> {
-        let id = (tenant.clone(), kind.to_owned(), key.to_owned());
+    fn record(
+        &mut self,
+        tenant: &TenantId,
+        kind: RecordKind,
+        key: &RecordKey,
+    ) -> Result<RecordSlot, Stop> {
+        let id = (tenant.clone(), kind, key.clone());
         if let Some(slot) = self.records.get(&id) {
             return Ok(slot.clone());
         }
@@ -237,8 +242,14 @@ impl Exec<'_> {
         Ok(slot)
     }
 
-    fn set_record(&mut self, tenant: &TenantId, kind: &str, key: &str, now: Option<(i64, String)>) {
-        let id = (tenant.clone(), kind.to_owned(), key.to_owned());
+    fn set_record(
+        &mut self,
+        tenant: &TenantId,
+        kind: RecordKind,
+        key: &RecordKey,
+        now: Option<(i64, String)>,
+    ) {
+        let id = (tenant.clone(), kind, key.clone());
         let old = self.records.get(&id).cloned();
         self.journal(|_| Undo::Record(id.clone(), old));
         let read = self.records.get(&id).and_then(|s| s.read);
@@ -327,20 +338,19 @@ impl Exec<'_> {
         let mut seen = HashSet::new();
         let jobs = std::mem::take(&mut self.jobs)
             .into_iter()
-            .filter(|j| seen.insert((j.tenant.clone(), j.queue.clone(), j.id.clone())))
+            .filter(|j| seen.insert((j.tenant.clone(), j.queue, j.id.clone())))
             .collect();
         (records, jobs)
     }
 }
 
-/// A record or job the edge should never build (over a limit, a bad kind) is a bug.
-fn check_entry(kind: &str, key: &str, value: &str) -> Result<(), Stop> {
-    if kind_is_valid(kind) && key_is_valid(key) && value_is_valid(value) {
+/// A record value or job payload over its limit is a bug: the edge checks them.
+fn check_value(value: &str) -> Result<(), Stop> {
+    if value_is_valid(value) {
         Ok(())
     } else {
         Err(Stop::Bug(format!(
-            "a record or job of kind {kind:?} and key of {} bytes, value of {} bytes",
-            key.len(),
+            "a record value or job payload of {} bytes",
             value.len()
         )))
     }

@@ -283,9 +283,9 @@ impl Exec<'_> {
             match step {
                 Step::Command(command) => self.prefetch_command(tenant, command)?,
                 Step::PutRecord { kind, key, .. } | Step::DeleteRecord { kind, key } => {
-                    let id = (tenant.clone(), kind.clone(), key.clone());
+                    let id = (tenant.clone(), *kind, key.clone());
                     if !self.records.contains_key(&id) {
-                        match self.rows.record_version(tenant, kind, key) {
+                        match self.rows.record_version(tenant, *kind, key) {
                             Err(Gap::Miss) => {
                                 self.missing.records.insert(id);
                             }

@@ -68,17 +68,17 @@ mod lookups;
 mod recorded;
 mod requests;
 
-pub use linked::{NewJob, RecordChange, RecordKey};
+pub use linked::{NewJob, RecordChange, RecordPlace};
 pub use recorded::{Recorded, RecordedColumns, RecordedResult};
 
 use crate::{StoreError, SweepReport};
 use prepaid_ledger::{
     Amount, ApiKey, ApiKeyName, Command, Customer, CustomerId, Done, Fingerprint, Hold,
     HoldDirection, HoldId, HoldStatus, IdempotencyKey, LINK_LEN_MAX, Mutation, MutationId,
-    MutationKind, NewApiKey, NewWallet, Outcome, Reference, Refusal, Request, Reserved,
-    SETTING_VALUE_LEN_MAX, SettingKey, Step, SystemAccount, TenantId, Timestamp, Transfer,
-    TransferId, Unit, Wallet, WalletId, WalletStatus, add_to_balance, commit_hold, expire_wallet,
-    place_credit_hold, place_hold, post, release_hold, transfer,
+    MutationKind, NewApiKey, NewWallet, Outcome, RecordKey, RecordKind, Reference, Refusal,
+    Request, Reserved, SETTING_VALUE_LEN_MAX, SettingKey, Step, SystemAccount, TenantId, Timestamp,
+    Transfer, TransferId, Unit, Wallet, WalletId, WalletStatus, add_to_balance, commit_hold,
+    expire_wallet, place_credit_hold, place_hold, post, release_hold, transfer,
 };
 use std::collections::{BTreeSet, HashMap};
 use std::hash::Hash;
@@ -136,7 +136,12 @@ pub trait Rows {
     /// The version of a record of the tenant, if there is one (asked by record steps
     /// of linked requests). A backend whose batches run concurrently holds the record
     /// locked until the batch ends.
-    fn record_version(&mut self, tenant: &TenantId, kind: &str, key: &str) -> Lookup<Option<i64>>;
+    fn record_version(
+        &mut self,
+        tenant: &TenantId,
+        kind: RecordKind,
+        key: &RecordKey,
+    ) -> Lookup<Option<i64>>;
 
     /// Whether a lookup may answer [`Gap::Miss`]. When not, the executor skips the
     /// pass that looks up every row a request names before deciding it, which serves
@@ -161,7 +166,7 @@ pub struct Missing {
     pub accounts: BTreeSet<(TenantId, Unit, SystemAccount)>,
     pub pending_holds: BTreeSet<(TenantId, WalletId)>,
     pub settings: BTreeSet<(TenantId, SettingKey)>,
-    pub records: BTreeSet<RecordKey>,
+    pub records: BTreeSet<RecordPlace>,
 }
 
 impl Missing {
@@ -613,7 +618,7 @@ struct Exec<'r> {
     mutations: Vec<Mutation>,
     keys: Vec<KeyRecord>,
     new_settings: Vec<SettingChange>,
-    records: HashMap<RecordKey, linked::RecordSlot>,
+    records: HashMap<RecordPlace, linked::RecordSlot>,
     jobs: Vec<NewJob>,
     /// What to undo if the linked request being carried out is refused.
     journal: Option<Vec<linked::Undo>>,

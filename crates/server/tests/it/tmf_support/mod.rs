@@ -376,16 +376,16 @@ impl Store for CountingStore {
     async fn record(
         &self,
         tenant: &TenantId,
-        kind: &str,
-        key: &str,
+        kind: prepaid_store::RecordKind,
+        key: &prepaid_store::RecordKey,
     ) -> Result<Option<prepaid_store::Record>, StoreError> {
         self.inner.record(tenant, kind, key).await
     }
     async fn records(
         &self,
         tenant: &TenantId,
-        kind: &str,
-        after: Option<&str>,
+        kind: prepaid_store::RecordKind,
+        after: Option<&prepaid_store::RecordKey>,
         limit: usize,
     ) -> Result<Vec<prepaid_store::Record>, StoreError> {
         self.inner.records(tenant, kind, after, limit).await
@@ -393,8 +393,8 @@ impl Store for CountingStore {
     async fn put_record(
         &self,
         tenant: &TenantId,
-        kind: &str,
-        key: &str,
+        kind: prepaid_store::RecordKind,
+        key: &prepaid_store::RecordKey,
         value: &str,
         expected_version: Option<i64>,
         now: Timestamp,
@@ -407,8 +407,8 @@ impl Store for CountingStore {
     async fn delete_record(
         &self,
         tenant: &TenantId,
-        kind: &str,
-        key: &str,
+        kind: prepaid_store::RecordKind,
+        key: &prepaid_store::RecordKey,
     ) -> Result<bool, StoreError> {
         self.direct_writes.fetch_add(1, Ordering::SeqCst);
         self.inner.delete_record(tenant, kind, key).await
@@ -416,8 +416,8 @@ impl Store for CountingStore {
     async fn enqueue_job(
         &self,
         tenant: &TenantId,
-        queue: &str,
-        id: &str,
+        queue: prepaid_store::JobQueue,
+        id: &prepaid_store::RecordKey,
         payload: &str,
         due_at: Timestamp,
     ) -> Result<bool, StoreError> {
@@ -428,21 +428,26 @@ impl Store for CountingStore {
     }
     async fn claim_jobs(
         &self,
-        queue: &str,
+        queue: prepaid_store::JobQueue,
         now: Timestamp,
         lease_until: Timestamp,
         limit: usize,
     ) -> Result<Vec<prepaid_store::Job>, StoreError> {
         self.inner.claim_jobs(queue, now, lease_until, limit).await
     }
-    async fn finish_job(&self, tenant: &TenantId, queue: &str, id: &str) -> Result<(), StoreError> {
+    async fn finish_job(
+        &self,
+        tenant: &TenantId,
+        queue: prepaid_store::JobQueue,
+        id: &prepaid_store::RecordKey,
+    ) -> Result<(), StoreError> {
         self.inner.finish_job(tenant, queue, id).await
     }
     async fn defer_job(
         &self,
         tenant: &TenantId,
-        queue: &str,
-        id: &str,
+        queue: prepaid_store::JobQueue,
+        id: &prepaid_store::RecordKey,
         due_at: Timestamp,
     ) -> Result<(), StoreError> {
         self.inner.defer_job(tenant, queue, id, due_at).await
