@@ -84,19 +84,16 @@ impl<'de> Deserialize<'de> for ReferenceIn {
             }
             fn visit_str<E: de::Error>(self, s: &str) -> Result<ReferenceIn, E> {
                 let text = bounded_text(s, REFERENCE_LEN_MAX).map_err(E::custom)?;
-                Ok(ReferenceIn(Reference {
-                    kind: String::new(),
-                    text,
-                    link: String::new(),
-                }))
+                Reference::new("", &text, "")
+                    .map(ReferenceIn)
+                    .map_err(E::custom)
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ReferenceIn, A::Error> {
                 let o = ReferenceObject::deserialize(de::value::MapAccessDeserializer::new(map))?;
-                Ok(ReferenceIn(Reference {
-                    kind: o.kind.map(|t| t.0).unwrap_or_default(),
-                    text: o.text.map(|t| t.0).unwrap_or_default(),
-                    link: o.link.map(|t| t.0).unwrap_or_default(),
-                }))
+                let part = |t: Option<Text<REFERENCE_LEN_MAX>>| t.map(|t| t.0).unwrap_or_default();
+                Reference::new(&part(o.kind), &part(o.text), &part(o.link))
+                    .map(ReferenceIn)
+                    .map_err(de::Error::custom)
             }
         }
         deserializer.deserialize_any(V)
@@ -499,12 +496,12 @@ mod tests {
     #[test]
     fn references_parse_from_string_or_object() {
         let r: ReferenceIn = serde_json::from_str("\"order 7\"").unwrap();
-        assert_eq!(r.0.text, "order 7");
+        assert_eq!(r.0.text(), Some("order 7"));
         let r: ReferenceIn =
             serde_json::from_str(r#"{"type": "payment", "link": "https://x"}"#).unwrap();
         assert_eq!(
-            (r.0.kind.as_str(), r.0.link.as_str()),
-            ("payment", "https://x")
+            (r.0.kind(), r.0.link()),
+            (Some("payment"), Some("https://x"))
         );
         let e = serde_json::from_str::<ReferenceIn>(r#"{"what": 1}"#).unwrap_err();
         assert!(e.to_string().contains("unknown field"));

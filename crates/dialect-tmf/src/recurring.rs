@@ -214,9 +214,9 @@ impl PeriodJob {
             period: plan.period.as_str().to_owned(),
             periods_total: plan.periods_total,
             first_at_micros: plan.first_at.as_micros(),
-            reference_kind: plan.reference.kind.clone(),
-            reference_text: plan.reference.text.clone(),
-            reference_link: plan.reference.link.clone(),
+            reference_kind: plan.reference.parts().0.to_owned(),
+            reference_text: plan.reference.parts().1.to_owned(),
+            reference_link: plan.reference.parts().2.to_owned(),
             n,
         }
     }
@@ -230,11 +230,12 @@ impl PeriodJob {
             period: Period::parse(&self.period)?,
             periods_total: self.periods_total,
             first_at: Timestamp::from_micros(self.first_at_micros),
-            reference: Reference {
-                kind: self.reference_kind.clone(),
-                text: self.reference_text.clone(),
-                link: self.reference_link.clone(),
-            },
+            reference: Reference::new(
+                &self.reference_kind,
+                &self.reference_text,
+                &self.reference_link,
+            )
+            .ok()?,
         })
     }
 }

@@ -343,16 +343,18 @@ async fn create_mutation(
         tracing::error!(error = %e, "bounded minutes did not make an amount");
         Error::internal()
     })?;
+    // `NewMutation` bounds the reference far inside the ledger's bound on its parts.
+    let reference = Reference::new(ResourceType::ExternalSystem.as_str(), &new.reference, "")
+        .map_err(|e| {
+            tracing::error!(error = %e, "a checked reference did not make a reference");
+            Error::internal()
+        })?;
     let post = Command::Post {
         id,
         wallet: wallet.clone(),
         kind,
         amount,
-        reference: Reference {
-            kind: ResourceType::ExternalSystem.as_str().into(),
-            text: new.reference.clone(),
-            link: String::new(),
-        },
+        reference,
         occurred_at: Some(new.occurred_at),
     };
     let idempotency = new

@@ -307,9 +307,9 @@ impl<'a> BalanceMutationOut<'a> {
             amount_of_minutes: m.amount,
             modification_date: WireTime(m.occurred_at),
             on: (!compact).then(|| ExternalResourceOut {
-                kind: ResourceType::of_reference_kind(&m.reference.kind).as_str(),
-                reference: &m.reference.text,
-                reference_link: &m.reference.link,
+                kind: ResourceType::of_reference_kind(m.reference.parts().0).as_str(),
+                reference: m.reference.parts().1,
+                reference_link: m.reference.parts().2,
             }),
         }
     }

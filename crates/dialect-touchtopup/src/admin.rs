@@ -499,11 +499,7 @@ async fn post_sale(
         wallet: main_wallet(coid, custid),
         kind: MutationKind::Debit,
         amount,
-        reference: Reference {
-            kind: SALE_REFERENCE_KIND.to_owned(),
-            text: sale.sale_id.to_string(),
-            link: String::new(),
-        },
+        reference: Reference::known(SALE_REFERENCE_KIND, &sale.sale_id.to_string(), ""),
         occurred_at: v.occurred_at.map(|t| t.0),
     };
     // The debit and its sale are one unit; a replay answers the first debit, whose

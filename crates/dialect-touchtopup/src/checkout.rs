@@ -201,11 +201,15 @@ pub async fn make_payment(state: &SharedState, ctx: &Ctx<Write>) -> Result<Node,
         id: hold,
         wallet: ledger_wallet,
         amount: positive,
-        reference: Reference {
-            kind: PAYMENT_REFERENCE_KIND.to_owned(),
-            text: token.clone(),
-            link: payment_reference(SOURCE_PROVIDER, "", charge).link,
-        },
+        reference: Reference::new(
+            PAYMENT_REFERENCE_KIND,
+            &token,
+            payment_reference(SOURCE_PROVIDER, "", charge).parts().2,
+        )
+        .map_err(|e| {
+            tracing::error!(error = %e, "a provider's payment token is no reference text");
+            Fail::internal()
+        })?,
         expires_at: Some(expires_at),
     };
     let recovery_due = expires_at.plus_micros(-PAYMENT_RECORD_MARGIN_SECS * 1_000_000);

@@ -306,28 +306,26 @@ pub const SOURCE_PROVIDER: u8 = 1;
 /// The reference of a payment's credit: the provider's transaction id as text, and the
 /// source and charge in the link (`1` or `1:47`).
 pub fn payment_reference(source: u8, transaction_id: &str, charge: Option<u32>) -> Reference {
-    Reference {
-        kind: PAYMENT_REFERENCE_KIND.to_owned(),
-        text: transaction_id.to_owned(),
-        link: match charge {
-            Some(c) => format!("{source}:{c}"),
-            None => source.to_string(),
-        },
-    }
+    let link = match charge {
+        Some(c) => format!("{source}:{c}"),
+        None => source.to_string(),
+    };
+    // A provider's transaction id is short (PayPal's are 17 characters); one that is
+    // no reference text is kept out rather than refusing a payment already taken.
+    Reference::new(PAYMENT_REFERENCE_KIND, transaction_id, &link)
+        .unwrap_or_else(|_| Reference::known(PAYMENT_REFERENCE_KIND, "", &link))
 }
 
 /// `PAYMENTSOURCE`, `TRANSACTIONID` and `CHARGEID` (0 for none) of a credit.
 pub fn payment_of(reference: &Reference) -> (u8, String, u32) {
-    if reference.kind != PAYMENT_REFERENCE_KIND {
+    let (kind, text, link) = reference.parts();
+    if kind != PAYMENT_REFERENCE_KIND {
         return (SOURCE_TILL, String::new(), 0);
     }
-    let (source, charge) = reference
-        .link
-        .split_once(':')
-        .unwrap_or((reference.link.as_str(), "0"));
+    let (source, charge) = link.split_once(':').unwrap_or((link, "0"));
     (
         source.parse().unwrap_or(SOURCE_TILL),
-        reference.text.clone(),
+        text.to_owned(),
         charge.parse().unwrap_or(0),
     )
 }

@@ -388,11 +388,8 @@ fn charge_entry(charge: &Charge, custid: u32, entry: ChargeEntry) -> Result<Comm
         wallet: wallet_wallet(charge.coid, custid, charge.wallet),
         kind,
         amount,
-        reference: Reference {
-            kind: reference_kind.to_owned(),
-            text: charge.id.to_string(),
-            link,
-        },
+        reference: Reference::new(reference_kind, &charge.id.to_string(), &link)
+            .map_err(|e| Fail::bad(format!("The charge's due date cannot be kept: {e}")))?,
         occurred_at: None,
     })
 }
@@ -646,14 +643,14 @@ pub async fn customer_wallet_details(state: &SharedState, ctx: &Ctx<Read>) -> Re
     })
     .await?;
     let debits = newest(state, ctx, &id, WALLET_CHARGES_MAX, |m| {
-        m.kind == MutationKind::Debit && m.reference.kind == CHARGE_REFERENCE_KIND
+        m.kind == MutationKind::Debit && m.reference.kind() == Some(CHARGE_REFERENCE_KIND)
     })
     .await?;
     let company = recs.company(coid).await?;
     let mut charges = Vec::new();
     let mut ids: Vec<u32> = debits
         .iter()
-        .filter_map(|m| m.reference.text.parse().ok())
+        .filter_map(|m| m.reference.text()?.parse().ok())
         .collect();
     ids.sort_unstable();
     ids.dedup();

@@ -57,9 +57,9 @@ pub struct ReferenceOut<'a> {
 impl<'a> From<&'a Reference> for ReferenceOut<'a> {
     fn from(r: &'a Reference) -> Self {
         Self {
-            kind: &r.kind,
-            text: &r.text,
-            link: &r.link,
+            kind: r.parts().0,
+            text: r.parts().1,
+            link: r.parts().2,
         }
     }
 }

@@ -29,9 +29,9 @@ pub use ids::{
 };
 pub use model::{
     ApiKey, Customer, Floor, Hold, HoldDirection, HoldStatus, LINK_LEN_MAX, Mutation, MutationKind,
-    NAME_LEN_MAX, NewApiKey, NewWallet, REFERENCE_LEN_MAX, Reference, SETTING_VALUE_LEN_MAX,
-    Scopes, SystemAccount, TextError, Transfer, Unit, UnitError, Wallet, WalletStatus,
-    bounded_text,
+    NAME_LEN_MAX, NewApiKey, NewWallet, REFERENCE_LEN_MAX, Reference, ReferenceError,
+    ReferenceField, ReferencePart, SETTING_VALUE_LEN_MAX, Scopes, SystemAccount, TextError,
+    Transfer, Unit, UnitError, Wallet, WalletStatus, bounded_text,
 };
 pub use records::{
     JobQueue, RECORD_KEY_LEN_MAX, RECORD_KIND_LEN_MAX, RECORD_VALUE_BYTES_MAX, RecordKey,

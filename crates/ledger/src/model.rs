@@ -7,8 +7,11 @@ use std::fmt;
 
 /// The longest free-text name (customer, wallet, product, tenant), in bytes.
 pub const NAME_LEN_MAX: usize = 255;
-/// The longest reference text or reference link, in bytes.
+/// The longest reference type, text or link the native API takes, in bytes.
 pub const REFERENCE_LEN_MAX: usize = 255;
+/// The longest part of any reference the ledger keeps, in bytes: the most a dialect
+/// takes, TOPdesk's 255 characters of up to four bytes each.
+pub const REFERENCE_PART_BYTES_MAX: usize = 1020;
 /// The longest customer link (the URL by which the client's system addresses the
 /// customer), in bytes.
 pub const LINK_LEN_MAX: usize = 1024;
@@ -305,13 +308,102 @@ impl MutationKind {
     }
 }
 
+/// One part of a [`Reference`]: 1 to [`REFERENCE_PART_BYTES_MAX`] bytes without
+/// control characters (each dialect bounds what it takes, often more tightly). An absent part is no part at all, never an empty one.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ReferencePart(String);
+
+impl ReferencePart {
+    /// The part `s`, or `None` for the empty string (an absent part).
+    pub fn parse(s: &str) -> Result<Option<Self>, TextError> {
+        let text = bounded_text(s, REFERENCE_PART_BYTES_MAX)?;
+        Ok((!text.is_empty()).then_some(Self(text)))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Which part of a reference a [`ReferenceError`] is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReferenceField {
+    Kind,
+    Text,
+    Link,
+}
+
+impl ReferenceField {
+    /// The name clients know the part by (`type`, `text`, `link`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Kind => "type",
+            Self::Text => "text",
+            Self::Link => "link",
+        }
+    }
+}
+
+/// Why three strings are not a reference: which part, and what is wrong with it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the reference {} {error}", field.as_str())]
+pub struct ReferenceError {
+    pub field: ReferenceField,
+    pub error: TextError,
+}
+
 /// Why a mutation happened, in the words of the system that caused it: a type
-/// (`EXTERNAL_SYSTEM`, `INCIDENT`, `payment`...), free text and an optional link.
+/// (`EXTERNAL_SYSTEM`, `INCIDENT`, `payment`...), free text and a link, each of which
+/// may be absent. Made only by [`Reference::new`], so every part is valid.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Reference {
-    pub kind: String,
-    pub text: String,
-    pub link: String,
+    kind: Option<ReferencePart>,
+    text: Option<ReferencePart>,
+    link: Option<ReferencePart>,
+}
+
+impl Reference {
+    /// The reference of `kind`, `text` and `link`; an empty string is an absent part.
+    pub fn new(kind: &str, text: &str, link: &str) -> Result<Self, ReferenceError> {
+        let part =
+            |field, s| ReferencePart::parse(s).map_err(|error| ReferenceError { field, error });
+        Ok(Self {
+            kind: part(ReferenceField::Kind, kind)?,
+            text: part(ReferenceField::Text, text)?,
+            link: part(ReferenceField::Link, link)?,
+        })
+    }
+
+    /// A reference whose parts are the code's own constants and numbers, which are
+    /// valid; one that is not is a bug.
+    pub fn known(kind: &str, text: &str, link: &str) -> Self {
+        match Self::new(kind, text, link) {
+            Ok(reference) => reference,
+            Err(e) => panic!("a reference made by the code is invalid: {e}"),
+        }
+    }
+
+    pub fn kind(&self) -> Option<&str> {
+        self.kind.as_ref().map(ReferencePart::as_str)
+    }
+
+    pub fn text(&self) -> Option<&str> {
+        self.text.as_ref().map(ReferencePart::as_str)
+    }
+
+    pub fn link(&self) -> Option<&str> {
+        self.link.as_ref().map(ReferencePart::as_str)
+    }
+
+    /// The three parts as text, an absent one empty: how stores keep them and how
+    /// wire formats that always show each part render one that is absent.
+    pub fn parts(&self) -> (&str, &str, &str) {
+        (
+            self.kind().unwrap_or_default(),
+            self.text().unwrap_or_default(),
+            self.link().unwrap_or_default(),
+        )
+    }
 }
 
 /// One immutable change of one wallet's balance.
@@ -458,5 +550,48 @@ pub(crate) fn signed(kind: MutationKind, amount: Amount) -> i64 {
     match kind {
         MutationKind::Debit | MutationKind::TransferOut | MutationKind::HoldCommit => -amount.get(),
         _ => amount.get(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_keep_absent_parts_absent() {
+        let r = Reference::new("payment", "", "https://x").unwrap();
+        assert_eq!(
+            (r.kind(), r.text(), r.link()),
+            (Some("payment"), None, Some("https://x"))
+        );
+        assert_eq!(r.parts(), ("payment", "", "https://x"));
+        assert_eq!(Reference::new("", "", "").unwrap(), Reference::default());
+    }
+
+    #[test]
+    fn reference_parts_are_bounded_at_the_limit() {
+        let at = "é".repeat(REFERENCE_PART_BYTES_MAX / 2);
+        assert_eq!(at.len(), REFERENCE_PART_BYTES_MAX);
+        assert!(Reference::new("", &at, "").is_ok());
+        let over = format!("{at}x");
+        assert_eq!(
+            Reference::new("", "", &over),
+            Err(ReferenceError {
+                field: ReferenceField::Link,
+                error: TextError::TooLong {
+                    len: REFERENCE_PART_BYTES_MAX + 1,
+                    max: REFERENCE_PART_BYTES_MAX
+                }
+            })
+        );
+        let e = Reference::new("a\nb", "", "").unwrap_err();
+        assert_eq!(
+            (e.field, e.error.clone()),
+            (ReferenceField::Kind, TextError::Control)
+        );
+        assert_eq!(
+            e.to_string(),
+            "the reference type must not contain control characters"
+        );
     }
 }

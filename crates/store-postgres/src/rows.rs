@@ -89,11 +89,9 @@ fn balance(v: i64) -> Result<i64, Fail> {
 }
 
 fn reference(row: &Row, at: usize) -> Result<Reference, Fail> {
-    Ok(Reference {
-        kind: get(row, at)?,
-        text: get(row, at + 1)?,
-        link: get(row, at + 2)?,
-    })
+    let (kind, text, link): (String, String, String) =
+        (get(row, at)?, get(row, at + 1)?, get(row, at + 2)?);
+    Reference::new(&kind, &text, &link).map_err(|e| Fail::corrupt(format_args!("reference: {e}")))
 }
 
 /// Decodes [`WALLET_COLUMNS`].

@@ -335,9 +335,9 @@ async fn write_holds_new<C: GenericClient>(tx: &C, changes: &Changes) -> Result<
         let amounts: Vec<i64> = h.iter().map(|h| h.amount).collect();
         let committed: Vec<Option<i64>> = h.iter().map(|h| h.committed_amount).collect();
         let statuses: Vec<&str> = h.iter().map(|h| h.status.as_str()).collect();
-        let ref_kinds: Vec<&str> = h.iter().map(|h| h.reference.kind.as_str()).collect();
-        let ref_texts: Vec<&str> = h.iter().map(|h| h.reference.text.as_str()).collect();
-        let ref_links: Vec<&str> = h.iter().map(|h| h.reference.link.as_str()).collect();
+        let ref_kinds: Vec<&str> = h.iter().map(|h| h.reference.parts().0).collect();
+        let ref_texts: Vec<&str> = h.iter().map(|h| h.reference.parts().1).collect();
+        let ref_links: Vec<&str> = h.iter().map(|h| h.reference.parts().2).collect();
         let expires: Vec<Option<i64>> = h.iter().map(|h| micros(h.expires_at)).collect();
         let created: Vec<i64> = h.iter().map(|h| h.created_at.as_micros()).collect();
         let settled: Vec<Option<i64>> = h.iter().map(|h| micros(h.settled_at)).collect();
@@ -651,9 +651,9 @@ async fn write_mutations<C: GenericClient>(tx: &C, changes: &Changes) -> Result<
     let kinds: Vec<&str> = m.iter().map(|m| m.kind.as_str()).collect();
     let amounts: Vec<i64> = m.iter().map(|m| m.amount).collect();
     let after: Vec<i64> = m.iter().map(|m| m.balance_after).collect();
-    let ref_kinds: Vec<&str> = m.iter().map(|m| m.reference.kind.as_str()).collect();
-    let ref_texts: Vec<&str> = m.iter().map(|m| m.reference.text.as_str()).collect();
-    let ref_links: Vec<&str> = m.iter().map(|m| m.reference.link.as_str()).collect();
+    let ref_kinds: Vec<&str> = m.iter().map(|m| m.reference.parts().0).collect();
+    let ref_texts: Vec<&str> = m.iter().map(|m| m.reference.parts().1).collect();
+    let ref_links: Vec<&str> = m.iter().map(|m| m.reference.parts().2).collect();
     let holds: Vec<Option<uuid::Uuid>> = m.iter().map(|m| m.hold.map(|h| h.0)).collect();
     let transfers: Vec<Option<uuid::Uuid>> = m.iter().map(|m| m.transfer.map(|t| t.0)).collect();
     let counter: Vec<Option<&str>> = m

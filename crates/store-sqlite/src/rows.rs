@@ -114,11 +114,8 @@ fn balance(v: i64) -> Result<i64, Fail> {
 }
 
 fn reference(row: &Row<'_>, at: usize) -> Result<Reference, Fail> {
-    Ok(Reference {
-        kind: text(row, at)?.to_owned(),
-        text: text(row, at + 1)?.to_owned(),
-        link: text(row, at + 2)?.to_owned(),
-    })
+    Reference::new(text(row, at)?, text(row, at + 1)?, text(row, at + 2)?)
+        .map_err(|e| Fail::corrupt(format_args!("reference: {e}")))
 }
 
 /// Decodes [`wallet_columns!`].

@@ -169,7 +169,7 @@ async fn a_database_of_the_first_schema_is_brought_up_to_date() {
     // tenant's own.
     let id = prepaid_ledger::MutationId(Uuid::from_u128(0x0102030405060708090a0b0c0d0e0f10));
     let old_mutation = store.mutation(&tenant, id).await.unwrap().unwrap();
-    assert_eq!(old_mutation.reference.text, "old");
+    assert_eq!(old_mutation.reference.text(), Some("old"));
     let page = store
         .mutations(
             &tenant,

@@ -849,11 +849,7 @@ pub async fn postings_report_balance_after(env: &mut Env) {
     env.tenant("t1").await;
     env.customer("t1", "c1").await;
     env.wallet("t1", "c1", "w1").await;
-    let reference = Reference {
-        kind: "payment".into(),
-        text: "order 17".into(),
-        link: "https://shop.example/orders/17".into(),
-    };
+    let reference = Reference::known("payment", "order 17", "https://shop.example/orders/17");
     let id = env.mutation_id();
     let top_up = Command::Post {
         id,
@@ -1205,11 +1201,7 @@ pub async fn holds_place_commit_release(env: &mut Env) {
     env.wallet("t1", "c1", "w1").await;
     env.top_up("t1", "w1", 1000).await;
 
-    let reference = Reference {
-        kind: "session".into(),
-        text: "call 9".into(),
-        link: String::new(),
-    };
+    let reference = Reference::known("session", "call 9", "");
     let h1 = env.hold_id();
     let place = Command::PlaceHold {
         id: h1,
@@ -2620,10 +2612,9 @@ impl prepaid_query::Row for MutationRow<'_> {
             "kind" => V::Text(m.kind.as_str().into()),
             "occurredAt" => V::Timestamp(m.occurred_at.as_micros()),
             "recordedAt" => V::Timestamp(m.recorded_at.as_micros()),
-            "reference.type" => V::Text(m.reference.kind.clone()),
-            "reference.text" if m.reference.text.is_empty() => V::Null,
-            "reference.text" => V::Text(m.reference.text.clone()),
-            "reference.link" => V::Text(m.reference.link.clone()),
+            "reference.type" => V::Text(m.reference.parts().0.into()),
+            "reference.text" => m.reference.text().map_or(V::Null, |t| V::Text(t.into())),
+            "reference.link" => V::Text(m.reference.parts().2.into()),
             "customer" => V::Text(m.customer.as_str().into()),
             "wallet" => V::Text(m.wallet.as_str().into()),
             "balanceAfter" => V::Int(m.balance_after),
@@ -2675,11 +2666,7 @@ pub async fn search_mutations_filters_counts_and_pages(env: &mut Env) {
             wallet: wid(wallet),
             kind,
             amount: amount(value),
-            reference: Reference {
-                kind: r.0.into(),
-                text: r.1.into(),
-                link: r.2.into(),
-            },
+            reference: Reference::known(r.0, r.1, r.2),
             occurred_at: Some(START.plus_micros(days * day)),
         }
     };

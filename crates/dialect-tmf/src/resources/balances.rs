@@ -159,8 +159,8 @@ pub(super) fn render_history(ctx: &Ctx, m: &Mutation, customer_name: &str) -> Va
         "requestedDate": when(m.occurred_at),
         "confirmationDate": when(m.recorded_at),
     });
-    if !m.reference.text.is_empty() {
-        ours["reason"] = json!(m.reference.text);
+    if let Some(text) = m.reference.text() {
+        ours["reason"] = json!(text);
     }
     if m.kind == MutationKind::Adjustment {
         ours["adjustType"] = json!("oneTime");

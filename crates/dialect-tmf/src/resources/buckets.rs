@@ -170,11 +170,7 @@ pub async fn create_bucket(
             wallet: id.clone(),
             kind: MutationKind::TopUp,
             amount,
-            reference: Reference {
-                kind: "bucket".into(),
-                text: "remainingValue of the new bucket".into(),
-                link: String::new(),
-            },
+            reference: Reference::known("bucket", "remainingValue of the new bucket", ""),
             occurred_at: None,
         });
     }

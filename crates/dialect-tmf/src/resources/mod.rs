@@ -459,11 +459,8 @@ pub(super) fn reference(action: Action, body: &Value) -> Reference {
         .flatten()
         .or_else(|| body.text("/reason").ok().flatten())
         .unwrap_or_default();
-    Reference {
-        kind: action.collection().to_owned(),
-        text: reference_text(&text),
-        link: String::new(),
-    }
+    // The text is cut to the bound and cleaned of control characters above.
+    Reference::known(action.collection(), &reference_text(&text), "")
 }
 
 /// The bucket an action names: `bucket.id` (`bucket_ptr`), or the party account's

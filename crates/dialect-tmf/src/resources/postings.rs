@@ -70,7 +70,7 @@ pub(super) fn render_mutation(
             ours["receiverBucketUsageType"] = json!(usage);
             // The spec requires these of every transfer; one made through another
             // API gets the ledger's own view of them.
-            ours["reason"] = json!(m.reference.text);
+            ours["reason"] = json!(m.reference.parts().1);
             ours["channel"] = json!({"id": "prepaid", "name": "prepaid"});
             ours["logicalResource"] = json!([{"id": m.wallet.as_str(), "@referredType": "Bucket"}]);
             ours["receiverLogicalResource"] = json!({"id": receiver, "@referredType": "Bucket"});

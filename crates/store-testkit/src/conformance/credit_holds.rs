@@ -19,11 +19,7 @@ fn credit_hold(
         id,
         wallet: wid(wallet),
         amount: amount(value),
-        reference: Reference {
-            kind: "payment".into(),
-            text: "order 5O1".into(),
-            link: String::new(),
-        },
+        reference: Reference::known("payment", "order 5O1", ""),
         expires_at,
     };
     (id, command)
@@ -96,11 +92,7 @@ pub async fn credit_holds_set_aside_room_under_the_ceiling(env: &mut Env) {
 
     // The commit credits what was held, once, with the commit's own reference.
     env.advance_secs(1);
-    let capture = Reference {
-        kind: "payment".into(),
-        text: "capture 3C1".into(),
-        link: "1".into(),
-    };
+    let capture = Reference::known("payment", "capture 3C1", "1");
     let commit = keyed(
         request(
             "t1",

@@ -683,11 +683,7 @@ fn counter_account(kind: MutationKind) -> Result<SystemAccount, Stop> {
 }
 
 fn system_reference(text: &str) -> Reference {
-    Reference {
-        kind: "system".to_owned(),
-        text: text.to_owned(),
-        link: String::new(),
-    }
+    Reference::known("system", text, "")
 }
 
 /// Whether a restricted caller may see what an idempotency key recorded.
