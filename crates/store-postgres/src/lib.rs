@@ -310,15 +310,14 @@ async fn migrate_locked(client: &deadpool_postgres::Client) -> Result<(), PgErro
         .await
         .map_err(step0)?
         .get(0);
-    let applied = usize::try_from(found).unwrap_or(usize::MAX);
-    if applied > MIGRATIONS.len() {
-        return Err(PgError::SchemaTooNew {
-            found,
-            known: MIGRATIONS.len(),
-        });
-    }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
-        let version = i + 1;
+    let steps = prepaid_store::sql::migrations_to_apply(MIGRATIONS, found).map_err(|e| {
+        PgError::SchemaTooNew {
+            found: e.found,
+            known: e.known,
+        }
+    })?;
+    for i in steps {
+        let (version, sql) = (i + 1, MIGRATIONS[i]);
         let fail = |source| PgError::Migrate { version, source };
         let number = i32::try_from(version).unwrap_or(i32::MAX);
         client.batch_execute("BEGIN").await.map_err(fail)?;

@@ -8,8 +8,8 @@ use deadpool_postgres::{Client, GenericClient};
 use prepaid_ledger::{
     ApiKey, Customer, CustomerId, Hold, HoldId, Mutation, MutationId, TenantId, Wallet, WalletId,
 };
+use prepaid_store::sql::audit::{self, Audit};
 use prepaid_store::{Breach, MutationQuery, PAGE_SIZE_MAX, Page, WalletAudit, WalletQuery};
-use std::collections::BTreeMap;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
@@ -211,10 +211,6 @@ pub(crate) async fn hold(
     one(client, &sql, &[&id.0, &tenant.as_str()], rows::hold).await
 }
 
-fn saturate(v: i128) -> i64 {
-    i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX })
-}
-
 /// Audits every invariant on one snapshot of the database.
 pub(crate) async fn check_invariants(client: &mut Client) -> Result<Vec<Breach>, Fail> {
     let tx = client
@@ -223,91 +219,34 @@ pub(crate) async fn check_invariants(client: &mut Client) -> Result<Vec<Breach>,
         .read_only(true)
         .start()
         .await?;
-    let mut breaches = Vec::new();
-    let rows = tx
-        .query(
-            "SELECT w.tenant, w.id, w.balance, w.held, w.floor, \
-             (SELECT COALESCE(SUM(m.amount), 0)::int8 FROM mutations m \
-              WHERE m.tenant = w.tenant AND m.wallet = w.id), \
-             (SELECT COALESCE(SUM(h.amount), 0)::int8 FROM holds h \
-              WHERE h.tenant = w.tenant AND h.wallet = w.id AND h.status = 'pending' \
-              AND h.direction = 'debit'), \
-             EXISTS (SELECT 1 FROM mutations m WHERE m.tenant = w.tenant AND m.wallet = w.id \
-              AND m.kind = 'adjustment' AND m.amount < 0), \
-             w.incoming, \
-             (SELECT COALESCE(SUM(h.amount), 0)::int8 FROM holds h \
-              WHERE h.tenant = w.tenant AND h.wallet = w.id AND h.status = 'pending' \
-              AND h.direction = 'credit') \
-             FROM wallets w ORDER BY w.tenant, w.id",
-            &[],
-        )
-        .await?;
-    for row in &rows {
-        let tenant = rows::tenant_id(get(row, 0)?)?;
-        let wallet = rows::wallet_id(get(row, 1)?)?;
-        breaches.extend(
-            WalletAudit {
-                tenant,
-                wallet,
-                balance: get(row, 2)?,
-                held: get(row, 3)?,
-                floor: get(row, 4)?,
-                mutations_sum: get(row, 5)?,
-                debit_holds_sum: get(row, 6)?,
-                corrected_down: get(row, 7)?,
-                incoming: get(row, 8)?,
-                credit_holds_sum: get(row, 9)?,
-            }
-            .breaches(),
+    let mut found = Audit::default();
+    for row in &tx.query(audit::WALLETS, &[]).await? {
+        found.wallet(WalletAudit {
+            tenant: rows::tenant_id(get(row, 0)?)?,
+            wallet: rows::wallet_id(get(row, 1)?)?,
+            balance: get(row, 2)?,
+            held: get(row, 3)?,
+            floor: get(row, 4)?,
+            mutations_sum: get(row, 5)?,
+            debit_holds_sum: get(row, 6)?,
+            corrected_down: get(row, 7)?,
+            incoming: get(row, 8)?,
+            credit_holds_sum: get(row, 9)?,
+        });
+    }
+    for row in &tx.query(audit::BELOW_FLOOR, &[]).await? {
+        found.below_floor(
+            rows::tenant_id(get(row, 0)?)?,
+            rows::wallet_id(get(row, 1)?)?,
+            get(row, 2)?,
         );
     }
-    // Whatever corrections did, no debit and no outgoing transfer may ever have left a
-    // wallet below its floor.
-    let rows = tx
-        .query(
-            "SELECT m.tenant, m.wallet, MIN(m.balance_after - w.floor) FROM mutations m \
-             JOIN wallets w ON w.tenant = m.tenant AND w.id = m.wallet \
-             WHERE w.floor IS NOT NULL AND m.kind IN ('debit', 'transfer_out') \
-             AND m.balance_after < w.floor \
-             GROUP BY m.tenant, m.wallet ORDER BY m.tenant, m.wallet",
-            &[],
-        )
-        .await?;
-    for row in &rows {
-        let tenant = rows::tenant_id(get(row, 0)?)?;
-        let wallet = rows::wallet_id(get(row, 1)?)?;
-        let available: i64 = get(row, 2)?;
-        if !breaches.iter().any(|b| {
-            matches!(b, Breach::BelowFloor { tenant: t, wallet: w, .. } if *t == tenant && *w == wallet)
-        }) {
-            breaches.push(Breach::BelowFloor {
-                tenant,
-                wallet,
-                available,
-            });
-        }
-    }
-    // Summed in i128: the accounts of a unit sum to zero, but a running sum over them
-    // may pass the bounds of i64 on the way.
-    let mut sums: BTreeMap<(String, String, i16), i128> = BTreeMap::new();
-    for table in [
-        "SELECT tenant, unit_code, unit_scale, balance FROM wallets",
-        "SELECT tenant, unit_code, unit_scale, balance FROM system_accounts",
-    ] {
-        for row in tx.query(table, &[]).await? {
-            let key = (get(&row, 0)?, get(&row, 1)?, get(&row, 2)?);
-            *sums.entry(key).or_default() += i128::from(get::<i64>(&row, 3)?);
+    for table in audit::BALANCES {
+        for row in &tx.query(table, &[]).await? {
+            let scale: i16 = get(row, 2)?;
+            found.balance(get(row, 0)?, get(row, 1)?, i64::from(scale), get(row, 3)?);
         }
     }
     tx.commit().await?;
-    for ((tenant, code, scale), sum) in sums {
-        if sum != 0 {
-            breaches.push(Breach::UnitNotZero {
-                tenant: rows::tenant_id(&tenant)?,
-                unit: rows::unit(&code, scale)?,
-                sum: saturate(sum),
-            });
-        }
-    }
-    Ok(breaches)
+    found.finish().map_err(Fail::corrupt)
 }

@@ -14,23 +14,16 @@ use tokio_postgres::Row;
 use tokio_postgres::types::FromSql;
 use uuid::Uuid;
 
-/// The columns [`wallet`] decodes, in order.
-pub(crate) const WALLET_COLUMNS: &str = "tenant, id, customer, unit_code, unit_scale, name, \
-     product, status, floor, valid_from, valid_until, balance, held, created_at, updated_at, \
-     ceiling, incoming";
+/// The columns [`wallet`] decodes, in order (the store's shared list).
+pub(crate) const WALLET_COLUMNS: &str = prepaid_store::wallet_columns!();
 /// The columns [`mutation`] decodes, in order.
-pub(crate) const MUTATION_COLUMNS: &str = "seq, id, tenant, wallet, customer, unit_code, \
-     unit_scale, kind, amount, balance_after, reference_kind, reference_text, reference_link, \
-     hold, transfer, counter_wallet, occurred_at, recorded_at";
+pub(crate) const MUTATION_COLUMNS: &str = prepaid_store::mutation_columns!();
 /// The columns [`hold`] decodes, in order.
-pub(crate) const HOLD_COLUMNS: &str = "tenant, id, wallet, customer, amount, committed_amount, \
-     status, reference_kind, reference_text, reference_link, expires_at, created_at, settled_at, \
-     direction";
+pub(crate) const HOLD_COLUMNS: &str = prepaid_store::hold_columns!();
 /// The columns [`api_key`] decodes, in order.
-pub(crate) const API_KEY_COLUMNS: &str =
-    "tenant, name, secret_sha256, scope_read, scope_write, scope_admin, customer, created_at";
+pub(crate) const API_KEY_COLUMNS: &str = prepaid_store::api_key_columns!();
 /// The columns [`customer`] decodes, in order.
-pub(crate) const CUSTOMER_COLUMNS: &str = "tenant, id, name, created_at, link";
+pub(crate) const CUSTOMER_COLUMNS: &str = prepaid_store::customer_columns!();
 /// The columns [`recorded`] decodes, in order.
 pub(crate) const RECORDED_COLUMNS: &str = "tenant, key, fingerprint, result_kind, result_id, \
      result_id2, wallet_status, wallet_balance, wallet_held, wallet_updated_at";
@@ -49,24 +42,24 @@ fn opt_time(row: &Row, i: usize) -> Result<Option<Timestamp>, Fail> {
 }
 
 pub(crate) fn tenant_id(s: &str) -> Result<TenantId, Fail> {
-    TenantId::parse(s).map_err(|e| Fail::corrupt(format_args!("tenant id {s:?}: {e}")))
+    prepaid_store::sql::stored_id("tenant id", s, TenantId::parse).map_err(Fail::corrupt)
 }
 pub(crate) fn customer_id(s: &str) -> Result<CustomerId, Fail> {
-    CustomerId::parse(s).map_err(|e| Fail::corrupt(format_args!("customer id {s:?}: {e}")))
+    prepaid_store::sql::stored_id("customer id", s, CustomerId::parse).map_err(Fail::corrupt)
 }
 pub(crate) fn wallet_id(s: &str) -> Result<WalletId, Fail> {
-    WalletId::parse(s).map_err(|e| Fail::corrupt(format_args!("wallet id {s:?}: {e}")))
+    prepaid_store::sql::stored_id("wallet id", s, WalletId::parse).map_err(Fail::corrupt)
 }
 pub(crate) fn api_key_name(s: &str) -> Result<ApiKeyName, Fail> {
-    ApiKeyName::parse(s).map_err(|e| Fail::corrupt(format_args!("api key name {s:?}: {e}")))
+    prepaid_store::sql::stored_id("api key name", s, ApiKeyName::parse).map_err(Fail::corrupt)
 }
 pub(crate) fn setting_key(s: &str) -> Result<prepaid_ledger::SettingKey, Fail> {
-    prepaid_ledger::SettingKey::parse(s)
-        .map_err(|e| Fail::corrupt(format_args!("setting key {s:?}: {e}")))
+    prepaid_store::sql::stored_id("setting key", s, prepaid_ledger::SettingKey::parse)
+        .map_err(Fail::corrupt)
 }
 pub(crate) fn idempotency_key(s: &str) -> Result<prepaid_ledger::IdempotencyKey, Fail> {
-    prepaid_ledger::IdempotencyKey::parse(s)
-        .map_err(|e| Fail::corrupt(format_args!("idempotency key {s:?}: {e}")))
+    prepaid_store::sql::stored_id("idempotency key", s, prepaid_ledger::IdempotencyKey::parse)
+        .map_err(Fail::corrupt)
 }
 
 pub(crate) fn unit(code: &str, scale: i16) -> Result<Unit, Fail> {

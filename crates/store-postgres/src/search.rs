@@ -1,18 +1,19 @@
 //! Searches with a filter, a total count and offset paging, for the dialects that page
 //! by number; and the per-tenant settings.
 //!
-//! A filter compiles to a condition over the columns of `prepaid_store::columns` (the
-//! mutations table aliased `m`, wallets `w`); its values are bound as this store keeps
-//! them: times as `BIGINT` microseconds, UUIDs as `uuid`, booleans as `boolean`. The
+//! The statements are the shared ones of `prepaid_store::sql` (a filter compiles to a
+//! condition over the columns of `prepaid_store::columns`); their values are bound as
+//! this store keeps them: times as `BIGINT` microseconds, UUIDs as `uuid`, booleans as `boolean`. The
 //! text of a search depends on the shape of its filter, which clients choose, so it is
 //! prepared for each call rather than kept in the connection's statement cache.
 
 use crate::error::Fail;
-use crate::rows::{self, MUTATION_COLUMNS, WALLET_COLUMNS, get};
+use crate::rows::{self, get};
 use deadpool_postgres::Client;
 use prepaid_ledger::{Mutation, SettingKey, TenantId, Wallet};
-use prepaid_query::{Dialect, Filter, Value};
-use prepaid_store::{Counted, MutationSearch, Order, PAGE_SIZE_MAX, WalletSearch};
+use prepaid_query::{Dialect, Value};
+use prepaid_store::sql::{self, Search};
+use prepaid_store::{Counted, MutationSearch, WalletSearch};
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
@@ -31,101 +32,29 @@ fn param(value: Value) -> Param {
     }
 }
 
-/// The `WHERE` condition of a search and its parameters, numbered from 1.
-struct Condition {
-    text: String,
-    params: Vec<Param>,
-}
-
-impl Condition {
-    fn new(tenant_column: &str, tenant: &TenantId) -> Self {
-        Self {
-            text: format!("{tenant_column} = $1"),
-            params: vec![Box::new(tenant.as_str().to_owned())],
-        }
-    }
-
-    fn equals(&mut self, column: &str, value: &str) {
-        self.params.push(Box::new(value.to_owned()));
-        self.text
-            .push_str(&format!(" AND {column} = ${}", self.params.len()));
-    }
-
-    fn filter(&mut self, filter: Option<&Filter>) -> Result<(), Fail> {
-        if let Some(filter) = filter {
-            // A filter on a column the store does not offer is a dialect's bug.
-            let sql =
-                prepaid_store::columns::to_sql(filter, Dialect::Postgres, self.params.len() + 1)
-                    .map_err(Fail::corrupt)?;
-            self.text.push_str(" AND ");
-            self.text.push_str(&sql.text);
-            self.params.extend(sql.params.into_iter().map(param));
-        }
-        Ok(())
-    }
-
-    fn refs(&self) -> Vec<&(dyn ToSql + Sync)> {
-        self.params
-            .iter()
-            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
-            .collect()
-    }
-}
-
-fn direction(order: Order) -> &'static str {
-    match order {
-        Order::Ascending => "ASC",
-        Order::Descending => "DESC",
-    }
-}
-
-/// What a search selects: its columns, its `FROM ... WHERE ...` and its order.
-struct Select<'a> {
-    columns: &'a str,
-    from_where: String,
-    order_by: String,
-}
-
 /// Runs the count and the page of a search.
 async fn counted<T>(
     client: &Client,
-    select: &Select<'_>,
-    condition: &Condition,
-    (offset, limit): (u64, usize),
+    search: &Search,
     decode: impl Fn(&Row) -> Result<T, Fail>,
 ) -> Result<Counted<T>, Fail> {
-    let Select {
-        columns,
-        from_where,
-        order_by,
-    } = select;
-    let count = client
-        .query_one(
-            &format!("SELECT COUNT(*) {from_where}"),
-            condition.refs().as_slice(),
-        )
-        .await?;
+    let params: Vec<Param> = search.params.iter().cloned().map(param).collect();
+    let mut refs: Vec<&(dyn ToSql + Sync)> = params
+        .iter()
+        .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+        .collect();
+    let count = client.query_one(&search.count, refs.as_slice()).await?;
     let total = u64::try_from(get::<i64>(&count, 0)?).unwrap_or_default();
-    let limit = limit.min(PAGE_SIZE_MAX);
-    if limit == 0 || offset >= total {
+    if search.page_is_empty(total) {
         return Ok(Counted {
             items: Vec::new(),
             total,
         });
     }
-    let n = condition.params.len();
-    let sql = format!(
-        "SELECT {columns} {from_where} ORDER BY {order_by} LIMIT ${} OFFSET ${}",
-        n + 1,
-        n + 2
-    );
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let offset = i64::try_from(offset).unwrap_or(i64::MAX);
-    let mut refs = condition.refs();
-    refs.push(&limit);
-    refs.push(&offset);
+    refs.push(&search.limit);
+    refs.push(&search.offset);
     let items = client
-        .query(&sql, refs.as_slice())
+        .query(&search.page, refs.as_slice())
         .await?
         .iter()
         .map(decode)
@@ -138,23 +67,9 @@ pub(crate) async fn search_mutations(
     tenant: &TenantId,
     q: &MutationSearch,
 ) -> Result<Counted<Mutation>, Fail> {
-    let mut condition = Condition::new("m.tenant", tenant);
-    if let Some(customer) = &q.customer {
-        condition.equals("m.customer", customer.as_str());
-    }
-    if let Some(wallet) = &q.wallet {
-        condition.equals("m.wallet", wallet.as_str());
-    }
-    condition.filter(q.filter.as_ref())?;
-    let select = Select {
-        columns: MUTATION_COLUMNS,
-        from_where: format!("FROM mutations m WHERE {}", condition.text),
-        order_by: format!("m.seq {}", direction(q.order)),
-    };
-    counted(client, &select, &condition, (q.offset, q.limit), |row| {
-        rows::mutation(row).map(|(_, m)| m)
-    })
-    .await
+    // A filter on a column the store does not offer is a dialect's bug.
+    let search = sql::mutation_search(Dialect::Postgres, tenant, q).map_err(Fail::corrupt)?;
+    counted(client, &search, |row| rows::mutation(row).map(|(_, m)| m)).await
 }
 
 pub(crate) async fn search_wallets(
@@ -162,25 +77,8 @@ pub(crate) async fn search_wallets(
     tenant: &TenantId,
     q: &WalletSearch,
 ) -> Result<Counted<Wallet>, Fail> {
-    let mut condition = Condition::new("w.tenant", tenant);
-    if let Some(customer) = &q.customer {
-        condition.equals("w.customer", customer.as_str());
-    }
-    condition.filter(q.filter.as_ref())?;
-    let dir = direction(q.order);
-    let select = Select {
-        columns: WALLET_COLUMNS,
-        from_where: format!("FROM wallets w WHERE {}", condition.text),
-        order_by: format!("w.created_at {dir}, w.id {dir}"),
-    };
-    counted(
-        client,
-        &select,
-        &condition,
-        (q.offset, q.limit),
-        rows::wallet,
-    )
-    .await
+    let search = sql::wallet_search(Dialect::Postgres, tenant, q).map_err(Fail::corrupt)?;
+    counted(client, &search, rows::wallet).await
 }
 
 pub(crate) async fn setting(

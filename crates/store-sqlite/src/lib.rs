@@ -220,18 +220,17 @@ fn migrate(conn: &mut Connection) -> Result<(), SqliteError> {
     let found: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .map_err(|source| SqliteError::Migrate { version: 0, source })?;
-    let applied = usize::try_from(found).unwrap_or(usize::MAX);
-    if applied > MIGRATIONS.len() {
-        return Err(SqliteError::SchemaTooNew {
-            found,
-            known: MIGRATIONS.len(),
-        });
-    }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+    let steps = prepaid_store::sql::migrations_to_apply(MIGRATIONS, found).map_err(|e| {
+        SqliteError::SchemaTooNew {
+            found: e.found,
+            known: e.known,
+        }
+    })?;
+    for i in steps {
         let version = i + 1;
         let step = |conn: &mut Connection| -> rusqlite::Result<()> {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            tx.execute_batch(sql)?;
+            tx.execute_batch(MIGRATIONS[i])?;
             tx.pragma_update(None, "user_version", version)?;
             tx.commit()
         };

@@ -2,10 +2,10 @@
 
 use crate::error::Fail;
 use crate::rows::{self, customer_columns, mutation_columns, wallet_columns};
-use prepaid_ledger::{Customer, CustomerId, Mutation, TenantId, Unit, Wallet, WalletId};
+use prepaid_ledger::{Customer, CustomerId, Mutation, TenantId, Wallet, WalletId};
+use prepaid_store::sql::audit::{self, Audit};
 use prepaid_store::{Breach, MutationQuery, PAGE_SIZE_MAX, Page, WalletAudit, WalletQuery};
 use rusqlite::{Connection, Row, params};
-use std::collections::BTreeMap;
 
 /// The number of rows to fetch for a page: the clamped limit plus one, which tells
 /// whether another page follows. A limit of zero is taken as one, so that paging
@@ -153,99 +153,43 @@ pub(crate) fn check_invariants(conn: &Connection) -> Result<Vec<Breach>, Fail> {
 }
 
 fn audit(conn: &Connection) -> Result<Vec<Breach>, Fail> {
-    let mut breaches = Vec::new();
-
-    let mut stmt = conn.prepare(
-        "SELECT w.tenant, w.id, w.balance, w.held, w.floor, \
-         (SELECT COALESCE(SUM(m.amount), 0) FROM mutations m \
-          WHERE m.tenant = w.tenant AND m.wallet = w.id), \
-         (SELECT COALESCE(SUM(h.amount), 0) FROM holds h \
-          WHERE h.tenant = w.tenant AND h.wallet = w.id AND h.status = 'pending' \
-          AND h.direction = 'debit'), \
-         EXISTS (SELECT 1 FROM mutations m WHERE m.tenant = w.tenant AND m.wallet = w.id \
-          AND m.kind = 'adjustment' AND m.amount < 0), \
-         w.incoming, \
-         (SELECT COALESCE(SUM(h.amount), 0) FROM holds h \
-          WHERE h.tenant = w.tenant AND h.wallet = w.id AND h.status = 'pending' \
-          AND h.direction = 'credit') \
-         FROM wallets w ORDER BY w.tenant, w.id",
-    )?;
+    let text = |row: &Row<'_>, i: usize| -> Result<String, Fail> {
+        Ok(row.get_ref(i)?.as_str().map_err(Fail::corrupt)?.to_owned())
+    };
+    let mut found = Audit::default();
+    let mut stmt = conn.prepare(audit::WALLETS)?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
-        let tenant = rows::tenant_id(row.get_ref(0)?.as_str().map_err(Fail::corrupt)?)?;
-        let wallet = rows::wallet_id(row.get_ref(1)?.as_str().map_err(Fail::corrupt)?)?;
-        breaches.extend(
-            WalletAudit {
-                tenant,
-                wallet,
-                balance: row.get(2)?,
-                held: row.get(3)?,
-                floor: row.get(4)?,
-                mutations_sum: row.get(5)?,
-                debit_holds_sum: row.get(6)?,
-                corrected_down: row.get(7)?,
-                incoming: row.get(8)?,
-                credit_holds_sum: row.get(9)?,
-            }
-            .breaches(),
+        found.wallet(WalletAudit {
+            tenant: rows::tenant_id(&text(row, 0)?)?,
+            wallet: rows::wallet_id(&text(row, 1)?)?,
+            balance: row.get(2)?,
+            held: row.get(3)?,
+            floor: row.get(4)?,
+            mutations_sum: row.get(5)?,
+            debit_holds_sum: row.get(6)?,
+            corrected_down: row.get(7)?,
+            incoming: row.get(8)?,
+            credit_holds_sum: row.get(9)?,
+        });
+    }
+    drop(rows);
+    let mut stmt = conn.prepare(audit::BELOW_FLOOR)?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        found.below_floor(
+            rows::tenant_id(&text(row, 0)?)?,
+            rows::wallet_id(&text(row, 1)?)?,
+            row.get(2)?,
         );
     }
     drop(rows);
-
-    // Whatever corrections did, no debit and no outgoing transfer may ever have left
-    // a wallet below its floor (holds only add to what must stay above it). Reported
-    // with the most negative such balance, less the floor.
-    let mut stmt = conn.prepare(
-        "SELECT m.tenant, m.wallet, MIN(m.balance_after - w.floor) FROM mutations m \
-         JOIN wallets w ON w.tenant = m.tenant AND w.id = m.wallet \
-         WHERE w.floor IS NOT NULL AND m.kind IN ('debit', 'transfer_out') \
-         AND m.balance_after < w.floor \
-         GROUP BY m.tenant, m.wallet ORDER BY m.tenant, m.wallet",
-    )?;
-    let mut rows = stmt.query([])?;
-    while let Some(row) = rows.next()? {
-        let tenant = rows::tenant_id(row.get_ref(0)?.as_str().map_err(Fail::corrupt)?)?;
-        let wallet = rows::wallet_id(row.get_ref(1)?.as_str().map_err(Fail::corrupt)?)?;
-        let available: i64 = row.get(2)?;
-        if !breaches.iter().any(|b| {
-            matches!(b, Breach::BelowFloor { tenant: t, wallet: w, .. } if *t == tenant && *w == wallet)
-        }) {
-            breaches.push(Breach::BelowFloor {
-                tenant,
-                wallet,
-                available,
-            });
-        }
-    }
-    drop(rows);
-
-    // Summed in i128: the accounts of a unit sum to zero, but a running sum over them
-    // may pass the bounds of i64 on the way.
-    let mut sums: BTreeMap<(String, String, i64), i128> = BTreeMap::new();
-    for table in [
-        "SELECT tenant, unit_code, unit_scale, balance FROM wallets",
-        "SELECT tenant, unit_code, unit_scale, balance FROM system_accounts",
-    ] {
+    for table in audit::BALANCES {
         let mut stmt = conn.prepare(table)?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
-            let key = (row.get(0)?, row.get(1)?, row.get(2)?);
-            *sums.entry(key).or_default() += i128::from(row.get::<_, i64>(3)?);
+            found.balance(row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
         }
     }
-    for ((tenant, code, scale), sum) in sums {
-        if sum != 0 {
-            let unit: Unit = rows::unit(&code, scale)?;
-            breaches.push(Breach::UnitNotZero {
-                tenant: rows::tenant_id(&tenant)?,
-                unit,
-                sum: saturate(sum),
-            });
-        }
-    }
-    Ok(breaches)
-}
-
-fn saturate(v: i128) -> i64 {
-    i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX })
+    found.finish().map_err(Fail::corrupt)
 }

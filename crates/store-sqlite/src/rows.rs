@@ -12,41 +12,9 @@ use prepaid_ledger::{
 use rusqlite::{Connection, Row, params};
 use uuid::Uuid;
 
-/// The columns [`wallet`] decodes, in order.
-macro_rules! wallet_columns {
-    () => {
-        "tenant, id, customer, unit_code, unit_scale, name, product, status, floor, \
-         valid_from, valid_until, balance, held, created_at, updated_at, ceiling, incoming"
-    };
-}
-/// The columns [`mutation`] decodes, in order.
-macro_rules! mutation_columns {
-    () => {
-        "seq, id, tenant, wallet, customer, unit_code, unit_scale, kind, amount, \
-         balance_after, reference_kind, reference_text, reference_link, hold, transfer, \
-         counter_wallet, occurred_at, recorded_at"
-    };
-}
-/// The columns [`hold`] decodes, in order.
-macro_rules! hold_columns {
-    () => {
-        "tenant, id, wallet, customer, amount, committed_amount, status, reference_kind, \
-         reference_text, reference_link, expires_at, created_at, settled_at, direction"
-    };
-}
-/// The columns [`api_key`] decodes, in order.
-macro_rules! api_key_columns {
-    () => {
-        "tenant, name, secret_sha256, scope_read, scope_write, scope_admin, customer, created_at"
-    };
-}
-/// The columns [`customer`] decodes, in order.
-macro_rules! customer_columns {
-    () => {
-        "tenant, id, name, created_at, link"
-    };
-}
-pub(crate) use {customer_columns, mutation_columns, wallet_columns};
+// The columns each decoder below reads, in order, are the store's shared lists.
+use prepaid_store::{api_key_columns, hold_columns};
+pub(crate) use prepaid_store::{customer_columns, mutation_columns, wallet_columns};
 
 fn text<'r>(row: &'r Row<'_>, i: usize) -> Result<&'r str, Fail> {
     row.get_ref(i)?
@@ -87,16 +55,16 @@ fn flag(row: &Row<'_>, i: usize) -> Result<bool, Fail> {
 }
 
 pub(crate) fn tenant_id(s: &str) -> Result<TenantId, Fail> {
-    TenantId::parse(s).map_err(|e| Fail::corrupt(format_args!("tenant id {s:?}: {e}")))
+    prepaid_store::sql::stored_id("tenant id", s, TenantId::parse).map_err(Fail::corrupt)
 }
 pub(crate) fn customer_id(s: &str) -> Result<CustomerId, Fail> {
-    CustomerId::parse(s).map_err(|e| Fail::corrupt(format_args!("customer id {s:?}: {e}")))
+    prepaid_store::sql::stored_id("customer id", s, CustomerId::parse).map_err(Fail::corrupt)
 }
 pub(crate) fn wallet_id(s: &str) -> Result<WalletId, Fail> {
-    WalletId::parse(s).map_err(|e| Fail::corrupt(format_args!("wallet id {s:?}: {e}")))
+    prepaid_store::sql::stored_id("wallet id", s, WalletId::parse).map_err(Fail::corrupt)
 }
 pub(crate) fn api_key_name(s: &str) -> Result<ApiKeyName, Fail> {
-    ApiKeyName::parse(s).map_err(|e| Fail::corrupt(format_args!("api key name {s:?}: {e}")))
+    prepaid_store::sql::stored_id("api key name", s, ApiKeyName::parse).map_err(Fail::corrupt)
 }
 
 pub(crate) fn unit(code: &str, scale: i64) -> Result<Unit, Fail> {

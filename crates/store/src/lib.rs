@@ -15,6 +15,7 @@ mod clock;
 mod engine;
 pub mod exec;
 pub mod records;
+pub mod sql;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{Engine, EngineConfig, EngineError};
