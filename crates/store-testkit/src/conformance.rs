@@ -319,6 +319,20 @@ impl Env {
         refusal(self.one(request(tenant, command)).await)
     }
 
+    /// Runs a table of commands that must each be refused with `expected`, and checks
+    /// that none of them changed the tenant's mutations; a row names what it tries.
+    pub async fn refuses_each(&self, tenant: &str, rows: Vec<(&str, Command)>, expected: Refusal) {
+        let before = self.all_mutations(tenant, None, None).await.len();
+        for (what, command) in rows {
+            assert_eq!(self.refused(tenant, command).await, expected, "{what}");
+            assert_eq!(
+                self.all_mutations(tenant, None, None).await.len(),
+                before,
+                "{what} was refused but recorded a mutation"
+            );
+        }
+    }
+
     /// Bootstraps the operator tenant (once).
     pub async fn operator(&mut self) {
         if !self.bootstrapped {
@@ -979,19 +993,12 @@ pub async fn insufficient_funds_changes_nothing(env: &mut Env) {
         available: 100,
         requested: 101,
     };
-    assert_eq!(
-        env.refused("t1", env.post("w1", MutationKind::Debit, 101))
-            .await,
-        short
-    );
-    assert_eq!(
-        env.refused("t1", env.place_hold("w1", 101, None).1).await,
-        short
-    );
-    assert_eq!(
-        env.refused("t1", env.transfer("w1", "w2", 101)).await,
-        short
-    );
+    let rows = vec![
+        ("a debit", env.post("w1", MutationKind::Debit, 101)),
+        ("a hold", env.place_hold("w1", 101, None).1),
+        ("a transfer", env.transfer("w1", "w2", 101)),
+    ];
+    env.refuses_each("t1", rows, short).await;
     let w1 = env.read_wallet("t1", "w1").await;
     assert_eq!((w1.balance, w1.held), (100, 0));
     assert_eq!(env.read_wallet("t1", "w2").await.balance, 0);
@@ -1096,28 +1103,14 @@ pub async fn status_and_validity(env: &mut Env) {
     let suspended = Refusal::WalletNotActive {
         status: WalletStatus::Suspended,
     };
-    assert_eq!(
-        env.refused("t1", env.post("w1", MutationKind::TopUp, 1))
-            .await,
-        suspended
-    );
-    assert_eq!(
-        env.refused("t1", env.post("w1", MutationKind::Debit, 1))
-            .await,
-        suspended
-    );
-    assert_eq!(
-        env.refused("t1", env.place_hold("w1", 1, None).1).await,
-        suspended
-    );
-    assert_eq!(
-        env.refused("t1", env.transfer("w1", "w2", 1)).await,
-        suspended
-    );
-    assert_eq!(
-        env.refused("t1", env.transfer("w2", "w1", 1)).await,
-        suspended
-    );
+    let rows = vec![
+        ("a top-up", env.post("w1", MutationKind::TopUp, 1)),
+        ("a debit", env.post("w1", MutationKind::Debit, 1)),
+        ("a hold", env.place_hold("w1", 1, None).1),
+        ("a transfer out", env.transfer("w1", "w2", 1)),
+        ("a transfer in", env.transfer("w2", "w1", 1)),
+    ];
+    env.refuses_each("t1", rows, suspended).await;
     assert_eq!(
         as_mutation(
             env.done("t1", env.post("w1", MutationKind::Adjustment, 10))
@@ -1178,20 +1171,12 @@ pub async fn status_and_validity(env: &mut Env) {
     env.advance_secs(60);
     // The window includes `valid_from` and excludes `valid_until`.
     env.top_up("t1", "later", 10).await;
-    assert_eq!(
-        env.refused("t1", env.post("ending", MutationKind::TopUp, 1))
-            .await,
-        Refusal::OutsideValidity
-    );
-    assert_eq!(
-        env.refused("t1", env.post("ending", MutationKind::Debit, 1))
-            .await,
-        Refusal::OutsideValidity
-    );
-    assert_eq!(
-        env.refused("t1", env.place_hold("ending", 1, None).1).await,
-        Refusal::OutsideValidity
-    );
+    let rows = vec![
+        ("a top-up", env.post("ending", MutationKind::TopUp, 1)),
+        ("a debit", env.post("ending", MutationKind::Debit, 1)),
+        ("a hold", env.place_hold("ending", 1, None).1),
+    ];
+    env.refuses_each("t1", rows, Refusal::OutsideValidity).await;
 }
 
 /// Holds reserve funds; commits post part or all of them; releases give them back.
