@@ -24,7 +24,7 @@ use prepaid_edge::{PathSegment, engine_problem, json_response, new_uuid, store_p
 use prepaid_ledger::{
     AMOUNT_MAX, Amount, BALANCE_ABS_MAX, Command, CustomerId, Done, Fingerprint, Floor, HoldId,
     IdempotencyKey, MutationId, MutationKind, NewApiKey, NewWallet, Outcome, Reference, Request,
-    Scopes, TransferId, Unit, WalletId, WalletStatus, default_scale,
+    Scopes, TenantId, TransferId, Unit, WalletId, WalletStatus, default_scale,
 };
 use prepaid_store::{MutationQuery, Page, WalletQuery};
 use serde_json::Value;
@@ -41,7 +41,7 @@ prepaid_edge::routes! {
     "/tenants" => post(create_tenant): Admin;
     "/api-keys" => post(create_api_key): Admin;
     "/customers" => post(create_customer): Write, get(list_customers): Read;
-    "/customers/{id}" => get(get_customer): Read;
+    "/customers/{id}" => get(get_customer): Read, patch(patch_customer): Write;
     "/customers/{id}/wallets" => post(create_wallet): Write, get(list_customer_wallets): Read;
     "/wallets" => get(list_wallets): Read;
     "/wallets/{id}" => get(get_wallet): Read, patch(patch_wallet): Write;
@@ -175,7 +175,10 @@ async fn create_tenant(
     let name = body.value.name.map(|n| n.0).unwrap_or_default();
     let secret = generate_secret();
     let command = Command::CreateTenant {
-        tenant: body.value.id.0,
+        tenant: body
+            .value
+            .id
+            .map_or_else(|| TenantId::from_uuid(new_uuid()), |i| i.0),
         name: name.clone(),
         admin_key: NewApiKey {
             name: prepaid_ledger::ApiKeyName::parse(ADMIN_KEY_NAME)
@@ -268,7 +271,7 @@ async fn create_customer(
             .id
             .map_or_else(|| CustomerId::from_uuid(new_uuid()), |i| i.0),
         name: v.name.map(|n| n.0).unwrap_or_default(),
-        link: String::new(),
+        link: v.link.map(|l| l.0).unwrap_or_default(),
     };
     match submit(&state, &caller, body.idempotency, command).await? {
         (Done::Customer(c), replayed) => Ok(created(&CustomerOut::from(&c), replayed)),
@@ -298,6 +301,34 @@ async fn get_customer(
         .map_err(|e| store_problem(&e, "reading a customer"))?
         .ok_or_else(|| not_found("customer_not_found"))?;
     Ok(ok(&CustomerOut::from(&customer)))
+}
+
+#[utoipa::path(patch, path = "/v1/customers/{id}", tag = "customers",
+    params(("id" = String, Path, description = "The customer id")),
+    request_body = PatchCustomerIn,
+    responses((status = 200, body = CustomerOut), (status = "4XX", body = ProblemOut,
+        content_type = "application/problem+json")),
+    security(("bearer" = []), ("basic" = [])))]
+/// Sets a customer's link (the URL by which the client's system addresses it).
+async fn patch_customer(
+    State(state): State<SharedState>,
+    caller: Caller<Write>,
+    seg: PathSegment,
+    body: JsonBody<PatchCustomerIn>,
+) -> Answer {
+    let id: CustomerId = path_id(&seg, "customer_not_found")?;
+    let command = Command::SetCustomerLink {
+        id,
+        link: body.value.link.0,
+    };
+    match submit(&state, &caller, body.idempotency, command).await? {
+        (Done::Customer(c), replayed) => Ok(json_response(
+            StatusCode::OK,
+            &CustomerOut::from(&c),
+            replayed,
+        )),
+        (other, _) => Err(unexpected(&other, "customer")),
+    }
 }
 
 #[utoipa::path(get, path = "/v1/customers", tag = "customers",
@@ -999,7 +1030,8 @@ impl utoipa::Modify for Security {
         customers, wallets, top-ups, debits, holds and transfers on a durable \
         double-entry ledger. Errors are RFC 9457 problems (application/problem+json) \
         with a stable `code`."),
-    paths(create_tenant, create_api_key, create_customer, get_customer, list_customers,
+    paths(create_tenant, create_api_key, create_customer, get_customer, patch_customer,
+        list_customers,
         create_wallet, list_customer_wallets, list_wallets, get_wallet, patch_wallet,
         post_mutation, list_mutations, get_mutation, batch, transfer, place_hold, get_hold,
         commit_hold, release_hold),

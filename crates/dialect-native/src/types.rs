@@ -7,7 +7,7 @@ pub use prepaid_edge::wire::{
     MutationOut, Name, ProblemOut, ReferenceOut, Text, display, display_opt,
 };
 use prepaid_ledger::{
-    ApiKey, ApiKeyName, Customer, CustomerId, Floor, Hold, IdError, IdempotencyKey,
+    ApiKey, ApiKeyName, Customer, CustomerId, Floor, Hold, IdError, IdempotencyKey, LINK_LEN_MAX,
     REFERENCE_LEN_MAX, Reference, Scopes, TenantId, Transfer, Wallet, WalletId, bounded_text,
 };
 use serde::de::{self, Deserializer, MapAccess, Visitor};
@@ -131,8 +131,9 @@ pub enum ScopeIn {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTenantIn {
-    #[schema(value_type = String, example = "acme")]
-    pub id: Id<TenantId>,
+    /// A UUID is generated when omitted, as for every id.
+    #[schema(value_type = Option<String>, example = "acme")]
+    pub id: Option<Id<TenantId>>,
     #[schema(value_type = Option<String>)]
     pub name: Option<Name>,
 }
@@ -157,6 +158,19 @@ pub struct CreateCustomerIn {
     pub id: Option<Id<CustomerId>>,
     #[schema(value_type = Option<String>)]
     pub name: Option<Name>,
+    /// The URL by which the client's system addresses the customer (TOPdesk's
+    /// branch URL, say).
+    #[schema(value_type = Option<String>, max_length = 1024)]
+    pub link: Option<Text<LINK_LEN_MAX>>,
+}
+
+/// What `PATCH /v1/customers/{id}` changes.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchCustomerIn {
+    /// The customer's new link; an empty one removes it.
+    #[schema(value_type = String, max_length = 1024)]
+    pub link: Text<LINK_LEN_MAX>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -272,6 +286,10 @@ pub struct ReleaseHoldIn {}
 pub struct CustomerOut<'a> {
     pub id: &'a str,
     pub name: &'a str,
+    /// The URL by which the client's system addresses the customer; absent when it
+    /// has none.
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub link: &'a str,
     #[schema(value_type = String, format = DateTime)]
     pub created_at: WireTime,
 }
@@ -281,6 +299,7 @@ impl<'a> From<&'a Customer> for CustomerOut<'a> {
         Self {
             id: c.id.as_str(),
             name: &c.name,
+            link: &c.link,
             created_at: WireTime(c.created_at),
         }
     }

@@ -46,9 +46,9 @@
 //! and `next` before the last page. Every href repeats the filter and `account_id`.
 //! Unknown query parameters are ignored; a known one given twice is 400.
 //!
-//! Hrefs are absolute: `http://` and the request's `Host` (or its URI's authority), or
-//! `X-Forwarded-Proto` (`http` or `https`) and `X-Forwarded-Host` when a proxy in front
-//! sets them. A request without any usable host gets hrefs that start at the path.
+//! Hrefs are absolute, on the origin the client addressed (`prepaid_edge::origin`:
+//! `Forwarded`, then `X-Forwarded-Proto`/`-Host`, then the request's authority or
+//! `Host`). A request without any usable host gets hrefs that start at the path.
 //!
 //! # Filter
 //! `filter` is Talkdesk's language ([`prepaid_query::talkdesk`]): `eq` and
@@ -92,7 +92,7 @@ pub const PAGE_MAX: u64 = 100_000;
 /// [`prepaid_query::QUERY_LEN_MAX`] bytes with every byte percent-encoded.
 pub const QUERY_STRING_LEN_MAX: usize = 16 * 1024;
 /// The longest `Host` or `X-Forwarded-Host` used in hrefs, in bytes.
-pub const HOST_LEN_MAX: usize = 255;
+pub const HOST_LEN_MAX: usize = prepaid_edge::origin::HOST_LEN_MAX;
 /// The unit code of the wallets this dialect serves.
 pub const CREDIT_UNIT_CODE: &str = "CREDIT";
 /// Credits are the currency value times 10^`CREDIT_SCALE`: the largest scale whose
@@ -410,37 +410,10 @@ fn encode(text: &str, out: &mut String) {
     }
 }
 
-/// Whether `host` may stand as the authority of an href: a host name, an IPv4 or a
-/// bracketed IPv6 address, and an optional port; nothing that could end the URL.
-fn is_host(host: &str) -> bool {
-    !host.is_empty()
-        && host.len() <= HOST_LEN_MAX
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
-}
-
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    // A proxy may append its own value after the client's: the first is the client's
-    // view of the server.
-    let value = headers.get(name)?.to_str().ok()?;
-    Some(value.split(',').next().unwrap_or_default().trim())
-}
-
-/// `scheme://host` of the hrefs, or empty when the request names no usable host.
+/// `scheme://host` of the hrefs, or empty when the request names no usable host (see
+/// [`prepaid_edge::origin`]).
 pub fn base_url(uri: &Uri, headers: &HeaderMap) -> String {
-    let forwarded = header(headers, "x-forwarded-host").filter(|h| is_host(h));
-    let host = forwarded
-        .or_else(|| uri.authority().map(|a| a.as_str()).filter(|h| is_host(h)))
-        .or_else(|| header(headers, "host").filter(|h| is_host(h)));
-    let Some(host) = host else {
-        return String::new();
-    };
-    let scheme = match header(headers, "x-forwarded-proto") {
-        Some(p) if p.eq_ignore_ascii_case("https") => "https",
-        _ => uri.scheme_str().filter(|s| *s == "https").unwrap_or("http"),
-    };
-    format!("{scheme}://{host}")
+    prepaid_edge::origin::Origin::of(uri, headers).base()
 }
 
 /// The hrefs of a list, all with the same filter, size and account.

@@ -217,9 +217,53 @@ pub fn is_decimal(text: &str) -> bool {
     )
 }
 
+/// The value of a decimal text in one form per value (`3`, `3.00`, `300e-2` and `0.3e1`
+/// are all `(false, "3", 0)`): its sign, its significant digits and the power of ten
+/// they are multiplied by. Zero is `(false, "", 0)`. `None` when `text` is no decimal.
+pub fn canonical(text: &str) -> Option<(bool, String, i64)> {
+    if !is_decimal(text) {
+        return None;
+    }
+    let (negative, rest) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (mantissa, exponent) = match rest.find(['e', 'E']) {
+        Some(at) => (&rest[..at], rest[at + 1..].parse::<i64>().ok()?),
+        None => (rest, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = format!("{int}{frac}");
+    let mut power = exponent - i64::try_from(frac.len()).ok()?;
+    let digits = digits.trim_start_matches('0');
+    let trimmed = digits.trim_end_matches('0');
+    power += i64::try_from(digits.len() - trimmed.len()).ok()?;
+    if trimmed.is_empty() {
+        return Some((false, String::new(), 0));
+    }
+    Some((negative, trimmed.to_owned(), power))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn equal_values_have_one_canonical_form() {
+        let three = Some((false, "3".to_owned(), 0));
+        for text in ["3", "3.00", "300e-2", "0.3e1", "003.0"] {
+            assert_eq!(canonical(text), three, "{text}");
+        }
+        let zero = Some((false, String::new(), 0));
+        for text in ["0", "-0", "0.000", "0e5"] {
+            assert_eq!(canonical(text), zero, "{text}");
+        }
+        assert_eq!(canonical("-12.50"), Some((true, "125".to_owned(), -1)));
+        assert_eq!(canonical("1200"), Some((false, "12".to_owned(), 2)));
+        assert_ne!(canonical("3"), canonical("3.01"));
+        assert_eq!(canonical("abc"), None);
+        assert_eq!(canonical(""), None);
+    }
 
     #[test]
     fn parses_exactly() {

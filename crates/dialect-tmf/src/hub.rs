@@ -225,6 +225,7 @@ async fn register(
     State(state): State<SharedState>,
     caller: Caller<Write, TmfError>,
     OriginalUri(uri): OriginalUri,
+    origin: prepaid_edge::origin::Origin,
     body: Bytes,
 ) -> Result<Response, TmfError> {
     no_customer_keys(&caller)?;
@@ -268,7 +269,13 @@ async fn register(
         tracing::error!(id = %subscription.id, "a fresh listener id was taken");
         return Err(TmfError::internal());
     }
-    let location = format!("{}/{}", uri.path().trim_end_matches('/'), subscription.id);
+    // Absolute, like every other href the server writes.
+    let location = format!(
+        "{}{}/{}",
+        origin.base(),
+        uri.path().trim_end_matches('/'),
+        subscription.id
+    );
     let mut response = prepaid_edge::json_response(StatusCode::CREATED, &subscription, false);
     if let Ok(value) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, value);

@@ -49,12 +49,27 @@ pub fn member_is<S: AsRef<str>>(v: &Value, path: &[S], want: &str) -> bool {
     match v {
         Value::Array(items) => items.iter().any(|item| member_is(item, path, want)),
         _ => match path.split_first() {
-            None => scalar_text(v).is_some_and(|t| t == want),
+            None => scalar_is(v, want),
             Some((first, rest)) => v
                 .get(first.as_ref())
                 .is_some_and(|inner| member_is(inner, rest, want)),
         },
     }
+}
+
+/// Whether the scalar `v` is `want`: a number (a JSON number or an exact decimal of an
+/// answer) equals any text of the same value (`3` is `3.00`), anything else compares
+/// by its [`scalar_text`].
+fn scalar_is(v: &Value, want: &str) -> bool {
+    let Some(text) = scalar_text(v) else {
+        return false;
+    };
+    let is_number = matches!(v, Value::Number(_))
+        || matches!(v, Value::String(s) if s.starts_with(DECIMAL_MARK));
+    if is_number && let (Some(a), Some(b)) = (amount::canonical(&text), amount::canonical(want)) {
+        return a == b;
+    }
+    text == want
 }
 
 /// Writes `value` as JSON; strings made by [`decimal`] become bare numbers. A marked

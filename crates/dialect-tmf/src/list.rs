@@ -12,10 +12,12 @@
 //! ```
 //!
 //! - `fields` keeps only the named members (a dotted path keeps that part of an
-//!   object); every other member is left out.
+//!   object); every other member is left out. An empty `fields=` names none and
+//!   answers whole resources.
 //! - `limit` is 1 to [`LIMIT_MAX`] (default [`LIMIT_DEFAULT`]); `offset` skips rows.
-//! - A filter `path=value` keeps the resources whose member at `path` equals `value`
-//!   as text (a number by its exact text, `true`/`false`); a member that is an array
+//! - A filter `path=value` keeps the resources whose member at `path` equals `value`:
+//!   a number by its value (`amount.amount=3` matches `3.00`), anything else as text
+//!   (`true`/`false`); a member that is an array
 //!   matches when one of its elements does (`relatedParty.id=...`). `a=x,y` matches
 //!   either value. Several filters must all match.
 //! - At most [`FILTERS_MAX`] filters; each path at most [`PATH_LEN_MAX`] bytes.
@@ -88,7 +90,10 @@ impl ListParams {
                     if let Some(bad) = fields.iter().find(|f| !is_path(f)) {
                         return Err(TmfError::query(format!("fields: {bad:?} is not a field")));
                     }
-                    params.fields.get_or_insert_with(Vec::new).extend(fields);
+                    // An empty `fields=` selects nothing and asks for the whole resource.
+                    if !fields.is_empty() {
+                        params.fields.get_or_insert_with(Vec::new).extend(fields);
+                    }
                 }
                 "offset" | "limit" => {
                     let seen = if name == "offset" {

@@ -13,9 +13,9 @@ use super::errors::TmfError;
 use super::json::{decimal, number_texts};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, header};
 use prepaid_edge::SharedState;
 use prepaid_edge::body::{fingerprint, idempotency_key, read_body};
+use prepaid_edge::origin::Origin;
 use prepaid_ledger::{Fingerprint, IdempotencyKey, Unit};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
@@ -38,10 +38,6 @@ impl Flavour {
     }
 }
 
-/// The longest `Host` header used to build absolute `href`s; a longer or odd one makes
-/// them relative.
-pub const HOST_LEN_MAX: usize = 255;
-
 /// The flavour of a request and the base its `href`s are built on.
 #[derive(Clone, Debug)]
 pub struct Ctx {
@@ -52,28 +48,10 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    pub fn new(flavour: Flavour, headers: &HeaderMap) -> Self {
-        let host = headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .filter(|h| {
-                !h.is_empty()
-                    && h.len() <= HOST_LEN_MAX
-                    && h.bytes().all(|b| {
-                        b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
-                    })
-            });
-        let scheme = match headers
-            .get("x-forwarded-proto")
-            .and_then(|h| h.to_str().ok())
-        {
-            Some("https") => "https",
-            _ => "http",
-        };
-        let root = match host {
-            Some(host) => format!("{scheme}://{host}{}", flavour.mount()),
-            None => flavour.mount().to_owned(),
-        };
+    /// The context of a request of `flavour` that addressed the server as `origin`
+    /// (see [`prepaid_edge::origin`]).
+    pub fn new(flavour: Flavour, origin: &Origin) -> Self {
+        let root = format!("{}{}", origin.base(), flavour.mount());
         Self { flavour, root }
     }
 
@@ -99,7 +77,7 @@ impl FromRequestParts<SharedState> for Ctx {
             .get::<Flavour>()
             .copied()
             .unwrap_or(Flavour::Tmf);
-        Ok(Ctx::new(flavour, &parts.headers))
+        Ok(Ctx::new(flavour, &Origin::of(&parts.uri, &parts.headers)))
     }
 }
 

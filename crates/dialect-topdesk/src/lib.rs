@@ -4,8 +4,8 @@
 //! HAL+JSON in and out (`application/hal+json`; `application/json` is accepted on
 //! input too). Errors are `text/plain` sentences naming the field at fault, as the
 //! document gives every error the schema `string` (see [`errors`]). The hrefs of
-//! answers are absolute URLs on the host the client addressed (its `Host`, with the
-//! scheme of `X-Forwarded-Proto` behind a proxy that terminates TLS).
+//! answers are absolute URLs on the host the client addressed, as a proxy in front
+//! reports it (`Forwarded`, `X-Forwarded-Proto`/`-Host`) or else its `Host`.
 //!
 //! # Authentication
 //!
@@ -21,7 +21,9 @@
 //! - A TOPdesk customer (branch, site) is a prepaid customer whose id is the UUID that
 //!   ends its `_links.for.href`, in lower-case hyphenated form; the customer's `link` is
 //!   that href as first given, and it is what `for` and `of` show afterwards. A
-//!   customer made through the native API has no link and shows `urn:uuid:<id>`.
+//!   customer made through the native API without a link takes the href of the first
+//!   TOPdesk post that names it (`PATCH /v1/customers/{id}` sets one too); until then
+//!   it shows `urn:uuid:<id>`.
 //! - Its minutes live in one wallet, its *prepaid services wallet*: the wallet whose id
 //!   is the customer's id, unit `MIN` at scale 0, with no floor (time registered on
 //!   tickets may take it below zero). The first balance mutation for a customer
@@ -39,7 +41,8 @@
 //!   `EXTERNAL_SYSTEM`.
 //! - A prepaid services account exists once the customer has had a top-up (a mutation
 //!   that adds minutes); its `balance` is the wallet's balance, the sum of all its
-//!   mutations, and `latestTopUp` the newest mutation with a positive amount.
+//!   mutations, and `latestTopUp` the mutation with a positive amount whose
+//!   `modificationDate` is the latest (of several, the last recorded).
 //! - The service user is a per-tenant setting (`topdesk.service-user`) that records
 //!   which key set it up and when.
 //!
@@ -72,7 +75,6 @@ pub mod types;
 use axum::Router;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::uri::Authority;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use errors::Error;
@@ -86,7 +88,7 @@ use prepaid_ledger::{
     Outcome, Reference, SettingKey, TenantId, Unit, Wallet, WalletId,
 };
 use prepaid_query::Filter;
-use prepaid_store::{MutationSearch, Order};
+use prepaid_store::{MutationSearch, MutationSort, Order};
 use query::ListParams;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -123,6 +125,8 @@ prepaid_edge::routes! {
 /// [`route_table`].
 pub fn router() -> Router<SharedState> {
     prepaid_edge::routes::build(rows())
+        // The base path itself is no resource either, answered in the dialect's shape.
+        .route("/", axum::routing::any(not_found))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
 }
@@ -136,8 +140,9 @@ type Answer = Result<Response, Error>;
 pub type Caller<R> = prepaid_edge::auth::Caller<R, Error>;
 
 /// The absolute URL of the dialect's root as the client addressed the server, for the
-/// hrefs of answers: the scheme of `X-Forwarded-Proto` (`http` or `https`; `http` when
-/// absent), the request's authority (or `Host`), then [`MOUNT`].
+/// hrefs of answers: its origin (see [`prepaid_edge::origin`]: `Forwarded`, then
+/// `X-Forwarded-Proto`/`-Host`, then the request's authority or `Host`; `localhost`
+/// when none names a usable host), then [`MOUNT`].
 pub struct Base(pub String);
 
 impl<S: Send + Sync> FromRequestParts<S> for Base {
@@ -149,25 +154,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Base {
 }
 
 fn base_url(headers: &HeaderMap, uri: &Uri) -> String {
-    let scheme = headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .map(str::trim)
-        .filter(|s| s.eq_ignore_ascii_case("https"))
-        .map_or("http", |_| "https");
-    let host = uri
-        .authority()
-        .cloned()
-        .or_else(|| {
-            headers
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .and_then(|h| h.parse::<Authority>().ok())
-        })
-        .filter(|a| !a.as_str().contains('@'))
-        .map_or_else(|| String::from("localhost"), |a| a.as_str().to_owned());
-    format!("{scheme}://{host}{MOUNT}")
+    let origin = prepaid_edge::origin::Origin::of(uri, headers);
+    format!("{}{MOUNT}", origin.base_or("localhost"))
 }
 
 /// The `{id}` of a route, as given.
@@ -230,6 +218,11 @@ fn is_prepaid_services_mutation(m: &Mutation) -> bool {
 
 fn mutation_href(base: &str, id: MutationId) -> String {
     format!("{base}/balance-mutations/{id}")
+}
+
+/// The URL of a customer's prepaid services account (its id is the customer's UUID).
+fn account_href(base: &str, customer: &CustomerId) -> String {
+    format!("{base}/prepaid-services-accounts/{customer}")
 }
 
 /// The URL of a customer as shown in `for` and `of`.
@@ -362,14 +355,21 @@ async fn create_mutation(
         .map(|client_id| (NewMutation::idempotency_key(client_id), new.fingerprint()));
     // A first use makes the customer (unless the native API made it) and its wallet in
     // the unit of the mutation, so a refused mutation leaves neither; a concurrent first
-    // use that made them meanwhile is taken as it is.
+    // use that made them meanwhile is taken as it is. A customer without a link (made
+    // natively) takes the href this client addresses it by.
     let posted = {
         let existing = state
             .store
             .wallet(&caller.tenant, &wallet)
             .await
             .map_err(|e| store_problem(&e, "reading a prepaid services wallet"))?;
-        let mut op = Operation::new(&caller, post.clone()).idempotency(idempotency.clone());
+        let mut op = Operation::new(&caller, post.clone())
+            .idempotency(idempotency.clone())
+            .before(Command::EnsureCustomer {
+                id: customer.clone(),
+                name: String::new(),
+                link: new.customer.href.clone(),
+            });
         match existing {
             Some(w) if !is_prepaid_services_wallet(&w) => {
                 return Err(Error::field(
@@ -382,25 +382,19 @@ async fn create_mutation(
             }
             Some(_) => {}
             None => {
-                op = op
-                    .before(Command::EnsureCustomer {
-                        id: customer.clone(),
-                        name: String::new(),
-                        link: new.customer.href.clone(),
-                    })
-                    .before(Command::EnsureWallet {
-                        wallet: NewWallet {
-                            id: wallet.clone(),
-                            customer: customer.clone(),
-                            unit: minutes_unit(),
-                            name: WALLET_NAME.into(),
-                            product: WALLET_PRODUCT.into(),
-                            floor: Floor::Unlimited,
-                            ceiling: None,
-                            valid_from: None,
-                            valid_until: None,
-                        },
-                    });
+                op = op.before(Command::EnsureWallet {
+                    wallet: NewWallet {
+                        id: wallet.clone(),
+                        customer: customer.clone(),
+                        unit: minutes_unit(),
+                        name: WALLET_NAME.into(),
+                        product: WALLET_PRODUCT.into(),
+                        floor: Floor::Unlimited,
+                        ceiling: None,
+                        valid_from: None,
+                        valid_until: None,
+                    },
+                });
             }
         }
         op.submit(&state, "recording a TOPdesk balance mutation")
@@ -450,6 +444,7 @@ async fn list_mutations(
         wallet: caller.customer.as_ref().map(wallet_of),
         filter: Some(Filter::And(tests)),
         order: Order::Ascending,
+        sort: prepaid_store::MutationSort::Recorded,
         offset: params.offset(),
         limit: page_size,
     };
@@ -470,6 +465,7 @@ async fn list_mutations(
             m,
             self_href,
             for_href,
+            account_href(&base, &m.customer),
             params.compact,
         ));
     }
@@ -509,7 +505,13 @@ async fn get_mutation(
     let for_href = Hrefs::new(&state, &caller.tenant).of(&m.customer).await?;
     hal(
         StatusCode::OK,
-        &BalanceMutationOut::new(&m, mutation_href(&base, m.id), for_href, false),
+        &BalanceMutationOut::new(
+            &m,
+            mutation_href(&base, m.id),
+            for_href,
+            account_href(&base, &m.customer),
+            false,
+        ),
     )
 }
 
@@ -548,7 +550,9 @@ async fn get_account(
                 customer: Some(customer.clone()),
                 wallet: Some(wallet.id.clone()),
                 filter: Some(query::top_ups()),
+                // The latest by `modificationDate`, ties the last recorded.
                 order: Order::Descending,
+                sort: MutationSort::Occurred,
                 offset: 0,
                 limit: 1,
             },
@@ -563,7 +567,7 @@ async fn get_account(
             links: AccountLinksOut {
                 latest_top_up: HalLink::new(mutation_href(&base, top_up.id)),
                 of: HalLink::new(of),
-                self_: HalLink::new(format!("{base}/prepaid-services-accounts/{id}")),
+                self_: HalLink::new(account_href(&base, &customer)),
             },
             balance: wallet.balance,
         },
@@ -639,7 +643,9 @@ async fn set_up_service_user(
 // ---------------------------------------------------------------------------------
 // Fallbacks.
 
-async fn not_found() -> Error {
+/// The answer to a path the dialect does not serve, its base path included (which the
+/// server routes here with its trailing slash too).
+pub async fn not_found() -> Error {
     Error::not_found("no such resource in the TOPdesk Prepaid Services API")
 }
 

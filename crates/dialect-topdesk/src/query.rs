@@ -13,7 +13,7 @@
 //! |---|---|---|
 //! | `amountOfMinutes` | integer | signed minutes |
 //! | `modificationDate` | ISO 8601 date-time | when the mutation occurred |
-//! | `on.type` | `INCIDENT`, `SIMPLE_CHANGE`, `CHANGE_ACTIVITY`, `EXTERNAL_SYSTEM` | as shown |
+//! | `on.type` | `INCIDENT`, `SIMPLE_CHANGE`, `CHANGE_ACTIVITY`, `EXTERNAL_SYSTEM` (or `EXTERNAL`, as the document's example spells it) | as shown |
 //! | `on.reference` | text | null when the mutation has none |
 //! | `on.referenceLink` | text | null when the mutation has none |
 //! | `_links.for.href` | text | the customer's URL as shown |
@@ -53,6 +53,9 @@ pub const FIELD_REFERENCE_LINK: &str = "on.referenceLink";
 pub const FIELD_FOR_HREF: &str = "_links.for.href";
 pub const FIELD_FOR_ID: &str = "_links.for.id";
 pub const FIELD_SELF_HREF: &str = "_links.self.href";
+/// How the document's example query (`on.type==EXTERNAL`) spells `EXTERNAL_SYSTEM`,
+/// taken as that type.
+pub const EXTERNAL_SHORT: &str = "EXTERNAL";
 
 /// The schema of `query`.
 pub fn schema() -> &'static Schema {
@@ -71,6 +74,8 @@ pub fn schema() -> &'static Schema {
                     ResourceType::ALL
                         .iter()
                         .map(|t| t.as_str().to_owned())
+                        // The document's own example query spells it `EXTERNAL`.
+                        .chain([EXTERNAL_SHORT.to_owned()])
                         .collect(),
                 ),
             ),
@@ -343,12 +348,9 @@ impl ListParams {
                     }
                 }
                 "query" => params.query = (!value.is_empty()).then(|| value.clone()),
-                _ => {
-                    return Err(Error::bad_request(format!(
-                        "unknown query parameter {name:?}; this list takes page, pageSize, \
-                         compact and query"
-                    )));
-                }
+                // Clients add parameters of their own (a cache-buster `_=<time>`, say);
+                // they ask nothing of this list and are ignored, as TOPdesk does.
+                _ => {}
             }
         }
         Ok(params)
@@ -450,7 +452,7 @@ mod tests {
             ("colour==red", 0, "unknown field `colour`"),
             ("amountOfMinutes==sixty", 17, "integer"),
             ("modificationDate=gt=yesterday", 20, "ISO 8601"),
-            ("on.type==EXTERNAL", 9, "one of"),
+            ("on.type==EXTERN", 9, "one of"),
             ("on.type=sw=EXT", 7, "cannot be compared"),
             (
                 "_links.for.href==https://x/branches/12",
@@ -511,7 +513,6 @@ mod tests {
             ("pageSize=0", "pageSize"),
             (&format!("pageSize={}", PAGE_SIZE_MAX + 1), "pageSize"),
             ("compact=yes", "compact"),
-            ("pagesize=5", "pagesize"),
             ("page=1&page=2", "page"),
         ] {
             let e = ListParams::parse(Some(raw)).unwrap_err();
@@ -520,6 +521,17 @@ mod tests {
         }
         let many = vec!["compact=true"; PARAMS_MAX + 1].join("&");
         assert!(ListParams::parse(Some(&many)).is_err());
+        // Parameters of the client's own (a cache-buster, a misspelling) are ignored.
+        let p = ListParams::parse(Some("_=1732528800&pagesize=5&page=2")).unwrap();
+        assert_eq!((p.page, p.page_size), (2, PAGE_SIZE_DEFAULT));
+    }
+
+    #[test]
+    fn the_documents_external_spelling_is_external_system() {
+        assert_eq!(
+            parse_filter("amountOfMinutes==600;on.type==EXTERNAL").unwrap(),
+            parse_filter("amountOfMinutes==600;on.type==EXTERNAL_SYSTEM").unwrap()
+        );
     }
 
     #[test]

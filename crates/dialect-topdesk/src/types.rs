@@ -62,11 +62,26 @@ impl ResourceType {
 // ---------------------------------------------------------------------------------
 // What clients send.
 
-/// A HAL link as sent.
+/// A HAL link as sent: its `href`, and the other members a link object may carry
+/// (draft-kelly-json-hal §5), which are taken and ignored. Anything else is refused.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HalLinkIn {
     pub href: String,
+    #[serde(default, rename = "templated")]
+    pub _templated: Option<serde::de::IgnoredAny>,
+    #[serde(default, rename = "type")]
+    pub _media_type: Option<serde::de::IgnoredAny>,
+    #[serde(default, rename = "deprecation")]
+    pub _deprecation: Option<serde::de::IgnoredAny>,
+    #[serde(default, rename = "name")]
+    pub _name: Option<serde::de::IgnoredAny>,
+    #[serde(default, rename = "profile")]
+    pub _profile: Option<serde::de::IgnoredAny>,
+    #[serde(default, rename = "title")]
+    pub _title: Option<serde::de::IgnoredAny>,
+    #[serde(default, rename = "hreflang")]
+    pub _hreflang: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Deserialize)]
@@ -271,6 +286,9 @@ pub struct MutationLinksOut {
     pub self_: HalLink,
     #[serde(rename = "for")]
     pub for_: HalLink,
+    /// The prepaid services account the mutation is of, so a HAL client can walk
+    /// from one to the other.
+    pub account: HalLink,
 }
 
 #[derive(Serialize)]
@@ -297,12 +315,20 @@ pub struct BalanceMutationOut<'a> {
 }
 
 impl<'a> BalanceMutationOut<'a> {
-    /// The DTO of `m`, whose own URL is `self_href` and whose customer's is `for_href`.
-    pub fn new(m: &'a Mutation, self_href: String, for_href: String, compact: bool) -> Self {
+    /// The DTO of `m`, whose own URL is `self_href`, whose customer's is `for_href` and
+    /// whose account's is `account_href`.
+    pub fn new(
+        m: &'a Mutation,
+        self_href: String,
+        for_href: String,
+        account_href: String,
+        compact: bool,
+    ) -> Self {
         Self {
             links: MutationLinksOut {
                 self_: HalLink::new(self_href),
                 for_: HalLink::new(for_href),
+                account: HalLink::new(account_href),
             },
             amount_of_minutes: m.amount,
             modification_date: WireTime(m.occurred_at),

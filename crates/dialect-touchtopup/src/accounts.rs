@@ -83,7 +83,7 @@ pub async fn ledger_wallet(
         .wallet(&ctx.principal.tenant, id)
         .await
         .map_err(|e| store_fail(&e, "reading a wallet"))?
-        .ok_or_else(|| Fail::not_found(format!("Wallet {id} not found")))
+        .ok_or_else(Fail::no_data)
 }
 
 pub async fn customer_balance(state: &SharedState, ctx: &Ctx<Read>) -> Result<Node, Fail> {
@@ -287,7 +287,7 @@ pub async fn transaction_detail(state: &SharedState, ctx: &Ctx<Read>) -> Result<
     ctx.check_company(coid)?;
     let recs = ctx.recs(state);
     recs.company(coid).await?;
-    let missing = || Fail::not_found(format!("Transaction {tid} of company {coid} not found"));
+    let missing = Fail::no_data;
     let Some((t, _)) = recs.get::<Tid>(TID_KIND, &pad(tid.into())).await? else {
         return Err(missing());
     };

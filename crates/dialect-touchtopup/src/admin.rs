@@ -141,6 +141,7 @@ fn conflict(detail: impl Into<std::borrow::Cow<'static, str>>) -> Problem {
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = TouchTopUpCompanyIn)]
 struct CompanyIn {
     #[schema(value_type = String)]
     name: Text<NAME_LEN_MAX>,
@@ -152,7 +153,7 @@ struct CompanyIn {
     scale: Option<u8>,
 }
 
-#[utoipa::path(put, path = "/v1/icrtouch/companies/{coid}", tag = "touchtopup",
+#[utoipa::path(put, path = "/v1/icrtouch/companies/{coid}", operation_id = "icrtouch_put_company", tag = "touchtopup",
     params(("coid" = u32, Path, description = "The company id")),
     request_body = CompanyIn,
     responses((status = 200, body = Company), (status = "4XX", body = ProblemOut,
@@ -210,7 +211,7 @@ async fn put_company(
     Ok(ok(&company))
 }
 
-#[utoipa::path(get, path = "/v1/icrtouch/companies/{coid}", tag = "touchtopup",
+#[utoipa::path(get, path = "/v1/icrtouch/companies/{coid}", operation_id = "icrtouch_get_company", tag = "touchtopup",
     params(("coid" = u32, Path, description = "The company id")),
     responses((status = 200, body = Company), (status = "4XX", body = ProblemOut,
         content_type = "application/problem+json")),
@@ -233,6 +234,7 @@ async fn get_company(
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = TouchTopUpCustomerIn)]
 struct CustomerIn {
     #[serde(default)]
     #[schema(value_type = Option<String>)]
@@ -249,6 +251,7 @@ struct CustomerIn {
 }
 
 #[derive(Serialize, ToSchema)]
+#[schema(as = TouchTopUpCustomerOut)]
 struct CustomerOut {
     coid: u32,
     custid: u32,
@@ -279,7 +282,7 @@ async fn customer_out(state: &SharedState, tenant: &TenantId, c: CustomerInfo) -
     }))
 }
 
-#[utoipa::path(put, path = "/v1/icrtouch/companies/{coid}/customers/{custid}",
+#[utoipa::path(put, path = "/v1/icrtouch/companies/{coid}/customers/{custid}", operation_id = "icrtouch_put_customer",
     tag = "touchtopup",
     params(("coid" = u32, Path, description = "The company id"), ("custid" = u32, Path, description = "The customer id within the company")),
     request_body = CustomerIn,
@@ -375,7 +378,7 @@ async fn put_customer(
     customer_out(&state, &tenant, info).await
 }
 
-#[utoipa::path(get, path = "/v1/icrtouch/companies/{coid}/customers/{custid}",
+#[utoipa::path(get, path = "/v1/icrtouch/companies/{coid}/customers/{custid}", operation_id = "icrtouch_get_customer",
     tag = "touchtopup",
     params(("coid" = u32, Path, description = "The company id"), ("custid" = u32, Path, description = "The customer id within the company")),
     responses((status = 200, body = CustomerOut), (status = "4XX", body = ProblemOut,
@@ -408,6 +411,7 @@ async fn get_customer(
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = TouchTopUpItemIn)]
 struct ItemIn {
     itemrecord: u64,
     #[serde(default = "one")]
@@ -423,6 +427,7 @@ fn one() -> i64 {
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = TouchTopUpSaleIn)]
 struct SaleIn {
     /// What the main balance pays, in minor units.
     amount: i64,
@@ -442,7 +447,7 @@ struct SaleIn {
     occurred_at: Option<WireTime>,
 }
 
-#[utoipa::path(post, path = "/v1/icrtouch/companies/{coid}/customers/{custid}/sales",
+#[utoipa::path(post, path = "/v1/icrtouch/companies/{coid}/customers/{custid}/sales", operation_id = "icrtouch_post_sale",
     tag = "touchtopup",
     params(("coid" = u32, Path, description = "The company id"), ("custid" = u32, Path, description = "The customer id within the company"),
         ("Idempotency-Key" = Option<String>, Header, description = "Records the sale once")),
@@ -524,17 +529,19 @@ async fn post_sale(
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = TouchTopUpKeyIn)]
 struct KeyIn {
     coid: Option<u32>,
 }
 
 #[derive(Serialize, ToSchema)]
+#[schema(as = TouchTopUpKeyOut)]
 struct KeyOut {
     name: String,
     coid: Option<u32>,
 }
 
-#[utoipa::path(put, path = "/v1/icrtouch/keys/{name}", tag = "touchtopup",
+#[utoipa::path(put, path = "/v1/icrtouch/keys/{name}", operation_id = "icrtouch_put_key", tag = "touchtopup",
     params(("name" = String, Path, description = "The API key's name")),
     request_body = KeyIn,
     responses((status = 200, body = KeyOut), (status = "4XX", body = ProblemOut,

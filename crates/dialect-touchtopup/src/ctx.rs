@@ -11,6 +11,7 @@ use super::model::{KEY_KIND, KeyScope, Recs, User};
 use super::params::{Params, Secret, parse_tail};
 use super::xml::{Node, to_xml};
 use super::{DialectState, HandlerState};
+use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode, header};
@@ -118,33 +119,70 @@ pub fn detect_format(parts: &Parts) -> Result<Format, Fail> {
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    for media in accept.split(',') {
-        let essence = media
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        match essence.as_str() {
-            "application/xml" | "text/xml" => return Ok(Format::Xml),
-            "application/json" | "text/json" => return Ok(Format::Json),
-            _ => {}
-        }
-    }
-    Ok(Format::Json)
+    Ok(format_accepted(accept))
 }
 
-/// The fields of a form-encoded or JSON object body.
-fn body_pairs(parts: &Parts, bytes: &[u8]) -> Result<Vec<(String, String)>, Fail> {
+/// The format an `Accept` header asks for: of JSON and XML, the one with the higher
+/// q-value (the first listed of equals), JSON when it names neither. A browser (one
+/// that accepts HTML) gets JSON whatever it says of XML, as CodeIgniter's REST library
+/// answers it.
+pub fn format_accepted(accept: &str) -> Format {
+    let mut best: Option<(u16, Format)> = None;
+    for media in accept.split(',') {
+        let mut parts = media.split(';');
+        let essence = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let q = parts
+            .filter_map(|p| p.trim().strip_prefix("q="))
+            .map(quality)
+            .next()
+            .unwrap_or(1000);
+        if q == 0 {
+            continue;
+        }
+        let format = match essence.as_str() {
+            "text/html" | "application/xhtml+xml" => return Format::Json,
+            "application/xml" | "text/xml" => Format::Xml,
+            "application/json" | "text/json" => Format::Json,
+            _ => continue,
+        };
+        if best.is_none_or(|(b, _)| q > b) {
+            best = Some((q, format));
+        }
+    }
+    best.map_or(Format::Json, |(_, f)| f)
+}
+
+/// A q-value in thousandths (`0.9` is 900); one that is not a number is 0.
+fn quality(text: &str) -> u16 {
+    let text = text.trim();
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let whole: u16 = match whole {
+        "0" => 0,
+        "1" => 1000,
+        _ => return 0,
+    };
+    if fraction.len() > 3 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return 0;
+    }
+    let thousandths: u16 = format!("{fraction:0<3}").parse().unwrap_or(0);
+    (whole + thousandths).min(1000)
+}
+
+/// The fields of a form-encoded, multipart or JSON object body.
+async fn body_pairs(parts: &Parts, bytes: Bytes) -> Result<Vec<(String, String)>, Fail> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Vec::new());
     }
-    let content_type = parts
+    let header_value = parts
         .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
+        .unwrap_or("");
+    let content_type = header_value.to_ascii_lowercase();
+    if content_type.starts_with("multipart/form-data") {
+        return multipart_pairs(header_value, bytes).await;
+    }
+    let bytes = &bytes[..];
     if content_type.contains("json") {
         let value: serde_json::Value = serde_json::from_slice(bytes)
             .map_err(|e| Fail::bad(format!("the body is not valid JSON: {e}")))?;
@@ -170,6 +208,43 @@ fn body_pairs(parts: &Parts, bytes: &[u8]) -> Result<Vec<(String, String)>, Fail
     }
     let text = std::str::from_utf8(bytes).map_err(|_| Fail::bad("the body is not UTF-8 text"))?;
     form_pairs(text)
+}
+
+/// The fields of a `multipart/form-data` body (what PHP clients send when a field is
+/// an array), as form fields; a file is refused, and so are more fields than a request
+/// may carry or a field longer than a value may be.
+async fn multipart_pairs(content_type: &str, bytes: Bytes) -> Result<Vec<(String, String)>, Fail> {
+    let boundary = multer::parse_boundary(content_type)
+        .map_err(|e| Fail::bad(format!("the multipart body has no boundary: {e}")))?;
+    let constraints = multer::Constraints::new()
+        .size_limit(multer::SizeLimit::new().per_field(super::params::VALUE_LEN_MAX as u64));
+    let stream = futures_util::stream::once(async move { Ok::<Bytes, std::io::Error>(bytes) });
+    let mut multipart = multer::Multipart::with_constraints(stream, boundary, constraints);
+    let mut out = Vec::new();
+    loop {
+        let field = multipart
+            .next_field()
+            .await
+            .map_err(|e| Fail::bad(format!("the multipart body is malformed: {e}")))?;
+        let Some(field) = field else {
+            return Ok(out);
+        };
+        if out.len() == super::params::PAIRS_MAX {
+            return Err(Fail::bad(format!(
+                "more than {} parameters",
+                super::params::PAIRS_MAX
+            )));
+        }
+        let name = field.name().unwrap_or_default().to_owned();
+        if field.file_name().is_some() {
+            return Err(Fail::bad(format!("{name}: files are not taken")));
+        }
+        let value = field
+            .text()
+            .await
+            .map_err(|e| Fail::bad(format!("{name}: {e}")))?;
+        out.push((name, value));
+    }
 }
 
 /// The pairs of a query string or form body; a name or value that is not UTF-8 once
@@ -342,7 +417,7 @@ async fn context<R: Role>(req: Request, state: &HandlerState) -> Result<Ctx<R>, 
             .await
             .map_err(|_| too_large())?;
         params
-            .merge(body_pairs(&parts, &bytes)?)
+            .merge(body_pairs(&parts, bytes).await?)
             .map_err(|e| Fail::bad(e.to_string()))?;
     }
     let only_company = state
@@ -422,6 +497,35 @@ mod tests {
             b = b.header(header::ACCEPT, a);
         }
         b.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn accept_q_values_choose_the_format() {
+        let cases = [
+            ("", Format::Json),
+            ("application/xml", Format::Xml),
+            ("text/xml", Format::Xml),
+            ("application/json;q=0.5, application/xml", Format::Xml),
+            (
+                "application/xml;q=0.4, application/json;q=0.8",
+                Format::Json,
+            ),
+            ("application/xml;q=0, application/json;q=0", Format::Json),
+            ("application/xml;q=0.000", Format::Json),
+            ("application/json, application/xml", Format::Json),
+            ("application/xml;q=1.0, application/json;q=1", Format::Xml),
+            ("application/xml; q=0.9", Format::Xml),
+            ("application/xml;q=abc", Format::Json),
+            // A browser's.
+            (
+                "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+                Format::Json,
+            ),
+            ("image/png, */*", Format::Json),
+        ];
+        for (accept, want) in cases {
+            assert_eq!(format_accepted(accept), want, "{accept}");
+        }
     }
 
     #[test]

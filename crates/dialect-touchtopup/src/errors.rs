@@ -138,8 +138,8 @@ pub fn refusal(r: &Refusal) -> Fail {
         )),
         Refusal::BalanceOverflow => Fail::conflict("The amount would overflow the balance"),
         Refusal::TenantNotFound => Fail::forbidden("Invalid API Key"),
-        Refusal::CustomerNotFound => Fail::not_found("Customer not found"),
-        Refusal::WalletNotFound => Fail::not_found("Wallet not found"),
+        Refusal::CustomerNotFound => Fail::no_data(),
+        Refusal::WalletNotFound => Fail::no_data(),
         Refusal::WalletNotActive { status } => Fail::conflict(format!(
             "The wallet is {}; it takes no payments or charges",
             status.as_str()
@@ -195,11 +195,7 @@ mod tests {
                 StatusCode::CONFLICT,
                 "more than its charges",
             ),
-            (
-                Refusal::CustomerNotFound,
-                StatusCode::NOT_FOUND,
-                "Customer not found",
-            ),
+            (Refusal::CustomerNotFound, StatusCode::NOT_FOUND, NO_DATA),
             (
                 Refusal::WalletNotActive {
                     status: WalletStatus::Suspended,

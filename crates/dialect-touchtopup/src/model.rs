@@ -521,22 +521,20 @@ impl Recs<'_> {
         self.get::<Company>(COMPANY_KIND, &company_key(coid))
             .await?
             .map(|(c, _)| c)
-            .ok_or_else(|| Fail::not_found(format!("Company {coid} not found")))
+            .ok_or_else(Fail::no_data)
     }
 
     pub async fn customer(&self, coid: u32, custid: u32) -> Result<CustomerInfo, Fail> {
         self.get::<CustomerInfo>(CUSTOMER_KIND, &customer_key(coid, custid))
             .await?
             .map(|(c, _)| c)
-            .ok_or_else(|| {
-                Fail::not_found(format!("Customer {custid} of company {coid} not found"))
-            })
+            .ok_or_else(Fail::no_data)
     }
 
     pub async fn wallet(&self, coid: u32, wallet: u32) -> Result<(WalletInfo, i64), Fail> {
         self.get::<WalletInfo>(WALLET_KIND, &wallet_key(coid, wallet))
             .await?
-            .ok_or_else(|| Fail::not_found(format!("Wallet {wallet} of company {coid} not found")))
+            .ok_or_else(Fail::no_data)
     }
 }
 

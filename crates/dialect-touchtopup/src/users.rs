@@ -124,7 +124,7 @@ async fn user_by_uid<R: Role>(
     recs.get::<User>(USER_KIND, &pad(uid.into()))
         .await?
         .filter(|(user, _)| ctx.reaches_user(user))
-        .ok_or_else(|| Fail::not_found(format!("User {uid} not found")))
+        .ok_or_else(Fail::no_data)
 }
 
 fn uid_of<R: Role>(ctx: &Ctx<R>) -> Result<u32, Fail> {

@@ -513,7 +513,7 @@ async fn revoke(state: &SharedState, ctx: &Ctx<Write>, one: bool) -> Result<Node
     let recs = ctx.recs(state);
     recs.wallet(coid, wallet).await?;
     let key = charge_key(coid, chargeid);
-    let missing = || Fail::not_found(format!("Charge {chargeid} of wallet {wallet} not found"));
+    let missing = Fail::no_data;
     let Some((mut charge, mut version)) = recs.get::<Charge>(CHARGE_KIND, &key).await? else {
         return Err(missing());
     };

@@ -9,9 +9,12 @@
 //! The mapping, for every answer alike:
 //! - the answer (always an object) is the `<xml>` root element;
 //! - an object member is an element named by its key, with every character other than
-//!   `A-Z a-z 0-9 _ -` removed; a key that is all digits (`"1"` in `companies`) or
-//!   that is left empty or starting with a digit or `-` becomes `<item>`;
-//! - an array element is an `<item>` element;
+//!   `A-Z a-z 0-9 _ -` removed; a key that is all digits (`"1"` in `companies`), and an
+//!   array element, is named by the singular of its parent (`<companies><company>`,
+//!   `<payments><payment>`, `<transactions><transaction>`) as CodeIgniter's REST
+//!   library names it, or `<item>` when the parent has no singular
+//!   (`<customers_charged><item>`); a key left empty or starting with a digit or `-`
+//!   becomes `<item>`;
 //! - a number or string is the element's text, escaped (`& < > " '`); an empty string
 //!   or empty array or object is an empty element (`<msg></msg>`).
 //!
@@ -105,8 +108,36 @@ impl Serialize for Node {
 /// The XML declaration every XML answer starts with.
 pub const XML_DECLARATION: &str = r#"<?xml version="1.0" encoding="utf-8"?>"#;
 
-/// The element name of an object key (see the module documentation).
-fn tag(key: &str) -> Cow<'_, str> {
+/// The singular of an element name, by the English rules of CodeIgniter's inflector
+/// that the dialect's names need; `None` when the name is no plural.
+fn singular(name: &str) -> Option<String> {
+    let lower = name.to_ascii_lowercase();
+    let cut = |n: usize, add: &str| Some(format!("{}{add}", &name[..name.len() - n]));
+    if lower.ends_with("ies") && name.len() > 3 {
+        cut(3, "y")
+    } else if ["sses", "shes", "ches", "xes"]
+        .iter()
+        .any(|e| lower.ends_with(e))
+    {
+        cut(2, "")
+    } else if lower.ends_with('s') && !lower.ends_with("ss") && name.len() > 1 {
+        cut(1, "")
+    } else {
+        None
+    }
+}
+
+/// The element name of an entry of `parent` that has no name of its own (an array
+/// element, a numeric key): the singular of the parent, or `item`.
+fn entry_tag(parent: &str) -> Cow<'static, str> {
+    singular(parent).map_or(Cow::Borrowed("item"), Cow::Owned)
+}
+
+/// The element name of an object key of `parent` (see the module documentation).
+fn tag<'a>(key: &'a str, parent: &str) -> Cow<'a, str> {
+    if !key.is_empty() && key.bytes().all(|b| b.is_ascii_digit()) {
+        return entry_tag(parent);
+    }
     let clean = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
     let name: Cow<'_, str> = if key.bytes().all(clean) {
         Cow::Borrowed(key)
@@ -144,24 +175,25 @@ fn element(out: &mut String, name: &str, value: &Node) {
     out.push('<');
     out.push_str(name);
     out.push('>');
-    content(out, value);
+    content(out, name, value);
     out.push_str("</");
     out.push_str(name);
     out.push('>');
 }
 
-fn content(out: &mut String, value: &Node) {
+fn content(out: &mut String, name: &str, value: &Node) {
     match value {
         Node::Int(v) => out.push_str(&v.to_string()),
         Node::Str(v) => escape_into(out, v),
         Node::List(items) => {
+            let entry = entry_tag(name);
             for item in items {
-                element(out, "item", item);
+                element(out, &entry, item);
             }
         }
         Node::Map(entries) => {
             for (k, v) in entries {
-                element(out, &tag(k), v);
+                element(out, &tag(k, name), v);
             }
         }
     }
@@ -220,8 +252,8 @@ mod tests {
                             .with("customers", vec![Node::from("5"), Node::from("10")]),
                     ),
                 ),
-                "<xml><companies><item><company_id>1</company_id><customers><item>5</item>\
-                 <item>10</item></customers></item></companies></xml>",
+                "<xml><companies><company><company_id>1</company_id><customers><customer>5\
+                 </customer><customer>10</customer></customers></company></companies></xml>",
             ),
             (
                 Node::map().with("customers_charged", Vec::<Node>::new()),
@@ -242,6 +274,38 @@ mod tests {
         for (answer, want) in cases {
             assert_eq!(xml_body(&answer), want);
         }
+    }
+
+    #[test]
+    fn entries_are_named_by_the_singular_of_their_parent() {
+        for (plural, one) in [
+            ("payments", Some("payment")),
+            ("transactions", Some("transaction")),
+            ("wallets", Some("wallet")),
+            ("customers", Some("customer")),
+            ("charges", Some("charge")),
+            ("companies", Some("company")),
+            ("addresses", Some("address")),
+            ("boxes", Some("box")),
+            ("customers_charged", None),
+            ("class", None),
+            ("xml", None),
+            ("s", None),
+        ] {
+            assert_eq!(singular(plural).as_deref(), one, "{plural}");
+        }
+        let list = Node::map().with(
+            "transactions",
+            vec![
+                Node::map().with("HEADERID", "7"),
+                Node::map().with("HEADERID", "8"),
+            ],
+        );
+        assert_eq!(
+            xml_body(&list),
+            "<xml><transactions><transaction><HEADERID>7</HEADERID></transaction>\
+             <transaction><HEADERID>8</HEADERID></transaction></transactions></xml>"
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod body;
 pub mod form;
 pub mod jobs;
+pub mod origin;
 pub mod page;
 pub mod periodic;
 pub mod problem;

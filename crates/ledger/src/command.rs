@@ -103,10 +103,18 @@ pub enum Command {
         link: String,
     },
     /// Like `CreateCustomer`, but a customer that exists already is answered as it is
-    /// (for operations that make their customer on first use).
+    /// (for operations that make their customer on first use), except that one without
+    /// a link takes `link` (a customer made natively, then named by a client that
+    /// addresses it by URL).
     EnsureCustomer {
         id: CustomerId,
         name: String,
+        link: String,
+    },
+    /// Sets the link of an existing customer (the URL by which the client's system
+    /// addresses it); an empty one removes it.
+    SetCustomerLink {
+        id: CustomerId,
         link: String,
     },
     CreateWallet {

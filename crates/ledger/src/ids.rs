@@ -96,6 +96,11 @@ text_id!(
     ID_LEN_MAX
 );
 
+impl TenantId {
+    pub fn from_uuid(id: Uuid) -> Self {
+        Self(id.to_string())
+    }
+}
 impl CustomerId {
     pub fn from_uuid(id: Uuid) -> Self {
         Self(id.to_string())

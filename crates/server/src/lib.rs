@@ -198,6 +198,10 @@ pub fn app(state: SharedState, dialects: &Dialects, request_timeout: Duration) -
         )
         .nest(talkdesk::MOUNT, talkdesk::router())
         .nest(topdesk::MOUNT, topdesk::router())
+        .route(
+            &format!("{}/", topdesk::MOUNT),
+            axum::routing::any(topdesk::not_found),
+        )
         .nest(tmf::MOUNT_TMF, tmf::router_tmf())
         .nest(tmf::MOUNT_BRM, tmf::router_brm())
         .nest(
@@ -571,6 +575,28 @@ mod tests {
         let text = String::from_utf8(body.to_vec()).unwrap();
         assert!(text.contains("\"code\":\"internal\""), "{text}");
         assert!(!text.contains("42"), "{text}");
+    }
+
+    #[test]
+    fn the_v1_document_names_each_operation_and_schema_once() {
+        let doc = serde_json::to_value(openapi()).unwrap();
+        let mut ids: Vec<&str> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .values()
+            .flat_map(|item| item.as_object().unwrap().values())
+            .filter_map(|op| op["operationId"].as_str())
+            .collect();
+        let n = ids.len();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), n, "an operationId is used twice");
+        assert!(n >= 25, "{n} operations");
+        // The TouchTopUp administration's customer is its own schema, not the native one.
+        let schemas = doc["components"]["schemas"].as_object().unwrap();
+        assert!(
+            schemas.contains_key("CustomerOut") && schemas.contains_key("TouchTopUpCustomerOut")
+        );
     }
 
     #[test]

@@ -40,7 +40,9 @@ struct Cli {
 enum Cmd {
     /// Runs the HTTP server.
     #[command(after_help = SECRETS_HELP)]
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
+    /// Prints the OpenAPI document of `/v1` (what `/v1/openapi.json` serves).
+    Openapi,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -270,7 +272,13 @@ fn main() -> anyhow::Result<()> {
                 .enable_all()
                 .build()
                 .context("starting the async runtime")?;
-            runtime.block_on(serve(args))
+            runtime.block_on(serve(*args))
+        }
+        Cmd::Openapi => {
+            let doc = serde_json::to_string_pretty(&prepaid_server::openapi())
+                .context("rendering the OpenAPI document")?;
+            println!("{doc}");
+            Ok(())
         }
     }
 }

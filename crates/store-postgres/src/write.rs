@@ -247,6 +247,16 @@ async fn write_customers<C: GenericClient>(tx: &C, changes: &Changes) -> Result<
         .await?;
         all("customers", c.len(), n)?;
     }
+    // One statement per link, in the order they were set, so the last of a customer's
+    // stays; a link is set rarely (a customer's first use by a client that names it).
+    for link in &changes.customer_links {
+        execute(
+            tx,
+            "UPDATE customers SET link = $3 WHERE tenant = $1 AND id = $2",
+            &[&link.tenant.as_str(), &link.id.as_str(), &link.link],
+        )
+        .await?;
+    }
     Ok(())
 }
 

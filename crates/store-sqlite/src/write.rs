@@ -667,6 +667,10 @@ fn write(conn: &Connection, changes: &Changes, before: &Cache) -> Result<(), Wri
     for customer in &changes.customers {
         insert_customer(conn, customer)?;
     }
+    for link in &changes.customer_links {
+        conn.prepare_cached("UPDATE customers SET link = ?3 WHERE tenant = ?1 AND id = ?2")?
+            .execute(params![link.tenant.as_str(), link.id.as_str(), link.link])?;
+    }
     for key in &changes.api_keys {
         insert_api_key(conn, key)?;
     }

@@ -23,7 +23,7 @@ use prepaid_ledger::{
     AMOUNT_MAX, Amount, ApiKey, ApiKeyName, BALANCE_ABS_MAX, Command, Customer, CustomerId, Done,
     Fingerprint, Floor, Hold, HoldDirection, HoldId, HoldStatus, IdempotencyKey, Mutation,
     MutationId, MutationKind, NewApiKey, NewWallet, Outcome, Reference, Refusal, Request, Scopes,
-    TenantId, Timestamp, Transfer, TransferId, Unit, Wallet, WalletId, WalletStatus,
+    Step, TenantId, Timestamp, Transfer, TransferId, Unit, Wallet, WalletId, WalletStatus,
 };
 use prepaid_store::{
     MutationQuery, PAGE_SIZE_MAX, SWEEP_BATCH_MAX, Store, SweepReport, WalletQuery,
@@ -96,6 +96,8 @@ macro_rules! conformance_tests {
             amount_and_balance_bounds
             data_survives_reopen
             customer_links_are_kept
+            customer_links_are_set_once_or_on_request
+            mutation_search_by_occurrence
             settings_put_and_read
             search_mutations_filters_counts_and_pages
             search_mutations_at_the_page_limit
@@ -2432,6 +2434,113 @@ pub async fn customer_links_are_kept(env: &mut Env) {
     assert_eq!(read_customer(env, "t1", "linked").await, Some(made));
     assert_eq!(read_customer(env, "t1", "plain").await, Some(plain));
     assert_eq!(read_customer(env, "t1", "over").await, None);
+}
+
+/// A customer without a link takes the first one an `EnsureCustomer` names and keeps
+/// it; `SetCustomerLink` replaces it; a refused unit leaves the link as it was; a
+/// restricted key reaches only its own customer.
+pub async fn customer_links_are_set_once_or_on_request(env: &mut Env) {
+    env.tenant("t1").await;
+    env.customer("t1", "c").await;
+    let ensure = |link: &str| Command::EnsureCustomer {
+        id: cid("c"),
+        name: String::new(),
+        link: link.to_owned(),
+    };
+    env.done("t1", ensure("")).await;
+    assert_eq!(customer_link(env).await, "");
+    let Done::Customer(c) = env.done("t1", ensure("https://a.example/1")).await else {
+        panic!("expected a customer");
+    };
+    assert_eq!(c.link, "https://a.example/1");
+    env.done("t1", ensure("https://b.example/2")).await;
+    assert_eq!(customer_link(env).await, "https://a.example/1");
+    let set = |l: &str| Command::SetCustomerLink {
+        id: cid("c"),
+        link: l.to_owned(),
+    };
+    env.done("t1", set("https://c.example/3")).await;
+    assert_eq!(customer_link(env).await, "https://c.example/3");
+    assert_eq!(
+        env.refused(
+            "t1",
+            Command::SetCustomerLink {
+                id: cid("nobody"),
+                link: "x".into()
+            }
+        )
+        .await,
+        Refusal::CustomerNotFound
+    );
+    let other = restricted(request("t1", set("https://evil.example")), "other");
+    assert_eq!(refusal(env.one(other).await), Refusal::CustomerNotFound);
+    // A unit whose command is refused after its step set the link leaves it as it was.
+    env.done("t1", set("")).await;
+    env.wallet("t1", "c", "w").await;
+    let mut unit = request("t1", env.post("w", MutationKind::Debit, 1));
+    unit.before
+        .push(Step::Command(ensure("https://d.example/4")));
+    assert!(matches!(
+        refusal(env.one(unit).await),
+        Refusal::InsufficientFunds { .. }
+    ));
+    assert_eq!(customer_link(env).await, "");
+    env.reopen().await;
+    assert_eq!(customer_link(env).await, "");
+}
+
+/// A search in `MutationSort::Occurred` order takes `occurred_at` first and commit
+/// order among equals: the latest by when it happened, not by when it was recorded.
+pub async fn mutation_search_by_occurrence(env: &mut Env) {
+    env.tenant("t1").await;
+    env.customer("t1", "c").await;
+    env.wallet("t1", "c", "w").await;
+    let mut ids = Vec::new();
+    for days in [3, 9, 1, 9] {
+        let id = env.mutation_id();
+        let command = Command::Post {
+            id,
+            wallet: wid("w"),
+            kind: MutationKind::TopUp,
+            amount: amount(1),
+            reference: Reference::default(),
+            occurred_at: Some(START.plus_micros(days * 86_400 * SECOND)),
+        };
+        env.done("t1", command).await;
+        ids.push(id);
+    }
+    let search = |order| prepaid_store::MutationSearch {
+        wallet: Some(wid("w")),
+        order,
+        sort: prepaid_store::MutationSort::Occurred,
+        limit: 10,
+        ..Default::default()
+    };
+    for (order, want) in [
+        (
+            prepaid_store::Order::Descending,
+            [ids[3], ids[1], ids[0], ids[2]],
+        ),
+        (
+            prepaid_store::Order::Ascending,
+            [ids[2], ids[0], ids[1], ids[3]],
+        ),
+    ] {
+        let found = env
+            .store()
+            .search_mutations(&tid("t1"), &search(order))
+            .await
+            .expect("search");
+        let got: Vec<MutationId> = found.items.iter().map(|m| m.id).collect();
+        assert_eq!(got, want, "{order:?}");
+    }
+}
+
+async fn customer_link(env: &Env) -> String {
+    read_customer(env, "t1", "c")
+        .await
+        .expect("customer c")
+        .link
 }
 
 async fn read_customer(env: &Env, tenant: &str, id: &str) -> Option<Customer> {

@@ -143,11 +143,25 @@ pub struct MutationSearch {
     /// [`columns::mutation`]'s.
     pub filter: Option<prepaid_query::Filter>,
     pub order: Order,
+    /// What `order` orders by.
+    pub sort: MutationSort,
     /// The rows to skip.
     pub offset: u64,
     /// At most [`PAGE_SIZE_MAX`] (a larger limit is taken as it); 0 asks only for the
     /// total.
     pub limit: usize,
+}
+
+/// What a mutation search orders by.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MutationSort {
+    /// Commit order: the only order in which paging never misses a mutation recorded
+    /// meanwhile.
+    #[default]
+    Recorded,
+    /// When each happened in the client's world (`occurred_at`), ties in commit order:
+    /// for "the latest" of something, never for paging.
+    Occurred,
 }
 
 /// Which wallets to find, in which order, and which page of them.

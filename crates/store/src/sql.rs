@@ -4,7 +4,7 @@
 //! parameters and decodes the rows in its own way; what the statements say is here,
 //! once, with each backend's placeholders ([`Dialect::placeholder`]).
 
-use crate::{MutationSearch, Order, PAGE_SIZE_MAX, WalletSearch};
+use crate::{MutationSearch, MutationSort, Order, PAGE_SIZE_MAX, WalletSearch};
 use prepaid_ledger::TenantId;
 use prepaid_query::{Dialect, Value};
 use std::ops::Range;
@@ -157,10 +157,15 @@ pub fn mutation_search(
         condition.equals("m.wallet", wallet.as_str());
     }
     condition.filter(q.filter.as_ref())?;
+    let dir = direction(q.order);
+    let order_by = match q.sort {
+        MutationSort::Recorded => format!("m.seq {dir}"),
+        MutationSort::Occurred => format!("m.occurred_at {dir}, m.seq {dir}"),
+    };
     Ok(condition.into_search(
         mutation_columns!(),
         "mutations m",
-        &format!("m.seq {}", direction(q.order)),
+        &order_by,
         (q.offset, q.limit),
     ))
 }

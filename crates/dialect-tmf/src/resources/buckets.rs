@@ -284,6 +284,7 @@ pub(super) async fn fetch(
                         wallet: wallet.clone(),
                         filter: Some(kind_filter(kinds)),
                         order: Order::Ascending,
+                        sort: prepaid_store::MutationSort::Recorded,
                         offset,
                         limit,
                     },

@@ -447,7 +447,12 @@ fn table(hold: &str) -> Table {
         json!({"name": "k4"}),
         INVALID,
     );
-    t.post("tenant without id", "/v1/tenants", "{}", INVALID);
+    t.post(
+        "tenant with a bad id",
+        "/v1/tenants",
+        r#"{"id": "a/b"}"#,
+        INVALID,
+    );
     t.post("batch without mutations", "/v1/batch", "{}", INVALID);
     t.patch_json("patch without status", "/v1/wallets/w", json!({}), INVALID);
 
@@ -865,7 +870,7 @@ fn table(hold: &str) -> Table {
     );
     for (method, path) in [
         (Method::DELETE, "/v1/customers"),
-        (Method::PATCH, "/v1/customers/c"),
+        (Method::DELETE, "/v1/customers/c"),
         (Method::PUT, "/v1/wallets/w"),
         (Method::DELETE, "/v1/wallets/w"),
         (Method::POST, "/v1/wallets"),

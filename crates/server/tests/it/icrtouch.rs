@@ -5,6 +5,7 @@
 
 use crate::common;
 use crate::icrtouch_support;
+use prepaid_dialect_touchtopup::errors::NO_DATA;
 
 use icrtouch_support::*;
 use reqwest::Method;
@@ -117,7 +118,7 @@ async fn account_samples_answer_in_their_shape_in_json_and_xml() {
             ids[0]
         ))
         .await;
-    fail0(&r, 404, "Transaction");
+    fail0(&r, 404, NO_DATA);
 }
 
 #[tokio::test]
@@ -144,7 +145,7 @@ async fn the_format_is_chosen_by_path_query_or_accept() {
     // Errors come in the format asked for.
     let json = ttu.get("/accounts/company_details/cid/9").await;
     let xml = ttu.get("/accounts/company_details/cid/9/format/xml").await;
-    fail0(&json, 404, "Company 9 not found");
+    fail0(&json, 404, NO_DATA);
     check_xml_matches(&json, &xml);
 }
 
@@ -559,11 +560,7 @@ async fn bad_input_says_what_is_wrong_and_changes_nothing() {
             400,
             "cid must be a whole number",
         ),
-        (
-            "/accounts/company_details/cid/42",
-            404,
-            "Company 42 not found",
-        ),
+        ("/accounts/company_details/cid/42", 404, NO_DATA),
         ("/accounts/company_details/cid", 400, "cid has no value"),
         ("/accounts/company_details/cid/1/cid/2", 400, "given twice"),
         ("/accounts/company_details/cid/1?cid=2", 400, "given twice"),
@@ -577,21 +574,13 @@ async fn bad_input_says_what_is_wrong_and_changes_nothing() {
             400,
             "custid is required",
         ),
-        (
-            "/accounts/customer_details/coid/1/custid/6",
-            404,
-            "Customer 6 of company 1 not found",
-        ),
+        ("/accounts/customer_details/coid/1/custid/6", 404, NO_DATA),
         (
             "/accounts/customer_balance/coid/x/custid/5",
             400,
             "coid must be a whole number",
         ),
-        (
-            "/accounts/transaction_detail/tid/999/coid/1",
-            404,
-            "Transaction 999",
-        ),
+        ("/accounts/transaction_detail/tid/999/coid/1", 404, NO_DATA),
         (
             "/accounts/make_payment/coid/1/custid/5/pmtType/1/amt/5.001",
             400,
@@ -617,7 +606,7 @@ async fn bad_input_says_what_is_wrong_and_changes_nothing() {
             400,
             "pmttype is required",
         ),
-        ("/users/user_details/uid/77", 404, "User 77 not found"),
+        ("/users/user_details/uid/77", 404, NO_DATA),
         (
             "/users/user_details/uid/seven",
             400,
@@ -632,7 +621,7 @@ async fn bad_input_says_what_is_wrong_and_changes_nothing() {
         (
             "/wallets/customer_wallet_details/coid/1/cid/5/wallet/3",
             404,
-            "Wallet 3 of company 1 not found",
+            NO_DATA,
         ),
     ];
     for (path, http, needle) in cases {
@@ -732,13 +721,13 @@ async fn bad_input_says_what_is_wrong_and_changes_nothing() {
             "/wallets/wallet_create",
             &[("coid", "9"), ("name", "x"), ("type", "1")],
             404,
-            "Company 9 not found",
+            NO_DATA,
         ),
         (
             "/wallets/wallet_add_customer",
             &[("coid", "1"), ("wallet", "1"), ("custid", "5")],
             404,
-            "Wallet 1 of company 1 not found",
+            NO_DATA,
         ),
         (
             "/accounts/record_payment",
@@ -752,11 +741,7 @@ async fn bad_input_says_what_is_wrong_and_changes_nothing() {
         fail0(&r, *http, needle);
     }
     // None of it made a user or a wallet.
-    fail0(
-        &ttu.get("/users/user_details/uid/1").await,
-        404,
-        "User 1 not found",
-    );
+    fail0(&ttu.get("/users/user_details/uid/1").await, 404, NO_DATA);
     fail0(
         &ttu.get("/wallets/wallet_list/coid/1").await,
         404,
@@ -960,7 +945,83 @@ async fn the_openapi_document_lists_the_native_touchtopup_routes() {
     // The native routes stay beside them.
     assert!(paths.contains_key("/v1/customers"), "{:?}", paths.keys());
     let schemas = &doc.json["components"]["schemas"];
-    for name in ["CompanyIn", "Company", "CustomerOut", "SaleIn", "KeyIn"] {
+    for name in [
+        "TouchTopUpCompanyIn",
+        "Company",
+        "TouchTopUpCustomerOut",
+        "TouchTopUpSaleIn",
+        "TouchTopUpKeyIn",
+    ] {
         assert!(schemas[name].is_object(), "schema {name} missing");
     }
+}
+
+#[tokio::test]
+async fn php_clients_multipart_bodies_are_forms() {
+    let (server, _admin, ttu) = fixture().await;
+    let post = |form: reqwest::multipart::Form| {
+        let url = server
+            .anonymous()
+            .url(&format!("{MOUNT}/users/user_create"));
+        reqwest::Client::new()
+            .post(url)
+            .header("x-api-key", ttu.key.as_deref().unwrap())
+            .multipart(form)
+            .send()
+    };
+    // What PHP's curl sends when `CURLOPT_POSTFIELDS` is an array.
+    let form = reqwest::multipart::Form::new()
+        .text("firstname", "Ann")
+        .text("surname", "Multipart")
+        .text("email", "ann@example.com")
+        .text("password", "correct horse battery");
+    let res = post(form).await.unwrap();
+    let status = res.status().as_u16();
+    let v: Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+    assert_eq!((status, &v["status"]), (200, &json!(1)), "{v}");
+    ok1(ttu
+        .get("/users/user_check_email_exists/email/ann@example.com")
+        .await);
+    // A file is no form field.
+    let form = reqwest::multipart::Form::new().part(
+        "email",
+        reqwest::multipart::Part::bytes(b"x@example.com".to_vec()).file_name("email.txt"),
+    );
+    assert_eq!(post(form).await.unwrap().status().as_u16(), 400);
+}
+
+#[tokio::test]
+async fn accept_q_values_choose_json_or_xml_and_browsers_get_json() {
+    let (_server, _admin, ttu) = fixture().await;
+    let path = "/accounts/company_details/cid/1";
+    for (accept, xml) in [
+        ("application/json;q=0.5, application/xml", true),
+        ("application/xml;q=0.5, application/json", false),
+        (
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+            false,
+        ),
+        ("application/xml", true),
+    ] {
+        let r = ttu.get_with(path, &[("accept", accept)]).await;
+        assert_eq!(r.status, 200, "{accept}: {}", r.text);
+        assert_eq!(r.text.starts_with("<?xml"), xml, "{accept}: {}", r.text);
+    }
+}
+
+#[tokio::test]
+async fn xml_lists_name_their_entries_as_codeigniter_does() {
+    let (_server, admin, ttu) = fixture().await;
+    admin.top_up("1.5", 1000).await;
+    admin.top_up("1.5", 500).await;
+    let r = ttu
+        .get("/accounts/payment_history/coid/1/custid/5/format/xml")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.text.contains("<payments><payment>"), "{}", r.text);
+    assert!(!r.text.contains("<item>"), "{}", r.text);
+    let r = ttu
+        .get("/accounts/transaction_history/coid/1/custid/5/format/xml")
+        .await;
+    assert!(r.text.contains("<transactions><transaction>"), "{}", r.text);
 }

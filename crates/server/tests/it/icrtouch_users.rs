@@ -6,6 +6,7 @@
 
 use crate::common;
 use crate::icrtouch_support;
+use prepaid_dialect_touchtopup::errors::NO_DATA;
 
 use common::*;
 use icrtouch_support::*;
@@ -196,7 +197,7 @@ async fn a_company_key_reaches_the_users_it_created_and_those_linked_to_its_cust
     // of the company's customers, and then only with that company's accounts.
     let uid = create_user(&portal, "parent@example.com", PASSWORD).await;
     let r = school2.get(&format!("/users/user_details/uid/{uid}")).await;
-    fail0(&r, 404, &format!("User {uid} not found"));
+    fail0(&r, 404, NO_DATA);
     ok1(portal
         .post_form(
             "/users/user_link_account",

@@ -5,6 +5,7 @@
 
 use crate::common;
 use crate::icrtouch_support;
+use prepaid_dialect_touchtopup::errors::NO_DATA;
 
 use icrtouch_support::*;
 use serde_json::{Value, json};
@@ -571,7 +572,7 @@ async fn wallet_bad_input_changes_nothing() {
                 ("duedate", "2017-07-31"),
             ],
             404,
-            "Wallet 9 of company 1 not found",
+            NO_DATA,
         ),
     ];
     for (fields, http, needle) in cases {
@@ -580,14 +581,14 @@ async fn wallet_bad_input_changes_nothing() {
     }
     assert_eq!(admin.balance("1.5.w1").await, 0);
     let r = revoke(&ttu, "1", "5").await;
-    fail0(&r, 404, "Charge 1 of wallet 1 not found");
+    fail0(&r, 404, NO_DATA);
     let r = ttu
         .post_form(
             "/wallets/wallet_add_customer",
             &[("coid", "1"), ("wallet", "1"), ("custid", "77")],
         )
         .await;
-    fail0(&r, 404, "Customer 77 of company 1 not found");
+    fail0(&r, 404, NO_DATA);
     let r = ttu
         .get("/accounts/make_payment/coid/1/custid/5/pmtType/1/amt/5.00/wallet/1/chargeid/4")
         .await;

@@ -368,6 +368,7 @@ fn body(dialect: &str, route: &Route) -> Option<Value> {
             json!({"id": "intruder-wallet", "unit": "EUR", "scale": 2})
         }
         ("native", "patch", "/wallets/{id}") => json!({"status": "suspended"}),
+        ("native", "patch", "/customers/{id}") => json!({"link": "https://intruder.example/c"}),
         ("native", "post", "/wallets/{id}/mutations") => json!({"kind": "debit", "amount": 1}),
         ("native", "post", "/wallets/{id}/holds") => json!({"amount": 1}),
         ("native", "post", "/batch") => json!({"mutations": [

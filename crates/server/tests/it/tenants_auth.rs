@@ -517,3 +517,20 @@ async fn bad_credentials_are_401_with_a_challenge() {
         .await
         .problem_any(404, &["customer_not_found", "not_found"]);
 }
+
+#[tokio::test]
+async fn a_tenant_without_an_id_gets_one() {
+    let server = Server::start().await;
+    let api = server.admin();
+    let v = api
+        .post("/v1/tenants", &json!({"name": "Nameless"}))
+        .await
+        .ok(201);
+    let id = v["id"].as_str().unwrap();
+    assert!(uuid::Uuid::try_parse(id).is_ok(), "{v}");
+    assert_eq!(v["name"], "Nameless");
+    // Its admin key works on it.
+    let key = v["admin_key"]["secret"].as_str().unwrap();
+    let tenant = api.with_bearer(key);
+    tenant.create_customer("c1").await;
+}

@@ -535,3 +535,69 @@ async fn requests_no_handler_takes_answer_in_the_tmf_shape() {
         assert_error(&r, 400);
     }
 }
+
+#[tokio::test]
+async fn number_filters_compare_values_and_an_empty_fields_answers_whole_resources() {
+    let (_server, api) = oracle_bucket("0").await;
+    for amount in [json!("3.00"), json!(4), json!(3)] {
+        api.post(
+            &format!("{TMF}/topupBalance"),
+            &json!({"amount": {"amount": amount, "units": "USD"}, "bucket": {"id": BUCKET}}),
+        )
+        .await
+        .ok(201);
+    }
+    // `amount.amount=3` matches 3.00 as well as 3: numbers compare by value.
+    for value in ["3", "3.0", "3.000", "300e-2"] {
+        let r = api
+            .get(&format!("{TMF}/topupBalance?amount.amount={value}"))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.json.as_array().unwrap().len(), 2, "{value}: {}", r.text);
+    }
+    let r = api
+        .get(&format!("{TMF}/topupBalance?amount.amount=3.01"))
+        .await;
+    assert_eq!(r.json.as_array().unwrap().len(), 0, "{}", r.text);
+    // An empty `fields=` selects nothing: whole resources, as without it.
+    let whole = api.get(&format!("{TMF}/topupBalance")).await.ok(200);
+    let empty = api
+        .get(&format!("{TMF}/topupBalance?fields="))
+        .await
+        .ok(200);
+    assert_eq!(whole, empty);
+    assert!(
+        empty[0]["id"].is_string() && empty[0]["amount"].is_object(),
+        "{empty}"
+    );
+}
+
+#[tokio::test]
+async fn hrefs_follow_the_proxy_in_front() {
+    let (_server, api) = oracle_bucket("0").await;
+    for headers in [
+        vec![
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "api.example.com"),
+        ],
+        vec![(
+            "forwarded",
+            "for=192.0.2.60;proto=https;host=api.example.com",
+        )],
+    ] {
+        let r = api
+            .send(
+                Method::GET,
+                &format!("{TMF}/bucket/{BUCKET}"),
+                &headers,
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(
+            r.json["href"],
+            format!("https://api.example.com{TMF}/bucket/{BUCKET}"),
+            "{headers:?}"
+        );
+    }
+}

@@ -33,9 +33,11 @@ async fn register(api: &Api, mount: &str, callback: &str, query: Option<&str>) -
     let location = r.header("location").map(str::to_owned);
     let v = r.ok(201);
     let id = v["id"].as_str().expect("id").to_owned();
+    // Absolute, like every other href the server writes.
+    let want = api.url(&format!("{mount}/hub/{id}"));
     assert_eq!(
         location.as_deref(),
-        Some(format!("{mount}/hub/{id}").as_str()),
+        Some(want.as_str().trim_end_matches('/')),
         "Location of {v}"
     );
     v

@@ -91,7 +91,11 @@ async fn documented_shapes_round_trip() {
     assert_eq!(
         got,
         json!({
-            "_links": {"self": {"href": location}, "for": {"href": for_href(&customer)}},
+            "_links": {
+                "self": {"href": location},
+                "for": {"href": for_href(&customer)},
+                "account": {"href": format!("{base}/prepaid-services-accounts/{customer}")}
+            },
             "amountOfMinutes": 600,
             "modificationDate": "2026-11-25T10:00:00.000000Z",
             "on": {"type": "EXTERNAL_SYSTEM", "reference": "invoice 17"}
@@ -113,7 +117,11 @@ async fn documented_shapes_round_trip() {
     assert_eq!(
         got,
         json!({
-            "_links": {"self": {"href": second_href}, "for": {"href": for_href(&customer)}},
+            "_links": {
+                "self": {"href": second_href},
+                "for": {"href": for_href(&customer)},
+                "account": {"href": format!("{base}/prepaid-services-accounts/{customer}")}
+            },
             "amountOfMinutes": -90,
             "modificationDate": "2026-11-26T00:00:00.000000Z",
             "on": {"type": "EXTERNAL_SYSTEM"}
@@ -129,7 +137,11 @@ async fn documented_shapes_round_trip() {
     assert_eq!(
         items[0],
         json!({
-            "_links": {"self": {"href": location}, "for": {"href": for_href(&customer)}},
+            "_links": {
+                "self": {"href": location},
+                "for": {"href": for_href(&customer)},
+                "account": {"href": format!("{base}/prepaid-services-accounts/{customer}")}
+            },
             "amountOfMinutes": 600,
             "modificationDate": "2026-11-25T10:00:00.000000Z"
         })
@@ -564,7 +576,8 @@ async fn ticket_time_from_the_native_api_shows_here() {
     assert_eq!(page["total"], 1);
 
     // A customer and minutes wallet made through the native API (no TOPdesk link) work
-    // the same; its href is a URN of its id.
+    // the same; its href is a URN of its id until a TOPdesk post names it, which gives it
+    // the href that post addressed it by.
     let n = uuid();
     api.create_customer(&n).await;
     api.post(
@@ -579,10 +592,18 @@ async fn ticket_time_from_the_native_api_shows_here() {
     )
     .await
     .ok(201);
+    let debit = hal_ok(
+        topdesk_list(&api, &[("query", &format!("_links.for.id=={n}"))]).await,
+        200,
+    );
+    assert_eq!(
+        debit["_embedded"]["item"][0]["_links"]["for"]["href"],
+        format!("urn:uuid:{n}")
+    );
     topdesk_create(&api, &topdesk_dto(&n, None, 60, "2026-05-03", None)).await;
     let acc = hal_ok(account(&api, &n).await, 200);
     assert_eq!(acc["balance"], 50);
-    assert_eq!(acc["_links"]["of"]["href"], format!("urn:uuid:{n}"));
+    assert_eq!(acc["_links"]["of"]["href"], for_href(&n));
     // A customer whose wallet of that id counts something else is refused.
     let e = uuid();
     api.create_customer(&e).await;
@@ -772,4 +793,146 @@ async fn paths_and_methods_answer_plain_text() {
     api.get("/v1/wallets/none")
         .await
         .problem(404, "wallet_not_found");
+}
+
+#[tokio::test]
+async fn hrefs_follow_the_proxy_in_front() {
+    let server = Server::start().await;
+    let api = server.admin();
+    let customer = uuid();
+    let id = uuid();
+    topdesk_create(
+        &api,
+        &topdesk_dto(&customer, Some(&id), 60, "2026-05-01", None),
+    )
+    .await;
+    // nginx's default rewrites `Host` to the upstream's and says where the client
+    // went in `X-Forwarded-Host`; RFC 7239's `Forwarded` says it too.
+    for headers in [
+        vec![
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "desk.example.com"),
+        ],
+        vec![(
+            "forwarded",
+            "for=192.0.2.60;proto=https;host=desk.example.com",
+        )],
+    ] {
+        let r = api
+            .send(
+                Method::GET,
+                &format!("{TOPDESK_ROOT}/balance-mutations/{id}"),
+                &headers,
+                None,
+            )
+            .await;
+        let v = hal_ok(r, 200);
+        let want = format!("https://desk.example.com{TOPDESK_ROOT}/balance-mutations/{id}");
+        assert_eq!(v["_links"]["self"]["href"], want, "{headers:?}");
+    }
+    let r = api
+        .send(
+            Method::POST,
+            &format!("{TOPDESK_ROOT}/balance-mutations"),
+            &[
+                ("content-type", "application/hal+json"),
+                ("x-forwarded-proto", "https"),
+                ("x-forwarded-host", "desk.example.com"),
+            ],
+            Some(
+                topdesk_dto(&customer, None, 5, "2026-05-02", None)
+                    .to_string()
+                    .into_bytes(),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let location = r.header("location").unwrap();
+    assert!(
+        location.starts_with(&format!(
+            "https://desk.example.com{TOPDESK_ROOT}/balance-mutations/"
+        )),
+        "{location}"
+    );
+}
+
+#[tokio::test]
+async fn hal_clients_links_and_walks_work() {
+    let server = Server::start().await;
+    let api = server.admin();
+    let customer = uuid();
+    // Link objects may carry the members draft-kelly-json-hal §5 gives them.
+    let mut dto = topdesk_dto(&customer, None, 60, "2026-05-03T10:00:00Z", None);
+    dto["_links"]["for"]["title"] = json!("Branch Amsterdam");
+    dto["_links"]["for"]["type"] = json!("application/json");
+    dto["_links"]["for"]["templated"] = json!(false);
+    let location = topdesk_create(&api, &dto).await;
+    dto["_links"]["for"]["colour"] = json!("red");
+    text_error(&topdesk_post(&api, &dto).await, 400, "colour");
+
+    // A mutation links to its account, and the account back to the customer.
+    let m = hal_ok(mutation(&api, last_segment(&location)).await, 200);
+    let account_href = m["_links"]["account"]["href"].as_str().unwrap();
+    assert_eq!(
+        account_href,
+        format!(
+            "{}/prepaid-services-accounts/{customer}",
+            topdesk_base(&api)
+        )
+    );
+    let acc = hal_ok(account(&api, &customer).await, 200);
+    assert_eq!(acc["_links"]["self"]["href"], account_href);
+
+    // The latest top-up is the one latest by `modificationDate`, not the last posted.
+    let later = uuid();
+    topdesk_create(
+        &api,
+        &topdesk_dto(&customer, Some(&later), 30, "2026-06-01", None),
+    )
+    .await;
+    topdesk_create(&api, &topdesk_dto(&customer, None, 10, "2026-05-04", None)).await;
+    let acc = hal_ok(account(&api, &customer).await, 200);
+    assert_eq!(
+        acc["_links"]["latestTopUp"]["href"],
+        format!("{}/balance-mutations/{later}", topdesk_base(&api))
+    );
+
+    // The base path answers in the dialect's own plain text, not a problem.
+    for path in [TOPDESK_ROOT.to_owned(), format!("{TOPDESK_ROOT}/")] {
+        let r = api.get(&path).await;
+        assert_eq!(r.status, 404, "{path}: {}", r.text);
+        assert!(
+            r.content_type().starts_with("text/plain"),
+            "{path}: {}",
+            r.content_type()
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_customers_link_comes_from_its_first_topdesk_post_or_the_native_api() {
+    let server = Server::start().await;
+    let api = server.admin();
+    // Made natively without a link: the native API can give it one.
+    let c = uuid();
+    api.create_customer(&c).await;
+    let href = format!("https://acme.topdesk.net/tas/api/branches/id/{c}");
+    let v = api
+        .patch(&format!("/v1/customers/{c}"), &json!({"link": href}))
+        .await
+        .ok(200);
+    assert_eq!(v["link"], href);
+    topdesk_create(&api, &topdesk_dto(&c, None, 60, "2026-05-03", None)).await;
+    let acc = hal_ok(account(&api, &c).await, 200);
+    assert_eq!(acc["_links"]["of"]["href"], href);
+    // A link is kept: a later post that names the customer otherwise changes nothing.
+    let mut other = topdesk_dto(&c, None, 1, "2026-05-04", None);
+    other["_links"]["for"]["href"] = json!(format!("urn:uuid:{c}"));
+    topdesk_create(&api, &other).await;
+    let acc = hal_ok(account(&api, &c).await, 200);
+    assert_eq!(acc["_links"]["of"]["href"], href);
+    assert_eq!(
+        api.get(&format!("/v1/customers/{c}")).await.ok(200)["link"],
+        href
+    );
 }

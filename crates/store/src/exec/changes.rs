@@ -50,6 +50,7 @@ impl Exec<'_> {
         Changes {
             tenants: self.new_tenants,
             customers: self.new_customers,
+            customer_links: self.customer_links,
             api_keys: self.new_api_keys,
             wallets_new,
             wallets_changed,

@@ -71,6 +71,7 @@ pub(super) enum Undo {
     NewWallet(TenantId, WalletId, usize),
     NewHold(HoldId, usize),
     NewCustomer(TenantId, CustomerId),
+    CustomerLink(TenantId, CustomerId, Box<Customer>),
     Record(RecordPlace, Option<RecordSlot>),
 }
 
@@ -78,6 +79,7 @@ pub(super) enum Undo {
 struct Marks {
     mutations: usize,
     customers: usize,
+    customer_links: usize,
     jobs: usize,
 }
 
@@ -124,6 +126,7 @@ impl Exec<'_> {
         let marks = Marks {
             mutations: self.mutations.len(),
             customers: self.new_customers.len(),
+            customer_links: self.customer_links.len(),
             jobs: self.jobs.len(),
         };
         let result = self.unit_steps(request);
@@ -300,6 +303,9 @@ impl Exec<'_> {
                 Undo::NewCustomer(tenant, id) => {
                     super::remember(&mut self.customers, &tenant, &id, None::<Customer>);
                 }
+                Undo::CustomerLink(tenant, id, old) => {
+                    super::remember(&mut self.customers, &tenant, &id, Some(*old));
+                }
                 Undo::Record(id, old) => match old {
                     Some(slot) => {
                         self.records.insert(id, slot);
@@ -315,6 +321,7 @@ impl Exec<'_> {
                 .insert((mutation.tenant, mutation.id), super::MutationSlot::Untaken);
         }
         self.new_customers.truncate(marks.customers);
+        self.customer_links.truncate(marks.customer_links);
         self.jobs.truncate(marks.jobs);
     }
 

@@ -328,9 +328,9 @@ impl Exec<'_> {
                     touch(self.customer(tenant, customer))?;
                 }
             }
-            Command::CreateCustomer { id, .. } | Command::EnsureCustomer { id, .. } => {
-                touch(self.customer(tenant, id))?
-            }
+            Command::CreateCustomer { id, .. }
+            | Command::EnsureCustomer { id, .. }
+            | Command::SetCustomerLink { id, .. } => touch(self.customer(tenant, id))?,
             Command::PutSetting { key, .. } => touch(self.setting(tenant, key))?,
             Command::Records => {}
             Command::CreateWallet { wallet } | Command::EnsureWallet { wallet } => {

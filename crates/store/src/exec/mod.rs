@@ -338,6 +338,14 @@ pub struct SettingChange {
     pub updated_at: Timestamp,
 }
 
+/// A customer's new link.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CustomerLink {
+    pub tenant: TenantId,
+    pub id: CustomerId,
+    pub link: String,
+}
+
 /// Everything a batch or a sweep changes. A backend writes it in this order of
 /// fields (so that every row exists before a row that refers to it), then commits.
 /// Within each list the order is fixed: the order of the requests, or of the keys.
@@ -345,6 +353,9 @@ pub struct SettingChange {
 pub struct Changes {
     pub tenants: Vec<NewTenant>,
     pub customers: Vec<Customer>,
+    /// Links set on customers (new or not), in the order they were set; a backend
+    /// writes them after the new customers, each over the last.
+    pub customer_links: Vec<CustomerLink>,
     pub api_keys: Vec<ApiKey>,
     /// New wallets, as the batch left them.
     pub wallets_new: Vec<Wallet>,
@@ -614,6 +625,7 @@ struct Exec<'r> {
 
     new_tenants: Vec<NewTenant>,
     new_customers: Vec<Customer>,
+    customer_links: Vec<CustomerLink>,
     new_api_keys: Vec<ApiKey>,
     mutations: Vec<Mutation>,
     keys: Vec<KeyRecord>,
@@ -666,6 +678,7 @@ impl<'r> Exec<'r> {
             settings: HashMap::new(),
             new_tenants: Vec::new(),
             new_customers: Vec::new(),
+            customer_links: Vec::new(),
             new_api_keys: Vec::new(),
             mutations: Vec::with_capacity(requests),
             keys: Vec::new(),

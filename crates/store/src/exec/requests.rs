@@ -110,6 +110,9 @@ impl Exec<'_> {
             Command::EnsureCustomer { id, name, link } => self
                 .create_customer(tenant, only, id, name, link, true)
                 .map(Made::Done),
+            Command::SetCustomerLink { id, link } => self
+                .set_customer_link(tenant, only, id, link, false)
+                .map(Made::Done),
             Command::CreateWallet { wallet } => self
                 .create_wallet(tenant, only, wallet, false)
                 .map(Made::Done),
@@ -233,15 +236,10 @@ impl Exec<'_> {
         if only.is_some_and(|only| only != id) {
             return Err(Refusal::Forbidden.into());
         }
-        if link.len() > LINK_LEN_MAX {
-            return Err(Stop::Bug(format!(
-                "a customer link of {} bytes, over {LINK_LEN_MAX}",
-                link.len()
-            )));
-        }
-        if let Some(existing) = self.customer(tenant, id)? {
+        check_link(link)?;
+        if self.customer(tenant, id)?.is_some() {
             return match existing_ok {
-                true => Ok(Done::Customer(existing.clone())),
+                true => self.set_customer_link(tenant, only, id, link, true),
                 false => Err(Refusal::CustomerExists.into()),
             };
         }
@@ -256,6 +254,43 @@ impl Exec<'_> {
         remember(&mut self.customers, tenant, id, Some(customer.clone()));
         self.journal(|_| linked::Undo::NewCustomer(tenant.clone(), id.clone()));
         Ok(Done::Customer(customer))
+    }
+
+    /// Sets the link of customer `id`; `only_if_absent` leaves a link it has alone (and
+    /// an empty `link` changes nothing then).
+    pub(super) fn set_customer_link(
+        &mut self,
+        tenant: &TenantId,
+        only: Option<&CustomerId>,
+        id: &CustomerId,
+        link: &str,
+        only_if_absent: bool,
+    ) -> Result<Done, Stop> {
+        if only.is_some_and(|only| only != id) {
+            return Err(Refusal::CustomerNotFound.into());
+        }
+        check_link(link)?;
+        let existing = self
+            .customer(tenant, id)?
+            .ok_or(Refusal::CustomerNotFound)?
+            .clone();
+        if existing.link == link
+            || (only_if_absent && (!existing.link.is_empty() || link.is_empty()))
+        {
+            return Ok(Done::Customer(existing));
+        }
+        let mut changed = existing.clone();
+        changed.link = link.to_owned();
+        self.customer_links.push(CustomerLink {
+            tenant: tenant.clone(),
+            id: id.clone(),
+            link: link.to_owned(),
+        });
+        remember(&mut self.customers, tenant, id, Some(changed.clone()));
+        self.journal(|_| {
+            linked::Undo::CustomerLink(tenant.clone(), id.clone(), Box::new(existing))
+        });
+        Ok(Done::Customer(changed))
     }
 
     pub(super) fn put_setting(
@@ -796,4 +831,15 @@ impl Exec<'_> {
             RecordedResult::Records => Done::Records,
         })
     }
+}
+
+/// A link over its bound is a request the edge never builds.
+fn check_link(link: &str) -> Result<(), Stop> {
+    if link.len() > LINK_LEN_MAX {
+        return Err(Stop::Bug(format!(
+            "a customer link of {} bytes, over {LINK_LEN_MAX}",
+            link.len()
+        )));
+    }
+    Ok(())
 }

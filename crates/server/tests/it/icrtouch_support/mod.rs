@@ -253,8 +253,9 @@ fn shape(sample: &Value, actual: &Value, at: &str) -> Result<(), String> {
 }
 
 /// The JSON value an XML answer carries under the mapping of the dialect: numbers and
-/// strings as text, arrays and number-keyed objects as `<item>` lists, an empty array
-/// or object as an empty element.
+/// strings as text, arrays and number-keyed objects as lists of entries (named by the
+/// singular of their parent, or `<item>`), an empty array or object as an empty
+/// element.
 pub fn as_xml_value(v: &Value) -> Value {
     match v {
         Value::Number(n) => Value::String(n.to_string()),
@@ -276,8 +277,20 @@ pub fn as_xml_value(v: &Value) -> Value {
 /// An element being read: its name, children and text.
 type Open = (String, Vec<(String, Value)>, String);
 
-/// Reads an XML answer back: an element whose children are all `<item>` is an array,
-/// one with other children an object, one with text or nothing a string.
+/// Whether `child` names an entry of a list `parent`: `item`, or the singular of the
+/// parent (`payments`/`payment`, `companies`/`company`, `boxes`/`box`).
+fn is_entry_of(child: &str, parent: &str) -> bool {
+    child == "item"
+        || parent == format!("{child}s")
+        || parent == format!("{child}es")
+        || child
+            .strip_suffix('y')
+            .is_some_and(|stem| parent == format!("{stem}ies"))
+}
+
+/// Reads an XML answer back: an element whose children are all entries of it (see
+/// [`is_entry_of`]) is an array, one with other children an object, one with text or
+/// nothing a string.
 pub fn read_xml(text: &str) -> Value {
     use quick_xml::events::Event;
     let declaration = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<xml>";
@@ -314,7 +327,7 @@ pub fn read_xml(text: &str) -> Value {
                 let (name, children, text) = stack.pop().expect("balanced");
                 let value = if children.is_empty() {
                     Value::String(text)
-                } else if children.iter().all(|(n, _)| n == "item") {
+                } else if children.iter().all(|(n, _)| is_entry_of(n, &name)) {
                     Value::Array(children.into_iter().map(|(_, v)| v).collect())
                 } else {
                     let mut m = Map::new();
