@@ -244,9 +244,63 @@ pub fn canonical(text: &str) -> Option<(bool, String, i64)> {
     Some((negative, trimmed.to_owned(), power))
 }
 
+/// How two decimal texts compare by value; `None` when either is no decimal.
+pub fn compare(a: &str, b: &str) -> Option<std::cmp::Ordering> {
+    let (a, b) = (canonical(a)?, canonical(b)?);
+    // Zero is the empty digit string; it sits between the signs.
+    let sign = |(negative, digits, _): &(bool, String, i64)| match (digits.is_empty(), negative) {
+        (true, _) => 0,
+        (false, true) => -1,
+        (false, false) => 1,
+    };
+    let (sa, sb) = (sign(&a), sign(&b));
+    if sa != sb || sa == 0 {
+        return Some(sa.cmp(&sb));
+    }
+    // Same sign: compare magnitudes by their count of digits before the point, then
+    // digit by digit.
+    let magnitude = |(_, digits, power): &(bool, String, i64)| {
+        (
+            i64::try_from(digits.len()).unwrap_or(i64::MAX) + power,
+            digits.clone(),
+        )
+    };
+    let ((la, da), (lb, db)) = (magnitude(&a), magnitude(&b));
+    let by_magnitude = la.cmp(&lb).then_with(|| {
+        let width = da.len().max(db.len());
+        format!("{da:0<width$}").cmp(&format!("{db:0<width$}"))
+    });
+    Some(if sa < 0 {
+        by_magnitude.reverse()
+    } else {
+        by_magnitude
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimals_compare_by_value() {
+        use std::cmp::Ordering::{Equal, Greater, Less};
+        for (a, b, want) in [
+            ("3", "3.00", Equal),
+            ("3.01", "3", Greater),
+            ("-3", "2", Less),
+            ("-3", "-2", Less),
+            ("-0", "0", Equal),
+            ("0", "-0.1", Greater),
+            ("100", "99.999", Greater),
+            ("1e3", "999", Greater),
+            ("0.001", "1e-3", Equal),
+            ("12.5", "125e-1", Equal),
+            ("9", "10", Less),
+        ] {
+            assert_eq!(compare(a, b), Some(want), "{a} vs {b}");
+        }
+        assert_eq!(compare("x", "1"), None);
+    }
 
     #[test]
     fn equal_values_have_one_canonical_form() {

@@ -15,6 +15,11 @@
 //! | 413 / 415 | `body_too_large` / `unsupported_media_type` |
 //! | 422 | `insufficient_funds`, `unit_mismatch`, `bucket_not_active`, `outside_validity`, `same_bucket`, `balance_overflow`, `ceiling_exceeded`, `commit_exceeds_reservation` |
 //! | 500 / 503 | `internal` / `unavailable` |
+//!
+//! The TM Forum mount answers only the statuses the official file lists for an
+//! operation: its 422s go out as 409 (or 400 for a request that could never succeed),
+//! and a POST's 404, a 413 and a 415 as 400, each keeping its `code`
+//! ([`crate::listed_status`]). The BRM mount answers as the table says.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};

@@ -72,6 +72,38 @@ fn scalar_is(v: &Value, want: &str) -> bool {
     text == want
 }
 
+/// How the scalar member of `v` at `path` compares with `want`, for TMF630's
+/// orderings: numbers (a JSON number or an exact decimal) by value, date-times by
+/// instant; `None` when the member is absent or of another kind than `want`. An array
+/// on the way gives the first item that compares.
+pub fn member_ordered<S: AsRef<str>>(
+    v: &Value,
+    path: &[S],
+    want: &str,
+) -> Option<std::cmp::Ordering> {
+    match v {
+        Value::Array(items) => items
+            .iter()
+            .find_map(|item| member_ordered(item, path, want)),
+        _ => match path.split_first() {
+            Some((first, rest)) => member_ordered(v.get(first.as_ref())?, rest, want),
+            None => {
+                let text = scalar_text(v)?;
+                let is_number = matches!(v, Value::Number(_))
+                    || matches!(v, Value::String(s) if s.starts_with(DECIMAL_MARK));
+                if is_number {
+                    return amount::compare(&text, want);
+                }
+                let (a, b) = (
+                    prepaid_edge::time::parse(&text).ok()?,
+                    prepaid_edge::time::parse(want).ok()?,
+                );
+                Some(a.cmp(&b))
+            }
+        },
+    }
+}
+
 /// Writes `value` as JSON; strings made by [`decimal`] become bare numbers. A marked
 /// string whose text is not a decimal stays a string, so the output is always JSON.
 pub fn to_vec(value: &Value) -> Vec<u8> {

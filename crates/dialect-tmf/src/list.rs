@@ -7,8 +7,10 @@
 //! query  = param , { "&" , param } ;
 //! param  = "fields=" , path , { "," , path }
 //!        | "offset=" , digits | "limit=" , digits
-//!        | path , "=" , value ;                 (* an attribute filter *)
+//!        | path , [ "." , op ] , "=" , values ;  (* an attribute filter *)
+//! values = value , { ( "," | ";" , path , [ "." , op ] , "=" ) , value } ;
 //! path   = name , { "." , name } ;              (* partyAccount.id, amount.units *)
+//! op     = "eq" | "ne" | "gt" | "gte" | "lt" | "lte" ;
 //! ```
 //!
 //! - `fields` keeps only the named members (a dotted path keeps that part of an
@@ -19,14 +21,20 @@
 //!   a number by its value (`amount.amount=3` matches `3.00`), anything else as text
 //!   (`true`/`false`); a member that is an array
 //!   matches when one of its elements does (`relatedParty.id=...`). `a=x,y` matches
-//!   either value. Several filters must all match.
+//!   either value, and so do `a=x;a=y` and `a=x&a=y` (TMF630's alternatives); several
+//!   filters on different paths must all match.
+//! - TMF630's operators: `path.eq=v` is `path=v`; `path.ne=v` keeps resources whose
+//!   member is none of the values; `.gt`, `.gte`, `.lt` and `.lte` compare numbers by
+//!   value and date-times by instant, and take only a number or a date-time (anything
+//!   else is 400). A member of another kind does not match an ordering. Anything the
+//!   server does not support is a 400 `invalid_query`, never an empty list.
 //! - At most [`FILTERS_MAX`] filters; each path at most [`PATH_LEN_MAX`] bytes.
 //! - A name or value that is not UTF-8 once percent-decoded is refused (400
 //!   `invalid_query`, naming the parameter), never read with U+FFFD in its place
 //!   ([`prepaid_edge::form`]).
 
 use super::errors::TmfError;
-use super::json::{member_is, to_vec};
+use super::json::{member_is, member_ordered, to_vec};
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
@@ -44,14 +52,72 @@ pub const PATH_LEN_MAX: usize = 64;
 /// `bucket.id`, which the store runs).
 pub const SCAN_MAX: usize = 10_000;
 
+/// A TMF630 comparison of an attribute filter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    Eq,
+    Ne,
+    Gt,
+    Gte,
+    Lt,
+    Lte,
+}
+
+impl Op {
+    fn named(name: &str) -> Option<Op> {
+        Some(match name {
+            "eq" => Op::Eq,
+            "ne" => Op::Ne,
+            "gt" => Op::Gt,
+            "gte" => Op::Gte,
+            "lt" => Op::Lt,
+            "lte" => Op::Lte,
+            _ => return None,
+        })
+    }
+
+    fn orders(self) -> bool {
+        matches!(self, Op::Gt | Op::Gte | Op::Lt | Op::Lte)
+    }
+}
+
+/// One attribute filter: the member at `path` compared by `op` with any of `values`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Filter {
+    pub path: String,
+    pub op: Op,
+    pub values: Vec<String>,
+}
+
 /// A parsed list query.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ListParams {
     pub fields: Option<Vec<String>>,
     pub offset: u64,
     pub limit: usize,
-    /// `(path, accepted values)`.
-    pub filters: Vec<(String, Vec<String>)>,
+    pub filters: Vec<Filter>,
+}
+
+/// A filter's path and operator from a parameter name (`amount.amount.gte`).
+fn path_and_op(name: &str) -> Result<(&str, Op), TmfError> {
+    let (path, op) = match name.rsplit_once('.') {
+        Some((path, last)) => match Op::named(last) {
+            Some(op) => (path, op),
+            None => (name, Op::Eq),
+        },
+        None => (name, Op::Eq),
+    };
+    if !is_path(path) {
+        return Err(TmfError::query(format!(
+            "{name:?} is not a field to filter by"
+        )));
+    }
+    Ok((path, op))
+}
+
+/// Whether `value` is something an ordering compares: a number or a date-time.
+fn is_ordered(value: &str) -> bool {
+    super::amount::canonical(value).is_some() || prepaid_edge::time::parse(value).is_ok()
 }
 
 fn is_path(p: &str) -> bool {
@@ -117,19 +183,57 @@ impl ListParams {
                         )));
                     }
                 }
-                path => {
-                    if !is_path(path) {
+                name => {
+                    let (path, op) = path_and_op(name)?;
+                    // `a=x;a=y`: alternatives of one attribute, TMF630's OR.
+                    let mut values = Vec::new();
+                    let mut parts = value.split(';');
+                    values.extend(
+                        parts
+                            .next()
+                            .unwrap_or_default()
+                            .split(',')
+                            .map(str::to_owned),
+                    );
+                    for part in parts {
+                        match part.split_once('=') {
+                            Some((again, more)) if again == name => {
+                                values.extend(more.split(',').map(str::to_owned));
+                            }
+                            _ => {
+                                return Err(TmfError::query(format!(
+                                    "{name}: `;` joins alternatives of the same attribute \
+                                     (`{name}=a;{name}=b`), not {part:?}"
+                                )));
+                            }
+                        }
+                    }
+                    if op.orders()
+                        && let Some(bad) = values.iter().find(|v| !is_ordered(v))
+                    {
                         return Err(TmfError::query(format!(
-                            "{path:?} is not a field to filter by"
+                            "{name}: {bad:?} is neither a number nor a date-time"
                         )));
+                    }
+                    // A repeated attribute is one more alternative.
+                    if let Some(f) = params
+                        .filters
+                        .iter_mut()
+                        .find(|f| f.path == path && f.op == op)
+                    {
+                        f.values.extend(values);
+                        continue;
                     }
                     if params.filters.len() == FILTERS_MAX {
                         return Err(TmfError::query(format!(
                             "at most {FILTERS_MAX} filters are allowed"
                         )));
                     }
-                    let values = value.split(',').map(str::to_owned).collect();
-                    params.filters.push((path.to_owned(), values));
+                    params.filters.push(Filter {
+                        path: path.to_owned(),
+                        op,
+                        values,
+                    });
                 }
             }
         }
@@ -139,26 +243,38 @@ impl ListParams {
     /// The single value of the filter on `path`, if there is exactly one such filter
     /// with one value (for filters the store runs itself).
     pub fn only(&self, path: &str) -> Option<&str> {
-        let mut found = self.filters.iter().filter(|(p, _)| p == path);
+        let mut found = self.filters.iter().filter(|f| f.path == path);
         match (found.next(), found.next()) {
-            (Some((_, values)), None) if values.len() == 1 => Some(values[0].as_str()),
+            (Some(f), None) if f.op == Op::Eq && f.values.len() == 1 => Some(f.values[0].as_str()),
             _ => None,
         }
     }
 
     /// Whether `resource` passes every filter.
     pub fn matches(&self, resource: &Value) -> bool {
-        self.filters.iter().all(|(path, values)| {
-            let names: Vec<&str> = path.split('.').collect();
-            values.iter().any(|want| member_is(resource, &names, want))
+        self.filters.iter().all(|f| {
+            let names: Vec<&str> = f.path.split('.').collect();
+            let is = |want: &String| member_is(resource, &names, want);
+            let ordered = |want: &String, pass: fn(std::cmp::Ordering) -> bool| {
+                member_ordered(resource, &names, want).is_some_and(pass)
+            };
+            match f.op {
+                Op::Eq => f.values.iter().any(is),
+                Op::Ne => !f.values.iter().any(is),
+                Op::Gt => f.values.iter().any(|w| ordered(w, |o| o.is_gt())),
+                Op::Gte => f.values.iter().any(|w| ordered(w, |o| o.is_ge())),
+                Op::Lt => f.values.iter().any(|w| ordered(w, |o| o.is_lt())),
+                Op::Lte => f.values.iter().any(|w| ordered(w, |o| o.is_le())),
+            }
         })
     }
 
-    /// Whether some filter is on a path other than `handled`.
+    /// Whether some filter is on a path other than `handled`, or is more than one
+    /// value's equality.
     pub fn filters_beyond(&self, handled: &[&str]) -> bool {
         self.filters
             .iter()
-            .any(|(p, values)| !handled.contains(&p.as_str()) || values.len() != 1)
+            .any(|f| !handled.contains(&f.path.as_str()) || f.values.len() != 1 || f.op != Op::Eq)
     }
 
     /// `resource` with only the members `fields` names (all of them without `fields`).
@@ -269,5 +385,48 @@ mod tests {
         assert!(!p("nope=1").unwrap().matches(&r));
         let s = p("fields=id,amount.units").unwrap().select(r);
         assert_eq!(s, json!({"id": "1", "amount": {"units": "USD"}}));
+    }
+
+    #[test]
+    fn tmf630_operators_and_alternatives() {
+        let r = json!({"status": "completed", "amount": {"amount": "\u{0}decimal:2.50"},
+            "requestedDate": "2026-05-01T10:00:00Z"});
+        for (q, want) in [
+            ("amount.amount.gt=2", true),
+            ("amount.amount.gt=2.5", false),
+            ("amount.amount.gte=2.5", true),
+            ("amount.amount.lt=3", true),
+            ("amount.amount.lte=2.49", false),
+            ("amount.amount.eq=2.50", true),
+            ("amount.amount.ne=2.5", false),
+            ("status.ne=created", true),
+            ("status.ne=created,completed", false),
+            ("status=created;status=completed", true),
+            ("status=created&status=completed", true),
+            ("status=created&status=cancelled", false),
+            ("requestedDate.gte=2026-05-01T00:00:00Z", true),
+            ("requestedDate.lt=2026-05-01T10:00:00Z", false),
+            (
+                "requestedDate.gt=2026-04-30T23:59:59.999Z&amount.amount.lt=10",
+                true,
+            ),
+            ("status.gt=1", false),
+        ] {
+            assert_eq!(p(q).unwrap().matches(&r), want, "{q}");
+        }
+        for q in [
+            "amount.amount.gt=abc",
+            "status=created;amount=1",
+            "status=created;oops",
+            "amount..gt=1",
+        ] {
+            assert!(p(q).is_err(), "{q}");
+        }
+        let l = p("status=a&status=b;status=c").unwrap();
+        assert_eq!(l.filters.len(), 1);
+        assert_eq!(l.filters[0].values, ["a", "b", "c"]);
+        assert_eq!(p("bucket.id=x").unwrap().only("bucket.id"), Some("x"));
+        assert_eq!(p("bucket.id.ne=x").unwrap().only("bucket.id"), None);
+        assert!(p("bucket.id.ne=x").unwrap().filters_beyond(&["bucket.id"]));
     }
 }

@@ -213,7 +213,7 @@ async fn amounts_are_exact_and_checked() {
     let e = assert_error(
         &api.post(&format!("{TMF}/topupBalance"), &topup(json!("1"), "EUR"))
             .await,
-        422,
+        400,
     );
     assert_eq!(e["code"], "unit_mismatch");
     let e = assert_error(
@@ -274,7 +274,7 @@ async fn reservations_hold_commit_and_release_exactly() {
     let e = assert_error(
         &api.post(&format!("{TMF}/reserveBalance"), &reserve("60.01"))
             .await,
-        422,
+        409,
     );
     assert_eq!(e["code"], "insufficient_funds");
 
@@ -600,4 +600,67 @@ async fn hrefs_follow_the_proxy_in_front() {
             "{headers:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn tmf630_operators_filter_and_unsupported_ones_are_errors() {
+    let (_server, api) = oracle_bucket("0").await;
+    for amount in ["1", "2.50", "4"] {
+        api.post(
+            &format!("{TMF}/topupBalance"),
+            &json!({"amount": {"amount": amount, "units": "USD"}, "bucket": {"id": BUCKET}}),
+        )
+        .await
+        .ok(201);
+    }
+    for (query, count) in [
+        ("amount.amount.gt=1", 2),
+        ("amount.amount.gte=2.5&amount.amount.lt=4", 1),
+        ("amount.amount.ne=4", 2),
+        ("amount.amount=1;amount.amount=4", 2),
+        ("amount.amount=1&amount.amount=2.5", 2),
+        ("requestedDate.gt=2000-01-01T00:00:00Z", 3),
+        ("requestedDate.lt=2000-01-01T00:00:00Z", 0),
+    ] {
+        let r = api.get(&format!("{TMF}/topupBalance?{query}")).await;
+        assert_eq!(r.status, 200, "{query}: {}", r.text);
+        assert_eq!(
+            r.json.as_array().unwrap().len(),
+            count,
+            "{query}: {}",
+            r.text
+        );
+    }
+    for query in ["amount.amount.gt=lots", "status=completed;amount.amount=1"] {
+        let e = assert_error(&api.get(&format!("{TMF}/topupBalance?{query}")).await, 400);
+        assert_eq!(e["code"], "invalid_query", "{query}");
+    }
+}
+
+#[tokio::test]
+async fn the_tmf_mount_answers_only_the_statuses_its_file_lists() {
+    let (_server, api) = oracle_bucket("0").await;
+    // A POST naming a bucket that is not there is a bad request on the TMF mount...
+    let body = json!({"amount": {"amount": "1", "units": "USD"}, "bucket": {"id": "nope"}});
+    let e = assert_error(&api.post(&format!("{TMF}/topupBalance"), &body).await, 400);
+    assert_eq!(e["status"], "400");
+    assert!(e["code"].as_str().unwrap().ends_with("not_found"), "{e}");
+    // ... and keeps Oracle's 404 on the BRM mount.
+    assert_error(&api.post(&format!("{BRM}/topupBalance"), &body).await, 404);
+    // A refusal of a well-formed request is a conflict with the ledger's state.
+    let reserve = json!({"amount": {"amount": "5", "units": "USD"}, "bucket": {"id": BUCKET},
+        "partyAccount": {"id": ACCOUNT}});
+    let e = assert_error(
+        &api.post(&format!("{TMF}/reserveBalance"), &reserve).await,
+        409,
+    );
+    assert_eq!(
+        (e["code"].as_str(), e["status"].as_str()),
+        (Some("insufficient_funds"), Some("409"))
+    );
+    let e = assert_error(
+        &api.post(&format!("{BRM}/reserveBalance"), &reserve).await,
+        422,
+    );
+    assert_eq!(e["code"], "insufficient_funds");
 }

