@@ -332,7 +332,7 @@ async fn patch_customer(
 }
 
 #[utoipa::path(get, path = "/v1/customers", tag = "customers",
-    params(("limit" = Option<usize>, Query, description = "1 to 1000, default 100"),
+    params(("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "1 to 1000, default 100"),
         ("after" = Option<String>, Query, description = "The `next` of the previous page")),
     responses((status = 200, body = CustomerPage), (status = "4XX", body = ProblemOut,
         content_type = "application/problem+json")),
@@ -492,7 +492,7 @@ async fn wallet_page(
 
 #[utoipa::path(get, path = "/v1/customers/{id}/wallets", tag = "wallets",
     params(("id" = String, Path, description = "The customer id"),
-        ("limit" = Option<usize>, Query, description = "1 to 1000, default 100"),
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "1 to 1000, default 100"),
         ("after" = Option<String>, Query, description = "The `next` of the previous page")),
     responses((status = 200, body = WalletPage), (status = "4XX", body = ProblemOut,
         content_type = "application/problem+json")),
@@ -519,7 +519,7 @@ async fn list_customer_wallets(
 
 #[utoipa::path(get, path = "/v1/wallets", tag = "wallets",
     params(("customer_id" = Option<String>, Query, description = "Only this customer's wallets"),
-        ("limit" = Option<usize>, Query, description = "1 to 1000, default 100"),
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "1 to 1000, default 100"),
         ("after" = Option<String>, Query, description = "The `next` of the previous page")),
     responses((status = 200, body = WalletPage), (status = "4XX", body = ProblemOut,
         content_type = "application/problem+json")),
@@ -643,7 +643,7 @@ async fn post_mutation(
 
 #[utoipa::path(get, path = "/v1/wallets/{id}/mutations", tag = "mutations",
     params(("id" = String, Path, description = "The wallet id"),
-        ("limit" = Option<usize>, Query, description = "1 to 1000, default 100"),
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "1 to 1000, default 100"),
         ("after" = Option<String>, Query, description = "The `next` of the previous page")),
     responses((status = 200, body = MutationPage), (status = "4XX", body = ProblemOut,
         content_type = "application/problem+json")),
@@ -1035,7 +1035,7 @@ impl utoipa::Modify for Security {
         create_wallet, list_customer_wallets, list_wallets, get_wallet, patch_wallet,
         post_mutation, list_mutations, get_mutation, batch, transfer, place_hold, get_hold,
         commit_hold, release_hold),
-    components(schemas(ProblemOut, ReferenceObject, BatchItemIn, BatchResultOut)),
+    components(schemas(ProblemOut, ReferenceObject, ReferenceInput, BatchItemIn, BatchResultOut)),
     modifiers(&Security),
     tags((name = "customers"), (name = "wallets"), (name = "mutations"),
         (name = "transfers"), (name = "holds"), (name = "api-keys"), (name = "tenants"))

@@ -4,7 +4,7 @@
 
 use prepaid_edge::time::WireTime;
 pub use prepaid_edge::wire::{
-    MutationOut, Name, ProblemOut, ReferenceOut, Text, display, display_opt,
+    MutationOut, Name, ProblemOut, ReferenceInput, ReferenceOut, Text, display, display_opt,
 };
 use prepaid_ledger::{
     ApiKey, ApiKeyName, Customer, CustomerId, Floor, Hold, IdError, IdempotencyKey, LINK_LEN_MAX,
@@ -132,9 +132,9 @@ pub enum ScopeIn {
 #[serde(deny_unknown_fields)]
 pub struct CreateTenantIn {
     /// A UUID is generated when omitted, as for every id.
-    #[schema(value_type = Option<String>, example = "acme")]
+    #[schema(value_type = Option<String>, example = "acme", min_length = 1, max_length = 64)]
     pub id: Option<Id<TenantId>>,
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 255)]
     pub name: Option<Name>,
 }
 
@@ -142,11 +142,11 @@ pub struct CreateTenantIn {
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKeyIn {
     /// Unique within the tenant; the user name of HTTP Basic.
-    #[schema(value_type = String, example = "billing")]
+    #[schema(value_type = String, example = "billing", min_length = 1, max_length = 64)]
     pub name: Id<ApiKeyName>,
     pub scopes: Vec<ScopeIn>,
     /// Restricts the key to this customer.
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 64)]
     pub customer_id: Option<Id<CustomerId>>,
 }
 
@@ -154,9 +154,9 @@ pub struct CreateApiKeyIn {
 #[serde(deny_unknown_fields)]
 pub struct CreateCustomerIn {
     /// A UUID is generated when omitted.
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 64)]
     pub id: Option<Id<CustomerId>>,
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 255)]
     pub name: Option<Name>,
     /// The URL by which the client's system addresses the customer (TOPdesk's
     /// branch URL, say).
@@ -177,7 +177,7 @@ pub struct PatchCustomerIn {
 #[serde(deny_unknown_fields)]
 pub struct CreateWalletIn {
     /// A UUID is generated when omitted.
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 64)]
     pub id: Option<Id<WalletId>>,
     /// The unit code: `EUR`, `MIN`, `CREDIT`...
     #[schema(example = "EUR")]
@@ -185,9 +185,9 @@ pub struct CreateWalletIn {
     /// Decimal places of one step; defaults to the ISO 4217 minor unit of a known
     /// currency code, else 0.
     pub scale: Option<u8>,
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 255)]
     pub name: Option<Name>,
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 255)]
     pub product: Option<Name>,
     /// How far below zero the available amount may go (zero or negative; default 0).
     pub floor: Option<i64>,
@@ -213,8 +213,9 @@ pub struct PatchWalletIn {
 pub struct PostMutationIn {
     pub kind: PostKind,
     /// Positive for top-ups and debits; signed, non-zero for adjustments.
+    #[schema(minimum = -1_000_000_000_000_000_i64, maximum = 1_000_000_000_000_000_i64)]
     pub amount: i64,
-    #[schema(value_type = Option<ReferenceObject>)]
+    #[schema(value_type = Option<ReferenceInput>)]
     pub reference: Option<ReferenceIn>,
     #[schema(value_type = Option<String>, format = DateTime)]
     pub occurred_at: Option<WireTime>,
@@ -224,15 +225,16 @@ pub struct PostMutationIn {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchItemIn {
-    #[schema(value_type = String)]
+    #[schema(value_type = String, min_length = 1, max_length = 64)]
     pub wallet_id: Id<WalletId>,
     pub kind: PostKind,
+    #[schema(minimum = -1_000_000_000_000_000_i64, maximum = 1_000_000_000_000_000_i64)]
     pub amount: i64,
-    #[schema(value_type = Option<ReferenceObject>)]
+    #[schema(value_type = Option<ReferenceInput>)]
     pub reference: Option<ReferenceIn>,
     #[schema(value_type = Option<String>, format = DateTime)]
     pub occurred_at: Option<WireTime>,
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 255)]
     pub idempotency_key: Option<Id<IdempotencyKey>>,
 }
 
@@ -247,12 +249,13 @@ pub struct BatchIn {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TransferIn {
-    #[schema(value_type = String)]
+    #[schema(value_type = String, min_length = 1, max_length = 64)]
     pub from_wallet_id: Id<WalletId>,
-    #[schema(value_type = String)]
+    #[schema(value_type = String, min_length = 1, max_length = 64)]
     pub to_wallet_id: Id<WalletId>,
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_000_i64)]
     pub amount: i64,
-    #[schema(value_type = Option<ReferenceObject>)]
+    #[schema(value_type = Option<ReferenceInput>)]
     pub reference: Option<ReferenceIn>,
     #[schema(value_type = Option<String>, format = DateTime)]
     pub occurred_at: Option<WireTime>,
@@ -261,8 +264,9 @@ pub struct TransferIn {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlaceHoldIn {
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_000_i64)]
     pub amount: i64,
-    #[schema(value_type = Option<ReferenceObject>)]
+    #[schema(value_type = Option<ReferenceInput>)]
     pub reference: Option<ReferenceIn>,
     #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<WireTime>,
@@ -272,6 +276,7 @@ pub struct PlaceHoldIn {
 #[serde(deny_unknown_fields)]
 pub struct CommitHoldIn {
     /// What to commit; the whole hold when omitted. The rest is released.
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_000_i64)]
     pub amount: Option<i64>,
 }
 

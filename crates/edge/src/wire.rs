@@ -132,3 +132,102 @@ pub struct ProblemOut {
     /// With `wallet_not_active`.
     pub wallet_status: Option<String>,
 }
+
+/// A reference as clients may send it: a string (its text) or the native API's
+/// `ReferenceObject` (`{"type", "text", "link"}`, each optional): the schema of every `reference` field
+/// of `/v1`. The parts are at most `REFERENCE_LEN_MAX` bytes.
+pub struct ReferenceInput;
+
+impl utoipa::PartialSchema for ReferenceInput {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        let text = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .max_length(Some(prepaid_ledger::REFERENCE_LEN_MAX))
+            .description(Some("The reference's text."));
+        OneOfBuilder::new()
+            .item(text)
+            .item(utoipa::openapi::Ref::from_schema_name("ReferenceObject"))
+            .description(Some(
+                "Why the change happens: its text, or an object of type, text and link.",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ReferenceInput {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("ReferenceInput")
+    }
+}
+
+/// Declares in `doc` what every operation of `/v1` has in common and the routes do
+/// not each spell out: the `Idempotency-Key` header every mutating operation takes,
+/// the `Idempotent-Replayed` header of a repeated answer, and the 503 problem any
+/// operation may answer while the store cannot be reached.
+pub fn declare_conventions(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::header::HeaderBuilder;
+    use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    use utoipa::openapi::{Content, Ref, RefOr, Required, ResponseBuilder};
+    let problem = ResponseBuilder::new()
+        .description("The store cannot be reached or the server is shutting down; try again.")
+        .content(
+            "application/problem+json",
+            Content::new(Some(Ref::from_schema_name("ProblemOut"))),
+        )
+        .build();
+    let string = || ObjectBuilder::new().schema_type(Type::String);
+    let idempotency = ParameterBuilder::new()
+        .name("Idempotency-Key")
+        .parameter_in(ParameterIn::Header)
+        .required(Required::False)
+        .description(Some(
+            "Makes the request safe to repeat: a repeat with the same key and body answers \
+             what the first did, with Idempotent-Replayed: true; the same key with another \
+             body is 409 idempotency_conflict. 1 to 255 visible ASCII characters.",
+        ))
+        .schema(Some(string().min_length(Some(1)).max_length(Some(255))))
+        .build();
+    let replayed = HeaderBuilder::new()
+        .schema(string().enum_values(Some(["true"])))
+        .description(Some("`true` on an answer that repeats an earlier one."))
+        .build();
+    for item in doc.paths.paths.values_mut() {
+        let mutating: [&mut Option<Operation>; 4] = [
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ];
+        for op in mutating.into_iter().flatten() {
+            let params = op.parameters.get_or_insert_with(Vec::new);
+            if !params.iter().any(|p| {
+                p.name
+                    .eq_ignore_ascii_case(crate::body::IDEMPOTENCY_KEY_HEADER)
+            }) {
+                params.push(idempotency.clone());
+            }
+            for (status, response) in op.responses.responses.iter_mut() {
+                if let (true, RefOr::T(response)) = (status.starts_with('2'), response) {
+                    response
+                        .headers
+                        .insert("Idempotent-Replayed".to_owned(), replayed.clone());
+                }
+            }
+        }
+        let all = [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ];
+        for op in all.into_iter().flatten() {
+            op.responses
+                .responses
+                .entry("503".to_owned())
+                .or_insert_with(|| RefOr::T(problem.clone()));
+        }
+    }
+}

@@ -163,6 +163,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<(Arc<dyn Store>, Engi
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = native::openapi();
     doc.merge(touchtopup::admin::openapi());
+    prepaid_edge::wire::declare_conventions(&mut doc);
     doc
 }
 
@@ -596,6 +597,47 @@ mod tests {
         let schemas = doc["components"]["schemas"].as_object().unwrap();
         assert!(
             schemas.contains_key("CustomerOut") && schemas.contains_key("TouchTopUpCustomerOut")
+        );
+    }
+
+    #[test]
+    fn the_v1_document_declares_what_the_server_enforces() {
+        let doc = serde_json::to_value(openapi()).unwrap();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let responses = op["responses"].as_object().unwrap();
+                assert!(responses.contains_key("503"), "{method} {path}");
+                if method == "get" {
+                    continue;
+                }
+                let takes_key = op["parameters"]
+                    .as_array()
+                    .is_some_and(|ps| ps.iter().any(|p| p["name"] == "Idempotency-Key"));
+                assert!(
+                    takes_key,
+                    "{method} {path} does not declare Idempotency-Key"
+                );
+            }
+        }
+        let schemas = &doc["components"]["schemas"];
+        let amount = &schemas["PlaceHoldIn"]["properties"]["amount"];
+        assert_eq!(
+            (&amount["minimum"], &amount["maximum"]),
+            (
+                &serde_json::json!(1),
+                &serde_json::json!(prepaid_ledger::AMOUNT_MAX)
+            )
+        );
+        assert_eq!(schemas["ReferenceInput"]["oneOf"][0]["type"], "string");
+        let limit = &doc["paths"]["/v1/customers"]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "limit")
+            .unwrap()["schema"];
+        assert_eq!(
+            (&limit["minimum"], &limit["maximum"]),
+            (&serde_json::json!(1), &serde_json::json!(1000))
         );
     }
 
