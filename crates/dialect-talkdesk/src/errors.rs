@@ -23,7 +23,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use prepaid_edge::problem::Problem;
+use prepaid_edge::failure::Failure;
 use serde::Serialize;
 use std::borrow::Cow;
 
@@ -188,10 +188,10 @@ impl TalkdeskError {
         .describe("an internal error occurred; it has been logged")
     }
 
-    /// The same failure as a problem of the shared layer (authentication, the store),
+    /// A failure of the shared layer (authentication, the store),
     /// in this shape. The problem's detail was written for clients (internals go to the
     /// log only), so it may travel on as the description.
-    pub fn from_problem(p: &Problem) -> Self {
+    pub fn from_failure(p: &Failure) -> Self {
         let detail = p.detail.to_string();
         match p.status {
             StatusCode::UNAUTHORIZED => Self::unauthorized(Challenge::InvalidToken, detail),
@@ -208,9 +208,9 @@ impl TalkdeskError {
     }
 }
 
-impl From<Problem> for TalkdeskError {
-    fn from(p: Problem) -> Self {
-        Self::from_problem(&p)
+impl From<Failure> for TalkdeskError {
+    fn from(p: Failure) -> Self {
+        Self::from_failure(&p)
     }
 }
 
@@ -280,8 +280,8 @@ mod tests {
             TalkdeskError::not_found(),
             TalkdeskError::method_not_allowed(&axum::http::Method::POST),
             TalkdeskError::internal(),
-            TalkdeskError::from_problem(&Problem::internal()),
-            TalkdeskError::from_problem(&Problem::unavailable("down")),
+            TalkdeskError::from_failure(&Failure::internal()),
+            TalkdeskError::from_failure(&Failure::unavailable("down")),
         ];
         for e in cases {
             assert_eq!(e.code.len(), 7, "{e:?}");
@@ -291,12 +291,12 @@ mod tests {
 
     #[test]
     fn shared_problems_keep_their_status() {
-        let e = TalkdeskError::from(Problem::unauthorized("unknown credentials"));
+        let e = TalkdeskError::from(Failure::unauthorized("unknown credentials"));
         assert_eq!((e.status.as_u16(), e.code), (401, CODE_UNAUTHORIZED));
         assert_eq!(e.description.as_deref(), Some("unknown credentials"));
-        let e = TalkdeskError::from(Problem::internal());
+        let e = TalkdeskError::from(Failure::internal());
         assert_eq!((e.status.as_u16(), e.code), (500, CODE_INTERNAL));
-        let e = TalkdeskError::from(Problem::unavailable("the store cannot be reached"));
+        let e = TalkdeskError::from(Failure::unavailable("the store cannot be reached"));
         assert_eq!((e.status.as_u16(), e.code), (503, CODE_UNAVAILABLE));
     }
 

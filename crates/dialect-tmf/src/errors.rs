@@ -23,7 +23,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use prepaid_edge::problem::Problem;
+use prepaid_edge::failure::Failure;
 use prepaid_ledger::Refusal;
 use serde_json::json;
 use std::borrow::Cow;
@@ -127,7 +127,7 @@ impl TmfError {
 
     /// A bug; the caller has logged the details, the client learns nothing of them.
     pub fn internal() -> Self {
-        Problem::internal().into()
+        Failure::internal().into()
     }
 
     /// The body of the answer.
@@ -142,8 +142,8 @@ impl TmfError {
     }
 }
 
-impl From<Problem> for TmfError {
-    fn from(p: Problem) -> Self {
+impl From<Failure> for TmfError {
+    fn from(p: Failure) -> Self {
         Self {
             status: p.status,
             code: p.code,
@@ -245,7 +245,7 @@ pub fn refusal(r: &Refusal) -> TmfError {
             "idempotency_conflict",
             "this Idempotency-Key was used with a different request",
         ),
-        Refusal::Forbidden => Problem::forbidden("this key may not do this").into(),
+        Refusal::Forbidden => Failure::forbidden("this key may not do this").into(),
         Refusal::Internal => E::internal(),
         Refusal::RecordConflict => {
             E::conflict("conflict", "the resource changed meanwhile; try again")

@@ -86,9 +86,9 @@ use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use prepaid_edge::auth::{Caller, Write};
+use prepaid_edge::failure::Failure;
 use prepaid_edge::jobs::{self, micros};
 use prepaid_edge::periodic::Ticker;
-use prepaid_edge::problem::Problem;
 use prepaid_edge::{AppState, SharedState};
 use prepaid_edge::{new_uuid, store_problem};
 use prepaid_ledger::TenantId;
@@ -214,7 +214,7 @@ fn check_callback(callback: &str) -> Result<(), String> {
 fn no_customer_keys(caller: &Caller<Write, TmfError>) -> Result<(), TmfError> {
     if caller.customer.is_some() {
         return Err(
-            Problem::forbidden("a key restricted to one customer cannot manage listeners").into(),
+            Failure::forbidden("a key restricted to one customer cannot manage listeners").into(),
         );
     }
     Ok(())

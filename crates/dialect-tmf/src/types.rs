@@ -83,18 +83,7 @@ impl FromRequestParts<SharedState> for Ctx {
 
 /// The single `{id}` segment of a route's path, percent-decoded; a malformed one is
 /// refused in the TMF error shape.
-pub struct PathSegment(pub String);
-
-impl<S: Send + Sync> FromRequestParts<S> for PathSegment {
-    type Rejection = TmfError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        prepaid_edge::PathSegment::from_request_parts(parts, state)
-            .await
-            .map(|seg| Self(seg.0))
-            .map_err(TmfError::from)
-    }
-}
+pub type PathSegment = prepaid_edge::PathSegment<TmfError>;
 
 /// A request body: a JSON object whose numbers are exact decimal texts, and the
 /// request's idempotency key with its fingerprint.

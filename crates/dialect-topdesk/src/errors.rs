@@ -9,7 +9,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use prepaid_edge::problem::Problem;
+use prepaid_edge::failure::Failure;
 use prepaid_ledger::{MutationId, Refusal};
 use std::borrow::Cow;
 
@@ -63,8 +63,8 @@ impl Error {
 
 /// The shared pieces (authentication, body reading, store and engine failures) speak
 /// in problems; this dialect keeps their status and their detail.
-impl From<Problem> for Error {
-    fn from(p: Problem) -> Self {
+impl From<Failure> for Error {
+    fn from(p: Failure) -> Self {
         Self {
             status: p.status,
             message: p.detail,
@@ -209,7 +209,7 @@ mod tests {
 
     #[test]
     fn errors_are_plain_text_and_401_challenges() {
-        let mut p = Problem::unauthorized("unknown credentials");
+        let mut p = Failure::unauthorized("unknown credentials");
         p.challenge = true;
         let response = Error::from(p).into_response();
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);

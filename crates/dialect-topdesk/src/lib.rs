@@ -158,19 +158,8 @@ fn base_url(headers: &HeaderMap, uri: &Uri) -> String {
     format!("{}{MOUNT}", origin.base_or("localhost"))
 }
 
-/// The `{id}` of a route, as given.
-struct Segment(String);
-
-impl<S: Send + Sync> FromRequestParts<S> for Segment {
-    type Rejection = Error;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        axum::extract::Path::<String>::from_request_parts(parts, state)
-            .await
-            .map(|p| Self(p.0))
-            .map_err(|e| Error::bad_request(format!("the path is malformed: {e}")))
-    }
-}
+/// The `{id}` of a route, as given; a malformed one is refused in plain text.
+type Segment = prepaid_edge::PathSegment<Error>;
 
 /// The UUID of a path id; TOPdesk answers 400 for an id that is not one.
 fn path_uuid(seg: &Segment) -> Result<Uuid, Error> {

@@ -18,7 +18,7 @@
 
 use super::xml::Node;
 use axum::http::StatusCode;
-use prepaid_edge::problem::Problem;
+use prepaid_edge::failure::Failure;
 use prepaid_ledger::Refusal;
 use prepaid_store::{EngineError, StoreError};
 use std::borrow::Cow;
@@ -91,8 +91,8 @@ impl Fail {
 }
 
 /// A failure of the shared layers (auth, body limits) keeps its status and detail.
-impl From<Problem> for Fail {
-    fn from(p: Problem) -> Self {
+impl From<Failure> for Fail {
+    fn from(p: Failure) -> Self {
         Fail::new(p.status, p.detail)
     }
 }

@@ -7,6 +7,7 @@
 //! store to authenticate.
 
 use crate::SharedState;
+use crate::failure::Failure;
 use crate::problem::Problem;
 use axum::extract::FromRequestParts;
 use axum::http::HeaderValue;
@@ -170,23 +171,23 @@ enum Credentials<'a> {
     Basic { name: String, secret: String },
 }
 
-fn parse_authorization(value: &str) -> Result<Credentials<'_>, Problem> {
+fn parse_authorization(value: &str) -> Result<Credentials<'_>, Failure> {
     let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
     let rest = rest.trim();
     if scheme.eq_ignore_ascii_case("bearer") {
         if rest.is_empty() {
-            return Err(Problem::unauthorized("the Bearer credentials are empty"));
+            return Err(Failure::unauthorized("the Bearer credentials are empty"));
         }
         return Ok(Credentials::Bearer(rest));
     }
     if scheme.eq_ignore_ascii_case("basic") {
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(rest)
-            .map_err(|_| Problem::unauthorized("the Basic credentials are not base64"))?;
+            .map_err(|_| Failure::unauthorized("the Basic credentials are not base64"))?;
         let decoded = String::from_utf8(decoded)
-            .map_err(|_| Problem::unauthorized("the Basic credentials are not UTF-8"))?;
+            .map_err(|_| Failure::unauthorized("the Basic credentials are not UTF-8"))?;
         let Some((name, secret)) = decoded.split_once(':') else {
-            return Err(Problem::unauthorized(
+            return Err(Failure::unauthorized(
                 "the Basic credentials must be <key name>:<secret>",
             ));
         };
@@ -195,22 +196,22 @@ fn parse_authorization(value: &str) -> Result<Credentials<'_>, Problem> {
             secret: secret.to_owned(),
         });
     }
-    Err(Problem::unauthorized(
+    Err(Failure::unauthorized(
         "use Authorization: Bearer <secret> or Basic <key name>:<secret>",
     ))
 }
 
 /// The credentials of an `Authorization` header, refusing one over
 /// [`AUTHORIZATION_LEN_MAX`] bytes.
-fn credentials(value: &HeaderValue) -> Result<Credentials<'_>, Problem> {
+fn credentials(value: &HeaderValue) -> Result<Credentials<'_>, Failure> {
     if value.len() > AUTHORIZATION_LEN_MAX {
-        return Err(Problem::unauthorized(
+        return Err(Failure::unauthorized(
             "the Authorization header is too long",
         ));
     }
     let value = value
         .to_str()
-        .map_err(|_| Problem::unauthorized("the Authorization header is not ASCII"))?;
+        .map_err(|_| Failure::unauthorized("the Authorization header is not ASCII"))?;
     parse_authorization(value)
 }
 
@@ -219,7 +220,7 @@ fn credentials(value: &HeaderValue) -> Result<Credentials<'_>, Problem> {
 pub async fn authenticate_secret(
     state: &SharedState,
     secret: &str,
-) -> Result<Arc<Principal>, Problem> {
+) -> Result<Arc<Principal>, Failure> {
     let digest = secret_digest(secret);
     if let Some(p) = state.auth.get(&digest) {
         return Ok(p);
@@ -231,14 +232,14 @@ pub async fn authenticate_secret(
         .map_err(|e| crate::store_problem(&e, "looking up an API key"))?;
     match key {
         Some(key) if bool::from(key.secret_sha256.ct_eq(&digest)) => Ok(state.auth.put(&key)),
-        _ => Err(Problem::unauthorized("unknown credentials")),
+        _ => Err(Failure::unauthorized("unknown credentials")),
     }
 }
 
 /// Finds the key of the request's credentials (without checking any scope).
-pub async fn authenticate(state: &SharedState, parts: &Parts) -> Result<Arc<Principal>, Problem> {
+pub async fn authenticate(state: &SharedState, parts: &Parts) -> Result<Arc<Principal>, Failure> {
     let Some(value) = parts.headers.get(AUTHORIZATION) else {
-        return Err(Problem::unauthorized("credentials are required"));
+        return Err(Failure::unauthorized("credentials are required"));
     };
     let credentials = credentials(value)?;
     let (secret, name) = match &credentials {
@@ -252,7 +253,7 @@ pub async fn authenticate(state: &SharedState, parts: &Parts) -> Result<Arc<Prin
                 .ct_eq(principal.key_name.as_str().as_bytes()),
         )
     {
-        return Err(Problem::unauthorized("unknown credentials"));
+        return Err(Failure::unauthorized("unknown credentials"));
     }
     Ok(principal)
 }
@@ -296,7 +297,7 @@ impl<R: Role, E> std::ops::Deref for Caller<R, E> {
 
 impl<R: Role, E> FromRequestParts<SharedState> for Caller<R, E>
 where
-    E: From<Problem> + axum::response::IntoResponse,
+    E: From<Failure> + axum::response::IntoResponse,
 {
     type Rejection = E;
 
@@ -306,7 +307,7 @@ where
     ) -> Result<Self, Self::Rejection> {
         let principal = authenticate(state, parts).await?;
         if !grants(principal.scopes, R::SCOPE) {
-            return Err(Problem::forbidden(format!(
+            return Err(Failure::forbidden(format!(
                 "this key lacks the {} scope",
                 R::SCOPE.as_str()
             ))

@@ -10,6 +10,7 @@
 //! request.
 
 use crate::SharedState;
+use crate::failure::Failure;
 use crate::problem::Problem;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -33,16 +34,16 @@ pub struct JsonBody<T, const EMPTY_OK: bool = false> {
 }
 
 /// Parses the `Idempotency-Key` header, if any.
-pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, Problem> {
+pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, Failure> {
     let Some(value) = headers.get(IDEMPOTENCY_KEY_HEADER) else {
         return Ok(None);
     };
     let value = value
         .to_str()
-        .map_err(|_| Problem::invalid_field("Idempotency-Key header", "must be visible ASCII"))?;
+        .map_err(|_| Failure::invalid_field("Idempotency-Key header", "must be visible ASCII"))?;
     IdempotencyKey::parse(value)
         .map(Some)
-        .map_err(|e| Problem::invalid_field("Idempotency-Key header", e))
+        .map_err(|e| Failure::invalid_field("Idempotency-Key header", e))
 }
 
 /// Whether the content type is JSON (`application/json` or `application/*+json`, any
@@ -66,26 +67,26 @@ fn is_json(headers: &HeaderMap) -> bool {
 /// Reads the whole body, refusing more than `limit` bytes (the router's
 /// `DefaultBodyLimit` is set to the same limit; checking the declared length first
 /// answers without reading anything).
-pub async fn read_body(req: Request, limit: usize) -> Result<Bytes, Problem> {
+pub async fn read_body(req: Request, limit: usize) -> Result<Bytes, Failure> {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
-        return Err(Problem::body_too_large(limit));
+        return Err(Failure::body_too_large(limit));
     }
     Bytes::from_request(req, &()).await.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            Problem::body_too_large(limit)
+            Failure::body_too_large(limit)
         } else {
-            Problem::invalid_request(format!("the request body could not be read: {e}"))
+            Failure::invalid_request(format!("the request body could not be read: {e}"))
         }
     })
 }
 
 /// Maps a serde error with its path to a problem naming the field.
-pub fn serde_problem(prefix: &str, err: serde_path_to_error::Error<serde_json::Error>) -> Problem {
+pub fn serde_problem(prefix: &str, err: serde_path_to_error::Error<serde_json::Error>) -> Failure {
     let path = err.path().to_string();
     let inner = err.into_inner();
     let field = match (prefix.is_empty(), path.as_str()) {
@@ -97,18 +98,18 @@ pub fn serde_problem(prefix: &str, err: serde_path_to_error::Error<serde_json::E
     problem_for(&field, &inner)
 }
 
-fn problem_for(field: &str, err: &serde_json::Error) -> Problem {
+fn problem_for(field: &str, err: &serde_json::Error) -> Failure {
     use serde_json::error::Category;
     match err.classify() {
         Category::Syntax | Category::Eof | Category::Io => {
-            Problem::invalid_request(format!("the body is not valid JSON: {err}"))
+            Failure::invalid_request(format!("the body is not valid JSON: {err}"))
         }
         Category::Data => {
             let msg = strip_position(err);
             if msg.starts_with("unknown field") {
-                Problem::unknown_field(format!("{field}: {msg}"))
+                Failure::unknown_field(format!("{field}: {msg}"))
             } else {
-                Problem::invalid_request(format!("{field}: {msg}"))
+                Failure::invalid_request(format!("{field}: {msg}"))
             }
         }
     }
@@ -125,7 +126,7 @@ fn strip_position(err: &serde_json::Error) -> String {
 }
 
 /// Deserialises `bytes` as `T`, naming the failing field.
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Failure> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| serde_problem("", e))?;
     de.end().map_err(|e| problem_for("body", &e))?;
@@ -134,7 +135,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
 
 /// Deserialises an already parsed JSON value as `T`; errors name the field below
 /// `prefix` (e.g. `mutations[3]`).
-pub fn from_value<T: DeserializeOwned>(prefix: &str, value: &Value) -> Result<T, Problem> {
+pub fn from_value<T: DeserializeOwned>(prefix: &str, value: &Value) -> Result<T, Failure> {
     serde_path_to_error::deserialize(value).map_err(|e| serde_problem(prefix, e))
 }
 
@@ -201,11 +202,13 @@ where
     type Rejection = Problem;
 
     async fn from_request(req: Request, state: &SharedState) -> Result<Self, Self::Rejection> {
-        let key = idempotency_key(req.headers())?;
+        let key = idempotency_key(req.headers()).map_err(Problem::from)?;
         let method = req.method().clone();
         let path = original_path(&req);
         let json_type = is_json(req.headers());
-        let bytes = read_body(req, state.body_bytes_max).await?;
+        let bytes = read_body(req, state.body_bytes_max)
+            .await
+            .map_err(Problem::from)?;
         let bytes = if EMPTY_OK && bytes.iter().all(u8::is_ascii_whitespace) {
             Bytes::from_static(b"{}")
         } else if !json_type {
@@ -218,7 +221,7 @@ where
         } else {
             bytes
         };
-        let value: T = parse_json(&bytes)?;
+        let value: T = parse_json(&bytes).map_err(Problem::from)?;
         let idempotency = match key {
             None => None,
             Some(key) => {

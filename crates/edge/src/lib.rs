@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod failure;
 pub mod form;
 pub mod jobs;
 pub mod origin;
@@ -43,6 +44,7 @@ pub struct AppState {
 /// The state as handlers receive it.
 pub type SharedState = Arc<AppState>;
 
+use crate::failure::Failure;
 use crate::problem::Problem;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -51,29 +53,29 @@ use serde::Serialize;
 
 /// The problem for a store failure; `context` says what the server was doing, for the
 /// log. Details never reach the client.
-pub fn store_problem(err: &StoreError, context: &str) -> Problem {
+pub fn store_problem(err: &StoreError, context: &str) -> Failure {
     match err {
         StoreError::Unavailable { message: msg, .. } => {
             tracing::warn!(error = %msg, context, "store unavailable");
-            Problem::unavailable("the store cannot be reached; try again later")
+            Failure::unavailable("the store cannot be reached; try again later")
         }
         other => {
             tracing::error!(error = %other, context, "store failure");
-            Problem::internal()
+            Failure::internal()
         }
     }
 }
 
 /// The problem for an engine failure.
-pub fn engine_problem(err: &EngineError, context: &str) -> Problem {
+pub fn engine_problem(err: &EngineError, context: &str) -> Failure {
     match err {
         EngineError::Store(e) => store_problem(e, context),
         EngineError::Stopped => {
-            Problem::unavailable("the server is shutting down; try again later")
+            Failure::unavailable("the server is shutting down; try again later")
         }
         other => {
             tracing::error!(error = %other, context, "engine failure");
-            Problem::internal()
+            Failure::internal()
         }
     }
 }
@@ -108,11 +110,22 @@ pub fn new_uuid() -> uuid::Uuid {
     uuid::Uuid::now_v7()
 }
 
-/// The single `{id}` segment of a route's path, percent-decoded.
-pub struct PathSegment(pub String);
+/// The single `{id}` segment of a route's path, percent-decoded; a malformed one is
+/// refused in the shape of `E`, the dialect's error type.
+pub struct PathSegment<E = Problem>(pub String, std::marker::PhantomData<E>);
 
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PathSegment {
-    type Rejection = Problem;
+impl<E> PathSegment<E> {
+    /// The segment's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<S: Send + Sync, E> axum::extract::FromRequestParts<S> for PathSegment<E>
+where
+    E: From<Failure> + IntoResponse,
+{
+    type Rejection = E;
 
     async fn from_request_parts(
         parts: &mut axum::http::request::Parts,
@@ -120,7 +133,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PathSegment {
     ) -> Result<Self, Self::Rejection> {
         axum::extract::Path::<String>::from_request_parts(parts, state)
             .await
-            .map(|p| Self(p.0))
-            .map_err(|e| Problem::invalid_request(format!("the path is malformed: {e}")))
+            .map(|p| Self(p.0, std::marker::PhantomData))
+            .map_err(|e| Failure::invalid_request(format!("the path is malformed: {e}")).into())
     }
 }

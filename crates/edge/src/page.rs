@@ -3,6 +3,7 @@
 //! Cursors are opaque to clients: URL-safe base64 of the store's cursor (an id or a
 //! sequence number), so that they never need escaping in a query string.
 
+use crate::failure::Failure;
 use crate::problem::Problem;
 use axum::extract::FromRequestParts;
 use axum::http::Uri;
@@ -40,8 +41,8 @@ pub fn encode_cursor(raw: &str) -> String {
     URL_SAFE_NO_PAD.encode(raw.as_bytes())
 }
 
-fn decode_cursor(cursor: &str) -> Result<String, Problem> {
-    let bad = || Problem::invalid_field("after", "not a cursor that this list gave out");
+fn decode_cursor(cursor: &str) -> Result<String, Failure> {
+    let bad = || Failure::invalid_field("after", "not a cursor that this list gave out");
     if cursor.len() > CURSOR_LEN_MAX {
         return Err(bad());
     }
@@ -50,19 +51,19 @@ fn decode_cursor(cursor: &str) -> Result<String, Problem> {
 }
 
 /// Parses `limit`, `after` and `customer_id` from the query string of `uri`.
-pub fn parse_query(uri: &Uri) -> Result<ListQuery, Problem> {
+pub fn parse_query(uri: &Uri) -> Result<ListQuery, Failure> {
     // axum's `Query` would turn bytes that are not UTF-8 into U+FFFD.
     crate::form::pairs(uri.query().unwrap_or_default())
-        .map_err(|e| Problem::invalid_field(e.name(), crate::form::NOT_UTF8))?;
+        .map_err(|e| Failure::invalid_field(e.name(), crate::form::NOT_UTF8))?;
     let raw: RawQuery = axum::extract::Query::<RawQuery>::try_from_uri(uri)
-        .map_err(|e| Problem::invalid_request(format!("the query string is malformed: {e}")))?
+        .map_err(|e| Failure::invalid_request(format!("the query string is malformed: {e}")))?
         .0;
     let limit = match raw.limit.as_deref() {
         None => PAGE_SIZE_DEFAULT,
         Some(s) => match s.parse::<usize>() {
             Ok(n) if (1..=PAGE_SIZE_MAX).contains(&n) => n,
             _ => {
-                return Err(Problem::invalid_field(
+                return Err(Failure::invalid_field(
                     "limit",
                     format!("must be an integer from 1 to {PAGE_SIZE_MAX}"),
                 ));
@@ -81,7 +82,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ListQuery {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parse_query(&parts.uri)
+        parse_query(&parts.uri).map_err(Problem::from)
     }
 }
 
@@ -89,7 +90,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ListQuery {
 mod tests {
     use super::*;
 
-    fn q(query: &str) -> Result<ListQuery, Problem> {
+    fn q(query: &str) -> Result<ListQuery, Failure> {
         parse_query(&format!("/v1/customers?{query}").parse().unwrap())
     }
 

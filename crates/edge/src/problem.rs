@@ -12,25 +12,27 @@ use std::borrow::Cow;
 /// The media type of every error answer.
 pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
 
-/// A value of an extra member of a problem.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Extra {
-    Int(i64),
-    Str(&'static str),
-}
+pub use crate::failure::{Extra, Failure};
 
-/// An error answer.
+/// An error answer of /v1: a [`Failure`] rendered as RFC 9457 problem details.
 #[derive(Clone, Debug)]
-pub struct Problem {
-    pub status: StatusCode,
-    pub code: &'static str,
-    pub title: &'static str,
-    pub detail: Cow<'static, str>,
-    pub extras: Vec<(&'static str, Extra)>,
-    /// Whether to offer Bearer and Basic in `WWW-Authenticate` (on 401).
-    pub challenge: bool,
+pub struct Problem(pub Failure);
+
+impl From<Failure> for Problem {
+    fn from(failure: Failure) -> Self {
+        Self(failure)
+    }
 }
 
+impl std::ops::Deref for Problem {
+    type Target = Failure;
+
+    fn deref(&self) -> &Failure {
+        &self.0
+    }
+}
+
+/// The constructors of [`Failure`], for the handlers that answer in this shape.
 impl Problem {
     pub fn new(
         status: StatusCode,
@@ -38,92 +40,47 @@ impl Problem {
         title: &'static str,
         detail: impl Into<Cow<'static, str>>,
     ) -> Self {
-        Self {
-            status,
-            code,
-            title,
-            detail: detail.into(),
-            extras: Vec::new(),
-            challenge: false,
-        }
+        Self(Failure::new(status, code, title, detail))
     }
 
-    #[must_use]
-    pub fn with(mut self, name: &'static str, value: Extra) -> Self {
-        self.extras.push((name, value));
-        self
+    pub fn with(self, name: &'static str, value: Extra) -> Self {
+        Self(self.0.with(name, value))
     }
 
-    /// Malformed JSON, a wrong type or a bad value; `detail` names the field.
     pub fn invalid_request(detail: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "Invalid request",
-            detail,
-        )
+        Self(Failure::invalid_request(detail))
     }
 
-    /// A bad value of one named field.
     pub fn invalid_field(field: &str, why: impl std::fmt::Display) -> Self {
-        Self::invalid_request(format!("{field}: {why}"))
+        Self(Failure::invalid_field(field, why))
     }
 
     pub fn unknown_field(detail: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "unknown_field",
-            "Unknown field",
-            detail,
-        )
+        Self(Failure::unknown_field(detail))
     }
 
     pub fn unauthorized(detail: impl Into<Cow<'static, str>>) -> Self {
-        let mut p = Self::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "Unauthorized",
-            detail,
-        );
-        p.challenge = true;
-        p
+        Self(Failure::unauthorized(detail))
     }
 
     pub fn forbidden(detail: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", detail)
+        Self(Failure::forbidden(detail))
     }
 
-    /// A 404 with one of the `*_not_found` codes.
     pub fn not_found(code: &'static str, detail: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, code, "Not found", detail)
+        Self(Failure::not_found(code, detail))
     }
 
     pub fn body_too_large(limit_bytes: usize) -> Self {
-        Self::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            "Body too large",
-            format!("the request body exceeds {limit_bytes} bytes"),
-        )
+        Self(Failure::body_too_large(limit_bytes))
     }
 
     pub fn unavailable(detail: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "Service unavailable",
-            detail,
-        )
+        Self(Failure::unavailable(detail))
     }
 
-    /// A bug. The caller logs the details; the client learns nothing about them.
     pub fn internal() -> Self {
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "Internal error",
-            "an internal error occurred; it has been logged",
-        )
+        Self(Failure::internal())
     }
 }
 

@@ -9,7 +9,7 @@
 use crate::AppState;
 use crate::auth::Principal;
 use crate::engine_problem;
-use crate::problem::Problem;
+use crate::failure::Failure;
 use prepaid_ledger::{
     Command, Done, Fingerprint, IdempotencyKey, JobQueue, Outcome, RecordKey, RecordKind, Refusal,
     Request, Step, TenantId, Timestamp,
@@ -113,9 +113,9 @@ impl Operation {
     }
 
     /// Sends the operation and waits until it is durable or refused. An operating
-    /// failure of the engine is the dialect-neutral [`Problem`] (logged with `context`)
+    /// failure of the engine is the dialect-neutral [`Failure`] (logged with `context`)
     /// that each dialect renders in its own shape.
-    pub async fn submit(self, state: &AppState, context: &str) -> Result<Submitted, Problem> {
+    pub async fn submit(self, state: &AppState, context: &str) -> Result<Submitted, Failure> {
         match state.engine.submit(self.request).await {
             Ok(Outcome::Done { done, replayed }) => Ok(Ok((done, replayed))),
             Ok(Outcome::Refused(r)) => Ok(Err(r)),
