@@ -245,6 +245,7 @@ pub(super) async fn create_posting(
     action: Action,
 ) -> Answer {
     let b = &body.value;
+    check_references(&ctx, b)?;
     let wallet = resolve_bucket(&state, &caller, b, "/bucket/id", Some("/partyAccount/id")).await?;
     let minor = parse_amount(b, "/amount", &wallet.unit)?;
     let (kind, amount) = match action {
@@ -351,6 +352,7 @@ pub async fn create_transfer(
 ) -> Answer {
     let action = Action::Transfer;
     let b = &body.value;
+    check_references(&ctx, b)?;
     let from = resolve_bucket(&state, &caller, b, "/bucket/id", None).await?;
     let to_id = b.required_text("/receiverBucket/id")?;
     let to = WalletId::parse(&to_id)

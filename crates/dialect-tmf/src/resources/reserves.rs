@@ -116,6 +116,7 @@ pub async fn create_reserve(
 ) -> Answer {
     let action = Action::Reserve;
     let b = &body.value;
+    check_references(&ctx, b)?;
     let wallet = resolve_bucket(&state, &caller, b, "/bucket/id", Some("/partyAccount/id")).await?;
     let minor = parse_amount(b, "/amount", &wallet.unit)?;
     let amount = positive("amount", minor)?;

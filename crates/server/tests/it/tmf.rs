@@ -664,3 +664,49 @@ async fn the_tmf_mount_answers_only_the_statuses_its_file_lists() {
     );
     assert_eq!(e["code"], "insufficient_funds");
 }
+
+#[tokio::test]
+async fn create_bodies_carry_references_as_the_tmf_file_requires() {
+    let (_server, api) = oracle_bucket("10").await;
+    let with = |extra: Value| {
+        let mut body = json!({"amount": {"amount": "1", "units": "USD"}, "bucket": {"id": BUCKET}});
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        body
+    };
+    for (extra, field) in [
+        (json!({"channel": {"name": "web"}}), "channel.id"),
+        (
+            json!({"requestor": {"id": "agent-7"}}),
+            "requestor.@referredType",
+        ),
+        (
+            json!({"product": [{"id": "p1"}, {"name": "x"}]}),
+            "product[1].id",
+        ),
+        (json!({"partyAccount": "acct"}), "partyAccount"),
+        (json!({"bucket": {}}), "bucket.id"),
+    ] {
+        let e = assert_error(
+            &api.post(&format!("{TMF}/topupBalance"), &with(extra.clone()))
+                .await,
+            400,
+        );
+        assert!(
+            e["message"].as_str().unwrap().contains(field),
+            "{extra}: {e}"
+        );
+    }
+    let ok = with(json!({"channel": {"id": "web"},
+        "requestor": {"id": "agent-7", "@referredType": "Individual"},
+        "product": [{"id": "p1"}]}));
+    api.post(&format!("{TMF}/topupBalance"), &ok).await.ok(201);
+    // Oracle's BRM mount keeps taking what its samples send.
+    api.post(
+        &format!("{BRM}/topupBalance"),
+        &with(json!({"channel": {"name": "web"}})),
+    )
+    .await
+    .ok(201);
+}
