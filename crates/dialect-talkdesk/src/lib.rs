@@ -93,11 +93,12 @@ pub const PAGE_MAX: u64 = 100_000;
 pub const QUERY_STRING_LEN_MAX: usize = 16 * 1024;
 /// The longest `Host` or `X-Forwarded-Host` used in hrefs, in bytes.
 pub const HOST_LEN_MAX: usize = prepaid_edge::origin::HOST_LEN_MAX;
-/// The unit code of the wallets this dialect serves.
-pub const CREDIT_UNIT_CODE: &str = "CREDIT";
+/// The unit code of the wallets this dialect serves (the ledger's, which bounds such
+/// wallets so that their credits fit `i64`).
+pub const CREDIT_UNIT_CODE: &str = prepaid_ledger::CREDIT_UNIT_CODE;
 /// Credits are the currency value times 10^`CREDIT_SCALE`: the largest scale whose
 /// minor units are whole credits.
-pub const CREDIT_SCALE: u8 = 4;
+pub const CREDIT_SCALE: u8 = prepaid_ledger::CREDIT_SCALE;
 
 prepaid_edge::routes! {
     rows, pub route_table;

@@ -13,6 +13,7 @@
 
 mod amount;
 mod command;
+mod credits;
 mod currency;
 mod ids;
 mod model;
@@ -22,6 +23,7 @@ mod time;
 
 pub use amount::{AMOUNT_MAX, Amount, AmountError, BALANCE_ABS_MAX};
 pub use command::{Command, Done, Fingerprint, Outcome, Refusal, Request, Step};
+pub use credits::{CREDIT_SCALE, CREDIT_UNIT_CODE, credits_ceiling};
 pub use currency::{default_scale, is_currency};
 pub use ids::{
     ApiKeyName, CustomerId, HoldId, ID_LEN_MAX, IDEMPOTENCY_KEY_LEN_MAX, IdError, IdempotencyKey,

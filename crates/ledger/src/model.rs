@@ -206,6 +206,13 @@ pub struct Wallet {
 impl Wallet {
     /// A fresh wallet with nothing in it.
     pub fn open(tenant: TenantId, new: NewWallet, now: Timestamp) -> Self {
+        // A wallet counted in credits never passes the balance whose credits fit i64
+        // (see `credits`).
+        let ceiling = match (new.ceiling, crate::credits_ceiling(&new.unit)) {
+            (Some(c), Some(bound)) => Some(c.min(bound)),
+            (None, bound) => bound,
+            (c, None) => c,
+        };
         Self {
             tenant,
             id: new.id,
@@ -215,7 +222,7 @@ impl Wallet {
             product: new.product,
             status: WalletStatus::Active,
             floor: new.floor,
-            ceiling: new.ceiling,
+            ceiling,
             valid_from: new.valid_from,
             valid_until: new.valid_until,
             balance: 0,
@@ -556,6 +563,35 @@ pub(crate) fn signed(kind: MutationKind, amount: Amount) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wallets_counted_in_credits_open_with_a_ceiling_their_credits_fit() {
+        let open = |unit: Unit, ceiling| {
+            let new = NewWallet {
+                id: WalletId::parse("w").unwrap(),
+                customer: CustomerId::parse("c").unwrap(),
+                unit,
+                name: String::new(),
+                product: String::new(),
+                floor: Floor::ZERO,
+                ceiling,
+                valid_from: None,
+                valid_until: None,
+            };
+            Wallet::open(
+                TenantId::parse("t").unwrap(),
+                new,
+                Timestamp::from_micros(0),
+            )
+            .ceiling
+        };
+        let credits0 = Unit::new("CREDIT", 0).unwrap();
+        let bound = crate::credits_ceiling(&credits0);
+        assert_eq!(open(credits0.clone(), None), bound);
+        assert_eq!(open(credits0.clone(), Some(5)), Some(5));
+        assert_eq!(open(credits0, Some(crate::BALANCE_ABS_MAX)), bound);
+        assert_eq!(open(Unit::new("EUR", 2).unwrap(), None), None);
+    }
 
     #[test]
     fn references_keep_absent_parts_absent() {
