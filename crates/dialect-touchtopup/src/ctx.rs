@@ -51,6 +51,46 @@ pub fn render(format: Format, status: StatusCode, body: &Node) -> Response {
     response
 }
 
+/// The whole HTTP/1.1 answer to a request line too long for the server to read (past
+/// its URI limit, before any route), when the line is one of this dialect's: status 0
+/// and a `msg`, in the format the visible part of the line names (`format/xml`,
+/// `format=xml`), JSON otherwise. `prefix` is the line's first bytes; `None` for a
+/// line that is not under [`super::MOUNT`].
+pub fn request_line_too_long(prefix: &[u8]) -> Option<Vec<u8>> {
+    let line = String::from_utf8_lossy(prefix);
+    let target = line.split(' ').nth(1)?;
+    let path = target
+        .strip_prefix("http://")
+        .or_else(|| target.strip_prefix("https://"))
+        .map_or(target, |rest| rest.find('/').map_or("", |at| &rest[at..]));
+    if !(path == super::MOUNT || path.starts_with(&format!("{}/", super::MOUNT))) {
+        return None;
+    }
+    let format = if path.contains("format/xml") || path.contains("format=xml") {
+        Format::Xml
+    } else {
+        Format::Json
+    };
+    let fail = Fail::new(StatusCode::URI_TOO_LONG, "The URL is too long");
+    let (body, content_type) = match format {
+        Format::Json => (
+            serde_json::to_vec(&fail.body()).ok()?,
+            "application/json; charset=utf-8",
+        ),
+        Format::Xml => (
+            to_xml(&fail.body()).into_bytes(),
+            "application/xml; charset=utf-8",
+        ),
+    };
+    let mut answer = format!(
+        "HTTP/1.1 414 URI Too Long\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    answer.extend_from_slice(&body);
+    Some(answer)
+}
+
 /// The answer of a failure in `format`.
 pub fn render_fail(format: Format, fail: &Fail) -> Response {
     let mut response = render(format, fail.http, &fail.body());
@@ -497,6 +537,30 @@ mod tests {
             b = b.header(header::ACCEPT, a);
         }
         b.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn over_long_request_lines_answer_in_the_dialects_shape() {
+        let long = "a".repeat(100);
+        let json = request_line_too_long(
+            format!("GET /index.php/accounts/company_details/cid/1/x/{long}").as_bytes(),
+        )
+        .unwrap();
+        let text = String::from_utf8(json).unwrap();
+        assert!(text.starts_with("HTTP/1.1 414 URI Too Long\r\n"), "{text}");
+        assert!(
+            text.ends_with(r#"{"status":0,"msg":"The URL is too long"}"#),
+            "{text}"
+        );
+        let xml = request_line_too_long(
+            format!("GET http://h/index.php/accounts/x/format/xml/y/{long}").as_bytes(),
+        )
+        .unwrap();
+        let text = String::from_utf8(xml).unwrap();
+        assert!(text.contains("application/xml") && text.contains("<status>0</status>"));
+        assert_eq!(request_line_too_long(b"GET /v1/customers/aaaa"), None);
+        assert_eq!(request_line_too_long(b"GET /index.phpx/aaaa"), None);
+        assert_eq!(request_line_too_long(b"garbage"), None);
     }
 
     #[test]

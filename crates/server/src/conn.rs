@@ -17,6 +17,11 @@
 //!   open is closed at once, unanswered, and counted in
 //!   `prepaid_http_connections_refused_total`.
 //!
+//! - a **request-line watch**: a request line past [`REQUEST_LINE_WATCH_MAX`] (just
+//!   below hyper's URI limit, past which hyper answers a bare 414) is answered by the
+//!   [`TooLong`] the assembly hands over, when it has an answer for that line (TouchTopUp
+//!   answers its status 0 in the format asked), and the connection is closed.
+//!
 //! Once a request's head is in, its body and its handler are bounded by the request
 //! timeout of `ops::edge`, not by these. Each connection is one task that runs hyper's
 //! connection and a watchdog that sleeps until the deadline of the connection's current
@@ -48,6 +53,18 @@ pub const CONNECTIONS_DEFAULT: usize = 4096;
 pub const HTTP_TIMEOUT_MS_MAX: u64 = 60 * 60 * 1000;
 /// The most connections that may be configured.
 pub const HTTP_CONNECTIONS_MAX: usize = 1_000_000;
+/// How long a request line may grow before [`TooLong`] is asked for an answer: below
+/// hyper's URI limit (64 KiB), past which hyper answers a bare 414 itself.
+pub const REQUEST_LINE_WATCH_MAX: usize = 60 * 1024;
+/// How many first bytes of an over-long request line [`TooLong`] is shown.
+const REQUEST_LINE_PREFIX_MAX: usize = 4096;
+
+/// What answers a request line longer than [`REQUEST_LINE_WATCH_MAX`]: given its first
+/// bytes, the whole HTTP response to send before the connection is closed, or `None`
+/// to leave the answer to hyper. A dialect that answers in its own shape even then
+/// (TouchTopUp's status 0) hands one over at assembly.
+pub type TooLong = fn(&[u8]) -> Option<Vec<u8>>;
+
 /// How long the accept loop pauses after an error that is not one connection's (out of
 /// file descriptors, say), so that it does not spin.
 const ACCEPT_ERROR_PAUSE_MS: u64 = 100;
@@ -100,13 +117,15 @@ impl Activity {
         self.changed.notify_one();
     }
 
-    /// Bytes arrived: on an idle connection they begin a head.
-    fn read_some(&self) {
+    /// Bytes arrived: on an idle connection they begin a head (`true` then).
+    fn read_some(&self) -> bool {
         if self.in_flight.load(Ordering::Acquire) == 0
             && !self.head_begun.swap(true, Ordering::AcqRel)
         {
             self.mark_now();
+            return true;
         }
+        false
     }
 
     fn request_began(&self) {
@@ -161,10 +180,44 @@ impl Drop for Busy {
     }
 }
 
-/// A TCP stream that tells its connection's [`Activity`] when bytes arrive.
+/// The request line being read, while it is not complete.
+#[derive(Default)]
+struct Line {
+    complete: bool,
+    len: usize,
+    prefix: Vec<u8>,
+}
+
+/// A TCP stream that tells its connection's [`Activity`] when bytes arrive, and
+/// watches each request line for [`TooLong`].
 struct Watched {
     tcp: TcpStream,
     activity: Arc<Activity>,
+    too_long: Option<TooLong>,
+    line: Line,
+}
+
+impl Watched {
+    /// Follows the request line through `read`; an answer when it grew too long.
+    fn watch_line(&mut self, read: &[u8]) -> Option<Vec<u8>> {
+        let too_long = self.too_long?;
+        if self.line.complete {
+            return None;
+        }
+        let end = read.iter().position(|b| *b == b'\n');
+        let part = &read[..end.unwrap_or(read.len())];
+        let room = REQUEST_LINE_PREFIX_MAX.saturating_sub(self.line.prefix.len());
+        self.line
+            .prefix
+            .extend_from_slice(&part[..part.len().min(room)]);
+        self.line.len += part.len();
+        self.line.complete = end.is_some();
+        if self.line.len > REQUEST_LINE_WATCH_MAX {
+            self.line.complete = true;
+            return too_long(&self.line.prefix);
+        }
+        None
+    }
 }
 
 impl AsyncRead for Watched {
@@ -176,7 +229,19 @@ impl AsyncRead for Watched {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.tcp).poll_read(cx, buf);
         if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.activity.read_some();
+            if self.activity.read_some() {
+                self.line = Line::default();
+            }
+            if let Some(answer) = self.watch_line(&buf.filled()[before..]) {
+                // The answer is small and the socket's send buffer empty while a head
+                // is read, so one write takes it; then the connection ends before
+                // hyper answers on its own.
+                let _ = self.tcp.try_write(&answer);
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "the request line is too long",
+                )));
+            }
         }
         polled
     }
@@ -229,6 +294,7 @@ pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: Limits,
+    too_long: Option<TooLong>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let slots = Arc::new(Semaphore::new(limits.connections_max));
@@ -262,7 +328,7 @@ pub async fn serve(
         let app = app.clone();
         let stop = stop_rx.clone();
         tokio::spawn(async move {
-            connection(tcp, app, limits, stop).await;
+            connection(tcp, app, limits, too_long, stop).await;
             drop(slot);
         });
     }
@@ -275,11 +341,19 @@ pub async fn serve(
 
 /// Serves one connection until the client closes it, its phase's deadline passes, or
 /// shutdown has let its last request finish.
-async fn connection(tcp: TcpStream, app: Router, limits: Limits, mut stop: watch::Receiver<bool>) {
+async fn connection(
+    tcp: TcpStream,
+    app: Router,
+    limits: Limits,
+    too_long: Option<TooLong>,
+    mut stop: watch::Receiver<bool>,
+) {
     let activity = Arc::new(Activity::new());
     let io = Watched {
         tcp,
         activity: activity.clone(),
+        too_long,
+        line: Line::default(),
     };
     let watched = activity.clone();
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {

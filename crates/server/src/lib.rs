@@ -343,9 +343,15 @@ impl Server {
             Duration::from_millis(config.request_timeout_ms),
         );
         let (signal_tx, signal_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = conn::serve(listener, app, config.connections, async move {
-            let _ = signal_rx.await;
-        });
+        let server = conn::serve(
+            listener,
+            app,
+            config.connections,
+            Some(touchtopup::ctx::request_line_too_long),
+            async move {
+                let _ = signal_rx.await;
+            },
+        );
         tokio::pin!(server);
         tokio::select! {
             () = &mut server => {}

@@ -1025,3 +1025,69 @@ async fn xml_lists_name_their_entries_as_codeigniter_does() {
         .await;
     assert!(r.text.contains("<transactions><transaction>"), "{}", r.text);
 }
+
+/// Sends `line` as a request line and reads the answer until the server closes.
+async fn raw_request(server: &common::Server, line: &str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let addr = server.base().strip_prefix("http://").unwrap();
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // The server may answer and close before the whole line is sent.
+    let _ = tcp
+        .write_all(format!("{line} HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n").as_bytes())
+        .await;
+    let mut got = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        tcp.read_to_end(&mut got),
+    )
+    .await;
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[tokio::test]
+async fn urls_too_long_to_read_answer_status_0_in_the_format_asked() {
+    let (server, _admin, _ttu) = fixture().await;
+    let long = "a".repeat(70_000);
+    let json = raw_request(
+        &server,
+        &format!("GET {MOUNT}/accounts/company_details/cid/1/x/{long}"),
+    )
+    .await;
+    assert!(
+        json.starts_with("HTTP/1.1 414"),
+        "{}",
+        &json[..json.len().min(300)]
+    );
+    assert!(
+        json.ends_with(r#"{"status":0,"msg":"The URL is too long"}"#),
+        "{json}"
+    );
+    let xml = raw_request(
+        &server,
+        &format!("GET {MOUNT}/accounts/company_details/format/xml/cid/1/x/{long}"),
+    )
+    .await;
+    assert!(
+        xml.starts_with("HTTP/1.1 414"),
+        "{}",
+        &xml[..xml.len().min(300)]
+    );
+    assert!(xml.contains("<status>0</status>"), "{xml}");
+    // Other paths keep the server's own answer, and a line of a usual length is read.
+    let other = raw_request(&server, &format!("GET /v1/customers/{long}")).await;
+    assert!(
+        other.starts_with("HTTP/1.1 414"),
+        "{}",
+        &other[..other.len().min(300)]
+    );
+    let short = raw_request(
+        &server,
+        &format!("GET {MOUNT}/accounts/company_details/cid/1"),
+    )
+    .await;
+    assert!(
+        short.starts_with("HTTP/1.1 401"),
+        "{}",
+        &short[..short.len().min(300)]
+    );
+}
