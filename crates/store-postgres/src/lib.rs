@@ -118,6 +118,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0004_records_jobs_ceiling.sql"),
     include_str!("../migrations/0005_credit_holds.sql"),
     include_str!("../migrations/0006_mutation_ids_per_tenant.sql"),
+    include_str!("../migrations/0007_credit_wallet_ceilings.sql"),
 ];
 
 /// The first half of the advisory lock keys, so that prepaid's locks do not meet

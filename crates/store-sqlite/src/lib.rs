@@ -174,6 +174,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0004_records_jobs_ceiling.sql"),
     include_str!("../migrations/0005_credit_holds.sql"),
     include_str!("../migrations/0006_mutation_ids_per_tenant.sql"),
+    include_str!("../migrations/0007_credit_wallet_ceilings.sql"),
 ];
 
 /// The SQLite store; cheap to clone and share.

@@ -109,7 +109,7 @@ async fn open_makes_the_directory_and_a_wal_database_at_the_latest_schema() {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 6);
+    assert_eq!(version, 7);
     drop(store);
     // Opening again applies nothing and keeps the version.
     let again = SqliteStore::open(&data).unwrap();
@@ -117,7 +117,7 @@ async fn open_makes_the_directory_and_a_wal_database_at_the_latest_schema() {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 6);
+    assert_eq!(version, 7);
 }
 
 /// A database of the first schema gains customer links (empty for the customers it
@@ -135,6 +135,9 @@ async fn a_database_of_the_first_schema_is_brought_up_to_date() {
          INSERT INTO wallets (tenant, id, customer, unit_code, unit_scale, name, product, \
          status, floor, valid_from, valid_until, balance, held, created_at) \
          VALUES ('t', 'w-old', 'old', 'EUR', 2, '', '', 'active', 0, NULL, NULL, 0, 0, 7); \
+         INSERT INTO wallets (tenant, id, customer, unit_code, unit_scale, name, product, \
+         status, floor, valid_from, valid_until, balance, held, created_at) \
+         VALUES ('t', 'credits', 'old', 'CREDIT', 0, 'c', 'p', 'active', 0, NULL, NULL, 0, 0, 7); \
          INSERT INTO mutations (seq, id, tenant, wallet, customer, unit_code, unit_scale, \
          kind, amount, balance_after, reference_kind, reference_text, reference_link, \
          occurred_at, recorded_at) VALUES (41, X'0102030405060708090a0b0c0d0e0f10', 't', \
@@ -165,6 +168,16 @@ async fn a_database_of_the_first_schema_is_brought_up_to_date() {
         "a wallet from before ceilings has none"
     );
     assert_eq!(wallet.incoming, 0, "nor any credit on its way in");
+    // A wallet counted in credits gets the ceiling its credits fit.
+    let credits = store
+        .wallet(&tenant, &WalletId::parse("credits").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        credits.ceiling,
+        prepaid_ledger::credits_ceiling(&prepaid_ledger::Unit::new("CREDIT", 0).unwrap())
+    );
     // Its mutations are kept, with their list cursors, when mutation ids become each
     // tenant's own.
     let id = prepaid_ledger::MutationId(Uuid::from_u128(0x0102030405060708090a0b0c0d0e0f10));
@@ -188,7 +201,7 @@ async fn a_database_of_the_first_schema_is_brought_up_to_date() {
     let version: i64 = raw(&store)
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 6);
+    assert_eq!(version, 7);
 }
 
 #[tokio::test]
@@ -200,7 +213,7 @@ async fn a_database_from_a_newer_build_is_refused() {
     match SqliteStore::open(dir.path()) {
         Err(SqliteError::SchemaTooNew {
             found: 99,
-            known: 6,
+            known: 7,
         }) => {}
         other => panic!("expected SchemaTooNew, got {other:?}"),
     }
