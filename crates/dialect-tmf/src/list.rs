@@ -14,8 +14,8 @@
 //! ```
 //!
 //! - `fields` keeps only the named members (a dotted path keeps that part of an
-//!   object); every other member is left out. An empty `fields=` names none and
-//!   answers whole resources.
+//!   object); every other member is left out, except those TM Forum's file requires of
+//!   the resource's type. An empty `fields=` names none and answers whole resources.
 //! - `limit` is 1 to [`LIMIT_MAX`] (default [`LIMIT_DEFAULT`]); `offset` skips rows.
 //! - A filter `path=value` keeps the resources whose member at `path` equals `value`:
 //!   a number by its value (`amount.amount=3` matches `3.00`), anything else as text
@@ -277,13 +277,20 @@ impl ListParams {
             .any(|f| !handled.contains(&f.path.as_str()) || f.values.len() != 1 || f.op != Op::Eq)
     }
 
-    /// `resource` with only the members `fields` names (all of them without `fields`).
+    /// `resource` with only the members `fields` names (all of them without `fields`),
+    /// and always the members TM Forum's file requires of its `@type`, so that a
+    /// selection still answers as the file's schema says.
     pub fn select(&self, resource: Value) -> Value {
         let Some(fields) = &self.fields else {
             return resource;
         };
+        let required = required_members(resource["@type"].as_str().unwrap_or_default());
         let mut out = Value::Object(Map::new());
-        for field in fields {
+        for field in fields
+            .iter()
+            .map(String::as_str)
+            .chain(required.iter().copied())
+        {
             let names: Vec<&str> = field.split('.').collect();
             copy_path(&resource, &mut out, &names);
         }
@@ -301,6 +308,25 @@ impl ListParams {
             .map(|v| self.select(v))
             .collect();
         answer(items, total)
+    }
+}
+
+/// The members TM Forum's TMF654 v4 file requires of a resource of `type_name`.
+fn required_members(type_name: &str) -> &'static [&'static str] {
+    match type_name {
+        "AccumulatedBalance" => &["bucket", "name", "totalBalance"],
+        "BalanceActionHistory" => &["status", "receiverLogicalResource"],
+        "TransferBalance" => &[
+            "href",
+            "id",
+            "reason",
+            "receiverLogicalResource",
+            "channel",
+            "logicalResource",
+            "status",
+        ],
+        "TopupBalance" | "AdjustBalance" | "ReserveBalance" => &["status"],
+        _ => &[],
     }
 }
 
@@ -385,6 +411,13 @@ mod tests {
         assert!(!p("nope=1").unwrap().matches(&r));
         let s = p("fields=id,amount.units").unwrap().select(r);
         assert_eq!(s, json!({"id": "1", "amount": {"units": "USD"}}));
+        // What the file requires of the type stays, whatever `fields` names.
+        let acc = json!({"@type": "AccumulatedBalance", "id": "a", "name": "n",
+            "bucket": [], "totalBalance": {"amount": 1}, "description": "d"});
+        assert_eq!(
+            p("fields=nothing").unwrap().select(acc),
+            json!({"name": "n", "bucket": [], "totalBalance": {"amount": 1}})
+        );
     }
 
     #[test]
