@@ -114,13 +114,6 @@ pub fn new_uuid() -> uuid::Uuid {
 /// refused in the shape of `E`, the dialect's error type.
 pub struct PathSegment<E = Problem>(pub String, std::marker::PhantomData<E>);
 
-impl<E> PathSegment<E> {
-    /// The segment's text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
 impl<S: Send + Sync, E> axum::extract::FromRequestParts<S> for PathSegment<E>
 where
     E: From<Failure> + IntoResponse,

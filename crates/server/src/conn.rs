@@ -188,6 +188,16 @@ struct Line {
     prefix: Vec<u8>,
 }
 
+impl Line {
+    /// Starts watching the next request line, keeping the prefix's buffer so that a
+    /// keep-alive connection allocates it once.
+    fn restart(&mut self) {
+        self.complete = false;
+        self.len = 0;
+        self.prefix.clear();
+    }
+}
+
 /// A TCP stream that tells its connection's [`Activity`] when bytes arrive, and
 /// watches each request line for [`TooLong`].
 struct Watched {
@@ -230,7 +240,7 @@ impl AsyncRead for Watched {
         let polled = Pin::new(&mut self.tcp).poll_read(cx, buf);
         if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
             if self.activity.read_some() {
-                self.line = Line::default();
+                self.line.restart();
             }
             if let Some(answer) = self.watch_line(&buf.filled()[before..]) {
                 // The answer is small and the socket's send buffer empty while a head
