@@ -2,8 +2,14 @@
 //!
 //! # Durability
 //!
-//! The database runs in WAL mode with `synchronous=FULL`, so a commit returns only once
-//! its log frames are on disk: an acknowledged batch survives a crash or a power loss.
+//! The database runs in WAL mode. The writer's `COMMIT` (`synchronous=NORMAL`) appends
+//! to the log without waiting for the disk, and a sync thread (`sync.rs`) then calls
+//! `fdatasync` on the log: a batch's answers go out only once a sync that began after
+//! its commit has returned, so an acknowledged batch survives a crash or a power loss.
+//! Meanwhile the writer already runs the next batch ([`Store::stage`]). A read through
+//! a read connection may see a batch a moment before it is durable (a power loss in
+//! that moment loses it, but it was never acknowledged); a wallet read from memory
+//! (below) never does. Checkpoints run on their own connection and thread.
 //! Foreign keys are enforced. The schema is embedded in the binary (`migrations/*.sql`)
 //! and brought up to date at [`SqliteStore::open`]; `PRAGMA user_version` counts the
 //! migrations applied, and a database newer than the binary is refused.
@@ -35,7 +41,8 @@
 //!
 //! The writer keeps wallet rows, system account balances and tenants in memory between
 //! batches (at most `WALLET_CACHE_MAX` wallets), so a busy wallet is read from disk
-//! once, not once per batch. At the start of each transaction `PRAGMA data_version`
+//! once, not once per batch. The wallets it wrote are also published, once durable, to
+//! a view that [`Store::wallet`] answers from without a read connection (`view.rs`). At the start of each transaction `PRAGMA data_version`
 //! tells whether another connection (another process on the same file) committed
 //! since; if so, or if a transaction did not commit, the rows are read again.
 //!
@@ -88,6 +95,8 @@ mod read;
 mod records;
 mod rows;
 mod search;
+mod sync;
+mod view;
 mod write;
 
 pub use error::SqliteError;
@@ -99,7 +108,7 @@ use prepaid_ledger::{
     RecordKey, RecordKind, Request, SettingKey, TenantId, Timestamp, Wallet, WalletId,
 };
 use prepaid_store::{
-    Breach, Counted, Job, MutationQuery, MutationSearch, Page, Record, Store, StoreError,
+    Breach, Counted, Job, MutationQuery, MutationSearch, Page, Record, Staged, Store, StoreError,
     SweepReport, WalletQuery, WalletSearch,
 };
 use rusqlite::{Connection, OpenFlags};
@@ -186,6 +195,11 @@ pub struct SqliteStore {
 struct Inner {
     path: PathBuf,
     writer: Mutex<write::Writer>,
+    syncer: sync::Syncer,
+    /// Declared after the writer, so that it stops after the writer's connection closed
+    /// (a checkpoint then has the whole log to itself).
+    _checkpointer: sync::Checkpointer,
+    view: Arc<view::View>,
     readers: Mutex<Vec<Connection>>,
     /// One permit per idle reader, so a caller waits (asynchronously) for a free one.
     reader_permits: Arc<Semaphore>,
@@ -268,6 +282,13 @@ impl SqliteStore {
             return Err(SqliteError::NoWal { path, mode });
         }
         migrate(&mut writer)?;
+        // Commits only append to the log; the syncer makes them durable, and the
+        // checkpointer, not the writer, copies the log into the database.
+        writer
+            .pragma_update(None, "synchronous", "NORMAL")
+            .and_then(|()| writer.pragma_update(None, "wal_autocheckpoint", 0))
+            .map_err(open_error)?;
+        let checkpointer = connect(&path, READER_CACHE_KIB).map_err(open_error)?;
         let mut readers = Vec::with_capacity(READERS_MAX);
         for _ in 0..READERS_MAX {
             let reader = connect(&path, READER_CACHE_KIB).map_err(open_error)?;
@@ -276,13 +297,19 @@ impl SqliteStore {
                 .map_err(open_error)?;
             readers.push(reader);
         }
+        let view = Arc::new(view::View::default());
+        let mut wal = path.clone().into_os_string();
+        wal.push("-wal");
         Ok(Self {
             inner: Arc::new(Inner {
+                syncer: sync::Syncer::start(PathBuf::from(wal)),
+                _checkpointer: sync::Checkpointer::start(checkpointer),
                 path,
                 writer: Mutex::new(write::Writer {
                     conn: writer,
-                    cache: write::Cache::default(),
+                    cache: write::Cache::with_view(view.clone()),
                 }),
+                view,
                 readers: Mutex::new(readers),
                 reader_permits: Arc::new(Semaphore::new(READERS_MAX)),
             }),
@@ -294,11 +321,25 @@ impl SqliteStore {
         &self.inner.path
     }
 
-    /// Runs `f` on the writer, on the blocking pool.
+    /// Runs `f` on the writer and returns once what it committed is durable.
     async fn write<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut write::Writer) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
+        let (value, generation) = self.write_unsynced(f).await?;
+        self.inner.syncer.durable(generation).await?;
+        Ok(value)
+    }
+
+    /// Runs `f` on the writer, on the blocking pool, and returns with the generation
+    /// (see [`sync`]) to wait for before anything it committed may be reported.
+    async fn write_unsynced<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut write::Writer) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<(T, u64), StoreError> {
+        if self.inner.syncer.failed() {
+            return Err(sync::sync_failed());
+        }
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
             let mut writer = inner.writer.lock().unwrap_or_else(|poisoned| {
@@ -310,7 +351,9 @@ impl SqliteStore {
                 inner.writer.clear_poison();
                 writer
             });
-            f(&mut writer)
+            let value = f(&mut writer)?;
+            // Taken with the writer held, so that generations follow commits.
+            Ok((value, inner.syncer.committed()))
         })
         .await
         .map_err(|e| StoreError::internal(format!("write task failed: {e}")))?
@@ -394,11 +437,37 @@ impl Drop for Lease<'_> {
 #[async_trait]
 impl Store for SqliteStore {
     async fn apply(&self, batch: Vec<Request>, now: Timestamp) -> Result<Vec<Outcome>, StoreError> {
+        let staged = self.stage(batch, now).await?;
+        staged.durable.await?;
+        Ok(staged.outcomes)
+    }
+
+    async fn stage(&self, batch: Vec<Request>, now: Timestamp) -> Result<Staged, StoreError> {
         if batch.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Staged {
+                outcomes: Vec::new(),
+                durable: Box::pin(std::future::ready(Ok(()))),
+            });
         }
-        self.write(move |writer| write::apply(writer, &batch, now))
-            .await
+        let (written, generation) = self
+            .write_unsynced(move |writer| write::apply(writer, &batch, now))
+            .await?;
+        let write::Written {
+            outcomes,
+            wallets,
+            epoch,
+        } = written;
+        let synced = self.inner.syncer.durable(generation);
+        let view = self.inner.view.clone();
+        Ok(Staged {
+            outcomes,
+            durable: Box::pin(async move {
+                synced.await?;
+                // Before any answer goes out, so that its client reads what it was told.
+                view.publish(epoch, generation, wallets);
+                Ok(())
+            }),
+        })
     }
 
     async fn bootstrap(
@@ -415,7 +484,12 @@ impl Store for SqliteStore {
     }
 
     async fn sweep(&self, now: Timestamp) -> Result<SweepReport, StoreError> {
-        self.write(move |writer| write::sweep(writer, now)).await
+        let ((report, wallets, epoch), generation) = self
+            .write_unsynced(move |writer| write::sweep(writer, now))
+            .await?;
+        self.inner.syncer.durable(generation).await?;
+        self.inner.view.publish(epoch, generation, wallets);
+        Ok(report)
     }
 
     async fn api_key_by_hash(&self, secret_sha256: [u8; 32]) -> Result<Option<ApiKey>, StoreError> {
@@ -445,6 +519,9 @@ impl Store for SqliteStore {
     }
 
     async fn wallet(&self, tenant: &TenantId, id: &WalletId) -> Result<Option<Wallet>, StoreError> {
+        if let Some(wallet) = self.inner.view.wallet(tenant, id) {
+            return Ok(Some(wallet));
+        }
         let (tenant, id) = (tenant.clone(), id.clone());
         self.read(move |conn| rows::load_wallet(conn, &tenant, &id))
             .await
@@ -633,6 +710,9 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
+        if self.inner.syncer.failed() {
+            return Err(sync::sync_failed());
+        }
         self.read(|conn| {
             conn.prepare_cached("SELECT 1")?
                 .query_row([], |r| r.get::<_, i64>(0))?;

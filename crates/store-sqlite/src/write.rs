@@ -8,6 +8,7 @@
 
 use crate::error::Fail;
 use crate::rows::{self, load_api_key, load_customer, load_wallet};
+use crate::view::View;
 use prepaid_ledger::{
     ApiKey, ApiKeyName, Customer, CustomerId, Fingerprint, Hold, HoldId, IdempotencyKey, Mutation,
     MutationId, NewApiKey, Outcome, RecordKey, RecordKind, Refusal, Request, SettingKey,
@@ -19,6 +20,8 @@ use prepaid_store::exec::{
 use prepaid_store::{SWEEP_BATCH_MAX, StoreError, SweepReport};
 use rusqlite::{Connection, params};
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 /// Makes sure no transaction is left open on the connection (after a panic in an
@@ -59,11 +62,15 @@ pub(crate) fn apply(
     writer: &mut Writer,
     batch: &[Request],
     now: Timestamp,
-) -> Result<Vec<Outcome>, StoreError> {
-    if batch.is_empty() {
-        return Ok(Vec::new());
-    }
+) -> Result<Written, StoreError> {
     let Writer { conn, cache } = writer;
+    if batch.is_empty() {
+        return Ok(Written {
+            outcomes: Vec::new(),
+            wallets: Vec::new(),
+            epoch: cache.epoch,
+        });
+    }
     let conn = &*conn;
     let abort = |cache: &mut Cache, e: StoreError| {
         rollback(conn);
@@ -73,16 +80,22 @@ pub(crate) fn apply(
     };
     let mut taken = HashSet::new();
     loop {
+        let started = Instant::now();
         begin_immediate(conn).map_err(Fail::into_store_error)?;
         if let Err(e) = cache.revalidate(conn) {
             return Err(abort(cache, e.into_store_error()));
         }
+        let began = started.elapsed();
         let mut rows = SqliteRows {
             conn,
             cache,
             taken: Some(&taken),
+            loading: Duration::ZERO,
         };
-        let applied = match exec::apply(&mut rows, batch, now) {
+        let executing = Instant::now();
+        let run = exec::apply(&mut rows, batch, now);
+        let (executed, loading) = (executing.elapsed(), rows.loading);
+        let applied = match run {
             Ok(Run::Done(applied)) => applied,
             Ok(Run::Missing(missing)) => {
                 let e = StoreError::internal(format!("the executor missed rows: {missing:?}"));
@@ -90,12 +103,34 @@ pub(crate) fn apply(
             }
             Err(e) => return Err(abort(cache, e)),
         };
-        let result = write(conn, &applied.changes, cache).and_then(|()| Ok(commit(conn)?));
+        let writing = Instant::now();
+        let result = write(conn, &applied.changes, cache).and_then(|()| {
+            let committing = Instant::now();
+            commit(conn)?;
+            Ok(committing)
+        });
         match result {
-            Ok(()) => {
+            Ok(committing) => {
+                let phases = Phases {
+                    load: began + loading,
+                    execute: executed.saturating_sub(loading),
+                    write: committing.duration_since(writing),
+                    commit: committing.elapsed(),
+                };
+                phases.record();
                 let (outcomes, written) = applied.finish();
+                let wallets = written
+                    .wallets_new
+                    .iter()
+                    .chain(&written.wallets_changed)
+                    .cloned()
+                    .collect();
                 cache.absorb(written);
-                return Ok(outcomes);
+                return Ok(Written {
+                    outcomes,
+                    wallets,
+                    epoch: cache.epoch,
+                });
             }
             Err(WriteFail::Taken(tenant, id)) if !taken.contains(&(tenant.clone(), id)) => {
                 // Only rows of committed transactions are in the cache: it stays.
@@ -117,8 +152,46 @@ pub(crate) fn apply(
                     batch_size = batch.len(),
                     "writing a batch failed; applying it again one request at a time"
                 );
-                return apply_isolated(conn, batch, now);
+                return Ok(Written {
+                    outcomes: apply_isolated(conn, batch, now)?,
+                    wallets: Vec::new(),
+                    epoch: cache.epoch,
+                });
             }
+        }
+    }
+}
+
+/// What a committed batch came to.
+pub(crate) struct Written {
+    pub(crate) outcomes: Vec<Outcome>,
+    /// The wallets it made or changed, as it left them.
+    pub(crate) wallets: Vec<Wallet>,
+    /// The writer cache's epoch (see [`crate::view`]) when it committed.
+    pub(crate) epoch: u64,
+}
+
+/// Where the writer's time went in one transaction.
+struct Phases {
+    /// `BEGIN`, checking the cache, and the rows read from the database.
+    load: Duration,
+    /// The executor, less the rows it read from the database.
+    execute: Duration,
+    write: Duration,
+    /// `COMMIT`, which appends to the log without waiting for the disk.
+    commit: Duration,
+}
+
+impl Phases {
+    fn record(&self) {
+        for (phase, took) in [
+            ("load", self.load),
+            ("execute", self.execute),
+            ("write", self.write),
+            ("commit", self.commit),
+        ] {
+            metrics::histogram!("prepaid_writer_phase_seconds", "phase" => phase)
+                .record(took.as_secs_f64());
         }
     }
 }
@@ -147,6 +220,7 @@ fn apply_isolated(
             conn,
             cache: &mut cache,
             taken: None,
+            loading: Duration::ZERO,
         };
         let applied = match exec::apply(&mut rows, std::slice::from_ref(request), now) {
             Ok(Run::Done(applied)) => applied,
@@ -245,7 +319,10 @@ pub(crate) fn bootstrap(
 }
 
 /// Releases expired holds and expires wallets past their validity.
-pub(crate) fn sweep(writer: &mut Writer, now: Timestamp) -> Result<SweepReport, StoreError> {
+pub(crate) fn sweep(
+    writer: &mut Writer,
+    now: Timestamp,
+) -> Result<(SweepReport, Vec<Wallet>, u64), StoreError> {
     let Writer { conn, cache } = writer;
     let conn = &*conn;
     begin_immediate(conn).map_err(Fail::into_store_error)?;
@@ -256,6 +333,7 @@ pub(crate) fn sweep(writer: &mut Writer, now: Timestamp) -> Result<SweepReport, 
             conn,
             cache: &mut *cache,
             taken: None,
+            loading: Duration::ZERO,
         };
         let mut new_id = || MutationId(Uuid::now_v7());
         let swept = match exec::sweep(&mut rows, &holds, &wallets, now, &mut new_id)? {
@@ -274,8 +352,9 @@ pub(crate) fn sweep(writer: &mut Writer, now: Timestamp) -> Result<SweepReport, 
     })();
     match result {
         Ok(swept) => {
+            let wallets = swept.changes.wallets_changed.clone();
             cache.absorb(swept.changes);
-            Ok(swept.report)
+            Ok((swept.report, wallets, cache.epoch))
         }
         Err(e) => {
             rollback(conn);
@@ -320,7 +399,7 @@ fn due(conn: &Connection, now: Timestamp) -> Result<Due, Fail> {
 
 /// The most wallet rows the writer keeps in memory between batches; past it the cache
 /// starts over.
-pub(crate) const WALLET_CACHE_MAX: usize = 16_384;
+pub(crate) const WALLET_CACHE_MAX: usize = crate::view::WALLET_VIEW_MAX;
 
 /// Rows the writer keeps in memory, as committed.
 ///
@@ -336,6 +415,10 @@ pub(crate) struct Cache {
     wallets: HashMap<TenantId, HashMap<WalletId, Wallet>>,
     /// System account balances, by tenant, unit and account.
     accounts: HashMap<TenantId, HashMap<Unit, [Option<i64>; 4]>>,
+    /// Counts the times the cache was dropped; see [`crate::view`].
+    pub(crate) epoch: u64,
+    /// The wallets readers see, emptied whenever the cache is dropped.
+    pub(crate) view: Option<Arc<View>>,
 }
 
 fn account_index(account: SystemAccount) -> usize {
@@ -348,8 +431,25 @@ fn account_index(account: SystemAccount) -> usize {
 }
 
 impl Cache {
+    /// An empty cache that empties `view` whenever it is dropped.
+    pub(crate) fn with_view(view: Arc<View>) -> Self {
+        Self {
+            view: Some(view),
+            ..Self::default()
+        }
+    }
+
+    /// Drops every row and enters a new epoch, emptying the readers' view too: what
+    /// made the cache untrustworthy may have made the view so.
     pub(crate) fn clear(&mut self) {
+        let epoch = self.epoch + 1;
+        let view = self.view.take();
         *self = Self::default();
+        if let Some(view) = &view {
+            view.invalidate(epoch);
+        }
+        self.epoch = epoch;
+        self.view = view;
     }
 
     /// Called inside a write transaction: drops everything when another connection
@@ -407,6 +507,18 @@ struct SqliteRows<'a> {
     /// When set, mutation ids are free unless listed here (see [`apply`]); when not,
     /// each is looked up.
     taken: Option<&'a HashSet<(TenantId, MutationId)>>,
+    /// Time spent reading rows from the database.
+    loading: Duration,
+}
+
+impl SqliteRows<'_> {
+    /// Runs a read on the connection, counting its time as loading.
+    fn load<T>(&mut self, read: impl FnOnce(&Connection) -> T) -> T {
+        let started = Instant::now();
+        let result = read(self.conn);
+        self.loading += started.elapsed();
+        result
+    }
 }
 
 /// Why writing a batch's changes failed.
@@ -461,14 +573,15 @@ impl exec::Rows for SqliteRows<'_> {
             return Ok(Some(operator));
         }
         let operator: Option<bool> = self
-            .conn
-            .prepare_cached("SELECT operator FROM tenants WHERE id = ?1")
-            .and_then(|mut s| {
-                s.query_row([id.as_str()], |r| r.get::<_, i64>(0))
-                    .map(|v| Some(v == 1))
-                    .or_else(|e| match e {
-                        rusqlite::Error::QueryReturnedNoRows => Ok(None),
-                        e => Err(e),
+            .load(|conn| {
+                conn.prepare_cached("SELECT operator FROM tenants WHERE id = ?1")
+                    .and_then(|mut s| {
+                        s.query_row([id.as_str()], |r| r.get::<_, i64>(0))
+                            .map(|v| Some(v == 1))
+                            .or_else(|e| match e {
+                                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                                e => Err(e),
+                            })
                     })
             })
             .map_err(gap_sql)?;
@@ -479,25 +592,31 @@ impl exec::Rows for SqliteRows<'_> {
     }
 
     fn customer(&mut self, tenant: &TenantId, id: &CustomerId) -> Lookup<Option<Customer>> {
-        load_customer(self.conn, tenant, id).map_err(gap)
+        self.load(|conn| load_customer(conn, tenant, id))
+            .map_err(gap)
     }
 
     fn api_key(&mut self, tenant: &TenantId, name: &ApiKeyName) -> Lookup<Option<ApiKey>> {
-        load_api_key(self.conn, tenant, name).map_err(gap)
+        self.load(|conn| load_api_key(conn, tenant, name))
+            .map_err(gap)
     }
 
     fn secret_taken(&mut self, secret_sha256: &[u8; 32]) -> Lookup<bool> {
-        self.conn
-            .prepare_cached("SELECT EXISTS (SELECT 1 FROM api_keys WHERE secret_sha256 = ?1)")
-            .and_then(|mut s| s.query_row([secret_sha256], |r| r.get(0)))
-            .map_err(gap_sql)
+        self.load(|conn| {
+            conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM api_keys WHERE secret_sha256 = ?1)")
+                .and_then(|mut s| s.query_row([secret_sha256], |r| r.get(0)))
+        })
+        .map_err(gap_sql)
     }
 
     fn wallet(&mut self, tenant: &TenantId, id: &WalletId) -> Lookup<Option<Wallet>> {
         if let Some(w) = self.cache.wallets.get(tenant).and_then(|t| t.get(id)) {
             return Ok(Some(w.clone()));
         }
-        let Some(wallet) = load_wallet(self.conn, tenant, id).map_err(gap)? else {
+        let Some(wallet) = self
+            .load(|conn| load_wallet(conn, tenant, id))
+            .map_err(gap)?
+        else {
             return Ok(None);
         };
         let per_tenant = match self.cache.wallets.get_mut(tenant) {
@@ -509,66 +628,32 @@ impl exec::Rows for SqliteRows<'_> {
     }
 
     fn hold(&mut self, id: HoldId) -> Lookup<Option<Hold>> {
-        rows::load_hold_any(self.conn, id).map_err(gap)
+        self.load(|conn| rows::load_hold_any(conn, id)).map_err(gap)
     }
 
     fn mutation(&mut self, tenant: &TenantId, id: MutationId) -> Lookup<Option<Mutation>> {
-        rows::load_mutation(self.conn, tenant, id).map_err(gap)
+        self.load(|conn| rows::load_mutation(conn, tenant, id))
+            .map_err(gap)
     }
 
     fn mutation_taken(&mut self, tenant: &TenantId, id: MutationId) -> Lookup<bool> {
         match self.taken {
             Some(taken) => Ok(taken.contains(&(tenant.clone(), id))),
             None => self
-                .conn
-                .prepare_cached(
-                    "SELECT EXISTS (SELECT 1 FROM mutations WHERE tenant = ?1 AND id = ?2)",
-                )
-                .and_then(|mut s| {
-                    s.query_row(params![tenant.as_str(), id.0.as_bytes()], |r| r.get(0))
+                .load(|conn| {
+                    conn.prepare_cached(
+                        "SELECT EXISTS (SELECT 1 FROM mutations WHERE tenant = ?1 AND id = ?2)",
+                    )
+                    .and_then(|mut s| {
+                        s.query_row(params![tenant.as_str(), id.0.as_bytes()], |r| r.get(0))
+                    })
                 })
                 .map_err(gap_sql),
         }
     }
 
     fn idempotency(&mut self, tenant: &TenantId, key: &IdempotencyKey) -> Lookup<Option<Recorded>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT fingerprint, result_kind, result_id, result_id2, wallet_status, \
-                 wallet_balance, wallet_held, wallet_updated_at FROM idempotency_keys \
-                 WHERE tenant = ?1 AND key = ?2",
-            )
-            .map_err(gap_sql)?;
-        let mut rows = stmt
-            .query(params![tenant.as_str(), key.as_str()])
-            .map_err(gap_sql)?;
-        let Some(row) = rows.next().map_err(gap_sql)? else {
-            return Ok(None);
-        };
-        let read = || -> Result<Recorded, Fail> {
-            let fingerprint: [u8; 32] = row.get(0)?;
-            let kind: String = row.get(1)?;
-            let id: String = row.get(2)?;
-            let id2: Option<String> = row.get(3)?;
-            let status: Option<String> = row.get(4)?;
-            let balance: Option<i64> = row.get(5)?;
-            let held: Option<i64> = row.get(6)?;
-            let updated_at: Option<i64> = row.get(7)?;
-            let wallet = match (&status, balance, held, updated_at) {
-                (Some(status), Some(balance), Some(held), Some(updated_at)) => {
-                    Some((status.as_str(), balance, held, updated_at))
-                }
-                _ => None,
-            };
-            let result = RecordedResult::from_columns(&kind, &id, id2.as_deref(), wallet)
-                .map_err(Fail::corrupt)?;
-            Ok(Recorded {
-                fingerprint: Fingerprint(fingerprint),
-                result,
-            })
-        };
-        read().map(Some).map_err(gap)
+        self.load(|conn| idempotency_row(conn, tenant, key))
     }
 
     fn account(&mut self, tenant: &TenantId, unit: &Unit, account: SystemAccount) -> Lookup<i64> {
@@ -582,19 +667,20 @@ impl exec::Rows for SqliteRows<'_> {
             return Ok(balance);
         }
         let balance: i64 = self
-            .conn
-            .prepare_cached(
-                "SELECT balance FROM system_accounts \
-                 WHERE tenant = ?1 AND unit_code = ?2 AND unit_scale = ?3 AND kind = ?4",
-            )
-            .and_then(|mut s| {
-                s.query_row(
-                    params![tenant.as_str(), unit.code(), unit.scale(), account.as_str()],
-                    |r| r.get(0),
+            .load(|conn| {
+                conn.prepare_cached(
+                    "SELECT balance FROM system_accounts \
+                     WHERE tenant = ?1 AND unit_code = ?2 AND unit_scale = ?3 AND kind = ?4",
                 )
-                .or_else(|e| match e {
-                    rusqlite::Error::QueryReturnedNoRows => Ok(0),
-                    e => Err(e),
+                .and_then(|mut s| {
+                    s.query_row(
+                        params![tenant.as_str(), unit.code(), unit.scale(), account.as_str()],
+                        |r| r.get(0),
+                    )
+                    .or_else(|e| match e {
+                        rusqlite::Error::QueryReturnedNoRows => Ok(0),
+                        e => Err(e),
+                    })
                 })
             })
             .map_err(gap_sql)?;
@@ -625,7 +711,8 @@ impl exec::Rows for SqliteRows<'_> {
     }
 
     fn setting(&mut self, tenant: &TenantId, key: &SettingKey) -> Lookup<Option<String>> {
-        crate::search::setting(self.conn, tenant, key).map_err(gap)
+        self.load(|conn| crate::search::setting(conn, tenant, key))
+            .map_err(gap)
     }
 
     fn record_version(
@@ -654,6 +741,50 @@ impl exec::Rows for SqliteRows<'_> {
     fn may_miss(&self) -> bool {
         false
     }
+}
+
+/// What an idempotency key of the tenant recorded, read from the database.
+fn idempotency_row(
+    conn: &Connection,
+    tenant: &TenantId,
+    key: &IdempotencyKey,
+) -> Lookup<Option<Recorded>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT fingerprint, result_kind, result_id, result_id2, wallet_status, \
+             wallet_balance, wallet_held, wallet_updated_at FROM idempotency_keys \
+             WHERE tenant = ?1 AND key = ?2",
+        )
+        .map_err(gap_sql)?;
+    let mut rows = stmt
+        .query(params![tenant.as_str(), key.as_str()])
+        .map_err(gap_sql)?;
+    let Some(row) = rows.next().map_err(gap_sql)? else {
+        return Ok(None);
+    };
+    let read = || -> Result<Recorded, Fail> {
+        let fingerprint: [u8; 32] = row.get(0)?;
+        let kind: String = row.get(1)?;
+        let id: String = row.get(2)?;
+        let id2: Option<String> = row.get(3)?;
+        let status: Option<String> = row.get(4)?;
+        let balance: Option<i64> = row.get(5)?;
+        let held: Option<i64> = row.get(6)?;
+        let updated_at: Option<i64> = row.get(7)?;
+        let wallet = match (&status, balance, held, updated_at) {
+            (Some(status), Some(balance), Some(held), Some(updated_at)) => {
+                Some((status.as_str(), balance, held, updated_at))
+            }
+            _ => None,
+        };
+        let result = RecordedResult::from_columns(&kind, &id, id2.as_deref(), wallet)
+            .map_err(Fail::corrupt)?;
+        Ok(Recorded {
+            fingerprint: Fingerprint(fingerprint),
+            result,
+        })
+    };
+    read().map(Some).map_err(gap)
 }
 
 /// Writes what a batch or sweep changed, in the order of [`Changes`]' fields.
@@ -974,29 +1105,16 @@ fn insert_key(conn: &Connection, k: &KeyRecord) -> Result<(), Fail> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use prepaid_ledger::{Floor, NewWallet};
 
     fn cache_with(wallets: usize) -> Cache {
-        let tenant = TenantId::parse("t").unwrap();
         let mut cache = Cache::default();
-        let rows = cache.wallets.entry(tenant.clone()).or_default();
+        let rows = cache
+            .wallets
+            .entry(TenantId::parse("t").unwrap())
+            .or_default();
         for i in 0..wallets {
-            let id = WalletId::parse(&format!("w{i}")).unwrap();
-            let new = NewWallet {
-                id: id.clone(),
-                customer: CustomerId::parse("c").unwrap(),
-                unit: Unit::new("EUR", 2).unwrap(),
-                name: String::new(),
-                product: String::new(),
-                floor: Floor::ZERO,
-                ceiling: None,
-                valid_from: None,
-                valid_until: None,
-            };
-            rows.insert(
-                id,
-                Wallet::open(tenant.clone(), new, Timestamp::from_micros(0)),
-            );
+            let wallet = crate::view::test_wallet(&format!("w{i}"), 0);
+            rows.insert(wallet.id.clone(), wallet);
         }
         cache
     }

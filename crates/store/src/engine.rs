@@ -6,8 +6,14 @@
 //! transaction. While the store makes one batch durable, the next batch is queueing, so
 //! under load one fsync is shared by many requests. Each caller gets its own outcomes
 //! only after the whole batch is durable.
+//!
+//! The writer stages each batch ([`Store::stage`]): it goes on to the next batch as
+//! soon as the store has written this one, and a separate task releases this one's
+//! answers once the store says it is durable. On a store that syncs apart from
+//! committing (SQLite), batch N+1 is thus executed and written while batch N is being
+//! synced; on one whose commit is the sync, staging is applying.
 
-use crate::{Clock, Store, StoreError};
+use crate::{Clock, Durable, Staged, Store, StoreError};
 use prepaid_ledger::{Outcome, Request};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -135,22 +141,19 @@ async fn writer(
         }
         let size = batch.len();
         let started = std::time::Instant::now();
-        let result = store.apply(batch, clock.now()).await;
+        let result = store.stage(batch, clock.now()).await;
         metrics::histogram!("prepaid_commit_seconds").record(started.elapsed().as_secs_f64());
         metrics::histogram!("prepaid_commit_batch_size").record(size as f64);
         match result {
-            Ok(outcomes) => {
-                metrics::counter!("prepaid_commits_total").increment(1);
+            Ok(Staged { outcomes, durable }) => {
                 assert_eq!(
                     outcomes.len(),
                     size,
                     "store returned the wrong number of outcomes"
                 );
-                let mut outcomes = outcomes.into_iter();
-                for (reply, len) in replies.into_iter().zip(lens) {
-                    // A caller that went away (client disconnected) just misses its answer.
-                    let _ = reply.send(Ok(outcomes.by_ref().take(len).collect()));
-                }
+                // The next batch is taken while this one becomes durable; its answers
+                // wait for that.
+                tokio::spawn(release(outcomes, durable, replies, lens));
             }
             Err(e) => {
                 metrics::counter!("prepaid_commit_failures_total").increment(1);
@@ -158,6 +161,33 @@ async fn writer(
                 for reply in replies {
                     let _ = reply.send(Err(e.clone().into()));
                 }
+            }
+        }
+    }
+}
+
+/// Hands each caller its outcomes once the batch is durable, or the error that says it
+/// may not be.
+async fn release(
+    outcomes: Vec<Outcome>,
+    durable: Durable,
+    replies: Vec<oneshot::Sender<Result<Vec<Outcome>, EngineError>>>,
+    lens: Vec<usize>,
+) {
+    match durable.await {
+        Ok(()) => {
+            metrics::counter!("prepaid_commits_total").increment(1);
+            let mut outcomes = outcomes.into_iter();
+            for (reply, len) in replies.into_iter().zip(lens) {
+                // A caller that went away (client disconnected) just misses its answer.
+                let _ = reply.send(Ok(outcomes.by_ref().take(len).collect()));
+            }
+        }
+        Err(e) => {
+            metrics::counter!("prepaid_commit_failures_total").increment(1);
+            tracing::error!(error = %e, "a written batch failed to become durable");
+            for reply in replies {
+                let _ = reply.send(Err(e.clone().into()));
             }
         }
     }

@@ -419,6 +419,25 @@ impl WalletAudit {
     }
 }
 
+/// A batch written by [`Store::stage`], not yet known durable.
+pub struct Staged {
+    /// One per request, in order; released only once `durable` resolves `Ok`.
+    pub outcomes: Vec<Outcome>,
+    pub durable: Durable,
+}
+
+/// Resolves once a staged batch is durable.
+pub type Durable =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), StoreError>> + Send>>;
+
+impl std::fmt::Debug for Staged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Staged")
+            .field("outcomes", &self.outcomes)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A storage backend. Implementations are cheap to share (`Arc<dyn Store>`).
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -427,6 +446,23 @@ pub trait Store: Send + Sync + 'static {
     /// request changes nothing and never affects its batch-mates. Requests see the
     /// effects of the requests before them in the batch.
     async fn apply(&self, batch: Vec<Request>, now: Timestamp) -> Result<Vec<Outcome>, StoreError>;
+
+    /// Applies `batch` like [`Store::apply`] but returns as soon as it is written, with
+    /// a future that resolves once it is durable. A batch staged after this one sees
+    /// its effects, and becoming durable implies this one is too. The outcomes must
+    /// not reach anyone before [`Staged::durable`] resolves `Ok`; an `Err` there means
+    /// the batch may be lost, as an `Err` from a failed `COMMIT` would.
+    ///
+    /// A store whose commit makes the batch durable at once (the default) resolves at
+    /// once; one that makes batches durable apart from committing them (SQLite) lets
+    /// the engine run the next batch while this one is synced.
+    async fn stage(&self, batch: Vec<Request>, now: Timestamp) -> Result<Staged, StoreError> {
+        let outcomes = self.apply(batch, now).await?;
+        Ok(Staged {
+            outcomes,
+            durable: Box::pin(std::future::ready(Ok(()))),
+        })
+    }
 
     /// On an empty store, creates `tenant` (the operator tenant) with `admin` as its
     /// admin key and returns `true`; otherwise changes nothing and returns `false`.
