@@ -18,10 +18,10 @@ mod writer;
 use anyhow::{Context, bail};
 use clap::Parser;
 use load::{CellResult, Pick, Timing};
-use report::{Measure, Report, Row, Workload};
+use report::{Fill, LargeStore, Measure, PG_INSTANCES, Report, Row, Workload};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Connection counts of the single-mutation rows.
 const MUTATION_CONNECTIONS: [usize; 4] = [1, 16, 64, 256];
@@ -34,6 +34,15 @@ const BATCH_CONNECTIONS: [usize; 2] = [1, 4];
 const SECONDS_MAX: u64 = 600;
 /// The most spread wallets.
 const WALLETS_MAX: u64 = 100_000;
+/// The most wallets of the large store.
+const LARGE_WALLETS_MAX: u64 = 1_000_000;
+/// The most mutations filled into the large store.
+const LARGE_MUTATIONS_MAX: u64 = 100_000_000;
+/// The cells measured on the large store, in report order.
+const LARGE_STORE_CELLS: [(Workload, usize); 2] = [
+    (Workload::LargeStoreMutations, WIDE_CONNECTIONS),
+    (Workload::LargeStoreReads, WIDE_CONNECTIONS),
+];
 /// The most worker threads of the load generator.
 const CLIENT_THREADS_MAX: i64 = 256;
 /// How long the machine's background CPU use is sampled before the run.
@@ -59,6 +68,12 @@ struct Args {
     /// Spread wallets (and PostgreSQL accounts) the mutations are spread over.
     #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=WALLETS_MAX))]
     wallets: u64,
+    /// Wallets of the large store (its cells spread over all of them).
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=LARGE_WALLETS_MAX))]
+    large_wallets: u64,
+    /// Mutations filled into the large store before its cells are measured.
+    #[arg(long, default_value_t = 5_000_000, value_parser = clap::value_parser!(u64).range(0..=LARGE_MUTATIONS_MAX))]
+    large_mutations: u64,
     /// The `prepaid` binary. Default: build it with cargo (when run by `cargo run`), or
     /// take the one next to this program.
     #[arg(long)]
@@ -82,8 +97,10 @@ struct Args {
     skip_postgres: bool,
     /// Measure only the cells whose name, `<workload>@<connections>` (workloads:
     /// `Calibration`, `MutationsSpread`, `MutationsHot`, `TmfTopup`, `TouchTopUpSale`,
-    /// `Reads`, `Batch`), contains this
-    /// text, e.g. `MutationsSpread@64`: a quick look; the other cells are marked "not run".
+    /// `Reads`, `Batch`, `LargeStoreMutations`, `LargeStoreReads`), contains one of these
+    /// comma-separated texts, e.g. `MutationsSpread@64,LargeStore`: a quick look; the
+    /// other cells are marked "not run". The large store is filled only when one of its
+    /// cells is selected.
     #[arg(long)]
     only: Option<String>,
     /// Worker threads of the load generator (default: one per CPU).
@@ -97,9 +114,17 @@ static ONLY: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
 /// Whether the cell is to be measured (see `--only`).
 fn selected(kind: Workload, connections: usize) -> bool {
     match ONLY.get() {
-        Some(Some(only)) => format!("{kind:?}@{connections}").contains(only.as_str()),
+        Some(Some(only)) => only_matches(only, kind, connections),
         _ => true,
     }
+}
+
+/// Whether the cell's name contains one of the comma-separated texts of `only`.
+fn only_matches(only: &str, kind: Workload, connections: usize) -> bool {
+    let name = format!("{kind:?}@{connections}");
+    only.split(',')
+        .map(str::trim)
+        .any(|part| !part.is_empty() && name.contains(part))
 }
 
 /// Why a cell left out by `--only` was not run.
@@ -252,6 +277,15 @@ async fn run(args: Args, client_threads: usize) -> anyhow::Result<()> {
     let data_filesystem = machine::filesystem_of(&data_dir);
 
     let mut rows = measure_prepaid(&binary, &data_dir, wallet_count, timing).await?;
+    let mut large_store = LargeStore {
+        wallets: usize::try_from(args.large_wallets)?,
+        mutations: usize::try_from(args.large_mutations)?,
+        fill: None,
+    };
+    let (large_rows, fill) =
+        measure_large_store(&binary, &temp.path().join("large"), large_store, timing).await;
+    large_store.fill = fill;
+    rows.extend(large_rows);
     let prepaid_pg = if args.skip_postgres {
         Err("skipped (--skip-postgres)".to_owned())
     } else {
@@ -268,12 +302,9 @@ async fn run(args: Args, client_threads: usize) -> anyhow::Result<()> {
     };
     if let Err(why) = &prepaid_pg {
         eprintln!("  prepaid on PostgreSQL: {why}; its columns are marked \"not run\"");
-        for row in rows.iter_mut() {
-            if matches!(row.pg1, Measure::NotRun(_)) {
-                row.pg1 = Measure::NotRun(why.clone());
-            }
-            if matches!(row.pg3, Measure::NotRun(_)) {
-                row.pg3 = Measure::NotRun(why.clone());
+        for m in rows.iter_mut().flat_map(|r| r.pg.iter_mut()) {
+            if matches!(m, Measure::NotRun(_)) {
+                *m = Measure::NotRun(why.clone());
             }
         }
     }
@@ -312,6 +343,7 @@ async fn run(args: Args, client_threads: usize) -> anyhow::Result<()> {
         server_binary: binary.display().to_string(),
         postgres,
         rows,
+        large_store,
         background_cores,
         debug_build: cfg!(debug_assertions),
     };
@@ -361,8 +393,9 @@ async fn open_spread(targets: &[http::Target], count: usize) -> anyhow::Result<V
     Ok(conns)
 }
 
-/// Runs every prepaid cell against `servers`, client connections spread round-robin
-/// over them; `tag` keeps idempotency keys apart between runs on one database.
+/// Runs `cells` against `servers`, client connections spread round-robin over them,
+/// spread cells over `wallet_count` wallets; `tag` keeps idempotency keys apart between
+/// runs on one database.
 async fn run_prepaid_cells(
     servers: &mut [server::Server],
     targets: &[http::Target],
@@ -370,6 +403,7 @@ async fn run_prepaid_cells(
     wallet_count: usize,
     timing: Timing,
     tag: &str,
+    cells: &[(Workload, usize)],
 ) -> Vec<(Workload, usize, Measure)> {
     let pids: Vec<u32> = servers.iter().filter_map(server::Server::pid).collect();
     let probes = load::Probes {
@@ -378,12 +412,11 @@ async fn run_prepaid_cells(
             [one] => machine::ServerProcs::Pid(*one),
             _ => machine::ServerProcs::Pids(pids.clone()),
         },
-        // The writer probe reads one server's metrics; with several servers it would
-        // describe only one of the writers, so it is left out.
-        writer: (targets.len() == 1).then(|| writer::WriterProbe::new(targets[0].clone())),
+        // Several servers' metrics add up, so the figures cover every instance's writers.
+        writer: Some(writer::WriterProbe::new(targets.to_vec())),
     };
     let mut out = Vec::new();
-    for (index, (kind, connections)) in prepaid_cells().into_iter().enumerate() {
+    for (index, &(kind, connections)) in cells.iter().enumerate() {
         if !selected(kind, connections) {
             out.push((kind, connections, not_selected()));
             continue;
@@ -394,8 +427,6 @@ async fn run_prepaid_cells(
                 server.check_alive()?;
             }
             let conns = open_spread(targets, connections).await?;
-            let w = wallets.clone();
-            let cell = format!("{tag}{index}");
             let pick = match kind {
                 Workload::MutationsHot => Pick::Hot,
                 _ => Pick::Spread {
@@ -403,48 +434,65 @@ async fn run_prepaid_cells(
                     rows: wallet_count,
                 },
             };
-            let procs = probes.clone();
-            Ok::<_, anyhow::Error>(match kind {
-                Workload::Reads => {
-                    load::run_cell(conns, timing, procs, move |c, i, win| {
-                        workload::read_worker(c, i, win, w.clone(), pick)
-                    })
-                    .await
-                }
-                Workload::Batch => {
-                    load::run_cell(conns, timing, procs, move |c, i, win| {
-                        let items = workload::BATCH_ITEMS_MAX;
-                        workload::batch_worker(c, i, win, cell.clone(), w.clone(), items)
-                    })
-                    .await
-                }
-                Workload::TmfTopup => {
-                    load::run_cell(conns, timing, procs, move |c, i, win| {
-                        let shape = workload::Shape::TmfTopup;
-                        workload::mutation_worker(c, i, win, cell.clone(), w.clone(), pick, shape)
-                    })
-                    .await
-                }
-                Workload::TouchTopUpSale => {
-                    load::run_cell(conns, timing, procs, move |c, i, win| {
-                        let shape = workload::Shape::Sale;
-                        workload::mutation_worker(c, i, win, cell.clone(), w.clone(), pick, shape)
-                    })
-                    .await
-                }
-                _ => {
-                    load::run_cell(conns, timing, procs, move |c, i, win| {
-                        workload::debit_worker(c, i, win, cell.clone(), w.clone(), pick)
-                    })
-                    .await
-                }
-            })
+            let cell = format!("{tag}{index}");
+            Ok::<_, anyhow::Error>(
+                run_kind(kind, conns, timing, probes.clone(), wallets, pick, cell).await,
+            )
         }
         .await;
         log_cell(&format!("{kind:?}"), connections, &result);
         out.push((kind, connections, measure(result)));
     }
     out
+}
+
+/// Runs one prepaid cell of `kind` on already-open connections; `cell` names its
+/// idempotency keys.
+async fn run_kind(
+    kind: Workload,
+    conns: Vec<http::Conn>,
+    timing: Timing,
+    procs: load::Probes,
+    wallets: &Arc<workload::Wallets>,
+    pick: Pick,
+    cell: String,
+) -> CellResult {
+    let w = wallets.clone();
+    match kind {
+        Workload::Reads | Workload::LargeStoreReads => {
+            load::run_cell(conns, timing, procs, move |c, i, win| {
+                workload::read_worker(c, i, win, w.clone(), pick)
+            })
+            .await
+        }
+        Workload::Batch => {
+            load::run_cell(conns, timing, procs, move |c, i, win| {
+                let items = workload::BATCH_ITEMS_MAX;
+                workload::batch_worker(c, i, win, cell.clone(), w.clone(), items)
+            })
+            .await
+        }
+        Workload::TmfTopup => {
+            load::run_cell(conns, timing, procs, move |c, i, win| {
+                let shape = workload::Shape::TmfTopup;
+                workload::mutation_worker(c, i, win, cell.clone(), w.clone(), pick, shape)
+            })
+            .await
+        }
+        Workload::TouchTopUpSale => {
+            load::run_cell(conns, timing, procs, move |c, i, win| {
+                let shape = workload::Shape::Sale;
+                workload::mutation_worker(c, i, win, cell.clone(), w.clone(), pick, shape)
+            })
+            .await
+        }
+        _ => {
+            load::run_cell(conns, timing, procs, move |c, i, win| {
+                workload::debit_worker(c, i, win, cell.clone(), w.clone(), pick)
+            })
+            .await
+        }
+    }
 }
 
 /// Starts `instances` servers (on `database_url`, or SQLite in `dir` when `None`).
@@ -525,32 +573,119 @@ async fn measure_prepaid(
         timing.measure, timing.warmup
     );
     let mut rows = vec![calibration_row(&wallets, wallet_count, timing).await];
-    let cells =
-        run_prepaid_cells(&mut servers, &[target], &wallets, wallet_count, timing, "c").await;
+    let cells = run_prepaid_cells(
+        &mut servers,
+        &[target],
+        &wallets,
+        wallet_count,
+        timing,
+        "c",
+        &prepaid_cells(),
+    )
+    .await;
     stop_servers(servers).await;
+    let not_run = Measure::NotRun("the PostgreSQL pass did not run".to_owned());
     for (kind, connections, prepaid) in cells {
-        let not_run = || Measure::NotRun("the PostgreSQL pass did not run".to_owned());
         let postgres = match kind {
             Workload::Batch | Workload::TmfTopup | Workload::TouchTopUpSale => {
                 Measure::NotApplicable
             }
             _ => Measure::NotRun("the baseline did not run".to_owned()),
         };
-        rows.push(Row {
-            workload: kind,
-            connections,
-            prepaid,
-            pg1: not_run(),
-            pg3: not_run(),
-            postgres,
-        });
+        rows.push(Row::new(kind, connections, prepaid, &not_run, postgres));
     }
     Ok(rows)
 }
 
-/// Runs the prepaid cells on PostgreSQL: one instance, then three instances on the
-/// same fresh schema (reusing the wallets the first pass created), and drops the
-/// schema. Fails (with the reason for the report) only when the schema cannot be made.
+/// Starts a fresh SQLite server, fills its store through the API (the wallets, then the
+/// mutations in batches; neither is measured) and measures the large-store cells on it.
+/// Returns their rows, and how long the fill took when it ran.
+async fn measure_large_store(
+    binary: &Path,
+    dir: &Path,
+    size: LargeStore,
+    timing: Timing,
+) -> (Vec<Row>, Option<Fill>) {
+    let rows = |measures: Vec<Measure>| -> Vec<Row> {
+        let none = Measure::NotApplicable;
+        LARGE_STORE_CELLS
+            .iter()
+            .zip(measures)
+            .map(|(&(kind, connections), m)| Row::new(kind, connections, m, &none, none.clone()))
+            .collect()
+    };
+    if !LARGE_STORE_CELLS.iter().any(|&(k, c)| selected(k, c)) {
+        return (rows(LARGE_STORE_CELLS.map(|_| not_selected()).into()), None);
+    }
+    eprintln!(
+        "large store: a fresh server with {} wallets and {} mutations",
+        size.wallets, size.mutations
+    );
+    let outcome = async {
+        let mut servers = start_servers(binary, dir, None, 1).await?;
+        let result = async {
+            let started = Instant::now();
+            let (target, wallets) = set_up_on(&mut servers[0], size.wallets).await?;
+            let wallets_seconds = started.elapsed().as_secs_f64();
+            let started = Instant::now();
+            workload::fill(&target, &wallets, size.mutations)
+                .await
+                .map_err(|e| match servers[0].check_alive() {
+                    Ok(()) => e,
+                    Err(dead) => e.context(dead),
+                })
+                .context("filling the large store")?;
+            let fill = Fill {
+                wallets_seconds,
+                mutations_seconds: started.elapsed().as_secs_f64(),
+            };
+            eprintln!(
+                "  filled in {:.0} s (wallets {:.0} s, mutations {:.0} s)",
+                fill.wallets_seconds + fill.mutations_seconds,
+                fill.wallets_seconds,
+                fill.mutations_seconds
+            );
+            let cells = run_prepaid_cells(
+                &mut servers,
+                &[target],
+                &wallets,
+                size.wallets,
+                timing,
+                "l",
+                &LARGE_STORE_CELLS,
+            )
+            .await;
+            Ok::<_, anyhow::Error>((fill, cells))
+        }
+        .await;
+        stop_servers(servers).await;
+        result
+    }
+    .await;
+    // The filled store can take gigabytes; the run does not need it any more.
+    if let Err(e) = std::fs::remove_dir_all(dir)
+        && dir.exists()
+    {
+        eprintln!("warning: removing {}: {e}", dir.display());
+    }
+    match outcome {
+        Ok((fill, cells)) => (
+            rows(cells.into_iter().map(|(_, _, m)| m).collect()),
+            Some(fill),
+        ),
+        Err(e) => {
+            let why = format!("{e:#}");
+            eprintln!("  large store not run: {why}");
+            let measures = LARGE_STORE_CELLS.map(|_| Measure::NotRun(why.clone()));
+            (rows(measures.into()), None)
+        }
+    }
+}
+
+/// Runs the prepaid cells on PostgreSQL, once for each of [`PG_INSTANCES`] instances on
+/// the same fresh schema (the first pass creates the wallets, the later ones reuse
+/// them), and drops the schema. Fails (with the reason for the report) only when the
+/// schema cannot be made.
 async fn measure_prepaid_postgres(
     binary: &Path,
     dir: &Path,
@@ -565,69 +700,66 @@ async fn measure_prepaid_postgres(
         .map_err(|e| format!("creating prepaid's PostgreSQL schema: {e:#}"))?;
     let url = schema.url(base_url);
     eprintln!("prepaid on PostgreSQL, schema {}:", schema.name);
-    let one = async {
-        let mut servers = start_servers(binary, &dir.join("pg1"), Some(&url), 1).await?;
-        let (target, wallets) = match set_up_on(&mut servers[0], wallet_count).await {
-            Ok(x) => x,
-            Err(e) => {
-                stop_servers(servers).await;
-                return Err(e);
-            }
-        };
-        eprintln!("one instance:");
-        let cells = run_prepaid_cells(
-            &mut servers,
-            std::slice::from_ref(&target),
-            &wallets,
-            wallet_count,
-            timing,
-            "g",
-        )
+    // The API key and wallets of the first pass, which every later pass reuses.
+    let mut set_up: Option<(http::Target, Arc<workload::Wallets>)> = None;
+    for (column, &instances) in PG_INSTANCES.iter().enumerate() {
+        let pass = async {
+            let dir = dir.join(format!("pg{instances}"));
+            let mut servers = start_servers(binary, &dir, Some(&url), instances).await?;
+            let ready = match &set_up {
+                Some(done) => Ok(done.clone()),
+                None => set_up_on(&mut servers[0], wallet_count).await,
+            };
+            let targets = ready.and_then(|(target, wallets)| {
+                let targets: anyhow::Result<Vec<_>> =
+                    servers.iter().map(|s| target.at(s.addr)).collect();
+                Ok((targets?, target, wallets))
+            });
+            let (targets, target, wallets) = match targets {
+                Ok(t) => t,
+                Err(e) => {
+                    stop_servers(servers).await;
+                    return Err(e);
+                }
+            };
+            eprintln!("{instances} instance(s):");
+            let tag = format!("g{instances}-");
+            let cells = run_prepaid_cells(
+                &mut servers,
+                &targets,
+                &wallets,
+                wallet_count,
+                timing,
+                &tag,
+                &prepaid_cells(),
+            )
+            .await;
+            stop_servers(servers).await;
+            Ok::<_, anyhow::Error>((target, wallets, cells))
+        }
         .await;
-        stop_servers(servers).await;
-        Ok::<_, anyhow::Error>((target, wallets, cells))
-    }
-    .await;
-    let (target, wallets) = match one {
-        Ok((target, wallets, cells)) => {
-            fill(rows, cells, |r| &mut r.pg1);
-            (target, wallets)
-        }
-        Err(e) => {
-            let why = format!("{e:#}");
-            eprintln!("  not run: {why}");
-            for r in rows.iter_mut() {
-                r.pg1 = Measure::NotRun(why.clone());
-                r.pg3 = Measure::NotRun(why.clone());
+        match pass {
+            Ok((target, wallets, cells)) => {
+                fill(rows, cells, |r| &mut r.pg[column]);
+                set_up.get_or_insert((target, wallets));
             }
-            schema.drop_schema().await;
-            return Ok(());
-        }
-    };
-    let three = async {
-        let mut servers = start_servers(binary, &dir.join("pg3"), Some(&url), 3).await?;
-        let targets: anyhow::Result<Vec<_>> = servers.iter().map(|s| target.at(s.addr)).collect();
-        let targets = match targets {
-            Ok(t) => t,
             Err(e) => {
-                stop_servers(servers).await;
-                return Err(e);
-            }
-        };
-        eprintln!("three instances:");
-        let cells =
-            run_prepaid_cells(&mut servers, &targets, &wallets, wallet_count, timing, "h").await;
-        stop_servers(servers).await;
-        Ok::<_, anyhow::Error>(cells)
-    }
-    .await;
-    match three {
-        Ok(cells) => fill(rows, cells, |r| &mut r.pg3),
-        Err(e) => {
-            let why = format!("{e:#}");
-            eprintln!("  three instances not run: {why}");
-            for r in rows.iter_mut() {
-                r.pg3 = Measure::NotRun(why.clone());
+                let why = format!("{e:#}");
+                eprintln!("  {instances} instance(s) not run: {why}");
+                // Without the first pass's wallets no later pass can run.
+                let columns = if set_up.is_none() {
+                    column..PG_INSTANCES.len()
+                } else {
+                    column..column + 1
+                };
+                for r in rows.iter_mut() {
+                    for m in &mut r.pg[columns.clone()] {
+                        *m = Measure::NotRun(why.clone());
+                    }
+                }
+                if set_up.is_none() {
+                    break;
+                }
             }
         }
     }
@@ -658,14 +790,14 @@ async fn calibration_row(
     timing: Timing,
 ) -> Row {
     if !selected(Workload::Calibration, WIDE_CONNECTIONS) {
-        return Row {
-            workload: Workload::Calibration,
-            connections: WIDE_CONNECTIONS,
-            prepaid: not_selected(),
-            pg1: Measure::NotApplicable,
-            pg3: Measure::NotApplicable,
-            postgres: Measure::NotApplicable,
-        };
+        let none = Measure::NotApplicable;
+        return Row::new(
+            Workload::Calibration,
+            WIDE_CONNECTIONS,
+            not_selected(),
+            &none,
+            none.clone(),
+        );
     }
     let result = async {
         let addr = calibrate::start().await?;
@@ -695,14 +827,14 @@ async fn calibration_row(
         WIDE_CONNECTIONS,
         &result,
     );
-    Row {
-        workload: Workload::Calibration,
-        connections: WIDE_CONNECTIONS,
-        prepaid: measure(result),
-        pg1: Measure::NotApplicable,
-        pg3: Measure::NotApplicable,
-        postgres: Measure::NotApplicable,
-    }
+    let none = Measure::NotApplicable;
+    Row::new(
+        Workload::Calibration,
+        WIDE_CONNECTIONS,
+        measure(result),
+        &none,
+        none.clone(),
+    )
 }
 
 /// Fills the baseline side of every row that has one. Fails (with the reason for the
@@ -769,4 +901,19 @@ async fn measure_postgres(
     }
     baseline.drop_schema().await;
     Ok(baseline.info.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_takes_a_list_of_name_parts() {
+        let only = "MutationsSpread@64, LargeStore,";
+        assert!(only_matches(only, Workload::MutationsSpread, 64));
+        assert!(!only_matches(only, Workload::MutationsSpread, 16));
+        assert!(only_matches(only, Workload::LargeStoreReads, 64));
+        assert!(!only_matches(only, Workload::Reads, 64));
+        assert!(!only_matches(",", Workload::Reads, 64));
+    }
 }

@@ -3,20 +3,34 @@
 use crate::load::CellResult;
 use crate::machine::Machine;
 use crate::pg::PgInfo;
+use crate::writer::{PHASES, WriterUse};
 use std::fmt::Write as _;
 
-/// Target (a): single mutations at 64 connections, per second.
-pub const TARGET_MUTATIONS_PER_SECOND: f64 = 40_000.0;
-/// Target (a): their p99 latency, in microseconds.
+/// Target: SQLite single mutations spread at 64 connections, at least this many times
+/// the plain PostgreSQL baseline's.
+pub const TARGET_SQLITE_OVER_BASELINE: f64 = 2.0;
+/// Target: their p99 latency, in microseconds.
 pub const TARGET_MUTATION_P99_US: u64 = 10_000;
-/// Target (b): mutations per second through `POST /v1/batch`.
-pub const TARGET_BATCH_MUTATIONS_PER_SECOND: f64 = 250_000.0;
-/// Target (c): balance reads per second at 64 connections.
-pub const TARGET_READS_PER_SECOND: f64 = 60_000.0;
-
-/// Issue target: one prepaid instance on PostgreSQL at least this many times the plain
+/// Target: mutations per second through `POST /v1/batch`.
+pub const TARGET_BATCH_MUTATIONS_PER_SECOND: f64 = 200_000.0;
+/// Target: SQLite balance reads at least this many times the plain PostgreSQL read row.
+pub const TARGET_READS_OVER_BASELINE: f64 = 1.0;
+/// Target: one prepaid instance on PostgreSQL at least this many times the plain
 /// PostgreSQL baseline's single-mutation throughput at 64 connections.
-pub const TARGET_PG1_OVER_BASELINE: f64 = 3.0;
+pub const TARGET_PG1_OVER_BASELINE: f64 = 1.0;
+/// Target: three prepaid instances on one PostgreSQL schema at least this many times one.
+pub const TARGET_PG3_OVER_PG1: f64 = 1.5;
+/// Target: the SQLite hot-wallet row more than this many times the baseline's hot row.
+pub const TARGET_HOT_OVER_BASELINE: f64 = 10.0;
+/// Target: the large-store rows at least this share of the empty store's.
+pub const TARGET_LARGE_OVER_EMPTY: f64 = 0.8;
+
+/// How many prepaid instances share one PostgreSQL schema in each PostgreSQL column, in
+/// column order.
+pub const PG_INSTANCES: [usize; 3] = [1, 2, 3];
+
+/// The connections of the rows the targets are about.
+const TARGET_CONNECTIONS: usize = 64;
 
 /// A server thread busy this share of a window or more is the bottleneck.
 const SERIAL_THREAD_CORES: f64 = 0.85;
@@ -69,15 +83,21 @@ pub enum Workload {
     TouchTopUpSale,
     /// The load generator against a canned-answer server.
     Calibration,
+    /// [`Workload::MutationsSpread`] over every wallet of a store filled beforehand.
+    LargeStoreMutations,
+    /// [`Workload::Reads`] over every wallet of a store filled beforehand.
+    LargeStoreReads,
 }
 
 impl Workload {
     fn label(self) -> &'static str {
         match self {
-            Self::MutationsSpread => "(a) single mutation, spread over wallets",
+            Self::MutationsSpread | Self::LargeStoreMutations => {
+                "(a) single mutation, spread over wallets"
+            }
             Self::MutationsHot => "(a) single mutation, one hot wallet",
             Self::Batch => "(b) `POST /v1/batch`, 8,000 mutations each",
-            Self::Reads => "(c) balance read `GET /v1/wallets/{id}`",
+            Self::Reads | Self::LargeStoreReads => "(c) balance read `GET /v1/wallets/{id}`",
             Self::TmfTopup => "TMF654 `POST …/topupBalance`, spread over wallets",
             Self::TouchTopUpSale => "TouchTopUp till sale `POST /v1/icrtouch/…/sales`",
             Self::Calibration => "load generator vs. canned answers (ceiling)",
@@ -90,9 +110,19 @@ impl Workload {
             | Self::MutationsHot
             | Self::Batch
             | Self::TmfTopup
-            | Self::TouchTopUpSale => "mutations/s",
-            Self::Reads => "reads/s",
+            | Self::TouchTopUpSale
+            | Self::LargeStoreMutations => "mutations/s",
+            Self::Reads | Self::LargeStoreReads => "reads/s",
             Self::Calibration => "requests/s",
+        }
+    }
+
+    /// The row of the empty store that a large-store row compares with.
+    pub fn empty_store_counterpart(self) -> Option<Self> {
+        match self {
+            Self::LargeStoreMutations => Some(Self::MutationsSpread),
+            Self::LargeStoreReads => Some(Self::Reads),
+            _ => None,
         }
     }
 }
@@ -103,12 +133,54 @@ pub struct Row {
     pub connections: usize,
     /// prepaid on SQLite.
     pub prepaid: Measure,
-    /// One prepaid instance on PostgreSQL.
-    pub pg1: Measure,
-    /// Three prepaid instances on one PostgreSQL schema.
-    pub pg3: Measure,
+    /// prepaid on PostgreSQL, one measure per entry of [`PG_INSTANCES`]: that many
+    /// instances on one schema.
+    pub pg: [Measure; PG_INSTANCES.len()],
     /// The plain PostgreSQL ledger baseline.
     pub postgres: Measure,
+}
+
+impl Row {
+    /// A row whose PostgreSQL columns all start as `pg`.
+    pub fn new(
+        workload: Workload,
+        connections: usize,
+        prepaid: Measure,
+        pg: &Measure,
+        postgres: Measure,
+    ) -> Self {
+        Self {
+            workload,
+            connections,
+            prepaid,
+            pg: std::array::from_fn(|_| pg.clone()),
+            postgres,
+        }
+    }
+
+    /// The measure of `instances` prepaid instances on PostgreSQL.
+    pub fn pg_at(&self, instances: usize) -> Option<&Measure> {
+        let column = PG_INSTANCES.iter().position(|&n| n == instances)?;
+        self.pg.get(column)
+    }
+}
+
+/// The store filled beforehand for the large-store rows.
+#[derive(Clone, Copy, Debug)]
+pub struct LargeStore {
+    pub wallets: usize,
+    pub mutations: usize,
+    /// How long filling took, when it ran.
+    pub fill: Option<Fill>,
+}
+
+/// How long filling the large store took.
+#[derive(Clone, Copy, Debug)]
+pub struct Fill {
+    /// Creating the customers and wallets and topping every wallet up.
+    pub wallets_seconds: f64,
+    /// Sending the mutations.
+    pub mutations_seconds: f64,
 }
 
 /// Everything the report shows.
@@ -123,6 +195,7 @@ pub struct Report {
     pub server_binary: String,
     pub postgres: Result<PgInfo, String>,
     pub rows: Vec<Row>,
+    pub large_store: LargeStore,
     /// CPU cores busy with other work just before the run.
     pub background_cores: f64,
     pub debug_build: bool,
@@ -185,21 +258,125 @@ struct Verdict {
     cpu: Option<String>,
 }
 
+/// How far a cell must go against the one it is compared with, as a factor of it.
+#[derive(Clone, Copy, Debug)]
+enum Reach {
+    AtLeast(f64),
+    MoreThan(f64),
+}
+
+/// How cell `a` compares with cell `b`: the measured text, and whether `a` reaches
+/// `reach` of `b` without a failed operation; `None` when either did not run.
+fn compare(a: Option<&CellResult>, b: Option<&CellResult>, reach: Reach) -> (String, Option<bool>) {
+    match (a, b) {
+        (Some(a), Some(b)) if b.ops_per_second() > 0.0 => {
+            let r = a.ops_per_second() / b.ops_per_second();
+            let reached = match reach {
+                Reach::AtLeast(f) => r >= f,
+                Reach::MoreThan(f) => r > f,
+            };
+            (
+                format!(
+                    "{}/s vs. {}/s = {r:.2}×",
+                    thousands(a.ops_per_second()),
+                    thousands(b.ops_per_second())
+                ),
+                Some(a.ops_failed == 0 && reached),
+            )
+        }
+        (Some(_), Some(_)) => ("the reference measured nothing".to_owned(), None),
+        _ => ("not run".to_owned(), None),
+    }
+}
+
+/// The name of the column of `instances` prepaid instances on PostgreSQL.
+fn pg_name(instances: usize) -> String {
+    format!("prepaid (PostgreSQL) ×{instances}")
+}
+
+/// A time in microseconds, or "–" when there is none.
+fn us(v: Option<f64>) -> String {
+    v.map_or("–".to_owned(), |us| format!("{us:.1} µs"))
+}
+
+/// The writer's time per request in each phase, as a clause for a diagnosis line;
+/// empty when the server exports no phase.
+fn phase_clause(w: &WriterUse) -> String {
+    let Some(total) = w.phase_total_us() else {
+        return String::new();
+    };
+    let phases: Vec<String> = PHASES
+        .iter()
+        .zip(w.phase_us_per_request)
+        .map(|(name, v)| format!("{name} {}", us(v)))
+        .collect();
+    format!(
+        "; per request it spent {} (together {total:.1} µs)",
+        phases.join(", ")
+    )
+}
+
 impl Report {
+    /// The names of the columns in order: SQLite, each PostgreSQL one, the baseline.
+    fn column_names() -> Vec<String> {
+        std::iter::once("prepaid (SQLite)".to_owned())
+            .chain(PG_INSTANCES.iter().map(|&n| pg_name(n)))
+            .chain(std::iter::once("plain PostgreSQL".to_owned()))
+            .collect()
+    }
+
     /// Every column of a row with its name.
-    fn systems(row: &Row) -> [(&'static str, &Measure); 4] {
-        [
-            ("prepaid (SQLite)", &row.prepaid),
-            ("prepaid (PostgreSQL) ×1", &row.pg1),
-            ("prepaid (PostgreSQL) ×3", &row.pg3),
-            ("plain PostgreSQL", &row.postgres),
-        ]
+    fn systems(row: &Row) -> Vec<(String, &Measure)> {
+        let measures = std::iter::once(&row.prepaid)
+            .chain(&row.pg)
+            .chain(std::iter::once(&row.postgres));
+        Self::column_names().into_iter().zip(measures).collect()
+    }
+
+    /// The prepaid columns of a row with their names: all but the baseline.
+    fn prepaid_columns(row: &Row) -> Vec<(String, &Measure)> {
+        let mut columns = Self::systems(row);
+        columns.pop();
+        columns
+    }
+
+    /// A row's workload as the tables name it, with the store's size on large-store rows.
+    fn label(&self, row: &Row) -> String {
+        let base = row.workload.label();
+        if row.workload.empty_store_counterpart().is_some() {
+            format!(
+                "{base}, large store ({} wallets, {} mutations)",
+                thousands(self.large_store.wallets as f64),
+                thousands(self.large_store.mutations as f64)
+            )
+        } else {
+            base.to_owned()
+        }
     }
 
     fn find(&self, workload: Workload, connections: usize) -> Option<&Row> {
         self.rows
             .iter()
             .find(|r| r.workload == workload && r.connections == connections)
+    }
+
+    /// The prepaid (SQLite) cell of a row that the targets use.
+    fn sqlite_at(&self, workload: Workload) -> Option<&CellResult> {
+        self.find(workload, TARGET_CONNECTIONS)
+            .and_then(|r| r.prepaid.done())
+    }
+
+    /// The cell of `instances` prepaid instances on PostgreSQL of a row the targets use.
+    fn pg_at(&self, workload: Workload, instances: usize) -> Option<&CellResult> {
+        self.find(workload, TARGET_CONNECTIONS)
+            .and_then(|r| r.pg_at(instances))
+            .and_then(Measure::done)
+    }
+
+    /// The plain PostgreSQL cell of a row the targets use.
+    fn baseline_at(&self, workload: Workload) -> Option<&CellResult> {
+        self.find(workload, TARGET_CONNECTIONS)
+            .and_then(|r| r.postgres.done())
     }
 
     fn cpu_note(&self, r: &CellResult, store: Store) -> String {
@@ -213,8 +390,10 @@ impl Report {
             // database, so when the CPUs are full it is the CPUs, whatever the writers do.
             let per_transaction = r.writer.map_or(String::new(), |w| {
                 format!(
-                    " ({:.1} requests and {:.2} ms per store transaction on average)",
-                    w.batch_size_mean, w.commit_ms_mean
+                    " ({:.1} requests and {:.2} ms per store transaction on average{})",
+                    w.batch_size_mean,
+                    w.commit_ms_mean,
+                    phase_clause(&w)
                 )
             });
             format!(
@@ -224,21 +403,23 @@ impl Report {
         } else if let (Store::Postgres, Some(w)) = (store, writer_busy) {
             format!(
                 "prepaid's writers were inside store transactions {:.0}% of the time (summed over \
-                 the writers; {:.1} requests and {:.2} ms per transaction on average), so the limit \
+                 the writers; {:.1} requests and {:.2} ms per transaction on average{}), so the limit \
                  is what each transaction waits on in PostgreSQL: round trips, its commit's WAL \
                  flush, and the row locks on what every batch of a tenant shares (its system \
                  accounts and list cursor)",
                 w.busy_share * 100.0,
                 w.batch_size_mean,
-                w.commit_ms_mean
+                w.commit_ms_mean,
+                phase_clause(&w)
             )
         } else if let Some(w) = writer_busy {
             format!(
                 "prepaid's writer was inside store transactions {:.0}% of the time ({:.1} requests and \
-                 {:.2} ms per transaction on average), so the serial group-commit writer is the limit",
+                 {:.2} ms per transaction on average{}), so the serial group-commit writer is the limit",
                 w.busy_share * 100.0,
                 w.batch_size_mean,
-                w.commit_ms_mean
+                w.commit_ms_mean,
+                phase_clause(&w)
             )
         } else if busiest >= SERIAL_THREAD_CORES {
             format!(
@@ -258,6 +439,32 @@ impl Report {
         )
     }
 
+    /// Every prepaid cell whose writer committed something in its window, with the
+    /// column's name; reads never reach the writer.
+    fn writer_cells(&self) -> Vec<(&Row, String, &CellResult, WriterUse)> {
+        let mut out = Vec::new();
+        for row in &self.rows {
+            for (system, measure) in Self::prepaid_columns(row) {
+                let Some(r) = measure.done() else { continue };
+                if let Some(w) = r.writer.filter(|w| w.commits_per_second > 0.0) {
+                    out.push((row, system, r, w));
+                }
+            }
+        }
+        out
+    }
+
+    /// The first cells of a table line about one measured cell: workload, connections,
+    /// system and its rate.
+    fn cell_head(&self, row: &Row, system: &str, r: &CellResult) -> String {
+        format!(
+            "| {} | {} | {system} | {} |",
+            self.label(row),
+            row.connections,
+            thousands(r.ops_per_second())
+        )
+    }
+
     fn writer_table(&self) -> String {
         let mut s = String::new();
         s.push_str(
@@ -265,26 +472,11 @@ impl Report {
              time per transaction | writer busy |\n",
         );
         s.push_str("|---|---:|---|---:|---:|---:|---:|---:|\n");
-        // The ×3 column has no figures here: each instance has its own writers.
-        for (row, system, r) in self.rows.iter().flat_map(|row| {
-            [
-                (row, "prepaid (SQLite)", row.prepaid.done()),
-                (row, "prepaid (PostgreSQL) ×1", row.pg1.done()),
-            ]
-        }) {
-            let Some(r) = r else {
-                continue;
-            };
-            // Reads never reach the writer.
-            let Some(w) = r.writer.filter(|w| w.commits_per_second > 0.0) else {
-                continue;
-            };
+        for (row, system, r, w) in self.writer_cells() {
+            s.push_str(&self.cell_head(row, &system, r));
             let _ = writeln!(
                 s,
-                "| {} | {} | {system} | {} | {} | {:.1} | {:.2} ms | {:.0}% |",
-                row.workload.label(),
-                row.connections,
-                thousands(r.ops_per_second()),
+                " {} | {:.1} | {:.2} ms | {:.0}% |",
                 thousands(w.commits_per_second),
                 w.batch_size_mean,
                 w.commit_ms_mean,
@@ -294,36 +486,82 @@ impl Report {
         s
     }
 
+    /// The writer's time per request split into its phases.
+    fn phase_table(&self) -> String {
+        let mut s = String::new();
+        s.push_str("| Workload | Conns | System | ops/s |");
+        for phase in PHASES {
+            let _ = write!(s, " {phase} |");
+        }
+        s.push_str(" phases together | whole transaction |\n|---|---:|---|---:|");
+        s.push_str(&"---:|".repeat(PHASES.len() + 2));
+        s.push('\n');
+        for (row, system, r, w) in self.writer_cells() {
+            s.push_str(&self.cell_head(row, &system, r));
+            for v in w.phase_us_per_request {
+                let _ = write!(s, " {} |", us(v));
+            }
+            let whole =
+                (w.batch_size_mean > 0.0).then(|| w.commit_ms_mean * 1000.0 / w.batch_size_mean);
+            let _ = writeln!(s, " {} | {} |", us(w.phase_total_us()), us(whole));
+        }
+        s
+    }
+
+    /// The SQLite and the plain PostgreSQL cells of a row the targets use.
+    fn sqlite_and_baseline(
+        &self,
+        workload: Workload,
+    ) -> (Option<&CellResult>, Option<&CellResult>) {
+        (self.sqlite_at(workload), self.baseline_at(workload))
+    }
+
+    /// The verdict on a target that cell `a` reaches `reach` of cell `b`, with the
+    /// diagnosis of `a` on the given store.
+    fn versus(
+        &self,
+        name: &'static str,
+        target: String,
+        (a, b): (Option<&CellResult>, Option<&CellResult>),
+        reach: Reach,
+        store: Store,
+    ) -> Verdict {
+        let (measured, met) = compare(a, b, reach);
+        Verdict {
+            name,
+            target,
+            measured,
+            met,
+            cpu: a.map(|r| self.cpu_note(r, store)),
+        }
+    }
+
     fn verdicts(&self) -> Vec<Verdict> {
-        let mut out = Vec::new();
-        let a = self
-            .find(Workload::MutationsSpread, 64)
-            .and_then(|r| r.prepaid.done());
-        out.push(Verdict {
-            name: "(a) single mutations, 64 connections",
-            target: format!(
-                "≥ {}/s with p99 < {}",
-                thousands(TARGET_MUTATIONS_PER_SECOND),
+        let spread = Workload::MutationsSpread;
+        let sqlite_spread = self.sqlite_at(spread);
+        let mut a = self.versus(
+            "SQLite, single mutations spread over wallets, 64 connections",
+            format!(
+                "≥ {TARGET_SQLITE_OVER_BASELINE:.0}× the plain-PostgreSQL baseline and p99 < {}",
                 ms(TARGET_MUTATION_P99_US)
             ),
-            measured: a.map_or("not run".to_owned(), |r| {
-                format!("{}/s, p99 {}", thousands(r.ops_per_second()), ms(r.p99_us))
-            }),
-            met: a.map(|r| {
-                r.ops_failed == 0
-                    && r.ops_per_second() >= TARGET_MUTATIONS_PER_SECOND
-                    && r.p99_us < TARGET_MUTATION_P99_US
-            }),
-            cpu: a.map(|r| self.cpu_note(r, Store::Sqlite)),
-        });
+            self.sqlite_and_baseline(spread),
+            Reach::AtLeast(TARGET_SQLITE_OVER_BASELINE),
+            Store::Sqlite,
+        );
+        if let (Some(met), Some(r)) = (a.met, sqlite_spread) {
+            let _ = write!(a.measured, ", p99 {}", ms(r.p99_us));
+            a.met = Some(met && r.p99_us < TARGET_MUTATION_P99_US);
+        }
+
         let b = self
             .rows
             .iter()
             .filter(|r| r.workload == Workload::Batch)
             .filter_map(|r| r.prepaid.done())
             .max_by(|x, y| x.ops_per_second().total_cmp(&y.ops_per_second()));
-        out.push(Verdict {
-            name: "(b) `POST /v1/batch`",
+        let batch = Verdict {
+            name: "SQLite, `POST /v1/batch`",
             target: format!(
                 "≥ {} mutations/s",
                 thousands(TARGET_BATCH_MUTATIONS_PER_SECOND)
@@ -339,68 +577,94 @@ impl Report {
                 r.ops_failed == 0 && r.ops_per_second() >= TARGET_BATCH_MUTATIONS_PER_SECOND
             }),
             cpu: b.map(|r| self.cpu_note(r, Store::Sqlite)),
-        });
-        let row64 = self.find(Workload::MutationsSpread, 64);
-        let pg1 = row64.and_then(|r| r.pg1.done());
-        let plain = row64.and_then(|r| r.postgres.done());
-        let both = pg1.zip(plain).filter(|(_, b)| b.ops_per_second() > 0.0);
-        out.push(Verdict {
-            name: "PostgreSQL backend: one prepaid instance vs. plain PostgreSQL, single mutations, 64 connections",
-            target: format!("≥ {TARGET_PG1_OVER_BASELINE:.0}× the plain baseline"),
-            measured: both.map_or("not run".to_owned(), |(a, b)| {
-                format!(
-                    "{}/s vs. {}/s = {:.2}×",
-                    thousands(a.ops_per_second()),
-                    thousands(b.ops_per_second()),
-                    a.ops_per_second() / b.ops_per_second()
-                )
-            }),
-            met: both.map(|(a, b)| {
-                a.ops_failed == 0
-                    && a.ops_per_second() >= TARGET_PG1_OVER_BASELINE * b.ops_per_second()
-            }),
-            cpu: pg1.map(|r| self.cpu_note(r, Store::Postgres)),
-        });
-        let c = self
-            .find(Workload::Reads, 64)
-            .and_then(|r| r.prepaid.done());
-        out.push(Verdict {
-            name: "(c) balance reads, 64 connections",
-            target: format!("≥ {} reads/s", thousands(TARGET_READS_PER_SECOND)),
-            measured: c.map_or("not run".to_owned(), |r| {
-                format!("{}/s", thousands(r.ops_per_second()))
-            }),
-            met: c.map(|r| r.ops_failed == 0 && r.ops_per_second() >= TARGET_READS_PER_SECOND),
-            cpu: c.map(|r| self.cpu_note(r, Store::Sqlite)),
-        });
-        out
+        };
+
+        let pg1 = self.pg_at(spread, 1);
+        let large = |w: Workload| {
+            let empty = w.empty_store_counterpart().and_then(|e| self.sqlite_at(e));
+            (self.sqlite_at(w), empty)
+        };
+        let within = format!(
+            "within {:.0}% of the empty store (≥ {TARGET_LARGE_OVER_EMPTY:.1}×)",
+            (1.0 - TARGET_LARGE_OVER_EMPTY) * 100.0
+        );
+        vec![
+            a,
+            batch,
+            self.versus(
+                "SQLite, balance reads, 64 connections",
+                "≥ the plain-PostgreSQL read row".to_owned(),
+                self.sqlite_and_baseline(Workload::Reads),
+                Reach::AtLeast(TARGET_READS_OVER_BASELINE),
+                Store::Sqlite,
+            ),
+            self.versus(
+                "PostgreSQL ×1 vs. plain PostgreSQL, single mutations spread, 64 connections",
+                "≥ the plain baseline".to_owned(),
+                (pg1, self.baseline_at(spread)),
+                Reach::AtLeast(TARGET_PG1_OVER_BASELINE),
+                Store::Postgres,
+            ),
+            self.versus(
+                "PostgreSQL ×3 vs. ×1, single mutations spread, 64 connections",
+                format!("≥ {TARGET_PG3_OVER_PG1:.1}× one instance"),
+                (self.pg_at(spread, 3), pg1),
+                Reach::AtLeast(TARGET_PG3_OVER_PG1),
+                Store::Postgres,
+            ),
+            self.versus(
+                "SQLite, one hot wallet, 64 connections",
+                format!("> {TARGET_HOT_OVER_BASELINE:.0}× the plain baseline's hot row"),
+                self.sqlite_and_baseline(Workload::MutationsHot),
+                Reach::MoreThan(TARGET_HOT_OVER_BASELINE),
+                Store::Sqlite,
+            ),
+            self.versus(
+                "SQLite, large store vs. empty store, single mutations spread, 64 connections",
+                within.clone(),
+                large(Workload::LargeStoreMutations),
+                Reach::AtLeast(TARGET_LARGE_OVER_EMPTY),
+                Store::Sqlite,
+            ),
+            self.versus(
+                "SQLite, large store vs. empty store, balance reads, 64 connections",
+                within,
+                large(Workload::LargeStoreReads),
+                Reach::AtLeast(TARGET_LARGE_OVER_EMPTY),
+                Store::Sqlite,
+            ),
+        ]
     }
 
     /// The results table alone, for the terminal.
     pub fn table(&self) -> String {
         let mut s = String::new();
-        s.push_str(
-            "| Workload | Conns | prepaid (SQLite) | p50 | p99 | prepaid (PostgreSQL) ×1 | p50 | p99 | \
-             prepaid (PostgreSQL) ×3 | p50 | p99 | plain PostgreSQL | p50 | p99 | SQLite ÷ plain | \
-             PostgreSQL ×1 ÷ plain |\n",
-        );
-        s.push_str(
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
-        );
+        s.push_str("| Workload | Conns |");
+        for system in Self::column_names() {
+            let _ = write!(s, " {system} | p50 | p99 |");
+        }
+        s.push_str(" SQLite ÷ plain | PostgreSQL ×1 ÷ plain |\n|---|---:|");
+        s.push_str(&"---:|".repeat(3 * (PG_INSTANCES.len() + 2) + 2));
+        s.push('\n');
+        let none = Measure::NotApplicable;
         for row in &self.rows {
-            let [pr, p50, p99] = side(&row.prepaid);
-            let [ar, a50, a99] = side(&row.pg1);
-            let [br, b50, b99] = side(&row.pg3);
-            let [gr, g50, g99] = side(&row.postgres);
+            let _ = write!(
+                s,
+                "| {} ({}) | {} |",
+                self.label(row),
+                row.workload.unit(),
+                row.connections
+            );
+            for (_, measure) in Self::systems(row) {
+                let [rate, p50, p99] = side(measure);
+                let _ = write!(s, " {rate} | {p50} | {p99} |");
+            }
+            let pg1 = row.pg_at(1).unwrap_or(&none);
             let _ = writeln!(
                 s,
-                "| {} ({}) | {} | {pr} | {p50} | {p99} | {ar} | {a50} | {a99} | {br} | {b50} | {b99} | \
-                 {gr} | {g50} | {g99} | {} | {} |",
-                row.workload.label(),
-                row.workload.unit(),
-                row.connections,
+                " {} | {} |",
                 ratio(&row.prepaid, &row.postgres),
-                ratio(&row.pg1, &row.postgres),
+                ratio(pg1, &row.postgres),
             );
         }
         s
@@ -419,12 +683,11 @@ impl Report {
                 let Some(r) = measure.done() else { continue };
                 let calibration = row.workload == Workload::Calibration;
                 let system = if calibration {
-                    "canned answers"
+                    "canned answers".to_owned()
                 } else {
                     system
                 };
                 let idle = (self.machine.cpus as f64 - r.cpu.busy_cores()).max(0.0);
-                let us = |v: Option<f64>| v.map_or("–".to_owned(), |us| format!("{us:.1} µs"));
                 let server_per_op = if calibration {
                     "–".to_owned()
                 } else {
@@ -437,7 +700,7 @@ impl Report {
                 let _ = writeln!(
                     s,
                     "| {} | {} | {system} | {} | {:.2} | {:.2} | {:.2} | {idle:.2} | {busiest} | {server_per_op} | {} |",
-                    row.workload.label(),
+                    self.label(row),
                     row.connections,
                     thousands(r.ops_per_second()),
                     r.cpu.load_generator_cores,
@@ -478,7 +741,7 @@ impl Report {
             for (system, measure) in Self::systems(row) {
                 let label = format!(
                     "{} at {} connections, {system}",
-                    row.workload.label(),
+                    self.label(row),
                     row.connections
                 );
                 match measure {
@@ -498,6 +761,77 @@ impl Report {
                     Measure::NotApplicable => {}
                 }
             }
+        }
+        s
+    }
+
+    /// The large-store rows beside the empty store's, and how long the fill took.
+    fn large_store_section(&self) -> String {
+        let ls = &self.large_store;
+        let mut s = format!(
+            "prepaid (SQLite) on a fresh server whose store was filled first, through the API: {} \
+             spread wallets (plus the hot wallet and {} TouchTopUp customers' wallets) created one \
+             `POST` each and topped up in `POST /v1/batch` requests, then {} mutations (debits \
+             and top-ups of 1 in turn, each with its own idempotency key, spread over the \
+             wallets) in `POST /v1/batch` requests of up to {} items. ",
+            thousands(ls.wallets as f64),
+            crate::workload::CUSTOMERS,
+            thousands(ls.mutations as f64),
+            thousands(crate::workload::BATCH_ITEMS_MAX as f64),
+        );
+        match ls.fill {
+            Some(f) => {
+                let rate = if f.mutations_seconds > 0.0 {
+                    format!(
+                        ", {} mutations/s",
+                        thousands(ls.mutations as f64 / f.mutations_seconds)
+                    )
+                } else {
+                    String::new()
+                };
+                let _ = write!(
+                    s,
+                    "Filling took {:.0} s: {:.0} s for the wallets and {:.0} s for the \
+                     mutations{rate}; it is no part of any measured window. ",
+                    f.wallets_seconds + f.mutations_seconds,
+                    f.wallets_seconds,
+                    f.mutations_seconds,
+                );
+            }
+            None => s.push_str("The fill did not run. "),
+        }
+        let _ = writeln!(
+            s,
+            "The large-store cells spread over all {} wallets; the empty store is the main \
+             SQLite pass (a store that starts empty, over {} wallets).\n",
+            thousands(ls.wallets as f64),
+            thousands(self.wallets as f64),
+        );
+        s.push_str(
+            "| Workload | Conns | empty store | p50 | p99 | large store | p50 | p99 | large ÷ empty |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        );
+        for row in self
+            .rows
+            .iter()
+            .filter(|r| r.workload.empty_store_counterpart().is_some())
+        {
+            let none = Measure::NotApplicable;
+            let empty = row
+                .workload
+                .empty_store_counterpart()
+                .and_then(|w| self.find(w, row.connections))
+                .map_or(&none, |r| &r.prepaid);
+            let [er, e50, e99] = side(empty);
+            let [lr, l50, l99] = side(&row.prepaid);
+            let _ = writeln!(
+                s,
+                "| {} ({}) | {} | {er} | {e50} | {e99} | {lr} | {l50} | {l99} | {} |",
+                row.workload.label(),
+                row.workload.unit(),
+                row.connections,
+                ratio(&row.prepaid, empty),
+            );
         }
         s
     }
@@ -583,13 +917,16 @@ impl Report {
             self.wallets,
             self.client_threads
         );
-        s.push_str(
-            "PostgreSQL columns: prepaid on its PostgreSQL store (`prepaid serve --database-url \
+        let counts: Vec<String> = PG_INSTANCES.iter().map(|n| format!("×{n}")).collect();
+        let _ = write!(
+            s,
+            "PostgreSQL columns ({}): prepaid on its PostgreSQL store (`prepaid serve --database-url \
              postgres://...?options=-csearch_path%3D<schema>`) in a fresh schema of the same database as \
-             the baseline, dropped afterwards: \"×1\" is one instance; \"×3\" is three instances on that \
-             schema (reusing the wallets of the ×1 pass), client connections spread round-robin over \
-             them. In the CPU table \"server\" is the prepaid process(es) only; PostgreSQL's own CPU is \
-             under \"other\" for those rows.\n\n",
+             the baseline, dropped afterwards: \"×n\" is n instances on that schema, client connections \
+             spread round-robin over them; the passes run one after another, the first creates the \
+             wallets and the later ones reuse them. In the CPU table \"server\" is the prepaid \
+             process(es) only; PostgreSQL's own CPU is under \"other\" for those rows.\n\n",
+            counts.join(", ")
         );
         if self.debug_build {
             s.push_str(
@@ -604,7 +941,14 @@ impl Report {
             "Latencies are per request as the client sees them (for the batch rows: per 8,000-mutation request). \
              \"not run\" cells say why under *Errors and cells not run*.\n\n",
         );
-        s.push_str("## Targets\n\n");
+        s.push_str("## Large store\n\n");
+        s.push_str(&self.large_store_section());
+        s.push_str("\n## Targets\n\n");
+        s.push_str(
+            "Each target compares figures of this run, all at 64 connections except the batch \
+             endpoint's (its best row). Under a target not met, the measured cell's CPU use and, \
+             from the server's metrics, what its writer did.\n\n",
+        );
         s.push_str(&self.verdict_lines());
         s.push_str("\n## CPU use\n\n");
         s.push_str(
@@ -625,14 +969,27 @@ impl Report {
             s.push_str("\n## prepaid's group-commit writer\n\n");
             s.push_str(
                 "From the server's own `/metrics` (`prepaid_commit_seconds`, `prepaid_commit_batch_size`), \
-                 read before and after each measurement window. A store transaction is one durable commit \
-                 shared by every request in it; \"writer busy\" is the time spent inside store transactions \
-                 per second of wall time, summed over the engine's writers (on SQLite there is one, and 100% \
-                 means it was never idle; on PostgreSQL several may be in flight at once, so it can pass 100%; \
-                 a transaction counts when it ends, so one that straddles the window's start can push this a \
-                 little higher).\n\n",
+                 read before and after each measurement window; with several instances, their figures are \
+                 added up. A store transaction is one durable commit shared by every request in it; \
+                 \"writer busy\" is the time spent inside store transactions per second of wall time, \
+                 summed over the engine's writers (on SQLite there is one, and 100% means it was never idle; \
+                 on PostgreSQL several may be in flight at once, and with several instances each has its \
+                 own, so it can pass 100%; a transaction counts when it ends, so one that straddles the \
+                 window's start can push this a little higher).\n\n",
             );
             s.push_str(&writer);
+            s.push_str("\n### Where the writer's time goes\n\n");
+            s.push_str(
+                "From `prepaid_writer_phase_seconds{phase=…}`, which splits each store transaction into \
+                 phases: the sum of each phase over the window divided by the requests the writer carried \
+                 in it, so each figure is the writer's time per request, in µs. \"load\" reads the rows \
+                 the ledger's rules need; \"execute\" is the pure ledger executor; \"write\" writes the \
+                 changes; \"commit\" is the COMMIT statement; \"sync\" is a separate flush of the log to \
+                 disk (the SQLite writer that pipelines its commits). \"phases together\" adds them up; \
+                 \"whole transaction\" is the time inside store transactions per request, for comparison \
+                 (what the phases leave out is the rest). \"–\": the server does not export that phase.\n\n",
+            );
+            s.push_str(&self.phase_table());
         }
         s.push_str("\n## How each workload is made\n\n");
         s.push_str(
@@ -670,6 +1027,97 @@ mod tests {
         assert_eq!(thousands(999.4), "999");
         assert_eq!(thousands(1000.0), "1,000");
         assert_eq!(thousands(1_234_567.0), "1,234,567");
+    }
+
+    fn cell(ops: u64, writer: Option<WriterUse>) -> Measure {
+        Measure::Done(CellResult {
+            connections: TARGET_CONNECTIONS,
+            seconds: 1.0,
+            ops_ok: ops,
+            ops_failed: 0,
+            p50_us: 1_000,
+            p99_us: 2_000,
+            cpu: crate::machine::CpuUse::default(),
+            writer,
+            first_error: None,
+        })
+    }
+
+    fn report(rows: Vec<Row>) -> Report {
+        Report {
+            machine: Machine {
+                cpus: 2,
+                cpu_model: "test".to_owned(),
+                memory: "1 GiB".to_owned(),
+                kernel: "test".to_owned(),
+                date: "today".to_owned(),
+                rustc: "rustc".to_owned(),
+            },
+            command: "prepaid-bench".to_owned(),
+            seconds: 1,
+            warmup_seconds: 0,
+            wallets: 1024,
+            client_threads: 2,
+            data_filesystem: "tmpfs".to_owned(),
+            server_binary: "prepaid".to_owned(),
+            postgres: Err("skipped".to_owned()),
+            rows,
+            large_store: LargeStore {
+                wallets: 100_000,
+                mutations: 5_000_000,
+                fill: None,
+            },
+            background_cores: 0.0,
+            debug_build: false,
+        }
+    }
+
+    #[test]
+    fn every_instance_count_has_a_column_and_missing_phases_show_a_dash() {
+        let writer = WriterUse {
+            commits_per_second: 100.0,
+            batch_size_mean: 10.0,
+            commit_ms_mean: 2.0,
+            busy_share: 0.2,
+            phase_us_per_request: [None, Some(12.5), None, None, None],
+        };
+        let mut row = Row::new(
+            Workload::MutationsSpread,
+            TARGET_CONNECTIONS,
+            cell(1_000, None),
+            &cell(600, Some(writer)),
+            cell(500, None),
+        );
+        row.pg[1] = Measure::NotRun("down".to_owned());
+        let large = Row::new(
+            Workload::LargeStoreMutations,
+            TARGET_CONNECTIONS,
+            cell(900, None),
+            &Measure::NotApplicable,
+            Measure::NotApplicable,
+        );
+        let md = report(vec![row, large]).markdown();
+        for n in PG_INSTANCES {
+            assert!(
+                md.contains(&format!("| prepaid (PostgreSQL) ×{n} | p50 | p99 |")),
+                "{md}"
+            );
+        }
+        assert!(
+            md.contains("| – | 12.5 µs | – | – | – | 12.5 µs | 200.0 µs |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("large store (100,000 wallets, 5,000,000 mutations)"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| 1,000 | 1.00 ms | 2.00 ms | 900 | 1.00 ms | 2.00 ms | 0.9× |"),
+            "{md}"
+        );
+        // 1,000/s against a 500/s baseline is 2×, and the p99 is under 10 ms.
+        assert!(md.contains("= 2.00×, p99 2.00 ms → **met**"), "{md}");
+        assert!(md.contains("not run: down"), "{md}");
     }
 
     #[test]

@@ -9,6 +9,7 @@ use hyper::{Method, StatusCode};
 use serde_json::json;
 use std::fmt::Write as _;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 /// The most mutations `POST /v1/batch` takes in one request (the API's limit).
@@ -19,10 +20,14 @@ pub const BATCH_ITEMS_MAX: usize = 8000;
 pub const OPENING_BALANCE: i64 = 1_000_000_000_000;
 
 /// Wallets are spread over this many customers.
-const CUSTOMERS: usize = 64;
+pub const CUSTOMERS: usize = 64;
 
 /// Connections used to create customers and wallets.
 const SETUP_CONNECTIONS: usize = 16;
+
+/// Connections that send the fill's batches: a few, so the server parses one batch
+/// while it commits another.
+const FILL_CONNECTIONS: usize = 4;
 
 /// The id of the wallet every request of the hot-wallet cell debits.
 const HOT_WALLET: &str = "bench-hot";
@@ -372,24 +377,87 @@ pub async fn read_worker(
     stats
 }
 
-/// Builds one batch body of `items` debits of 1 spread over the wallets, each with its
-/// own idempotency key.
-fn batch_body(wallets: &Wallets, items: usize, cell: &str, index: usize, seq: u64) -> Bytes {
+/// A `POST /v1/batch` body of `items` mutations, each written by `item` from its index.
+fn batch_json(items: usize, mut item: impl FnMut(usize, &mut String)) -> Bytes {
     let mut body = String::with_capacity(items * 96 + 16);
     body.push_str(r#"{"mutations":["#);
-    let rows = wallets.spread.len();
     for i in 0..items {
         if i > 0 {
             body.push(',');
         }
+        item(i, &mut body);
+    }
+    body.push_str("]}");
+    Bytes::from(body)
+}
+
+/// Builds one batch body of `items` debits of 1 spread over the wallets, each with its
+/// own idempotency key.
+fn batch_body(wallets: &Wallets, items: usize, cell: &str, index: usize, seq: u64) -> Bytes {
+    let rows = wallets.spread.len();
+    batch_json(items, |i, body| {
         let wallet = &wallets.spread[(index * items + seq as usize * items + i) % rows];
         let _ = write!(
             body,
             r#"{{"wallet_id":"{wallet}","kind":"debit","amount":1,"idempotency_key":"{cell}-{index}-{seq}-{i}"}}"#
         );
+    })
+}
+
+/// Builds the fill's batch body of mutations `start..start + items`: mutation `n` goes
+/// to spread wallet `n` modulo the wallets, and each pass over the wallets turns from
+/// debits to top-ups of 1 and back, so every wallet's ledger holds both.
+fn fill_body(wallets: &Wallets, start: usize, items: usize) -> Bytes {
+    let rows = wallets.spread.len();
+    batch_json(items, |i, body| {
+        let n = start + i;
+        let kind = if (n / rows).is_multiple_of(2) {
+            "debit"
+        } else {
+            "top_up"
+        };
+        let wallet = &wallets.spread[n % rows];
+        let _ = write!(
+            body,
+            r#"{{"wallet_id":"{wallet}","kind":"{kind}","amount":1,"idempotency_key":"fill-{n}"}}"#
+        );
+    })
+}
+
+/// Sends `total` mutations (see [`fill_body`]) in `POST /v1/batch` requests of up to
+/// [`BATCH_ITEMS_MAX`] items over a few connections, so a store holds a realistic
+/// history before it is measured. Fails on the first item not applied.
+pub async fn fill(target: &Target, wallets: &Arc<Wallets>, total: usize) -> anyhow::Result<()> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut set = tokio::task::JoinSet::new();
+    for mut conn in open_many(target, FILL_CONNECTIONS).await? {
+        let (next, wallets) = (next.clone(), wallets.clone());
+        set.spawn(async move {
+            loop {
+                let start = next.fetch_add(BATCH_ITEMS_MAX, Ordering::Relaxed);
+                if start >= total {
+                    return Ok::<(), anyhow::Error>(());
+                }
+                let items = BATCH_ITEMS_MAX.min(total - start);
+                let body = fill_body(&wallets, start, items);
+                let sent = conn.send(Method::POST, "/v1/batch", Some(body), None);
+                let answer = tokio::time::timeout(REQUEST_TIMEOUT, sent)
+                    .await
+                    .with_context(|| {
+                        format!("POST /v1/batch: no answer within {REQUEST_TIMEOUT:?}")
+                    })?
+                    .context("POST /v1/batch")?;
+                if answer.status != StatusCode::OK {
+                    anyhow::bail!("POST /v1/batch: {}", answer.describe());
+                }
+                batch_applied(&answer.body, items).map_err(anyhow::Error::msg)?;
+            }
+        });
     }
-    body.push_str("]}");
-    Bytes::from(body)
+    while let Some(done) = set.join_next().await {
+        done.context("fill task failed")??;
+    }
+    Ok(())
 }
 
 /// Counts the items of a batch answer that were applied (status 201). The answer is a
@@ -521,6 +589,33 @@ mod tests {
         assert!(
             body.len() < 4 * 1024 * 1024,
             "a full batch must stay under the 4 MiB body limit"
+        );
+    }
+
+    #[test]
+    fn fill_body_alternates_kinds_per_pass_with_unique_keys() {
+        let w = wallets(3);
+        let body = fill_body(&w, 2, 4);
+        let value: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+        let items = value["mutations"].as_array().expect("mutations");
+        let seen: Vec<(&str, &str, &str)> = items
+            .iter()
+            .map(|i| {
+                (
+                    i["wallet_id"].as_str().expect("wallet"),
+                    i["kind"].as_str().expect("kind"),
+                    i["idempotency_key"].as_str().expect("key"),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("w2", "debit", "fill-2"),
+                ("w0", "top_up", "fill-3"),
+                ("w1", "top_up", "fill-4"),
+                ("w2", "top_up", "fill-5"),
+            ]
         );
     }
 
