@@ -405,8 +405,8 @@ impl Report {
                 "prepaid's writers were inside store transactions {:.0}% of the time (summed over \
                  the writers; {:.1} requests and {:.2} ms per transaction on average{}), so the limit \
                  is what each transaction waits on in PostgreSQL: round trips, its commit's WAL \
-                 flush, and the row locks on what every batch of a tenant shares (its system \
-                 accounts and list cursor)",
+                 flush, and the row locks it meets (a wallet, or a system account slot another \
+                 batch holds)",
                 w.busy_share * 100.0,
                 w.batch_size_mean,
                 w.commit_ms_mean,

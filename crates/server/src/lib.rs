@@ -108,11 +108,14 @@ pub const SQLITE_ENGINE: EngineConfig = EngineConfig {
 };
 
 /// The engine settings for PostgreSQL: batches as large as for SQLite, one in flight.
-/// Every batch of a tenant locks the tenant's system accounts and list cursor from its
-/// last statement to the end of its commit, so batches of one tenant commit one after
-/// another whatever the number of writers; more writers only split the waiting requests
-/// into smaller batches, each paying for its own commit. Several instances on one
-/// database each add their writer.
+/// No row is shared by every batch of a tenant (system accounts are spread over slots,
+/// list cursors come from a sequence), so batches of one tenant, of this instance or of
+/// others, may commit side by side. More writers per instance still do not pay: each
+/// transaction's cost is mostly fixed (round trips, PostgreSQL's CPU per statement, the
+/// commit's WAL flush), and more writers split the waiting requests into smaller
+/// batches that each pay it. Measured on 2 shared cores, 64 connections, single
+/// mutations: 4 writers gave about 5% less than 1 on one instance and 20% less on
+/// three. Instances on one database each add their writer.
 pub const POSTGRES_ENGINE: EngineConfig = EngineConfig {
     batch_size_max: 8192,
     queue_depth_max: 16_384,

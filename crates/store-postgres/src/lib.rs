@@ -32,23 +32,35 @@
 //!
 //! Statements that need not wait for each other's answers go out together (pipelined
 //! on the connection): `BEGIN` with the first round of loads, the rows of a batch in a
-//! few stages, and `COMMIT` with the system accounts and mutations, which every batch
-//! of a tenant shares. A batch of debits takes three round trips, and holds those
-//! shared rows only for its last statement and its commit.
+//! few stages, and `COMMIT` with the system accounts and mutations. A batch of debits
+//! takes three round trips.
+//!
+//! No row is written by every batch of a tenant, so that batches of one tenant commit
+//! side by side rather than one after another: a system account is spread over
+//! [`ACCOUNT_SLOTS_MAX`] rows whose sum is its balance, and a batch adds its delta to
+//! one slot picked at random (two concurrent batches meet on one about once in
+//! [`ACCOUNT_SLOTS_MAX`], and the second waits for the first to commit); mutations
+//! take their list cursors from one sequence (see "List order" below).
 //!
 //! Correctness between batches (of this instance, whose engine may run several at
 //! once, or of other instances) comes from the database: a wallet or hold is changed
 //! only by the transaction holding its row lock, which it took before reading it; ids,
 //! idempotency keys, customers and wallets are primary or unique keys; system accounts
-//! are changed by adding deltas, under a check of their bound. When a batch loses a
-//! race (a deadlock, a serialization failure, a key taken meanwhile, a system account
-//! pushed past its bound meanwhile) it is rolled back and run again from the start, at
-//! most [`PgConfig::apply_retries_max`] times: a racing idempotency key becomes a
-//! replay, never a second record.
+//! are changed by adding deltas, under a check that bounds each slot to
+//! [`SLOT_BALANCE_ABS_MAX`], its share of the balance bound, so that their sum cannot
+//! pass the bound whatever batches race. When a batch loses a race (a deadlock, a
+//! serialization failure, a key taken meanwhile, a slot pushed past its bound
+//! meanwhile) it is rolled back and run again from the start, at most
+//! [`PgConfig::apply_retries_max`] times: a racing idempotency key becomes a replay,
+//! never a second record.
 //!
-//! A system account balance is read without a lock, so a batch may refuse a request
-//! as `BalanceOverflow` on a balance a concurrent batch has just moved away from the
-//! bound; the bound itself is never passed.
+//! A system account balance (the sum of its slots) is read without a lock, so a batch
+//! may refuse a request as `BalanceOverflow` on a balance a concurrent batch has just
+//! moved away from the bound; the bound itself is never passed. The executor needs the
+//! balance although the store only adds deltas: the ledger refuses a request that would
+//! take an account past the bound, and a read is what tells it. A batch whose slot has
+//! no room for its delta spreads it over the other slots, which only happens near the
+//! bound.
 //!
 //! A request whose rows do not decode is answered `Refused(Refusal::Internal)` alone.
 //! If writing a batch fails for a reason that is neither a race nor the database being
@@ -67,9 +79,30 @@
 //!
 //! [`Store::search_mutations`] and [`Store::search_wallets`] compile their filter to a
 //! condition with bound parameters, count every match, then read one page by offset
-//! (see `search.rs`); mutations list by the per-tenant cursor, which grows in commit
-//! order. A setting a batch found absent is inserted, so that two instances creating
-//! it at once break the primary key and the loser runs again and updates it.
+//! (see `search.rs`); mutations list by their cursor (see below). A setting a batch
+//! found absent is inserted, so that two instances creating it at once break the
+//! primary key and the loser runs again and updates it.
+//!
+//! # List order
+//!
+//! A mutation's list cursor (`seq`) is the next value of the sequence `mutations_seq`
+//! (one for every tenant, without a cache), taken as the mutation is inserted: in the
+//! last statement of its batch, sent together with `COMMIT`. A tenant's cursors
+//! increase, with gaps, and a batch's mutations take them in the batch's order.
+//!
+//! A sequence is not transactional, so cursors follow the order in which batches took
+//! them, not the order in which they committed, and the two differ in a short window:
+//! a batch A that took its cursors, then batch B that took higher ones and committed
+//! first. From B's commit until A's, a list shows B's mutations without A's lower ones,
+//! and a reader paging by cursor (`after`) who reads B's in that window has moved past
+//! A's when they appear; paging by offset shifts by the rows A adds. The window is the
+//! rest of A's insert and A's commit (its WAL flush), with no round trip to the client
+//! in it: ordinarily about a millisecond, longer when the database is slow to flush, or
+//! when A's insert waits for another batch inserting the same mutation id. Outside that
+//! window, and for any reader once every batch that took a cursor has ended, lists are in
+//! commit order. A wallet's own mutations are always in commit order: every batch that
+//! makes one holds the wallet's row lock from before it takes cursors until it commits,
+//! so it takes them only after the batch before it committed.
 
 mod error;
 mod read;
@@ -81,6 +114,7 @@ pub mod testing;
 mod write;
 
 pub use error::PgError;
+pub use write::{ACCOUNT_SLOTS_MAX, SLOT_BALANCE_ABS_MAX};
 
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -96,7 +130,10 @@ use prepaid_store::{
 };
 use rows::{HOLD_COLUMNS, WALLET_COLUMNS, get};
 use snapshot::Snapshot;
-use std::time::Duration;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 /// The most connections [`PgConfig::pool_size_max`] may ask for.
@@ -119,6 +156,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0005_credit_holds.sql"),
     include_str!("../migrations/0006_mutation_ids_per_tenant.sql"),
     include_str!("../migrations/0007_credit_wallet_ceilings.sql"),
+    include_str!("../migrations/0008_account_slots_and_mutation_sequence.sql"),
 ];
 
 /// The first half of the advisory lock keys, so that prepaid's locks do not meet
@@ -188,6 +226,7 @@ impl PgConfig {
 pub struct PgStore {
     pool: Pool,
     config: PgConfig,
+    slots: Arc<SlotPicker>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -237,7 +276,11 @@ impl PgStore {
             .await
             .map_err(|e| PgError::Connect(Fail::from(e).to_string()))?;
         migrate(client).await?;
-        Ok(Self { pool, config })
+        Ok(Self {
+            pool,
+            config,
+            slots: Arc::default(),
+        })
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
@@ -341,17 +384,27 @@ async fn migrate_locked(client: &deadpool_postgres::Client) -> Result<(), PgErro
     Ok(())
 }
 
-/// Runs the executor on `batch`, loading what it misses, until it has every row.
+/// Runs the executor on `batch`, loading what it misses into `snapshot`, until it has
+/// every row.
 async fn run_batch<C: GenericClient>(
     tx: &C,
     batch: &[Request],
     now: Timestamp,
+    snapshot: &mut Snapshot,
+    phases: &mut Phases,
 ) -> Result<exec::Applied, Fail> {
-    let mut snapshot = Snapshot::default();
     for _ in 0..LOAD_ROUNDS_MAX {
-        match exec::apply(&mut snapshot, batch, now).map_err(Fail::corrupt)? {
+        let started = Instant::now();
+        let run = exec::apply(snapshot, batch, now);
+        phases.execute += started.elapsed();
+        match run.map_err(Fail::corrupt)? {
             Run::Done(applied) => return Ok(applied),
-            Run::Missing(missing) => snapshot.load(tx, &missing).await?,
+            Run::Missing(missing) => {
+                let started = Instant::now();
+                let loaded = snapshot.load(tx, &missing).await;
+                phases.load += started.elapsed();
+                loaded?;
+            }
         }
     }
     Err(Fail::corrupt(format_args!(
@@ -359,12 +412,56 @@ async fn run_batch<C: GenericClient>(
     )))
 }
 
+/// Time one store transaction spent in each phase, recorded into the histogram
+/// `prepaid_writer_phase_seconds` by `phase`: `load` (the queries that load missing
+/// rows, with the `BEGIN` that goes out with the first), `execute` (the runs of the
+/// executor), `write` (the write statements) and `commit` (`COMMIT` and its WAL
+/// flush, from the answer to the last write statement).
+#[derive(Debug, Default)]
+struct Phases {
+    load: Duration,
+    execute: Duration,
+    write: Duration,
+    commit: Duration,
+}
+
+impl Phases {
+    fn record(&self) {
+        for (phase, spent) in [
+            ("load", self.load),
+            ("execute", self.execute),
+            ("write", self.write),
+            ("commit", self.commit),
+        ] {
+            metrics::histogram!("prepaid_writer_phase_seconds", "phase" => phase)
+                .record(spent.as_secs_f64());
+        }
+    }
+}
+
+/// Picks the slot each attempt at a batch adds its system account deltas to first
+/// (see `write.rs`): a keyed hash of a counter, so that picks are spread evenly, and
+/// differ between instances and between the attempts of one batch.
+#[derive(Debug, Default)]
+struct SlotPicker {
+    keys: RandomState,
+    count: AtomicU64,
+}
+
+impl SlotPicker {
+    fn pick(&self) -> usize {
+        let n = self.count.fetch_add(1, Ordering::Relaxed);
+        let slots = u64::try_from(ACCOUNT_SLOTS_MAX).unwrap_or(1);
+        usize::try_from(self.keys.hash_one(n) % slots).unwrap_or(0)
+    }
+}
+
 /// One attempt at a batch: load, decide, write, commit.
 ///
 /// The transaction is begun and ended by hand, so that `BEGIN` goes out with the
 /// first loads and `COMMIT` with the last writes (see `write.rs`): a batch of debits
-/// takes three round trips, and the rows every batch of a tenant shares stay locked for
-/// one statement and the commit only.
+/// takes three round trips, and the mutations take their list cursors in the last
+/// statement before the commit.
 async fn apply_once(
     store: &PgStore,
     batch: &[Request],
@@ -376,22 +473,30 @@ async fn apply_once(
     let Some(client) = open.client.as_ref() else {
         return Err(Fail::corrupt("a connection went missing"));
     };
+    let mut phases = Phases::default();
     let result = async {
+        let mut snapshot = Snapshot::default();
         let (begun, applied) = tokio::join!(
             biased;
             client.batch_execute("BEGIN"),
-            run_batch(client, batch, now)
+            run_batch(client, batch, now, &mut snapshot, &mut phases)
         );
         let open = |e: Fail| (e, write::Ended::No);
         begun.map_err(|e| open(e.into()))?;
         let applied = applied.map_err(open)?;
+        let accounts = write::slot_deltas(&applied.changes, &snapshot, store.slots.pick());
+        let started = Instant::now();
         write::write_rows(client, &applied.changes)
             .await
             .map_err(open)?;
-        write::write_shared_and_commit(client, &applied.changes).await?;
+        let written = write::write_last_and_commit(client, &applied.changes, &accounts).await;
+        let written = written.inspect_err(|_| phases.write += started.elapsed())?;
+        phases.write += written.saturating_duration_since(started);
+        phases.commit += written.elapsed();
         Ok(applied)
     }
     .await;
+    phases.record();
     match result {
         Ok(applied) => {
             open.release();
@@ -450,12 +555,18 @@ async fn apply_isolated(
     let mut client = store.pool.get().await?;
     let mut tx = client.transaction().await?;
     let mut outcomes = Vec::with_capacity(batch.len());
+    let mut phases = Phases::default();
     for (index, request) in batch.iter().enumerate() {
         let savepoint = tx.savepoint("request").await?;
         let result = async {
             let request = std::slice::from_ref(request);
-            let applied = run_batch(&savepoint, request, now).await?;
-            write::write(&savepoint, &applied.changes).await?;
+            let mut snapshot = Snapshot::default();
+            let applied = run_batch(&savepoint, request, now, &mut snapshot, &mut phases).await?;
+            let accounts = write::slot_deltas(&applied.changes, &snapshot, store.slots.pick());
+            let started = Instant::now();
+            let written = write::write(&savepoint, &applied.changes, &accounts).await;
+            phases.write += started.elapsed();
+            written?;
             Ok::<_, Fail>(applied)
         }
         .await;
@@ -477,7 +588,11 @@ async fn apply_isolated(
             }
         }
     }
-    tx.commit().await?;
+    let started = Instant::now();
+    let committed = tx.commit().await;
+    phases.commit += started.elapsed();
+    phases.record();
+    committed?;
     Ok(outcomes)
 }
 
@@ -527,7 +642,8 @@ async fn sweep_once(store: &PgStore, now: Timestamp) -> Result<SweepReport, Fail
             .map_err(Fail::corrupt)?
         {
             Run::Done(swept) => {
-                write::write(&tx, &swept.changes).await?;
+                let accounts = write::slot_deltas(&swept.changes, &snapshot, store.slots.pick());
+                write::write(&tx, &swept.changes, &accounts).await?;
                 tx.commit().await?;
                 return Ok(swept.report);
             }
@@ -580,7 +696,7 @@ async fn bootstrap_once(
         }],
         ..Changes::default()
     };
-    write::write(&tx, &changes).await?;
+    write::write(&tx, &changes, &[]).await?;
     tx.commit().await?;
     Ok(true)
 }

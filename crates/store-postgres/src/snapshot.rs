@@ -23,14 +23,16 @@
 //! debits or of hold commits needs one round of loads.
 //!
 //! System accounts are read without a lock: a batch adds its deltas to them at the end
-//! (see [`crate::write`]), and the database's check on their bound catches a race past
-//! it.
+//! (see [`crate::write`]), and the database's check on each slot's bound catches a race
+//! past it. An account's balance is the sum of its slots; the snapshot keeps each
+//! slot's balance too, so that the batch can choose slots with room for its delta.
 
 use crate::error::Fail;
 use crate::rows::{
     self, API_KEY_COLUMNS, CUSTOMER_COLUMNS, HOLD_COLUMNS, MUTATION_COLUMNS, RECORDED_COLUMNS,
     WALLET_COLUMNS, get,
 };
+use crate::write::{ACCOUNT_SLOTS_MAX, Slots};
 use deadpool_postgres::GenericClient;
 use prepaid_ledger::{
     ApiKey, ApiKeyName, Customer, CustomerId, Hold, HoldId, IdempotencyKey, Mutation, MutationId,
@@ -57,6 +59,7 @@ pub(crate) struct Snapshot {
     mutations: HashMap<(TenantId, MutationId), Found<Mutation>>,
     idempotency: HashMap<(TenantId, IdempotencyKey), Found<Recorded>>,
     accounts: HashMap<(TenantId, Unit, SystemAccount), i64>,
+    slots: HashMap<(TenantId, Unit, SystemAccount), Slots>,
     pending_holds: HashMap<(TenantId, WalletId), Vec<HoldId>>,
     settings: HashMap<(TenantId, SettingKey), Option<String>>,
     records: HashMap<RecordPlace, Option<i64>>,
@@ -194,6 +197,15 @@ fn keyed<K, T>(
 }
 
 impl Snapshot {
+    /// The balances of an account's slots as this batch read them; zeros for one it
+    /// never read.
+    pub(crate) fn slots(&self, tenant: &TenantId, unit: &Unit, account: SystemAccount) -> Slots {
+        self.slots
+            .get(&(tenant.clone(), unit.clone(), account))
+            .copied()
+            .unwrap_or_default()
+    }
+
     /// Takes in a wallet the caller has already locked.
     pub(crate) fn put_wallet(&mut self, key: (TenantId, WalletId), wallet: Found<Wallet>) {
         self.wallets.insert(key, wallet);
@@ -316,14 +328,14 @@ impl Snapshot {
             [&wallet_tenants, &wallet_ids, &unit_tenants, &codes, &scales];
         let accounts = query(
             tx,
-            "SELECT k.tenant, k.unit_code, k.unit_scale, s.kind, s.balance \
+            "SELECT k.tenant, k.unit_code, k.unit_scale, s.kind, s.slot, s.balance \
              FROM (SELECT w.tenant, w.unit_code, w.unit_scale \
              FROM unnest($1::text[], $2::text[]) AS k (tenant, id) \
              CROSS JOIN LATERAL (SELECT tenant, unit_code, unit_scale FROM wallets x \
              WHERE x.tenant = k.tenant AND x.id = k.id OFFSET 0) AS w \
              UNION SELECT * FROM unnest($3::text[], $4::text[], $5::int2[])) \
              AS k (tenant, unit_code, unit_scale) \
-             CROSS JOIN LATERAL (SELECT kind, balance FROM system_accounts s \
+             CROSS JOIN LATERAL (SELECT kind, slot, balance FROM system_accounts s \
              WHERE s.tenant = k.tenant AND s.unit_code = k.unit_code \
              AND s.unit_scale = k.unit_scale OFFSET 0) AS s",
             &params,
@@ -344,23 +356,36 @@ impl Snapshot {
         for key in wallets {
             self.wallets.entry(key).or_insert(Ok(None));
         }
-        let mut balances: HashMap<(TenantId, Unit, SystemAccount), i64> = HashMap::new();
+        let mut balances: HashMap<(TenantId, Unit, SystemAccount), Slots> = HashMap::new();
         for row in accounts {
             let key = (
                 rows::tenant_id(get(&row, 0)?)?,
                 rows::unit(get(&row, 1)?, get(&row, 2)?)?,
                 rows::system_account(get(&row, 3)?)?,
             );
-            balances.insert(key, get(&row, 4)?);
+            let slot: i16 = get(&row, 4)?;
+            let slot = usize::try_from(slot)
+                .ok()
+                .filter(|s| *s < ACCOUNT_SLOTS_MAX)
+                .ok_or_else(|| Fail::corrupt(format_args!("system account slot {slot}")))?;
+            balances.entry(key).or_default()[slot] = get(&row, 5)?;
         }
-        // An account never used has no row and a balance of zero. One read in an
-        // earlier round keeps that read, so that every run of the executor on this
-        // batch sees the same balance.
+        // An account never used has no row and a balance of zero, and so has a slot
+        // never used. One read in an earlier round keeps that read, so that every run of
+        // the executor on this batch sees the same balance.
         for (t, u) in units {
             for a in SystemAccount::ALL {
                 let key = (t.clone(), u.clone(), a);
-                let balance = balances.get(&key).copied().unwrap_or(0);
-                self.accounts.entry(key).or_insert(balance);
+                if self.accounts.contains_key(&key) {
+                    continue;
+                }
+                let slots = balances.get(&key).copied().unwrap_or_default();
+                let sum: i128 = slots.iter().copied().map(i128::from).sum();
+                let sum = i64::try_from(sum).map_err(|_| {
+                    Fail::corrupt(format_args!("system account balance {sum} of {key:?}"))
+                })?;
+                self.accounts.insert(key.clone(), sum);
+                self.slots.insert(key, slots);
             }
         }
         Ok(())

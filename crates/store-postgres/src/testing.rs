@@ -25,6 +25,12 @@ pub const TEST_DATABASE_URL_DEFAULT: &str = "postgres://postgres@127.0.0.1:5432/
 /// How long reaching the test database may take.
 const CONNECT_TIMEOUT_MS: u64 = 5_000;
 
+/// The schema's first `count` migration steps (all of them when `count` is larger), for
+/// tests that start from a schema of an earlier version.
+pub fn migrations(count: usize) -> &'static [&'static str] {
+    &crate::MIGRATIONS[..count.min(crate::MIGRATIONS.len())]
+}
+
 /// A schema made for one test, dropped (with everything in it) when this is dropped.
 #[derive(Debug)]
 pub struct TestSchema {

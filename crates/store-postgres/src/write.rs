@@ -9,54 +9,160 @@
 //! again, to replay it) and the settings. A batch of debits thus writes all its rows in
 //! one round trip.
 //!
-//! Last come the rows every batch of a tenant shares: the system accounts, each
-//! `balance = balance + delta` in the order of their keys, then the tenant's cursor
-//! row, whose numbers the mutations are inserted with in the same statement. These rows
-//! stay locked from their update to the end of `COMMIT`, so concurrent batches of a
-//! tenant pass them one at a time: [`write_shared_and_commit`] sends both statements
-//! and `COMMIT` together, so that the window holds no round trip to the client, only
-//! the statements and the commit's WAL flush. Taking the cursors under that lock is
-//! what makes them increase in commit order.
+//! Last come the system accounts and the mutations, sent together with `COMMIT`
+//! ([`write_last_and_commit`]), so that nothing a batch writes after taking its list
+//! cursors waits for a round trip to the client.
+//!
+//! No row is written by every batch of a tenant, so that batches of one tenant (of
+//! this instance's writers or of other instances) commit side by side:
+//!
+//! - A system account is spread over [`ACCOUNT_SLOTS_MAX`] rows, its slots; its balance
+//!   is their sum. A batch adds its delta (`balance = balance + delta`) to one slot,
+//!   picked at random per attempt, so two concurrent batches meet on an account's row
+//!   (and the second waits for the first to commit) about once in
+//!   [`ACCOUNT_SLOTS_MAX`]. Each slot is bounded by the database to
+//!   [`SLOT_BALANCE_ABS_MAX`], a share of the balance bound, so that no race of
+//!   batches can take the sum past the bound; a delta the slot has no room for spreads
+//!   over the next slots ([`spread`]), which only happens near the bound.
+//! - A mutation's list cursor comes from the sequence `mutations_seq`, taken as the
+//!   mutation is inserted, in the last statement before `COMMIT`. A sequence is not
+//!   transactional: a batch that takes a lower cursor may commit just after one that
+//!   took a higher one (see the crate documentation for what that means to a reader).
+//!
+//! Rows are changed in the order of their keys (system account slots in the order of
+//! tenant, unit, kind and slot), so that two batches queue rather than deadlock.
 
 use crate::error::Fail;
+use crate::snapshot::Snapshot;
 use deadpool_postgres::GenericClient;
-use prepaid_ledger::{CustomerId, Floor, Timestamp, WalletId};
-use prepaid_store::exec::Changes;
+use prepaid_ledger::{BALANCE_ABS_MAX, CustomerId, Floor, Timestamp, WalletId};
+use prepaid_store::exec::{AccountChange, Changes};
 use std::task::Poll;
+use std::time::Instant;
 use tokio_postgres::types::ToSql;
 
-/// Adds deltas to the system accounts in the order given, making the rows missing.
-const ACCOUNTS_SQL: &str = "INSERT INTO system_accounts (tenant, unit_code, unit_scale, kind, balance) \
-     SELECT tenant, unit_code, unit_scale, kind, balance \
-     FROM unnest($1::text[], $2::text[], $3::int2[], $4::text[], $5::int8[]) \
-     WITH ORDINALITY AS u (tenant, unit_code, unit_scale, kind, balance, n) \
+/// How many rows (slots) each system account is spread over. The schema bounds the
+/// slot numbers and each slot's balance to match (migration 8): changing it takes a
+/// migration that moves the balances.
+pub const ACCOUNT_SLOTS_MAX: usize = 16;
+
+/// The bound on the balance of one slot of a system account: the sum of every slot
+/// stays within the ledger's `BALANCE_ABS_MAX`.
+#[allow(clippy::cast_possible_wrap, clippy::cast_possible_truncation)]
+pub const SLOT_BALANCE_ABS_MAX: i64 = BALANCE_ABS_MAX / ACCOUNT_SLOTS_MAX as i64;
+
+/// The balances of one system account's slots.
+pub(crate) type Slots = [i64; ACCOUNT_SLOTS_MAX];
+
+/// What a batch adds to one slot of a system account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SlotDelta<'a> {
+    pub(crate) change: &'a AccountChange,
+    pub(crate) slot: usize,
+    pub(crate) delta: i64,
+}
+
+/// Shares out each change's delta over its account's slots, as read by the batch
+/// (`read`): all of it to slot `first` when that slot has room, otherwise as much as
+/// fits there and the rest in the next slots in turn. The executor made sure the sum
+/// of the slots read plus the delta is within the balance bound, so the slots have room
+/// for it; a race that took the room meanwhile breaks a slot's bound in the database,
+/// and the batch runs again. The deltas come sorted by account and slot.
+pub(crate) fn spread<'a>(
+    changes: &'a [AccountChange],
+    read: impl Fn(&AccountChange) -> Slots,
+    first: usize,
+) -> Vec<SlotDelta<'a>> {
+    let mut deltas = Vec::with_capacity(changes.len());
+    for change in changes {
+        let slots = read(change);
+        let mut left = change.delta;
+        let mut own = Vec::new();
+        for slot in (0..ACCOUNT_SLOTS_MAX).map(|i| (first + i) % ACCOUNT_SLOTS_MAX) {
+            if left == 0 {
+                break;
+            }
+            let balance = slots[slot];
+            let take = if left > 0 {
+                left.min(SLOT_BALANCE_ABS_MAX.saturating_sub(balance).max(0))
+            } else {
+                left.max((-SLOT_BALANCE_ABS_MAX).saturating_sub(balance).min(0))
+            };
+            if take != 0 {
+                own.push(SlotDelta {
+                    change,
+                    slot,
+                    delta: take,
+                });
+                left -= take;
+            }
+        }
+        if left != 0 {
+            // The slots read have no room (they do not decode into a balance within
+            // the bound): the whole delta goes to one slot, whose bound the database
+            // then keeps.
+            own = vec![SlotDelta {
+                change,
+                slot: first % ACCOUNT_SLOTS_MAX,
+                delta: change.delta,
+            }];
+        }
+        deltas.extend(own);
+    }
+    deltas.sort_by(|a, b| slot_key(a).cmp(&slot_key(b)));
+    deltas
+}
+
+/// The order slot deltas are written in: by account, then by slot.
+fn slot_key<'a>(d: &SlotDelta<'a>) -> (&'a str, &'a str, u8, &'static str, usize) {
+    (
+        d.change.tenant.as_str(),
+        d.change.unit.code(),
+        d.change.unit.scale(),
+        d.change.account.as_str(),
+        d.slot,
+    )
+}
+
+/// The slot deltas of `changes` for a batch that read `snapshot` and starts at slot
+/// `first`.
+pub(crate) fn slot_deltas<'a>(
+    changes: &'a Changes,
+    snapshot: &Snapshot,
+    first: usize,
+) -> Vec<SlotDelta<'a>> {
+    spread(
+        &changes.accounts,
+        |c| snapshot.slots(&c.tenant, &c.unit, c.account),
+        first,
+    )
+}
+
+/// Adds deltas to system account slots in the order given, making the rows missing.
+const ACCOUNTS_SQL: &str = "INSERT INTO system_accounts \
+     (tenant, unit_code, unit_scale, kind, slot, balance) \
+     SELECT tenant, unit_code, unit_scale, kind, slot, balance \
+     FROM unnest($1::text[], $2::text[], $3::int2[], $4::text[], $5::int2[], $6::int8[]) \
+     WITH ORDINALITY AS u (tenant, unit_code, unit_scale, kind, slot, balance, n) \
      ORDER BY n \
-     ON CONFLICT (tenant, unit_code, unit_scale, kind) \
+     ON CONFLICT (tenant, unit_code, unit_scale, kind, slot) \
      DO UPDATE SET balance = system_accounts.balance + EXCLUDED.balance";
 
-/// Takes the tenants' next list cursors and inserts the mutations with them (see
-/// [`write_mutations`]).
-const MUTATIONS_SQL: &str = "WITH m AS MATERIALIZED ( \
-     SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::text[], \
+/// Inserts the mutations, each taking its list cursor from the sequence as it goes
+/// in, in the order of the batch (see [`write_mutations`]).
+const MUTATIONS_SQL: &str = "INSERT INTO mutations (tenant, seq, id, wallet, customer, \
+     unit_code, unit_scale, kind, amount, balance_after, reference_kind, reference_text, \
+     reference_link, hold, transfer, counter_wallet, occurred_at, recorded_at) \
+     SELECT tenant, nextval('mutations_seq'), id, wallet, customer, unit_code, unit_scale, \
+     kind, amount, balance_after, reference_kind, reference_text, reference_link, hold, \
+     transfer, counter_wallet, occurred_at, recorded_at \
+     FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::text[], \
      $6::int2[], $7::text[], $8::int8[], $9::int8[], $10::text[], $11::text[], \
      $12::text[], $13::uuid[], $14::uuid[], $15::text[], $16::int8[], $17::int8[]) \
      WITH ORDINALITY AS m (tenant, id, wallet, customer, unit_code, unit_scale, kind, \
      amount, balance_after, reference_kind, reference_text, reference_link, hold, \
-     transfer, counter_wallet, occurred_at, recorded_at, n)), \
-     counts AS (SELECT tenant, count(*) AS k FROM m GROUP BY tenant), \
-     locked AS (SELECT t.id FROM tenants t JOIN counts c ON c.tenant = t.id \
-     ORDER BY t.id FOR NO KEY UPDATE OF t), \
-     cursors AS (UPDATE tenants t SET next_seq = t.next_seq + c.k \
-     FROM counts c JOIN locked l ON l.id = c.tenant WHERE t.id = c.tenant \
-     RETURNING t.id, t.next_seq - c.k AS first) \
-     INSERT INTO mutations (tenant, seq, id, wallet, customer, unit_code, unit_scale, kind, \
-     amount, balance_after, reference_kind, reference_text, reference_link, hold, transfer, \
-     counter_wallet, occurred_at, recorded_at) \
-     SELECT m.tenant, c.first + row_number() OVER (PARTITION BY m.tenant ORDER BY m.n) - 1, \
-     m.id, m.wallet, m.customer, m.unit_code, m.unit_scale, m.kind, m.amount, \
-     m.balance_after, m.reference_kind, m.reference_text, m.reference_link, m.hold, \
-     m.transfer, m.counter_wallet, m.occurred_at, m.recorded_at \
-     FROM m LEFT JOIN cursors c ON c.id = m.tenant";
+     transfer, counter_wallet, occurred_at, recorded_at, n) \
+     ORDER BY n";
 
 async fn execute<C: GenericClient>(
     tx: &C,
@@ -82,15 +188,20 @@ fn micros(t: Option<Timestamp>) -> Option<i64> {
     t.map(Timestamp::as_micros)
 }
 
-/// Writes `changes` in the transaction, which stays open.
-pub(crate) async fn write<C: GenericClient>(tx: &C, changes: &Changes) -> Result<(), Fail> {
+/// Writes `changes` in the transaction, which stays open; `accounts` are the slot
+/// deltas of its system accounts ([`slot_deltas`]).
+pub(crate) async fn write<C: GenericClient>(
+    tx: &C,
+    changes: &Changes,
+    accounts: &[SlotDelta<'_>],
+) -> Result<(), Fail> {
     write_rows(tx, changes).await?;
-    let (accounts, mutations) = tokio::join!(
+    let (written, mutations) = tokio::join!(
         biased;
-        write_accounts(tx, changes),
+        write_accounts(tx, accounts),
         write_mutations(tx, changes)
     );
-    all("system accounts", changes.accounts.len(), accounts?)?;
+    all("system accounts", accounts.len(), written?)?;
     all("mutations", changes.mutations.len(), mutations?)
 }
 
@@ -130,22 +241,25 @@ pub(crate) async fn write_rows<C: GenericClient>(tx: &C, changes: &Changes) -> R
     jobs
 }
 
-/// Writes the system accounts and the mutations (after [`write_rows`]) and commits,
-/// all three sent at once. An error says whether the transaction is over (`COMMIT`
-/// went out: it committed or rolled back) or still open (for the caller to roll back).
+/// Writes the system accounts (`accounts`, see [`slot_deltas`]) and the mutations
+/// (after [`write_rows`]) and commits, all three sent at once; returns when the last
+/// write statement was answered, so that the caller can tell the writes' time from the
+/// commit's. An error says whether the transaction is over (`COMMIT` went out: it
+/// committed or rolled back) or still open (for the caller to roll back).
 ///
 /// Both statements are prepared first and must have gone out before `COMMIT` does: a
 /// statement sent after it would run outside the transaction. If either fails on the
 /// database, the transaction is aborted and the `COMMIT` behind it rolls it back. Both
-/// write every row they are given or fail (an upsert, and an insert whose cursor is
-/// never null), so a short count cannot follow a successful commit; were it ever to,
-/// the batch is durable all the same and is answered, and the count is logged.
-pub(crate) async fn write_shared_and_commit<C: GenericClient>(
+/// write every row they are given or fail (an upsert, and an insert), so a short count
+/// cannot follow a successful commit; were it ever to, the batch is durable all the
+/// same and is answered, and the count is logged.
+pub(crate) async fn write_last_and_commit<C: GenericClient>(
     tx: &C,
     changes: &Changes,
-) -> Result<(), (Fail, Ended)> {
+    accounts: &[SlotDelta<'_>],
+) -> Result<Instant, (Fail, Ended)> {
     let open = |e: Fail| (e, Ended::No);
-    if !changes.accounts.is_empty() {
+    if !accounts.is_empty() {
         tx.prepare_cached(ACCOUNTS_SQL)
             .await
             .map_err(|e| open(e.into()))?;
@@ -155,13 +269,13 @@ pub(crate) async fn write_shared_and_commit<C: GenericClient>(
             .await
             .map_err(|e| open(e.into()))?;
     }
-    let mut accounts = std::pin::pin!(write_accounts(tx, changes));
+    let mut written = std::pin::pin!(write_accounts(tx, accounts));
     let mut mutations = std::pin::pin!(write_mutations(tx, changes));
     // One poll sends a prepared statement; a future that is already finished then
     // either had nothing to write or failed before sending.
     let mut early = (None, None);
     std::future::poll_fn(|cx| {
-        if let Poll::Ready(r) = accounts.as_mut().poll(cx) {
+        if let Poll::Ready(r) = written.as_mut().poll(cx) {
             early.0 = Some(r);
         }
         if let Poll::Ready(r) = mutations.as_mut().poll(cx) {
@@ -173,35 +287,39 @@ pub(crate) async fn write_shared_and_commit<C: GenericClient>(
     if let (Some(Err(e)), _) | (_, Some(Err(e))) = early {
         return Err(open(e));
     }
-    let (accounts, mutations, committed) = tokio::join!(
+    let sent = Instant::now();
+    let (written, mutations, committed) = tokio::join!(
         biased;
         async {
-            match early.0 {
+            let n = match early.0 {
                 Some(done) => done,
-                None => accounts.as_mut().await,
-            }
+                None => written.as_mut().await,
+            };
+            (n, Instant::now())
         },
         async {
-            match early.1 {
+            let n = match early.1 {
                 Some(done) => done,
                 None => mutations.as_mut().await,
-            }
+            };
+            (n, Instant::now())
         },
         tx.batch_execute("COMMIT")
     );
     let over = |e: Fail| (e, Ended::Yes);
-    let accounts = accounts.map_err(over)?;
+    let ((written, at_accounts), (mutations, at_mutations)) = (written, mutations);
+    let written = written.map_err(over)?;
     let mutations = mutations.map_err(over)?;
     committed.map_err(|e| over(e.into()))?;
     for (what, expected, got) in [
-        ("system accounts", changes.accounts.len(), accounts),
+        ("system accounts", accounts.len(), written),
         ("mutations", changes.mutations.len(), mutations),
     ] {
         if let Err(e) = all(what, expected, got) {
             tracing::error!(error = %e, "a committed batch wrote fewer rows than it had");
         }
     }
-    Ok(())
+    Ok(sent.max(at_accounts).max(at_mutations))
 }
 
 /// Whether a transaction is over after an error.
@@ -484,26 +602,28 @@ async fn write_keys<C: GenericClient>(tx: &C, changes: &Changes) -> Result<(), F
     Ok(())
 }
 
-/// Adds the batch's deltas to the system accounts; returns the rows written.
-async fn write_accounts<C: GenericClient>(tx: &C, changes: &Changes) -> Result<u64, Fail> {
-    if changes.accounts.is_empty() {
+/// Adds the batch's deltas to the system account slots; returns the rows written.
+async fn write_accounts<C: GenericClient>(tx: &C, accounts: &[SlotDelta<'_>]) -> Result<u64, Fail> {
+    if accounts.is_empty() {
         return Ok(0);
     }
-    {
-        let a = &changes.accounts;
-        let tenants: Vec<&str> = a.iter().map(|a| a.tenant.as_str()).collect();
-        let codes: Vec<&str> = a.iter().map(|a| a.unit.code()).collect();
-        let scales: Vec<i16> = a.iter().map(|a| i16::from(a.unit.scale())).collect();
-        let kinds: Vec<&str> = a.iter().map(|a| a.account.as_str()).collect();
-        let deltas: Vec<i64> = a.iter().map(|a| a.delta).collect();
-        let n = execute(
-            tx,
-            ACCOUNTS_SQL,
-            &[&tenants, &codes, &scales, &kinds, &deltas],
-        )
-        .await?;
-        Ok(n)
-    }
+    let a = accounts;
+    let tenants: Vec<&str> = a.iter().map(|a| a.change.tenant.as_str()).collect();
+    let codes: Vec<&str> = a.iter().map(|a| a.change.unit.code()).collect();
+    let scales: Vec<i16> = a.iter().map(|a| i16::from(a.change.unit.scale())).collect();
+    let kinds: Vec<&str> = a.iter().map(|a| a.change.account.as_str()).collect();
+    let slots = a
+        .iter()
+        .map(|a| i16::try_from(a.slot))
+        .collect::<Result<Vec<i16>, _>>()
+        .map_err(|_| Fail::corrupt("a system account slot out of range"))?;
+    let deltas: Vec<i64> = a.iter().map(|a| a.delta).collect();
+    execute(
+        tx,
+        ACCOUNTS_SQL,
+        &[&tenants, &codes, &scales, &kinds, &slots, &deltas],
+    )
+    .await
 }
 
 /// Inserts the settings the batch found absent (one inserted meanwhile breaks the
@@ -640,13 +760,9 @@ async fn write_jobs<C: GenericClient>(tx: &C, changes: &Changes) -> Result<(), F
     Ok(())
 }
 
-/// Takes the next list cursors of each tenant and inserts the mutations with them, in
-/// one statement; returns the rows written.
-///
-/// The tenants' cursor rows are locked in the order of their ids, so that batches of
-/// several tenants queue rather than deadlock. Each tenant's mutations take its numbers
-/// in the order of the batch. A mutation whose tenant has no cursor row would get a
-/// null cursor, which the table refuses, so every mutation is inserted or none.
+/// Inserts the mutations, each with the next value of the cursor sequence, in the
+/// order of the batch, so that a tenant's mutations list in the order the batch made
+/// them; returns the rows written.
 async fn write_mutations<C: GenericClient>(tx: &C, changes: &Changes) -> Result<u64, Fail> {
     let m = &changes.mutations;
     if m.is_empty() {
@@ -681,4 +797,84 @@ async fn write_mutations<C: GenericClient>(tx: &C, changes: &Changes) -> Result<
         ],
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prepaid_ledger::{SystemAccount, TenantId, Unit};
+
+    fn change(tenant: &str, account: SystemAccount, delta: i64) -> AccountChange {
+        AccountChange {
+            tenant: TenantId::parse(tenant).unwrap(),
+            unit: Unit::new("EUR", 2).unwrap(),
+            account,
+            delta,
+            balance: 0,
+        }
+    }
+
+    fn placed(deltas: &[SlotDelta<'_>]) -> Vec<(usize, i64)> {
+        deltas.iter().map(|d| (d.slot, d.delta)).collect()
+    }
+
+    #[test]
+    fn the_schema_bounds_the_slots_as_the_store_does() {
+        let sql = include_str!("../migrations/0008_account_slots_and_mutation_sequence.sql");
+        let last = ACCOUNT_SLOTS_MAX - 1;
+        assert!(sql.contains(&format!("slot BETWEEN 0 AND {last}")));
+        assert!(sql.contains(&format!(
+            "balance BETWEEN -{SLOT_BALANCE_ABS_MAX} AND {SLOT_BALANCE_ABS_MAX}"
+        )));
+        assert!(sql.contains(&format!("generate_series(1, {last})")));
+        assert_eq!(
+            SLOT_BALANCE_ABS_MAX * i64::try_from(ACCOUNT_SLOTS_MAX).unwrap(),
+            BALANCE_ABS_MAX
+        );
+    }
+
+    #[test]
+    fn a_delta_goes_to_the_first_slot_when_it_has_room() {
+        let changes = [change("t", SystemAccount::World, -7)];
+        let deltas = spread(&changes, |_| [0; ACCOUNT_SLOTS_MAX], 5);
+        assert_eq!(placed(&deltas), [(5, -7)]);
+    }
+
+    #[test]
+    fn a_delta_spills_into_the_next_slots_near_the_bound() {
+        let mut slots = [SLOT_BALANCE_ABS_MAX; ACCOUNT_SLOTS_MAX];
+        slots[ACCOUNT_SLOTS_MAX - 1] = SLOT_BALANCE_ABS_MAX - 3;
+        slots[0] = SLOT_BALANCE_ABS_MAX - 2;
+        slots[2] = 0;
+        let changes = [change("t", SystemAccount::Revenue, 10)];
+        let deltas = spread(&changes, |_| slots, ACCOUNT_SLOTS_MAX - 1);
+        assert_eq!(
+            placed(&deltas),
+            [(0, 2), (2, 5), (ACCOUNT_SLOTS_MAX - 1, 3)]
+        );
+        let back = [change("t", SystemAccount::Revenue, -1)];
+        assert_eq!(placed(&spread(&back, |_| slots, 1)), [(1, -1)]);
+    }
+
+    #[test]
+    fn a_delta_with_no_room_goes_whole_to_the_first_slot() {
+        let changes = [change("t", SystemAccount::World, 1)];
+        let deltas = spread(&changes, |_| [SLOT_BALANCE_ABS_MAX; ACCOUNT_SLOTS_MAX], 3);
+        assert_eq!(placed(&deltas), [(3, 1)]);
+    }
+
+    #[test]
+    fn slot_deltas_come_in_key_order() {
+        let changes = [
+            change("u", SystemAccount::World, 1),
+            change("t", SystemAccount::World, 1),
+            change("t", SystemAccount::Adjustment, 1),
+        ];
+        let deltas = spread(&changes, |_| [0; ACCOUNT_SLOTS_MAX], 0);
+        let order: Vec<(&str, &str)> = deltas
+            .iter()
+            .map(|d| (d.change.tenant.as_str(), d.change.account.as_str()))
+            .collect();
+        assert_eq!(order, [("t", "adjustment"), ("t", "world"), ("u", "world")]);
+    }
 }

@@ -6,7 +6,7 @@ use prepaid_ledger::{
     NewApiKey, NewWallet, Outcome, Reference, Request, Scopes, TenantId, Timestamp, Unit, WalletId,
 };
 use prepaid_store::{Store, StoreError};
-use prepaid_store_postgres::testing::{TestSchema, database_url, fresh_schema};
+use prepaid_store_postgres::testing::{TestSchema, database_url, fresh_schema, migrations};
 use prepaid_store_postgres::{PgConfig, PgError, PgStore};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -45,6 +45,15 @@ async fn raw(schema: &TestSchema) -> tokio_postgres::Client {
         .unwrap();
     tokio::spawn(connection);
     client
+}
+
+/// The first column of every row `sql` finds.
+async fn column<T>(client: &tokio_postgres::Client, sql: &str) -> Vec<T>
+where
+    T: for<'a> tokio_postgres::types::FromSql<'a>,
+{
+    let rows = client.query(sql, &[]).await.unwrap();
+    rows.iter().map(|r| r.get(0)).collect()
 }
 
 /// The operator tenant, a customer and one wallet per id.
@@ -87,15 +96,12 @@ async fn instances_starting_at_once_migrate_once_and_record_the_version() {
     for connect in connects.collect::<Vec<_>>() {
         connect.await.unwrap().unwrap();
     }
-    let versions: Vec<i32> = raw(&schema)
-        .await
-        .query("SELECT version FROM prepaid_schema_migrations", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7]);
+    let versions: Vec<i32> = column(
+        &raw(&schema).await,
+        "SELECT version FROM prepaid_schema_migrations",
+    )
+    .await;
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8]);
 }
 
 /// A schema of the first version gains customer links (empty for the customers it
@@ -136,6 +142,114 @@ async fn a_schema_of_the_first_version_is_brought_up_to_date() {
     assert_eq!(store.setting(&tenant, &key).await.unwrap(), None);
 }
 
+/// A schema of the seventh version keeps its system account balances, spread over
+/// the slots, and its mutations' list cursors, which new mutations follow.
+#[tokio::test]
+async fn a_schema_of_the_seventh_version_keeps_its_balances_and_cursors() {
+    let Some(schema) = fresh_schema().await else {
+        return;
+    };
+    let client = raw(&schema).await;
+    for sql in migrations(7) {
+        client.batch_execute(sql).await.unwrap();
+    }
+    // Balances that do not divide evenly, and one at the bound: the accounts balance the
+    // wallet's 3,999,999,999,999,999,999, the sum of its three mutations.
+    client
+        .batch_execute(
+            "CREATE TABLE prepaid_schema_migrations (
+                 version     INTEGER PRIMARY KEY,
+                 applied_at  TIMESTAMPTZ NOT NULL DEFAULT now()
+             );
+             INSERT INTO prepaid_schema_migrations (version)
+                 SELECT generate_series(1, 7);
+             INSERT INTO tenants (id, name, operator, created_at, next_seq)
+                 VALUES ('default', 'default', true, 0, 4), ('other', 'other', false, 0, 1);
+             INSERT INTO customers (tenant, id, name, created_at) VALUES ('default', 'c', '', 0);
+             INSERT INTO wallets (tenant, id, customer, unit_code, unit_scale, name, product,
+                 status, floor, balance, held, created_at, updated_at)
+                 VALUES ('default', 'w', 'c', 'EUR', 2, '', '', 'active', 0,
+                 3999999999999999999, 0, 0, 0);
+             INSERT INTO system_accounts (tenant, unit_code, unit_scale, kind, balance) VALUES
+                 ('default', 'EUR', 2, 'world', -4000000000000000000),
+                 ('default', 'EUR', 2, 'revenue', 7),
+                 ('default', 'EUR', 2, 'adjustment', -6);
+             INSERT INTO mutations (tenant, seq, id, wallet, customer, unit_code, unit_scale,
+                 kind, amount, balance_after, reference_kind, reference_text, reference_link,
+                 occurred_at, recorded_at)
+                 SELECT 'default', n, gen_random_uuid(), 'w', 'c', 'EUR', 2, 'adjustment',
+                 1333333333333333333, n * 1333333333333333333, '', '', '', 0, 0
+                 FROM generate_series(1, 3) AS n;",
+        )
+        .await
+        .unwrap();
+    let store = PgStore::connect(schema.url(), PgConfig::default())
+        .await
+        .unwrap();
+    let slots: Vec<(String, i64, i64, i64)> = client
+        .query(
+            "SELECT kind, count(*), sum(balance)::int8, max(abs(balance)) \
+             FROM system_accounts GROUP BY kind ORDER BY kind",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    let slot = prepaid_store_postgres::SLOT_BALANCE_ABS_MAX;
+    assert_eq!(
+        slots,
+        [
+            ("adjustment".to_owned(), 16, -6, 1),
+            ("revenue".to_owned(), 16, 7, 1),
+            ("world".to_owned(), 16, -4_000_000_000_000_000_000, slot),
+        ]
+    );
+    // The world account is at the bound: a top-up is refused, a debit goes through.
+    let post = |kind, amount| {
+        request(Command::Post {
+            id: MutationId(Uuid::now_v7()),
+            wallet: WalletId::parse("w").unwrap(),
+            kind,
+            amount: Amount::positive(amount).unwrap(),
+            reference: Reference::default(),
+            occurred_at: None,
+        })
+    };
+    let outcomes = store
+        .apply(
+            vec![post(MutationKind::TopUp, 1), post(MutationKind::Debit, 5)],
+            NOW,
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            outcomes[0],
+            Outcome::Refused(prepaid_ledger::Refusal::BalanceOverflow)
+        ),
+        "{outcomes:?}"
+    );
+    assert!(matches!(outcomes[1], Outcome::Done { .. }), "{outcomes:?}");
+    let page = store
+        .mutations(
+            &tenant(),
+            &prepaid_store::MutationQuery {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 4);
+    assert_eq!(page.items[3].kind, MutationKind::Debit);
+    let seqs: Vec<i64> = column(&client, "SELECT seq FROM mutations ORDER BY seq").await;
+    assert_eq!(seqs[..3], [1, 2, 3]);
+    assert!(seqs[3] > 3, "{seqs:?}");
+    assert_eq!(store.check_invariants().await.unwrap(), vec![]);
+}
+
 #[tokio::test]
 async fn a_schema_from_a_newer_build_is_refused() {
     let Some(schema) = fresh_schema().await else {
@@ -155,7 +269,7 @@ async fn a_schema_from_a_newer_build_is_refused() {
     match PgStore::connect(schema.url(), PgConfig::default()).await {
         Err(PgError::SchemaTooNew {
             found: 99,
-            known: 7,
+            known: 8,
         }) => {}
         other => panic!("expected SchemaTooNew, got {other:?}"),
     }

@@ -134,7 +134,9 @@ pub struct Counted<T> {
 /// Which mutations to find, in which order, and which page of them.
 ///
 /// Mutations are only ever appended in commit order, so that paging `Ascending` by
-/// offset never misses or repeats one while others are recorded.
+/// offset never misses or repeats one while others are recorded. (The PostgreSQL store
+/// keeps this but for a short window around concurrent commits; see its crate
+/// documentation.)
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MutationSearch {
     pub customer: Option<CustomerId>,
