@@ -250,3 +250,38 @@ fn checkpoints(conn: &Connection, stop: &(Mutex<bool>, Condvar)) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_generation_is_durable_once_a_later_sync_returned() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = dir.path().join("db-wal");
+        std::fs::write(&wal, b"frames").unwrap();
+        let syncer = Syncer::start(wal);
+        let first = syncer.committed();
+        let second = syncer.committed();
+        assert_eq!((first, second), (1, 2));
+        syncer.durable(second).await.unwrap();
+        // An earlier generation is implied by a later one.
+        syncer.durable(first).await.unwrap();
+        assert!(!syncer.failed());
+    }
+
+    /// A log that cannot be synced fails its waiters and every later write.
+    #[tokio::test]
+    async fn a_failed_sync_fails_its_waiters_and_stays_failed() {
+        let dir = tempfile::tempdir().unwrap();
+        let syncer = Syncer::start(dir.path().join("missing-wal"));
+        let generation = syncer.committed();
+        match syncer.durable(generation).await {
+            Err(StoreError::Internal { .. }) => {}
+            other => panic!("expected an internal error, got {other:?}"),
+        }
+        assert!(syncer.failed());
+        let later = syncer.committed();
+        assert!(syncer.durable(later).await.is_err());
+    }
+}

@@ -18,7 +18,7 @@ use prepaid_store::exec::{
     self, Changes, Gap, KeyRecord, Lookup, NewTenant, RecordChange, Recorded, RecordedResult, Run,
 };
 use prepaid_store::{SWEEP_BATCH_MAX, StoreError, SweepReport};
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, Statement, params};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -808,12 +808,13 @@ fn write(conn: &Connection, changes: &Changes, before: &Cache) -> Result<(), Wri
     for wallet in &changes.wallets_new {
         insert_wallet(conn, wallet)?;
     }
+    // Each statement is looked up in the cache once per batch, not once per row.
+    let mut update_wallet = conn.prepare_cached(
+        "UPDATE wallets SET balance = ?3, held = ?4, updated_at = ?5, incoming = ?6 \
+         WHERE tenant = ?1 AND id = ?2",
+    )?;
     for wallet in &changes.wallets_changed {
-        conn.prepare_cached(
-            "UPDATE wallets SET balance = ?3, held = ?4, updated_at = ?5, incoming = ?6 \
-             WHERE tenant = ?1 AND id = ?2",
-        )?
-        .execute(params![
+        update_wallet.execute(params![
             wallet.tenant.as_str(),
             wallet.id.as_str(),
             wallet.balance,
@@ -851,13 +852,15 @@ fn write(conn: &Connection, changes: &Changes, before: &Cache) -> Result<(), Wri
             hold.settled_at.map(Timestamp::as_micros)
         ])?;
     }
+    let mut statement = conn.prepare_cached(INSERT_MUTATION)?;
     for mutation in &changes.mutations {
-        if !insert_mutation(conn, mutation)? {
+        if !insert_mutation(&mut statement, mutation)? {
             return Err(WriteFail::Taken(mutation.tenant.clone(), mutation.id));
         }
     }
+    let mut statement = conn.prepare_cached(INSERT_KEY)?;
     for key in &changes.keys {
-        insert_key(conn, key)?;
+        insert_key(&mut statement, key)?;
     }
     for change in &changes.accounts {
         conn.prepare_cached(
@@ -1021,35 +1024,37 @@ fn insert_wallet(conn: &Connection, w: &Wallet) -> Result<(), Fail> {
     Ok(())
 }
 
-/// Inserts a mutation; `false` when its id is taken.
-fn insert_mutation(conn: &Connection, m: &Mutation) -> Result<bool, Fail> {
-    let n = conn
-        .prepare_cached(
-            "INSERT INTO mutations (id, tenant, wallet, customer, unit_code, unit_scale, kind, \
-         amount, balance_after, reference_kind, reference_text, reference_link, hold, \
-         transfer, counter_wallet, occurred_at, recorded_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17) \
-         ON CONFLICT (tenant, id) DO NOTHING",
-        )?
-        .execute(params![
-            m.id.0.as_bytes(),
-            m.tenant.as_str(),
-            m.wallet.as_str(),
-            m.customer.as_str(),
-            m.unit.code(),
-            m.unit.scale(),
-            m.kind.as_str(),
-            m.amount,
-            m.balance_after,
-            m.reference.parts().0,
-            m.reference.parts().1,
-            m.reference.parts().2,
-            m.hold.as_ref().map(|h| h.0.as_bytes()),
-            m.transfer.as_ref().map(|t| t.0.as_bytes()),
-            m.counter_wallet.as_ref().map(WalletId::as_str),
-            m.occurred_at.as_micros(),
-            m.recorded_at.as_micros()
-        ])?;
+const INSERT_MUTATION: &str = "INSERT INTO mutations (id, tenant, wallet, customer, \
+     unit_code, unit_scale, kind, amount, balance_after, reference_kind, reference_text, \
+     reference_link, hold, transfer, counter_wallet, occurred_at, recorded_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17) \
+     ON CONFLICT (tenant, id) DO NOTHING";
+
+const INSERT_KEY: &str = "INSERT INTO idempotency_keys (tenant, key, fingerprint, \
+     result_kind, result_id, result_id2, wallet_status, wallet_balance, wallet_held, \
+     wallet_updated_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+
+/// Inserts a mutation with [`INSERT_MUTATION`]; `false` when its id is taken.
+fn insert_mutation(statement: &mut Statement<'_>, m: &Mutation) -> Result<bool, Fail> {
+    let n = statement.execute(params![
+        m.id.0.as_bytes(),
+        m.tenant.as_str(),
+        m.wallet.as_str(),
+        m.customer.as_str(),
+        m.unit.code(),
+        m.unit.scale(),
+        m.kind.as_str(),
+        m.amount,
+        m.balance_after,
+        m.reference.parts().0,
+        m.reference.parts().1,
+        m.reference.parts().2,
+        m.hold.as_ref().map(|h| h.0.as_bytes()),
+        m.transfer.as_ref().map(|t| t.0.as_bytes()),
+        m.counter_wallet.as_ref().map(WalletId::as_str),
+        m.occurred_at.as_micros(),
+        m.recorded_at.as_micros()
+    ])?;
     Ok(n == 1)
 }
 
@@ -1079,14 +1084,9 @@ fn insert_hold(conn: &Connection, h: &Hold) -> Result<(), Fail> {
     Ok(())
 }
 
-fn insert_key(conn: &Connection, k: &KeyRecord) -> Result<(), Fail> {
+fn insert_key(statement: &mut Statement<'_>, k: &KeyRecord) -> Result<(), Fail> {
     let columns = k.recorded.result.to_columns();
-    conn.prepare_cached(
-        "INSERT INTO idempotency_keys (tenant, key, fingerprint, result_kind, result_id, \
-         result_id2, wallet_status, wallet_balance, wallet_held, wallet_updated_at, created_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-    )?
-    .execute(params![
+    statement.execute(params![
         k.tenant.as_str(),
         k.key.as_str(),
         k.recorded.fingerprint.0,

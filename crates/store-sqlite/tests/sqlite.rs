@@ -250,6 +250,13 @@ async fn a_write_by_another_connection_refreshes_the_cached_rows() {
         .await
         .unwrap();
     assert_eq!(balance_after(&outcomes[0]), 0);
+    // Wallets read from memory were dropped with the cache, and show the debit.
+    let wallet = store
+        .wallet(&tenant(), &WalletId::parse("w").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(wallet.balance, 0);
     assert_eq!(store.check_invariants().await.unwrap(), []);
 }
 
