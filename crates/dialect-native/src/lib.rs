@@ -19,14 +19,16 @@ use prepaid_edge::page::{ListQuery, encode_cursor};
 use prepaid_edge::problem::Problem;
 use prepaid_edge::refusals::{self, unexpected};
 use prepaid_edge::submit::Operation;
+use prepaid_edge::time::WireTime;
 use prepaid_edge::{ADMIN_KEY_NAME, SharedState};
 use prepaid_edge::{PathSegment, engine_problem, json_response, new_uuid, store_problem};
 use prepaid_ledger::{
-    AMOUNT_MAX, Amount, BALANCE_ABS_MAX, Command, CustomerId, Done, Fingerprint, Floor, HoldId,
-    IdempotencyKey, MutationId, MutationKind, NewApiKey, NewWallet, Outcome, Reference, Request,
-    Scopes, TenantId, TransferId, Unit, WalletId, WalletStatus, default_scale,
+    AMOUNT_MAX, Amount, BALANCE_ABS_MAX, Command, CustomerId, Done, Fingerprint, Floor,
+    GrantCategory, GrantTerms, HoldId, IdempotencyKey, MutationId, MutationKind, NewApiKey,
+    NewWallet, Outcome, PRIORITY_MAX, Priority, Reference, Request, Scopes, TenantId, TransferId,
+    Unit, WalletId, WalletStatus, default_scale,
 };
-use prepaid_store::{MutationQuery, Page, WalletQuery};
+use prepaid_store::{GrantCursor, MutationQuery, Page, WalletQuery};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -47,7 +49,9 @@ prepaid_edge::routes! {
     "/wallets/{id}" => get(get_wallet): Read, patch(patch_wallet): Write;
     "/wallets/{id}/mutations" => post(post_mutation): Write, get(list_mutations): Read;
     "/wallets/{id}/holds" => post(place_hold): Write;
+    "/wallets/{id}/grants" => get(list_grants): Read;
     "/mutations/{id}" => get(get_mutation): Read;
+    "/mutations/{id}/reverse" => post(reverse_mutation): Write;
     "/batch" => post(batch): Write;
     "/transfers" => post(transfer): Write;
     "/holds/{id}" => get(get_hold): Read;
@@ -94,6 +98,42 @@ fn reference(r: Option<ReferenceIn>) -> Reference {
 
 fn positive(field: &str, amount: i64) -> Result<Amount, Problem> {
     Amount::positive(amount).map_err(|e| Problem::invalid_field(field, e))
+}
+
+/// The terms of the grant a credit makes; refused on a debit, which makes none.
+fn grant_terms(
+    prefix: &str,
+    credit: bool,
+    expires_at: Option<WireTime>,
+    priority: Option<u8>,
+    category: Option<&str>,
+) -> Result<GrantTerms, Problem> {
+    let given = expires_at.is_some() || priority.is_some() || category.is_some();
+    if given && !credit {
+        return Err(Problem::invalid_field(
+            &format!("{prefix}expires_at"),
+            "a debit makes no grant: expires_at, priority and category are for credits",
+        ));
+    }
+    let priority = match priority {
+        None => Priority::DEFAULT,
+        Some(p) => Priority::new(p).ok_or_else(|| {
+            Problem::invalid_field(
+                &format!("{prefix}priority"),
+                format_args!("must be 0 to {PRIORITY_MAX}"),
+            )
+        })?,
+    };
+    let category = match category {
+        None => GrantCategory::Paid,
+        Some(c) => GrantCategory::parse(c)
+            .map_err(|e| Problem::invalid_field(&format!("{prefix}category"), e))?,
+    };
+    Ok(GrantTerms {
+        expires_at: expires_at.map(|t| t.0),
+        priority,
+        category,
+    })
 }
 
 /// The amount of a direct posting: positive for top-ups and debits, non-zero for
@@ -549,19 +589,160 @@ async fn list_wallets(
 }
 
 #[utoipa::path(get, path = "/v1/wallets/{id}", tag = "wallets",
-    params(("id" = String, Path, description = "The wallet id")),
+    params(("id" = String, Path, description = "The wallet id"),
+        ("as_of" = Option<String>, Query, format = DateTime,
+            description = "The wallet as it stood then, replayed from its history, with its live grants")),
     responses((status = 200, body = WalletOut), (status = "4XX", body = ProblemOut,
         content_type = "application/problem+json")),
     security(("bearer" = []), ("basic" = [])))]
-/// One wallet with its balance.
+/// One wallet with its balance; with `as_of`, as it stood at that instant.
 async fn get_wallet(
     State(state): State<SharedState>,
     caller: Caller<Read>,
     seg: PathSegment,
+    uri: axum::http::Uri,
 ) -> Answer {
     let id: WalletId = path_id(&seg, "wallet_not_found")?;
+    let pairs = prepaid_edge::form::pairs(uri.query().unwrap_or_default())
+        .map_err(|e| Problem::invalid_field(e.name(), prepaid_edge::form::NOT_UTF8))?;
+    let as_of = pairs
+        .iter()
+        .find(|(k, _)| k == "as_of")
+        .map(|(_, v)| prepaid_edge::time::parse(v).map_err(|e| Problem::invalid_field("as_of", e)))
+        .transpose()?;
     let wallet = visible_wallet(&state, &caller, &id).await?;
-    Ok(ok(&WalletOut::from(&wallet)))
+    match as_of {
+        None => Ok(ok(&WalletOut::from(&wallet))),
+        Some(at) => wallet_as_of(&state, &caller, &wallet, at).await,
+    }
+}
+
+/// The wallet as it stood at `at`: its history replayed by the ledger
+/// (`prepaid_ledger::as_of`), with the grants live then.
+async fn wallet_as_of(
+    state: &SharedState,
+    caller: &Principal,
+    wallet: &prepaid_ledger::Wallet,
+    at: prepaid_ledger::Timestamp,
+) -> Answer {
+    let fail = |e: prepaid_store::StoreError| store_problem(&e, "replaying a wallet");
+    let (tenant, id) = (&caller.tenant, &wallet.id);
+    let limit = prepaid_store::PAGE_SIZE_MAX;
+    let max = prepaid_ledger::AS_OF_MUTATIONS_MAX;
+    let mutations = every_page(max + 1, |after| {
+        let query = MutationQuery {
+            wallet: Some(id.clone()),
+            customer: None,
+            after,
+            limit,
+        };
+        async move { state.store.mutations(tenant, &query).await }
+    })
+    .await
+    .map_err(fail)?;
+    if mutations.len() > max {
+        return Err(Problem::invalid_field(
+            "as_of",
+            format_args!("the wallet's history is longer than {max} mutations, the most replayed"),
+        ));
+    }
+    let grants = every_page(usize::MAX, |after| {
+        state.store.grants(tenant, id, after, limit)
+    })
+    .await
+    .map_err(fail)?;
+    let holds = every_page(usize::MAX, |after| {
+        state.store.wallet_holds(tenant, id, after, limit)
+    })
+    .await
+    .map_err(fail)?;
+    let then = prepaid_ledger::as_of(&mutations, &grants, &holds, at);
+    let past = prepaid_ledger::Wallet {
+        balance: then.balance,
+        held: then.held,
+        ..wallet.clone()
+    };
+    Ok(ok(&WalletAsOfOut {
+        wallet: WalletOut::from(&past),
+        as_of: WireTime(at),
+        grants: then
+            .grants
+            .iter()
+            .map(|g| GrantOut::new(id, g, at))
+            .collect(),
+    }))
+}
+
+#[utoipa::path(get, path = "/v1/wallets/{id}/grants", tag = "wallets",
+    params(("id" = String, Path, description = "The wallet id"),
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "1 to 1000, default 100"),
+        ("after" = Option<String>, Query, description = "The `next` of the previous page")),
+    responses((status = 200, body = GrantPage), (status = "4XX", body = ProblemOut,
+        content_type = "application/problem+json")),
+    security(("bearer" = []), ("basic" = [])))]
+/// A wallet's grants, live, spent and expired, oldest first: what each credit granted,
+/// what is left of it, what holds reserve of it, and when it expires.
+async fn list_grants(
+    State(state): State<SharedState>,
+    caller: Caller<Read>,
+    seg: PathSegment,
+    query: ListQuery,
+) -> Answer {
+    let wallet: WalletId = path_id(&seg, "wallet_not_found")?;
+    let after = query
+        .after
+        .as_deref()
+        .map(|a| parse_grant_cursor(a).ok_or_else(bad_cursor))
+        .transpose()?;
+    visible_wallet(&state, &caller, &wallet).await?;
+    let page = state
+        .store
+        .grants(&caller.tenant, &wallet, after, query.limit)
+        .await
+        .map_err(|e| store_problem(&e, "listing grants"))?;
+    let now = state.clock.now();
+    Ok(ok(&GrantPage {
+        items: page
+            .items
+            .iter()
+            .map(|g| GrantOut::new(&wallet, g, now))
+            .collect(),
+        next: next_cursor(
+            page.next
+                .map(|c| format!("{}.{}", c.created_at.as_micros(), c.id.0.simple())),
+        ),
+    }))
+}
+
+/// The items of a store list from its first page on, following `next`, until it ends
+/// or `max` items are in hand.
+async fn every_page<T, C, F, Fut>(
+    max: usize,
+    mut page: F,
+) -> Result<Vec<T>, prepaid_store::StoreError>
+where
+    F: FnMut(Option<C>) -> Fut,
+    Fut: std::future::Future<Output = Result<Page<T, C>, prepaid_store::StoreError>>,
+{
+    let mut items = Vec::new();
+    let mut after = None;
+    loop {
+        let got = page(after).await?;
+        items.extend(got.items);
+        match got.next {
+            Some(next) if items.len() < max => after = Some(next),
+            _ => return Ok(items),
+        }
+    }
+}
+
+/// A cursor of the list of grants: `<created_at micros>.<grant id, 32 hex digits>`.
+fn parse_grant_cursor(text: &str) -> Option<GrantCursor> {
+    let (at, id) = text.split_once('.')?;
+    Some(GrantCursor {
+        created_at: prepaid_ledger::Timestamp::from_micros(at.parse().ok()?),
+        id: MutationId(uuid::Uuid::try_parse(id).ok()?),
+    })
 }
 
 async fn visible_wallet(
@@ -627,6 +808,13 @@ async fn post_mutation(
     let wallet: WalletId = path_id(&seg, "wallet_not_found")?;
     let v = body.value;
     let (kind, amount) = post_amount("amount", v.kind, v.amount)?;
+    let terms = grant_terms(
+        "",
+        kind == MutationKind::TopUp || (kind == MutationKind::Adjustment && amount.get() > 0),
+        v.expires_at,
+        v.priority,
+        v.category.as_deref(),
+    )?;
     let command = Command::Post {
         id: MutationId(new_uuid()),
         wallet,
@@ -634,6 +822,7 @@ async fn post_mutation(
         amount,
         reference: reference(v.reference),
         occurred_at: v.occurred_at.map(|t| t.0),
+        terms,
     };
     match submit(&state, &caller, body.idempotency, command).await? {
         (Done::Mutation(m), replayed) => Ok(created(&MutationOut::from(&m), replayed)),
@@ -703,6 +892,45 @@ async fn get_mutation(
     Ok(ok(&MutationOut::from(&m)))
 }
 
+#[utoipa::path(post, path = "/v1/mutations/{id}/reverse", tag = "mutations",
+    params(("id" = String, Path, description = "The id of the mutation to reverse (a UUID)")),
+    request_body(content = ReverseIn, description = "May be empty"),
+    responses((status = 201, body = MutationOut), (status = "4XX", body = ProblemOut,
+        content_type = "application/problem+json")),
+    security(("bearer" = []), ("basic" = [])))]
+/// Posts the opposite of a mutation, once: a second call answers the same reversal. A
+/// debit's reversal gives each grant back what it drew, with its own expiry; a credit's
+/// takes back what its grant has left, and is refused with what could be taken back
+/// when part was spent, unless an admin key sends `allow_negative`.
+async fn reverse_mutation(
+    State(state): State<SharedState>,
+    caller: Caller<Write>,
+    seg: PathSegment,
+    body: JsonBody<ReverseIn, true>,
+) -> Answer {
+    let original = MutationId(path_uuid(&seg, "mutation_not_found")?);
+    let v = body.value;
+    let allow_negative = v.allow_negative.unwrap_or(false);
+    if allow_negative && !caller.scopes.admin {
+        return Err(Problem::forbidden(
+            "allow_negative needs a key with the admin scope",
+        ));
+    }
+    let command = Command::Reverse {
+        id: prepaid_ledger::reversal_id(original),
+        mutation: original,
+        allow_negative,
+        reference: v
+            .reference
+            .map(|r| r.0)
+            .unwrap_or_else(|| Reference::known("reversal", "", "")),
+    };
+    match submit(&state, &caller, body.idempotency, command).await? {
+        (Done::Mutation(m), replayed) => Ok(created(&MutationOut::from(&m), replayed)),
+        (other, _) => Err(unexpected(&other, "mutation")),
+    }
+}
+
 /// The key of item `index` of a batch sent with a request-level `Idempotency-Key`, so
 /// that a repeated batch repeats each item.
 fn derived_item_key(batch_key: &IdempotencyKey, index: usize) -> IdempotencyKey {
@@ -749,6 +977,13 @@ fn batch_item(
     let prefix = format!("mutations[{index}]");
     let v: BatchItemIn = from_value(&prefix, item)?;
     let (kind, amount) = post_amount(&format!("{prefix}.amount"), v.kind, v.amount)?;
+    let terms = grant_terms(
+        &format!("{prefix}."),
+        kind == MutationKind::TopUp || (kind == MutationKind::Adjustment && amount.get() > 0),
+        v.expires_at,
+        v.priority,
+        v.category.as_deref(),
+    )?;
     let idempotency = match (v.idempotency_key, batch_idempotency) {
         (Some(key), _) => {
             let fp = item_fingerprint(&v.wallet_id.0, item);
@@ -767,6 +1002,7 @@ fn batch_item(
         amount,
         reference: reference(v.reference),
         occurred_at: v.occurred_at.map(|t| t.0),
+        terms,
     };
     Ok((command, idempotency))
 }
@@ -879,6 +1115,7 @@ async fn transfer(
         amount: positive("amount", v.amount)?,
         reference: reference(v.reference),
         occurred_at: v.occurred_at.map(|t| t.0),
+        terms: grant_terms("", true, v.expires_at, v.priority, v.category.as_deref())?,
     };
     match submit(&state, &caller, body.idempotency, command).await? {
         (Done::Transfer(t), replayed) => Ok(created(&TransferOut::from(&t), replayed)),
@@ -1034,7 +1271,7 @@ impl utoipa::Modify for Security {
         list_customers,
         create_wallet, list_customer_wallets, list_wallets, get_wallet, patch_wallet,
         post_mutation, list_mutations, get_mutation, batch, transfer, place_hold, get_hold,
-        commit_hold, release_hold),
+        commit_hold, release_hold, list_grants, reverse_mutation),
     components(schemas(ProblemOut, ReferenceObject, ReferenceInput, BatchItemIn, BatchResultOut)),
     modifiers(&Security),
     tags((name = "customers"), (name = "wallets"), (name = "mutations"),

@@ -4,11 +4,13 @@
 
 use prepaid_edge::time::WireTime;
 pub use prepaid_edge::wire::{
-    MutationOut, Name, ProblemOut, ReferenceInput, ReferenceOut, Text, display, display_opt,
+    DrawOut, MutationOut, Name, ProblemOut, ReferenceInput, ReferenceOut, Text, display,
+    display_opt,
 };
 use prepaid_ledger::{
     ApiKey, ApiKeyName, Customer, CustomerId, Floor, Hold, IdError, IdempotencyKey, LINK_LEN_MAX,
-    REFERENCE_LEN_MAX, Reference, Scopes, TenantId, Transfer, Wallet, WalletId, bounded_text,
+    REFERENCE_LEN_MAX, Reference, Scopes, TenantId, Timestamp, Transfer, Wallet, WalletId,
+    bounded_text,
 };
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
@@ -219,6 +221,18 @@ pub struct PostMutationIn {
     pub reference: Option<ReferenceIn>,
     #[schema(value_type = Option<String>, format = DateTime)]
     pub occurred_at: Option<WireTime>,
+    /// A credit's grant expires then (credits only); never when omitted.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<WireTime>,
+    /// A credit's grant is spent before those of higher priority: 0 to 100, 50 when
+    /// omitted (credits only).
+    #[schema(minimum = 0, maximum = 100)]
+    pub priority: Option<u8>,
+    /// `paid` (the default), `granted`, or a name of your own (1 to 40 characters of
+    /// `a-z`, `0-9`, `_`, `-`, `.`): at equal priority and expiry, `granted` is spent
+    /// first and `paid` last (credits only).
+    #[schema(min_length = 1, max_length = 40)]
+    pub category: Option<String>,
 }
 
 /// One item of a batch.
@@ -236,6 +250,18 @@ pub struct BatchItemIn {
     pub occurred_at: Option<WireTime>,
     #[schema(value_type = Option<String>, min_length = 1, max_length = 255)]
     pub idempotency_key: Option<Id<IdempotencyKey>>,
+    /// A credit's grant expires then (credits only); never when omitted.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<WireTime>,
+    /// A credit's grant is spent before those of higher priority: 0 to 100, 50 when
+    /// omitted (credits only).
+    #[schema(minimum = 0, maximum = 100)]
+    pub priority: Option<u8>,
+    /// `paid` (the default), `granted`, or a name of your own (1 to 40 characters of
+    /// `a-z`, `0-9`, `_`, `-`, `.`): at equal priority and expiry, `granted` is spent
+    /// first and `paid` last (credits only).
+    #[schema(min_length = 1, max_length = 40)]
+    pub category: Option<String>,
 }
 
 /// A batch; items are parsed one by one so that a bad item fails alone.
@@ -259,6 +285,18 @@ pub struct TransferIn {
     pub reference: Option<ReferenceIn>,
     #[schema(value_type = Option<String>, format = DateTime)]
     pub occurred_at: Option<WireTime>,
+    /// The grant the transfer makes in the receiving wallet expires then; never when omitted.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<WireTime>,
+    /// The grant is spent before those of higher priority: 0 to 100, 50 when
+    /// omitted.
+    #[schema(minimum = 0, maximum = 100)]
+    pub priority: Option<u8>,
+    /// `paid` (the default), `granted`, or a name of your own (1 to 40 characters of
+    /// `a-z`, `0-9`, `_`, `-`, `.`): at equal priority and expiry, `granted` is spent
+    /// first and `paid` last.
+    #[schema(min_length = 1, max_length = 40)]
+    pub category: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -270,6 +308,18 @@ pub struct PlaceHoldIn {
     pub reference: Option<ReferenceIn>,
     #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<WireTime>,
+}
+
+/// What a reversal may say; all of it optional.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReverseIn {
+    /// Take back all of a credit although part of it was spent, leaving the balance
+    /// lower (even below its floor). Needs a key with the admin scope.
+    pub allow_negative: Option<bool>,
+    /// The reversal's reference; `{"type": "reversal"}` when omitted.
+    #[schema(value_type = Option<ReferenceInput>)]
+    pub reference: Option<ReferenceIn>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -410,6 +460,9 @@ pub struct HoldOut<'a> {
     pub created_at: WireTime,
     #[schema(value_type = Option<String>, format = DateTime)]
     pub settled_at: Option<WireTime>,
+    /// What a debit hold reserves of each grant of its wallet, in the order it draws
+    /// them when committed (kept as placed once settled).
+    pub reserved: Vec<DrawOut>,
 }
 
 impl<'a> From<&'a Hold> for HoldOut<'a> {
@@ -425,8 +478,79 @@ impl<'a> From<&'a Hold> for HoldOut<'a> {
             expires_at: h.expires_at.map(WireTime),
             created_at: WireTime(h.created_at),
             settled_at: h.settled_at.map(WireTime),
+            reserved: DrawOut::list(&h.reserved),
         }
     }
+}
+
+/// Credits of one origin in a wallet, spent in order of priority, expiry, category
+/// and age.
+#[derive(Serialize, ToSchema)]
+pub struct GrantOut<'a> {
+    /// The id of the mutation that made it (its origin).
+    #[serde(serialize_with = "display")]
+    #[schema(value_type = String, format = Uuid)]
+    pub id: uuid::Uuid,
+    pub wallet_id: &'a str,
+    /// What the credit granted.
+    pub amount: i64,
+    /// What is left to spend.
+    pub remaining: i64,
+    /// What pending holds reserve of `remaining`.
+    pub held: i64,
+    pub priority: u8,
+    pub category: &'a str,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<WireTime>,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: WireTime,
+    /// `live` (something left, not expired), `spent` (nothing left) or `expired`
+    /// (its expiry has come; what holds reserve of it is still theirs).
+    pub status: &'static str,
+}
+
+impl<'a> GrantOut<'a> {
+    pub fn new(wallet: &'a WalletId, g: &'a prepaid_ledger::Grant, now: Timestamp) -> Self {
+        let status = if g.is_expired(now) {
+            "expired"
+        } else if g.remaining == 0 {
+            "spent"
+        } else {
+            "live"
+        };
+        Self {
+            id: g.id.0,
+            wallet_id: wallet.as_str(),
+            amount: g.amount,
+            remaining: g.remaining,
+            held: g.held,
+            priority: g.terms.priority.get(),
+            category: g.terms.category.as_str(),
+            expires_at: g.terms.expires_at.map(WireTime),
+            created_at: WireTime(g.created_at),
+            status,
+        }
+    }
+}
+
+/// A wallet as it stood at an instant (`GET /v1/wallets/{id}?as_of=`): its balance,
+/// held and available then, and the grants live then in the spend order. The other
+/// fields are as they are now.
+#[derive(Serialize, ToSchema)]
+pub struct WalletAsOfOut<'a> {
+    #[serde(flatten)]
+    pub wallet: WalletOut<'a>,
+    #[schema(value_type = String, format = DateTime)]
+    pub as_of: WireTime,
+    pub grants: Vec<GrantOut<'a>>,
+}
+
+/// A page of a wallet's grants, oldest first.
+#[derive(Serialize, ToSchema)]
+pub struct GrantPage<'a> {
+    pub items: Vec<GrantOut<'a>>,
+    /// Pass as `after` for the next page; absent on the last.
+    pub next: Option<String>,
 }
 
 /// A hold after commit or release, with the mutation that settled it.

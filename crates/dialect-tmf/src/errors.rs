@@ -241,6 +241,31 @@ pub fn refusal(r: &Refusal) -> TmfError {
             "Commit exceeds reservation",
             format!("{requested} exceeds the {held} reserved (in the unit's smallest steps)"),
         ),
+        Refusal::MutationNotFound => E::not_found("not_found", "balance action"),
+        Refusal::NotReversible => E::unprocessable(
+            "not_reversible",
+            "Not reversible",
+            "this balance action is not reversed",
+        ),
+        Refusal::ReversalExceedsRemaining { reversible } => E::unprocessable(
+            "reversal_exceeds_remaining",
+            "Credit already spent",
+            format!(
+                "only {reversible} of the credit is left to take back (in the unit's smallest steps)"
+            ),
+        ),
+        Refusal::DrawsExceeded { draws_max } => E::unprocessable(
+            "draws_exceeded",
+            "Too many buckets",
+            format!(
+                "the amount would draw from more than {draws_max} credit grants; use smaller amounts"
+            ),
+        ),
+        Refusal::GrantsExceeded { grants_max } => E::unprocessable(
+            "grants_exceeded",
+            "Too many grants",
+            format!("the bucket holds {grants_max} live credit grants, the most it may"),
+        ),
         Refusal::IdempotencyConflict => E::conflict(
             "idempotency_conflict",
             "this Idempotency-Key was used with a different request",

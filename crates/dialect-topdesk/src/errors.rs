@@ -135,6 +135,14 @@ pub fn refusal(r: &Refusal, id: Option<MutationId>) -> Error {
         Refusal::UnitMismatch => Error::bad_request(
             "_links.for.href: the customer's prepaid services account does not count minutes",
         ),
+        Refusal::DrawsExceeded { draws_max } => Error::bad_request(format!(
+            "amountOfMinutes: the minutes would be taken from more than {draws_max} \
+             purchases; record them in smaller mutations"
+        )),
+        Refusal::GrantsExceeded { grants_max } => Error::bad_request(format!(
+            "amountOfMinutes: the customer's prepaid services account holds {grants_max} \
+             unspent purchases, the most it may"
+        )),
         Refusal::Forbidden => {
             Error::forbidden("this key may not record mutations for this customer")
         }
@@ -152,6 +160,9 @@ pub fn refusal(r: &Refusal, id: Option<MutationId>) -> Error {
         | Refusal::WalletExists
         | Refusal::HoldExists
         | Refusal::HoldNotFound
+        | Refusal::MutationNotFound
+        | Refusal::NotReversible
+        | Refusal::ReversalExceedsRemaining { .. }
         | Refusal::SameWallet
         | Refusal::HoldNotPending { .. }
         | Refusal::HoldExpired

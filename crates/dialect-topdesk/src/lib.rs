@@ -338,6 +338,7 @@ async fn create_mutation(
         amount,
         reference,
         occurred_at: Some(new.occurred_at),
+        terms: prepaid_ledger::GrantTerms::default(),
     };
     let idempotency = new
         .id

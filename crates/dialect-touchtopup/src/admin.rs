@@ -506,6 +506,7 @@ async fn post_sale(
         amount,
         reference: Reference::known(SALE_REFERENCE_KIND, &sale.sale_id.to_string(), ""),
         occurred_at: v.occurred_at.map(|t| t.0),
+        terms: prepaid_ledger::GrantTerms::default(),
     };
     // The debit and its sale are one unit; a replay answers the first debit, whose
     // sale was recorded with it.

@@ -150,9 +150,18 @@ pub fn refusal(r: &Refusal) -> Fail {
             Fail::conflict("This payment was already recorded with other details")
         }
         Refusal::Forbidden => Fail::forbidden("This API key may not do this"),
+        Refusal::DrawsExceeded { draws_max } => Fail::conflict(format!(
+            "The charge would draw from more than {draws_max} top-ups; charge less at once"
+        )),
+        Refusal::GrantsExceeded { grants_max } => Fail::conflict(format!(
+            "The wallet holds {grants_max} unspent top-ups, the most it may"
+        )),
         // The dialect never places holds, transfers, keys or tenants, and chooses every
         // id it creates, so these are bugs: logged, answered 500.
         Refusal::HoldNotFound
+        | Refusal::MutationNotFound
+        | Refusal::NotReversible
+        | Refusal::ReversalExceedsRemaining { .. }
         | Refusal::TenantExists
         | Refusal::ApiKeyExists
         | Refusal::CustomerExists

@@ -391,6 +391,7 @@ fn charge_entry(charge: &Charge, custid: u32, entry: ChargeEntry) -> Result<Comm
         reference: Reference::new(reference_kind, &charge.id.to_string(), &link)
             .map_err(|e| Fail::bad(format!("The charge's due date cannot be kept: {e}")))?,
         occurred_at: None,
+        terms: prepaid_ledger::GrantTerms::default(),
     })
 }
 

@@ -119,6 +119,43 @@ pub fn refusal(r: &Refusal) -> Problem {
             "Commit exceeds hold",
             format!("committing {requested} exceeds the {held} held"),
         ),
+        Refusal::MutationNotFound => Problem::not_found("mutation_not_found", "no such mutation"),
+        Refusal::NotReversible => p(
+            UNPROCESSABLE,
+            "not_reversible",
+            "Not reversible",
+            "transfers, hold releases, expiries and reversals are not reversed".into(),
+        ),
+        Refusal::ReversalExceedsRemaining { reversible } => p(
+            UNPROCESSABLE,
+            "reversal_exceeds_remaining",
+            "Credit already spent",
+            format!(
+                "only {reversible} of the credit is left to take back; an admin key may \
+                 reverse it all with allow_negative"
+            ),
+        )
+        .with("reversible", Extra::Int(*reversible)),
+        Refusal::DrawsExceeded { draws_max } => p(
+            UNPROCESSABLE,
+            "draws_exceeded",
+            "Too many grants",
+            format!("the debit would draw from more than {draws_max} grants; spend less at once"),
+        )
+        .with(
+            "draws_max",
+            Extra::Int(i64::try_from(*draws_max).unwrap_or(i64::MAX)),
+        ),
+        Refusal::GrantsExceeded { grants_max } => p(
+            UNPROCESSABLE,
+            "grants_exceeded",
+            "Too many grants",
+            format!("the wallet has {grants_max} live grants, the most it may have"),
+        )
+        .with(
+            "grants_max",
+            Extra::Int(i64::try_from(*grants_max).unwrap_or(i64::MAX)),
+        ),
         Refusal::IdempotencyConflict => p(
             CONFLICT,
             "idempotency_conflict",

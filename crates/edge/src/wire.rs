@@ -91,6 +91,33 @@ pub struct MutationOut<'a> {
     pub occurred_at: WireTime,
     #[schema(value_type = String, format = DateTime)]
     pub recorded_at: WireTime,
+    /// What it took from each of the wallet's grants (positive), or gave back to them
+    /// (negative), in order. A credit draws nothing: it makes the grant whose id is
+    /// its own.
+    pub drawn: Vec<DrawOut>,
+}
+
+/// What a mutation took from one grant, or a hold reserves of it.
+#[derive(Serialize, ToSchema)]
+pub struct DrawOut {
+    /// The grant's id: the id of the mutation that made it.
+    #[serde(serialize_with = "display")]
+    #[schema(value_type = String, format = Uuid)]
+    pub grant_id: uuid::Uuid,
+    pub amount: i64,
+}
+
+impl DrawOut {
+    /// The wire form of `draws`.
+    pub fn list(draws: &[prepaid_ledger::Draw]) -> Vec<Self> {
+        draws
+            .iter()
+            .map(|d| Self {
+                grant_id: d.grant.0,
+                amount: d.amount,
+            })
+            .collect()
+    }
 }
 
 impl<'a> From<&'a Mutation> for MutationOut<'a> {
@@ -110,6 +137,7 @@ impl<'a> From<&'a Mutation> for MutationOut<'a> {
             counter_wallet_id: m.counter_wallet.as_ref().map(WalletId::as_str),
             occurred_at: WireTime(m.occurred_at),
             recorded_at: WireTime(m.recorded_at),
+            drawn: DrawOut::list(&m.drawn),
         }
     }
 }

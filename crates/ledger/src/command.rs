@@ -1,9 +1,10 @@
 //! Commands (what a client asks the ledger to do) and their outcomes.
 
 use crate::{
-    Amount, ApiKey, Customer, CustomerId, Hold, HoldId, HoldStatus, IdempotencyKey, JobQueue,
-    Mutation, MutationId, MutationKind, NewApiKey, NewWallet, RecordKey, RecordKind, Reference,
-    SettingKey, TenantId, Timestamp, Transfer, TransferId, Wallet, WalletId, WalletStatus,
+    Amount, ApiKey, Customer, CustomerId, GrantTerms, Hold, HoldId, HoldStatus, IdempotencyKey,
+    JobQueue, Mutation, MutationId, MutationKind, NewApiKey, NewWallet, RecordKey, RecordKind,
+    Reference, SettingKey, TenantId, Timestamp, Transfer, TransferId, Wallet, WalletId,
+    WalletStatus,
 };
 
 /// A digest of a request as the client sent it, made by the dialect that parsed it.
@@ -140,6 +141,9 @@ pub enum Command {
         amount: Amount,
         reference: Reference,
         occurred_at: Option<Timestamp>,
+        /// The terms of the grant a credit makes (a top-up, an upward adjustment);
+        /// a debit ignores them.
+        terms: GrantTerms,
     },
     Transfer {
         id: TransferId,
@@ -150,6 +154,8 @@ pub enum Command {
         amount: Amount,
         reference: Reference,
         occurred_at: Option<Timestamp>,
+        /// The terms of the grant the transfer makes in `to`.
+        terms: GrantTerms,
     },
     PlaceHold {
         id: HoldId,
@@ -180,6 +186,16 @@ pub enum Command {
     ReleaseHold {
         hold: HoldId,
         mutation_id: MutationId,
+    },
+    /// Posts the opposite of mutation `mutation`, once: `id` must be
+    /// [`crate::reversal_id`] of it, and a reversal that exists is answered as it is.
+    /// A debit's reversal gives each grant back what it drew; a credit's takes back
+    /// what its grant has left, or (with `allow_negative`) the rest from the balance.
+    Reverse {
+        id: MutationId,
+        mutation: MutationId,
+        allow_negative: bool,
+        reference: Reference,
     },
     /// Moves no money and changes no ledger row: the command of a request that only
     /// writes records and queues jobs, through its linked steps, as one unit.
@@ -290,6 +306,26 @@ pub enum Refusal {
         held: i64,
         requested: i64,
     },
+    /// The debit would draw from more than `draws_max` grants
+    /// ([`crate::DRAWS_MAX`]).
+    DrawsExceeded {
+        draws_max: usize,
+    },
+    /// The credit would give the wallet more than `grants_max` live grants
+    /// ([`crate::LIVE_GRANTS_MAX`]).
+    GrantsExceeded {
+        grants_max: usize,
+    },
+    /// No mutation has this id (asked to reverse it).
+    MutationNotFound,
+    /// The mutation is of a kind that is not reversed (a transfer leg, a hold release,
+    /// an expiry, a reversal).
+    NotReversible,
+    /// A credit's grant has only `reversible` left to take back; more needs
+    /// `allow_negative`.
+    ReversalExceedsRemaining {
+        reversible: i64,
+    },
     /// The idempotency key was used before with a different request.
     IdempotencyConflict,
     /// The caller's key may not do this (e.g. tenants only from the operator tenant).
@@ -327,6 +363,11 @@ impl Refusal {
             Self::HoldNotPending { .. } => "hold_not_pending",
             Self::HoldExpired => "hold_expired",
             Self::CommitExceedsHold { .. } => "commit_exceeds_hold",
+            Self::DrawsExceeded { .. } => "draws_exceeded",
+            Self::GrantsExceeded { .. } => "grants_exceeded",
+            Self::MutationNotFound => "mutation_not_found",
+            Self::NotReversible => "not_reversible",
+            Self::ReversalExceedsRemaining { .. } => "reversal_exceeds_remaining",
             Self::IdempotencyConflict => "idempotency_conflict",
             Self::Forbidden => "forbidden",
             Self::RecordConflict => "record_conflict",

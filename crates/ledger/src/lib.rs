@@ -15,9 +15,12 @@ mod amount;
 mod command;
 mod credits;
 mod currency;
+mod grants;
+mod history;
 mod ids;
 mod model;
 mod records;
+mod reversal;
 mod rules;
 mod time;
 
@@ -25,6 +28,12 @@ pub use amount::{AMOUNT_MAX, Amount, AmountError, BALANCE_ABS_MAX};
 pub use command::{Command, Done, Fingerprint, Outcome, Refusal, Request, Step};
 pub use credits::{CREDIT_SCALE, CREDIT_UNIT_CODE, credits_ceiling};
 pub use currency::{default_scale, is_currency};
+pub use grants::{
+    CATEGORY_LEN_MAX, CategoryError, CommitDraws, DRAWS_MAX, Draw, DrawPlan, Grant, GrantCategory,
+    GrantTerms, LIVE_GRANTS_MAX, PRIORITY_DEFAULT, PRIORITY_MAX, Priority, commit_draws, debt,
+    plan_draws, spend_order, split_credit,
+};
+pub use history::{AS_OF_MUTATIONS_MAX, AsOf, as_of};
 pub use ids::{
     ApiKeyName, CustomerId, HoldId, ID_LEN_MAX, IDEMPOTENCY_KEY_LEN_MAX, IdError, IdempotencyKey,
     MutationId, SettingKey, TenantId, TransferId, WalletId,
@@ -39,6 +48,7 @@ pub use records::{
     JobQueue, RECORD_KEY_LEN_MAX, RECORD_KIND_LEN_MAX, RECORD_VALUE_BYTES_MAX, RecordKey,
     RecordKeyError, RecordKind, kind_is_valid, value_is_valid,
 };
+pub use reversal::{ReversalPlan, plan_reversal, reversal_id};
 pub use rules::{
     CommitPlan, Posting, Reserved, TransferPlan, WalletExpiry, add_to_balance, available,
     commit_hold, expire_wallet, place_credit_hold, place_hold, post, release_hold, transfer,

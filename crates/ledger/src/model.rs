@@ -1,7 +1,8 @@
 //! The ledger's entities.
 
 use crate::{
-    Amount, ApiKeyName, CustomerId, HoldId, MutationId, TenantId, Timestamp, TransferId, WalletId,
+    Amount, ApiKeyName, CustomerId, Draw, HoldId, MutationId, TenantId, Timestamp, TransferId,
+    WalletId,
 };
 use std::fmt;
 
@@ -274,10 +275,13 @@ pub enum MutationKind {
     HoldCommit,
     HoldRelease,
     Expiry,
+    /// The opposite of an earlier mutation ([`Mutation::reverses`]), against the same
+    /// counter-account.
+    Reversal,
 }
 
 impl MutationKind {
-    pub const ALL: [MutationKind; 8] = [
+    pub const ALL: [MutationKind; 9] = [
         Self::TopUp,
         Self::Debit,
         Self::Adjustment,
@@ -286,6 +290,7 @@ impl MutationKind {
         Self::HoldCommit,
         Self::HoldRelease,
         Self::Expiry,
+        Self::Reversal,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -297,20 +302,21 @@ impl MutationKind {
             Self::HoldCommit => "hold_commit",
             Self::HoldRelease => "hold_release",
             Self::Expiry => "expiry",
+            Self::Reversal => "reversal",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.as_str() == s)
     }
     /// The system account on the other side, or `None` for a transfer leg (whose other
-    /// side is a wallet).
+    /// side is a wallet) and a reversal (whose other side is its original's).
     pub fn counter_account(self) -> Option<SystemAccount> {
         match self {
             Self::TopUp => Some(SystemAccount::World),
             Self::Debit | Self::HoldCommit | Self::HoldRelease => Some(SystemAccount::Revenue),
             Self::Adjustment => Some(SystemAccount::Adjustment),
             Self::Expiry => Some(SystemAccount::Expiry),
-            Self::TransferOut | Self::TransferIn => None,
+            Self::TransferOut | Self::TransferIn | Self::Reversal => None,
         }
     }
 }
@@ -434,6 +440,12 @@ pub struct Mutation {
     pub occurred_at: Timestamp,
     /// When the ledger recorded it.
     pub recorded_at: Timestamp,
+    /// What it took from each of the wallet's grants (positive), or gave back to them
+    /// (negative, a reversal), in order; empty for a credit, which makes the grant
+    /// whose id is this mutation's (see [`crate::Grant`]).
+    pub drawn: Vec<Draw>,
+    /// The mutation a [`MutationKind::Reversal`] reverses.
+    pub reverses: Option<MutationId>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -506,6 +518,10 @@ pub struct Hold {
     pub created_at: Timestamp,
     /// When it left `Pending`.
     pub settled_at: Option<Timestamp>,
+    /// What a pending debit hold reserves of each grant, in the order it would draw
+    /// them; what it reserves beyond them is reserved against the wallet's floor. Kept
+    /// as placed once the hold is settled.
+    pub reserved: Vec<Draw>,
 }
 
 /// A move of value from one wallet to another of the same unit.

@@ -43,8 +43,11 @@ fn active_and_valid(w: &Wallet, now: Timestamp) -> Result<(), Refusal> {
     Ok(())
 }
 
-fn affordable(w: &Wallet, amount: i64) -> Result<(), Refusal> {
-    match available(w) {
+/// Refuses spending `amount` that the wallet cannot afford. `unspendable` is credit the
+/// balance still counts that may not be spent: the remainder of grants whose expiry has
+/// come and that have not left the wallet yet.
+fn affordable(w: &Wallet, amount: i64, unspendable: i64) -> Result<(), Refusal> {
+    match available(w).map(|a| a.saturating_sub(unspendable)) {
         Some(available) if available < amount => Err(Refusal::InsufficientFunds {
             available,
             requested: amount,
@@ -83,7 +86,8 @@ pub struct Posting {
 /// A top-up, debit or adjustment.
 ///
 /// Top-ups and debits need an active wallet inside its validity window; a debit must be
-/// affordable. Adjustments are an operator's corrections: they apply in any status and
+/// affordable, not counting `unspendable`: credit the balance still counts whose
+/// grants have expired (see `grants`). Adjustments are an operator's corrections: they apply in any status and
 /// are not held to the floor, only to the balance bound. A top-up or upward adjustment
 /// may not take the wallet above its ceiling.
 ///
@@ -95,6 +99,7 @@ pub fn post(
     kind: MutationKind,
     amount: Amount,
     now: Timestamp,
+    unspendable: i64,
 ) -> Result<Posting, Refusal> {
     if matches!(kind, MutationKind::TopUp | MutationKind::Debit) {
         assert_positive(amount);
@@ -106,7 +111,7 @@ pub fn post(
         }
         MutationKind::Debit => {
             active_and_valid(w, now)?;
-            affordable(w, amount.get())?;
+            affordable(w, amount.get(), unspendable)?;
             signed(kind, amount)
         }
         MutationKind::Adjustment => amount.get(),
@@ -125,14 +130,20 @@ fn assert_positive(amount: Amount) {
     assert!(amount.get() > 0, "amount {amount} must be positive here");
 }
 
-/// Places a debit hold: returns the wallet's new `held`.
+/// Places a debit hold: returns the wallet's new `held`. `unspendable` is as for
+/// [`post`].
 ///
 /// # Panics
 /// When `amount` is not positive.
-pub fn place_hold(w: &Wallet, amount: Amount, now: Timestamp) -> Result<i64, Refusal> {
+pub fn place_hold(
+    w: &Wallet,
+    amount: Amount,
+    now: Timestamp,
+    unspendable: i64,
+) -> Result<i64, Refusal> {
     assert_positive(amount);
     active_and_valid(w, now)?;
-    affordable(w, amount.get())?;
+    affordable(w, amount.get(), unspendable)?;
     add_to_balance(w.held, amount.get())
 }
 
@@ -258,7 +269,7 @@ pub struct TransferPlan {
 }
 
 /// Moves `amount` from one wallet to another of the same unit, if the source can
-/// afford it and it takes the target no higher than its ceiling.
+/// afford it (less its `unspendable` credit, as for [`post`]) and it takes the target no higher than its ceiling.
 ///
 /// # Panics
 /// When `amount` is not positive.
@@ -267,6 +278,7 @@ pub fn transfer(
     to: &Wallet,
     amount: Amount,
     now: Timestamp,
+    unspendable: i64,
 ) -> Result<TransferPlan, Refusal> {
     assert_positive(amount);
     if from.id == to.id {
@@ -277,7 +289,7 @@ pub fn transfer(
     }
     active_and_valid(from, now)?;
     active_and_valid(to, now)?;
-    affordable(from, amount.get())?;
+    affordable(from, amount.get(), unspendable)?;
     within_ceiling(to, amount.get())?;
     Ok(TransferPlan {
         from_after: add_to_balance(from.balance, -amount.get())?,

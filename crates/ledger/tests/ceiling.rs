@@ -178,7 +178,7 @@ fn credits_stop_at_the_ceiling() {
     ];
     for &(name, balance, ceiling, kind, value, ref want) in cases {
         let w = capped("w", balance, ceiling);
-        assert_eq!(&post(&w, kind, amount(value), ts(NOW)), want, "{name}");
+        assert_eq!(&post(&w, kind, amount(value), ts(NOW), 0), want, "{name}");
     }
 }
 
@@ -187,14 +187,14 @@ fn status_and_window_come_before_the_ceiling() {
     let mut w = capped("w", 150, Some(150));
     w.status = WalletStatus::Suspended;
     assert_eq!(
-        post(&w, MutationKind::TopUp, amount(1), ts(NOW)),
+        post(&w, MutationKind::TopUp, amount(1), ts(NOW), 0),
         Err(Refusal::WalletNotActive {
             status: WalletStatus::Suspended
         })
     );
     // Corrections apply in any status, but not past the ceiling.
     assert_eq!(
-        post(&w, MutationKind::Adjustment, amount(1), ts(NOW)),
+        post(&w, MutationKind::Adjustment, amount(1), ts(NOW), 0),
         Err(exceeded(0, 1))
     );
 }
@@ -242,14 +242,18 @@ fn transfers_stop_at_the_receivers_ceiling() {
         ),
     ];
     for (name, from, to, value, want) in cases {
-        assert_eq!(transfer(&from, &to, amount(value), ts(NOW)), want, "{name}");
+        assert_eq!(
+            transfer(&from, &to, amount(value), ts(NOW), 0),
+            want,
+            "{name}"
+        );
     }
 }
 
 #[test]
 fn holds_ignore_the_ceiling() {
     let mut w = capped("w", 150, Some(150));
-    assert_eq!(place_hold(&w, amount(100), ts(NOW)), Ok(100));
+    assert_eq!(place_hold(&w, amount(100), ts(NOW), 0), Ok(100));
     w.held = 100;
     let h = hold(&w, 100);
     assert_eq!(release_hold(&w, &h).map(|r| r.held), Ok(0));
@@ -335,25 +339,25 @@ fn every_credit_fits_beside_the_room_credit_holds_set_aside() {
     w.incoming = 600;
     let other = capped("o", 1000, None);
     assert_eq!(
-        post(&w, MutationKind::TopUp, amount(401), ts(NOW)),
+        post(&w, MutationKind::TopUp, amount(401), ts(NOW), 0),
         Err(exceeded(400, 401))
     );
     assert_eq!(
-        post(&w, MutationKind::TopUp, amount(400), ts(NOW)),
+        post(&w, MutationKind::TopUp, amount(400), ts(NOW), 0),
         posted(400, -600)
     );
     assert_eq!(
-        post(&w, MutationKind::Adjustment, amount(401), ts(NOW)),
+        post(&w, MutationKind::Adjustment, amount(401), ts(NOW), 0),
         Err(exceeded(400, 401))
     );
     assert_eq!(
-        transfer(&other, &w, amount(401), ts(NOW)),
+        transfer(&other, &w, amount(401), ts(NOW), 0),
         Err(exceeded(400, 401))
     );
     // Debits and debit holds never need room.
-    assert!(post(&w, MutationKind::Debit, amount(5), ts(NOW)).is_ok());
+    assert!(post(&w, MutationKind::Debit, amount(5), ts(NOW), 0).is_ok());
     assert_eq!(
-        place_hold(&capped("u", 100, Some(0)), amount(5), ts(NOW)),
+        place_hold(&capped("u", 100, Some(0)), amount(5), ts(NOW), 0),
         Ok(5)
     );
 }

@@ -71,7 +71,7 @@ proptest! {
             let plan = commit_hold(&w, &h, None, ts(0)).expect("a placed credit hold commits");
             prop_assert!(i128::from(plan.posting.balance_after) + i128::from(plan.reserved.incoming) <= i128::from(c));
         }
-        if let Ok(p) = post(&w, MutationKind::TopUp, Amount::positive(top_up).unwrap(), ts(0)) {
+        if let Ok(p) = post(&w, MutationKind::TopUp, Amount::positive(top_up).unwrap(), ts(0), 0) {
             prop_assert!(i128::from(p.balance_after) + i128::from(w.incoming) <= i128::from(c));
         }
     }
@@ -91,7 +91,7 @@ proptest! {
         b in balance(), h in held(), f in floor(), a in positive(),
     ) {
         let w = wallet("w", b, h, f);
-        if let Ok(p) = post(&w, MutationKind::Debit, Amount::positive(a).unwrap(), ts(0)) {
+        if let Ok(p) = post(&w, MutationKind::Debit, Amount::positive(a).unwrap(), ts(0), 0) {
             prop_assert_eq!(p.amount, -a);
             prop_assert_eq!(p.balance_after, b - a);
             prop_assert!(fits(p.balance_after));
@@ -105,7 +105,7 @@ proptest! {
     ) {
         let w = wallet("w", b, h, f);
         let (kind, delta) = if down { (MutationKind::Adjustment, -a) } else { (MutationKind::TopUp, a) };
-        let got = post(&w, kind, Amount::nonzero(delta).unwrap(), ts(0));
+        let got = post(&w, kind, Amount::nonzero(delta).unwrap(), ts(0), 0);
         let sum = i128::from(b) + i128::from(delta);
         match got {
             Ok(p) => {
@@ -122,7 +122,7 @@ proptest! {
         b in balance(), h in held(), f in floor(), a in positive(),
     ) {
         let w = wallet("w", b, h, f);
-        if let Ok(held_after) = place_hold(&w, Amount::positive(a).unwrap(), ts(0)) {
+        if let Ok(held_after) = place_hold(&w, Amount::positive(a).unwrap(), ts(0), 0) {
             prop_assert_eq!(held_after, h + a);
             prop_assert!(fits(held_after));
             prop_assert!(above_floor(b, held_after, f), "hold of {} took {:?} below its floor", a, w);
@@ -156,7 +156,7 @@ proptest! {
     ) {
         let from = wallet("a", fb, fh, ff);
         let to = wallet("b", tb, th, tf);
-        if let Ok(plan) = transfer(&from, &to, Amount::positive(a).unwrap(), ts(0)) {
+        if let Ok(plan) = transfer(&from, &to, Amount::positive(a).unwrap(), ts(0), 0) {
             prop_assert_eq!(
                 i128::from(plan.from_after) + i128::from(plan.to_after),
                 i128::from(fb) + i128::from(tb)

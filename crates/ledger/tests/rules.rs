@@ -223,13 +223,13 @@ fn post_checks_status_and_the_validity_window() {
     for (name, status, from, until, now, want) in cases {
         let w = windowed(*status, *from, *until);
         let now = ts(*now);
-        let top_up = post(&w, MutationKind::TopUp, amount(5), now);
+        let top_up = post(&w, MutationKind::TopUp, amount(5), now, 0);
         assert_eq!(top_up.map(|_| ()), *want, "top-up, {name}");
-        let debit = post(&w, MutationKind::Debit, amount(5), now);
+        let debit = post(&w, MutationKind::Debit, amount(5), now, 0);
         assert_eq!(debit.map(|_| ()), *want, "debit, {name}");
         // An adjustment is an operator's correction: status and window do not matter.
         assert_eq!(
-            post(&w, MutationKind::Adjustment, amount(-5), now),
+            post(&w, MutationKind::Adjustment, amount(-5), now, 0),
             Ok(Posting {
                 amount: -5,
                 balance_after: 95
@@ -477,7 +477,7 @@ fn post_moves_the_balance_by_the_signed_amount() {
     ];
     for &(name, balance, held, floor, kind, value, ref want) in cases {
         let w = wallet("w", balance, held, floor);
-        assert_eq!(&post(&w, kind, amount(value), ts(NOW)), want, "{name}");
+        assert_eq!(&post(&w, kind, amount(value), ts(NOW), 0), want, "{name}");
     }
 }
 
@@ -491,7 +491,7 @@ fn post_rejects_the_kinds_that_have_their_own_rule() {
         MutationKind::Expiry,
     ] {
         let w = wallet("w", 100, 0, Floor::ZERO);
-        let result = catch_unwind(AssertUnwindSafe(|| post(&w, kind, amount(1), ts(NOW))));
+        let result = catch_unwind(AssertUnwindSafe(|| post(&w, kind, amount(1), ts(NOW), 0)));
         assert!(result.is_err(), "post() must not accept {kind:?}");
     }
 }
@@ -629,7 +629,7 @@ fn place_hold_checks_status_window_funds_and_bound() {
         ),
     ];
     for (name, w, value, now, want) in cases {
-        assert_eq!(place_hold(&w, amount(value), ts(now)), want, "{name}");
+        assert_eq!(place_hold(&w, amount(value), ts(now), 0), want, "{name}");
     }
 }
 
@@ -1088,7 +1088,11 @@ fn transfer_checks_both_ends() {
         ),
     ];
     for (name, from, to, value, want) in cases {
-        assert_eq!(transfer(&from, &to, amount(value), ts(NOW)), want, "{name}");
+        assert_eq!(
+            transfer(&from, &to, amount(value), ts(NOW), 0),
+            want,
+            "{name}"
+        );
     }
 }
 

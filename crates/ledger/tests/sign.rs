@@ -23,7 +23,7 @@ fn a_negative_top_up_or_debit_is_never_carried_out() {
         // An empty wallet with a zero floor: a "top-up" of -5 would take it to -5
         // without any funds check.
         let w = wallet("w", 0, 0, Floor::ZERO);
-        if let Some(Ok(p)) = run(|| post(&w, kind, amount(-5), ts(NOW))) {
+        if let Some(Ok(p)) = run(|| post(&w, kind, amount(-5), ts(NOW), 0)) {
             assert!(
                 p.amount.signum() == sign,
                 "{kind:?} of -5 was carried out as a change of {} (balance {} -> {}, below a zero floor: {})",
@@ -39,7 +39,7 @@ fn a_negative_top_up_or_debit_is_never_carried_out() {
 #[test]
 fn a_negative_hold_is_never_placed() {
     let w = wallet("w", 100, 0, Floor::ZERO);
-    if let Some(Ok(held_after)) = run(|| place_hold(&w, amount(-50), ts(NOW))) {
+    if let Some(Ok(held_after)) = run(|| place_hold(&w, amount(-50), ts(NOW), 0)) {
         assert!(
             held_after >= w.held,
             "a hold of -50 lowered held from {} to {held_after}, raising available to {}",
@@ -55,7 +55,7 @@ fn a_negative_transfer_never_pulls_from_the_receiver() {
     // 50 from it without checking its funds.
     let from = wallet("a", 100, 0, Floor::ZERO);
     let to = wallet("b", 0, 0, Floor::ZERO);
-    if let Some(Ok(plan)) = run(|| transfer(&from, &to, amount(-50), ts(NOW))) {
+    if let Some(Ok(plan)) = run(|| transfer(&from, &to, amount(-50), ts(NOW), 0)) {
         assert!(
             plan.to_after >= to.balance,
             "a transfer of -50 took the receiver from {} to {}",

@@ -305,6 +305,7 @@ fn every_posted_kind_has_its_counter_account() {
         (MutationKind::Expiry, Some(SystemAccount::Expiry)),
         (MutationKind::TransferOut, None),
         (MutationKind::TransferIn, None),
+        (MutationKind::Reversal, None),
     ];
     assert_eq!(cases.len(), MutationKind::ALL.len());
     for &(kind, want) in cases {
@@ -359,6 +360,14 @@ fn refusal_codes_are_distinct_and_match_the_api_document() {
         (Refusal::IdempotencyConflict, "idempotency_conflict"),
         (Refusal::Forbidden, "forbidden"),
         (Refusal::Internal, "internal"),
+        (Refusal::DrawsExceeded { draws_max: 1 }, "draws_exceeded"),
+        (Refusal::GrantsExceeded { grants_max: 1 }, "grants_exceeded"),
+        (Refusal::MutationNotFound, "mutation_not_found"),
+        (Refusal::NotReversible, "not_reversible"),
+        (
+            Refusal::ReversalExceedsRemaining { reversible: 1 },
+            "reversal_exceeds_remaining",
+        ),
     ];
     let mut seen = HashSet::new();
     for (refusal, code) in &all {

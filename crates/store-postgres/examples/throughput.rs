@@ -71,6 +71,7 @@ async fn run(store: Arc<PgStore>, batch_size: usize, streams: usize, hot: bool, 
                                 amount: parse(Amount::positive(1)),
                                 reference: Reference::default(),
                                 occurred_at: None,
+                                terms: prepaid_ledger::GrantTerms::default(),
                             })
                         })
                         .collect();

@@ -120,13 +120,14 @@ use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use error::Fail;
 use prepaid_ledger::{
-    ApiKey, Customer, CustomerId, Hold, HoldId, JobQueue, Mutation, MutationId, NewApiKey, Outcome,
-    RecordKey, RecordKind, Refusal, Request, SettingKey, TenantId, Timestamp, Wallet, WalletId,
+    ApiKey, Customer, CustomerId, Grant, Hold, HoldId, JobQueue, Mutation, MutationId, NewApiKey,
+    Outcome, RecordKey, RecordKind, Refusal, Request, SettingKey, TenantId, Timestamp, Wallet,
+    WalletId,
 };
 use prepaid_store::exec::{self, Changes, NewTenant, Run};
 use prepaid_store::{
-    Breach, Counted, MutationQuery, MutationSearch, Page, SWEEP_BATCH_MAX, Store, StoreError,
-    SweepReport, WalletQuery, WalletSearch,
+    Breach, Counted, GrantCursor, MutationQuery, MutationSearch, Page, SWEEP_BATCH_MAX, Store,
+    StoreError, SweepReport, WalletQuery, WalletSearch,
 };
 use rows::{HOLD_COLUMNS, WALLET_COLUMNS, get};
 use snapshot::Snapshot;
@@ -157,6 +158,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0006_mutation_ids_per_tenant.sql"),
     include_str!("../migrations/0007_credit_wallet_ceilings.sql"),
     include_str!("../migrations/0008_account_slots_and_mutation_sequence.sql"),
+    include_str!("../migrations/0009_grants.sql"),
 ];
 
 /// The first half of the advisory lock keys, so that prepaid's locks do not meet
@@ -632,15 +634,35 @@ async fn sweep_once(store: &PgStore, now: Timestamp) -> Result<SweepReport, Fail
         );
         due_wallets.push(key);
     }
-    if due_holds.is_empty() && due_wallets.is_empty() {
+    // Due grants are found without a lock: the executor loads their wallets locked and
+    // their grants after, and passes over one that another instance expired meanwhile.
+    let statement = tx
+        .prepare_cached(
+            "SELECT tenant, wallet, id FROM grants \
+             WHERE remaining > 0 AND expires_at IS NOT NULL AND expires_at <= $1 \
+             AND remaining > held ORDER BY expires_at LIMIT $2",
+        )
+        .await?;
+    let mut due_grants = Vec::new();
+    for row in tx.query(&statement, &[&now.as_micros(), &limit]).await? {
+        due_grants.push((
+            rows::tenant_id(get(&row, 0)?)?,
+            rows::wallet_id(get(&row, 1)?)?,
+            MutationId(get(&row, 2)?),
+        ));
+    }
+    if due_holds.is_empty() && due_wallets.is_empty() && due_grants.is_empty() {
         tx.commit().await?;
         return Ok(SweepReport::default());
     }
+    let due = exec::Due {
+        holds: due_holds,
+        wallets: due_wallets,
+        grants: due_grants,
+    };
     let mut new_id = || MutationId(Uuid::now_v7());
     for _ in 0..LOAD_ROUNDS_MAX {
-        match exec::sweep(&mut snapshot, &due_holds, &due_wallets, now, &mut new_id)
-            .map_err(Fail::corrupt)?
-        {
+        match exec::sweep(&mut snapshot, &due, now, &mut new_id).map_err(Fail::corrupt)? {
             Run::Done(swept) => {
                 let accounts = write::slot_deltas(&swept.changes, &snapshot, store.slots.pick());
                 write::write(&tx, &swept.changes, &accounts).await?;
@@ -782,6 +804,32 @@ impl Store for PgStore {
     ) -> Result<Page<Customer, CustomerId>, StoreError> {
         let client = self.client().await?;
         read::customers(&client, tenant, after, limit)
+            .await
+            .map_err(Fail::into_store_error)
+    }
+
+    async fn wallet_holds(
+        &self,
+        tenant: &TenantId,
+        wallet: &WalletId,
+        after: Option<HoldId>,
+        limit: usize,
+    ) -> Result<Page<Hold, HoldId>, StoreError> {
+        let client = self.client().await?;
+        read::wallet_holds(&client, tenant, wallet, after, limit)
+            .await
+            .map_err(Fail::into_store_error)
+    }
+
+    async fn grants(
+        &self,
+        tenant: &TenantId,
+        wallet: &WalletId,
+        after: Option<GrantCursor>,
+        limit: usize,
+    ) -> Result<Page<Grant, GrantCursor>, StoreError> {
+        let client = self.client().await?;
+        read::grants(&client, tenant, wallet, after, limit)
             .await
             .map_err(Fail::into_store_error)
     }

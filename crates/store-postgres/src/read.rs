@@ -2,14 +2,18 @@
 
 use crate::error::Fail;
 use crate::rows::{
-    self, API_KEY_COLUMNS, CUSTOMER_COLUMNS, HOLD_COLUMNS, MUTATION_COLUMNS, WALLET_COLUMNS, get,
+    self, API_KEY_COLUMNS, CUSTOMER_COLUMNS, GRANT_COLUMNS, HOLD_COLUMNS, MUTATION_COLUMNS,
+    WALLET_COLUMNS, get,
 };
 use deadpool_postgres::{Client, GenericClient};
 use prepaid_ledger::{
-    ApiKey, Customer, CustomerId, Hold, HoldId, Mutation, MutationId, TenantId, Wallet, WalletId,
+    ApiKey, Customer, CustomerId, Grant, Hold, HoldId, Mutation, MutationId, TenantId, Wallet,
+    WalletId,
 };
 use prepaid_store::sql::audit::{self, Audit};
-use prepaid_store::{Breach, MutationQuery, PAGE_SIZE_MAX, Page, WalletAudit, WalletQuery};
+use prepaid_store::{
+    Breach, GrantCursor, MutationQuery, PAGE_SIZE_MAX, Page, WalletAudit, WalletQuery,
+};
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
@@ -98,6 +102,60 @@ pub(crate) async fn customers(
     let after = after.map_or("", CustomerId::as_str);
     let rows = query(client, &sql, &[&tenant.as_str(), &after, &fetch]).await?;
     page(&rows, limit, rows::customer, |c| c.id.clone())
+}
+
+pub(crate) async fn wallet_holds(
+    client: &Client,
+    tenant: &TenantId,
+    wallet: &WalletId,
+    after: Option<HoldId>,
+    limit: usize,
+) -> Result<Page<Hold, HoldId>, Fail> {
+    let (limit, fetch) = fetch_count(limit);
+    let sql = format!(
+        "SELECT {HOLD_COLUMNS} FROM holds WHERE tenant = $1 AND wallet = $2 AND id > $3 \
+         ORDER BY id LIMIT $4"
+    );
+    let after = after.map_or(uuid::Uuid::nil(), |h| h.0);
+    let rows = query(
+        client,
+        &sql,
+        &[&tenant.as_str(), &wallet.as_str(), &after, &fetch],
+    )
+    .await?;
+    page(&rows, limit, rows::hold, |h| h.id)
+}
+
+pub(crate) async fn grants(
+    client: &Client,
+    tenant: &TenantId,
+    wallet: &WalletId,
+    after: Option<GrantCursor>,
+    limit: usize,
+) -> Result<Page<Grant, GrantCursor>, Fail> {
+    let (limit, fetch) = fetch_count(limit);
+    let sql = format!(
+        "SELECT {GRANT_COLUMNS} FROM grants WHERE tenant = $1 AND wallet = $2 \
+         AND (created_at, id) > ($3, $4) ORDER BY created_at, id LIMIT $5"
+    );
+    let (at, id) = after.map_or((i64::MIN, uuid::Uuid::nil()), |c| {
+        (c.created_at.as_micros(), c.id.0)
+    });
+    let rows = query(
+        client,
+        &sql,
+        &[&tenant.as_str(), &wallet.as_str(), &at, &id, &fetch],
+    )
+    .await?;
+    page(
+        &rows,
+        limit,
+        |r| rows::grant(r, 0),
+        |g| GrantCursor {
+            created_at: g.created_at,
+            id: g.id,
+        },
+    )
 }
 
 pub(crate) async fn wallet(
@@ -239,6 +297,16 @@ pub(crate) async fn check_invariants(client: &mut Client) -> Result<Vec<Breach>,
             rows::tenant_id(get(row, 0)?)?,
             rows::wallet_id(get(row, 1)?)?,
             get(row, 2)?,
+        );
+    }
+    for row in &tx.query(audit::GRANTS, &[]).await? {
+        found.grants(
+            rows::tenant_id(get(row, 0)?)?,
+            rows::wallet_id(get(row, 1)?)?,
+            (get(row, 2)?, get(row, 3)?),
+            get(row, 4)?,
+            get(row, 5)?,
+            get(row, 6)?,
         );
     }
     for table in audit::BALANCES {

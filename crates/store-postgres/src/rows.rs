@@ -5,9 +5,10 @@
 
 use crate::error::Fail;
 use prepaid_ledger::{
-    AMOUNT_MAX, ApiKey, ApiKeyName, BALANCE_ABS_MAX, Customer, CustomerId, Fingerprint, Floor,
-    Hold, HoldDirection, HoldId, HoldStatus, Mutation, MutationId, MutationKind, NewWallet,
-    Reference, Scopes, TenantId, Timestamp, TransferId, Unit, Wallet, WalletId, WalletStatus,
+    AMOUNT_MAX, ApiKey, ApiKeyName, BALANCE_ABS_MAX, Customer, CustomerId, Draw, Fingerprint,
+    Floor, Grant, GrantCategory, GrantTerms, Hold, HoldDirection, HoldId, HoldStatus, Mutation,
+    MutationId, MutationKind, NewWallet, Priority, Reference, Scopes, TenantId, Timestamp,
+    TransferId, Unit, Wallet, WalletId, WalletStatus,
 };
 use prepaid_store::exec::{Recorded, RecordedResult};
 use tokio_postgres::Row;
@@ -20,6 +21,7 @@ pub(crate) const WALLET_COLUMNS: &str = prepaid_store::wallet_columns!();
 pub(crate) const MUTATION_COLUMNS: &str = prepaid_store::mutation_columns!();
 /// The columns [`hold`] decodes, in order.
 pub(crate) const HOLD_COLUMNS: &str = prepaid_store::hold_columns!();
+pub(crate) const GRANT_COLUMNS: &str = prepaid_store::grant_columns!();
 /// The columns [`api_key`] decodes, in order.
 pub(crate) const API_KEY_COLUMNS: &str = prepaid_store::api_key_columns!();
 /// The columns [`customer`] decodes, in order.
@@ -150,6 +152,8 @@ pub(crate) fn mutation(row: &Row) -> Result<(i64, Mutation), Fail> {
         counter_wallet: get::<Option<&str>>(row, 15)?.map(wallet_id).transpose()?,
         occurred_at: time(row, 16)?,
         recorded_at: time(row, 17)?,
+        drawn: draws(get(row, 18)?)?,
+        reverses: get::<Option<Uuid>>(row, 19)?.map(MutationId),
     };
     Ok((get(row, 0)?, m))
 }
@@ -179,6 +183,45 @@ pub(crate) fn hold(row: &Row) -> Result<Hold, Fail> {
         expires_at: opt_time(row, 10)?,
         created_at: time(row, 11)?,
         settled_at: opt_time(row, 12)?,
+        reserved: draws(get(row, 14)?)?,
+    })
+}
+
+fn draws(text: &str) -> Result<Vec<Draw>, Fail> {
+    prepaid_store::sql::decode_draws(text).map_err(Fail::corrupt)
+}
+
+/// Decodes [`GRANT_COLUMNS`], starting at column `at`.
+pub(crate) fn grant(row: &Row, at: usize) -> Result<Grant, Fail> {
+    let priority: i16 = get(row, at + 4)?;
+    let priority = u8::try_from(priority)
+        .ok()
+        .and_then(Priority::new)
+        .ok_or_else(|| Fail::corrupt(format_args!("grant priority {priority}")))?;
+    let category: &str = get(row, at + 5)?;
+    let category = GrantCategory::parse(category)
+        .map_err(|_| Fail::corrupt(format_args!("grant category {category:?}")))?;
+    let (amount, remaining, held): (i64, i64, i64) =
+        (get(row, at + 1)?, get(row, at + 2)?, get(row, at + 3)?);
+    if !(1..=BALANCE_ABS_MAX).contains(&amount)
+        || !(0..=BALANCE_ABS_MAX).contains(&remaining)
+        || !(0..=remaining).contains(&held)
+    {
+        return Err(Fail::corrupt(format_args!(
+            "grant of {amount} with {remaining} remaining and {held} held"
+        )));
+    }
+    Ok(Grant {
+        id: MutationId(get(row, at)?),
+        terms: GrantTerms {
+            expires_at: opt_time(row, at + 6)?,
+            priority,
+            category,
+        },
+        amount,
+        remaining,
+        held,
+        created_at: time(row, at + 7)?,
     })
 }
 

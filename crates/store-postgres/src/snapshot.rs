@@ -29,14 +29,14 @@
 
 use crate::error::Fail;
 use crate::rows::{
-    self, API_KEY_COLUMNS, CUSTOMER_COLUMNS, HOLD_COLUMNS, MUTATION_COLUMNS, RECORDED_COLUMNS,
-    WALLET_COLUMNS, get,
+    self, API_KEY_COLUMNS, CUSTOMER_COLUMNS, GRANT_COLUMNS, HOLD_COLUMNS, MUTATION_COLUMNS,
+    RECORDED_COLUMNS, WALLET_COLUMNS, get,
 };
 use crate::write::{ACCOUNT_SLOTS_MAX, Slots};
 use deadpool_postgres::GenericClient;
 use prepaid_ledger::{
-    ApiKey, ApiKeyName, Customer, CustomerId, Hold, HoldId, IdempotencyKey, Mutation, MutationId,
-    RecordKey, RecordKind, SettingKey, SystemAccount, TenantId, Unit, Wallet, WalletId,
+    ApiKey, ApiKeyName, Customer, CustomerId, Grant, Hold, HoldId, IdempotencyKey, Mutation,
+    MutationId, RecordKey, RecordKind, SettingKey, SystemAccount, TenantId, Unit, Wallet, WalletId,
 };
 use prepaid_store::exec::{Gap, Lookup, Missing, RecordPlace, Recorded, Rows};
 use std::collections::{BTreeSet, HashMap};
@@ -61,6 +61,8 @@ pub(crate) struct Snapshot {
     accounts: HashMap<(TenantId, Unit, SystemAccount), i64>,
     slots: HashMap<(TenantId, Unit, SystemAccount), Slots>,
     pending_holds: HashMap<(TenantId, WalletId), Vec<HoldId>>,
+    grants: HashMap<(TenantId, WalletId), Result<Vec<Grant>, String>>,
+    grant_ids: HashMap<(TenantId, WalletId, MutationId), Found<Grant>>,
     settings: HashMap<(TenantId, SettingKey), Option<String>>,
     records: HashMap<RecordPlace, Option<i64>>,
 }
@@ -120,6 +122,23 @@ impl Rows for Snapshot {
             .get(&(tenant.clone(), unit.clone(), account))
             .copied()
             .ok_or(Gap::Miss)
+    }
+
+    fn grants(&mut self, tenant: &TenantId, wallet: &WalletId) -> Lookup<Vec<Grant>> {
+        match self.grants.get(&(tenant.clone(), wallet.clone())) {
+            None => Err(Gap::Miss),
+            Some(Ok(grants)) => Ok(grants.clone()),
+            Some(Err(why)) => Err(Gap::Broken(why.clone())),
+        }
+    }
+
+    fn grant(
+        &mut self,
+        tenant: &TenantId,
+        wallet: &WalletId,
+        id: MutationId,
+    ) -> Lookup<Option<Grant>> {
+        answer(self.grant_ids.get(&(tenant.clone(), wallet.clone(), id)))
     }
 
     fn pending_holds(&mut self, tenant: &TenantId, wallet: &WalletId) -> Lookup<Vec<HoldId>> {
@@ -229,6 +248,7 @@ impl Snapshot {
             Plain::load(tx, missing)
         );
         locked?;
+        self.load_grant_ids(tx, missing).await?;
         plain?.into_snapshot(self, missing);
         self.records.extend(records?);
         for key in &missing.records {
@@ -296,7 +316,11 @@ impl Snapshot {
             .map(|(t, u, _)| (t.clone(), u.clone()))
             .collect();
         wallets.retain(|key| !self.wallets.contains_key(key));
-        if wallets.is_empty() && units.is_empty() {
+        // A wallet locked now brings its live grants, which a debit of it needs next.
+        let mut grant_keys: BTreeSet<(TenantId, WalletId)> = missing.grants.clone();
+        grant_keys.extend(wallets.iter().cloned());
+        grant_keys.retain(|key| !self.grants.contains_key(key));
+        if wallets.is_empty() && units.is_empty() && grant_keys.is_empty() {
             return Ok(());
         }
         // The wallets and the system accounts of their units go out together: the
@@ -340,8 +364,41 @@ impl Snapshot {
              AND s.unit_scale = k.unit_scale OFFSET 0) AS s",
             &params,
         );
-        let (locked, accounts) = tokio::join!(biased; locked, accounts);
-        let (locked, accounts) = (locked?, accounts?);
+        // Sent after the wallets' locks, so that the grants are read once their wallets
+        // are locked: every change of a grant changes its wallet too.
+        let (grant_tenants, grant_wallets) =
+            columns(grant_keys.iter().map(|(t, w)| (t.as_str(), w.as_str())));
+        let grants_sql = format!(
+            "SELECT k.tenant, k.wallet, {GRANT_COLUMNS} \
+             FROM unnest($1::text[], $2::text[]) AS k (tenant, wallet) \
+             CROSS JOIN LATERAL (SELECT * FROM grants x WHERE x.tenant = k.tenant \
+             AND x.wallet = k.wallet AND x.remaining > 0 OFFSET 0) AS g"
+        );
+        let grants = async {
+            if grant_keys.is_empty() {
+                return Ok(Vec::new());
+            }
+            query(tx, &grants_sql, &[&grant_tenants, &grant_wallets]).await
+        };
+        let (locked, accounts, grants) = tokio::join!(biased; locked, accounts, grants);
+        let (locked, accounts, grants) = (locked?, accounts?, grants?);
+        let mut live: HashMap<(TenantId, WalletId), Result<Vec<Grant>, String>> = HashMap::new();
+        for row in grants {
+            let key = (
+                rows::tenant_id(get(&row, 0)?)?,
+                rows::wallet_id(get(&row, 1)?)?,
+            );
+            let entry = live.entry(key).or_insert_with(|| Ok(Vec::new()));
+            match (rows::grant(&row, 2), entry.as_mut()) {
+                (Ok(grant), Ok(list)) => list.push(grant),
+                (Err(e), Ok(_)) => *entry = Err(e.to_string()),
+                (_, Err(_)) => {}
+            }
+        }
+        for key in grant_keys {
+            let found = live.remove(&key).unwrap_or_else(|| Ok(Vec::new()));
+            self.grants.insert(key, found);
+        }
         for row in locked {
             let (key, wallet) = keyed(
                 &row,
@@ -387,6 +444,48 @@ impl Snapshot {
                 self.accounts.insert(key.clone(), sum);
                 self.slots.insert(key, slots);
             }
+        }
+        Ok(())
+    }
+
+    /// Grants asked for by id (to reverse a debit), live or spent: asked only once their
+    /// wallet is locked, so read after the lock like the live grants.
+    async fn load_grant_ids<C: GenericClient>(
+        &mut self,
+        tx: &C,
+        missing: &Missing,
+    ) -> Result<(), Fail> {
+        if missing.grant_ids.is_empty() {
+            return Ok(());
+        }
+        let tenants: Vec<&str> = missing
+            .grant_ids
+            .iter()
+            .map(|(t, _, _)| t.as_str())
+            .collect();
+        let wallets: Vec<&str> = missing
+            .grant_ids
+            .iter()
+            .map(|(_, w, _)| w.as_str())
+            .collect();
+        let ids: Vec<Uuid> = missing.grant_ids.iter().map(|(_, _, id)| id.0).collect();
+        let sql = format!(
+            "SELECT k.tenant, k.wallet, {GRANT_COLUMNS} \
+             FROM unnest($1::text[], $2::text[], $3::uuid[]) AS k (tenant, wallet, gid) \
+             CROSS JOIN LATERAL (SELECT * FROM grants x WHERE x.tenant = k.tenant \
+             AND x.id = k.gid AND x.wallet = k.wallet OFFSET 0) AS g"
+        );
+        for row in query(tx, &sql, &[&tenants, &wallets, &ids]).await? {
+            let key = (
+                rows::tenant_id(get(&row, 0)?)?,
+                rows::wallet_id(get(&row, 1)?)?,
+                MutationId(get(&row, 2)?),
+            );
+            let grant = rows::grant(&row, 2).map(Some).map_err(|e| e.to_string());
+            self.grant_ids.insert(key, grant);
+        }
+        for key in &missing.grant_ids {
+            self.grant_ids.entry(key.clone()).or_insert(Ok(None));
         }
         Ok(())
     }

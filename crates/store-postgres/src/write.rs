@@ -152,16 +152,18 @@ const ACCOUNTS_SQL: &str = "INSERT INTO system_accounts \
 /// in, in the order of the batch (see [`write_mutations`]).
 const MUTATIONS_SQL: &str = "INSERT INTO mutations (tenant, seq, id, wallet, customer, \
      unit_code, unit_scale, kind, amount, balance_after, reference_kind, reference_text, \
-     reference_link, hold, transfer, counter_wallet, occurred_at, recorded_at) \
+     reference_link, hold, transfer, counter_wallet, occurred_at, recorded_at, drawn, \
+     reverses) \
      SELECT tenant, nextval('mutations_seq'), id, wallet, customer, unit_code, unit_scale, \
      kind, amount, balance_after, reference_kind, reference_text, reference_link, hold, \
-     transfer, counter_wallet, occurred_at, recorded_at \
+     transfer, counter_wallet, occurred_at, recorded_at, drawn, reverses \
      FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::text[], \
      $6::int2[], $7::text[], $8::int8[], $9::int8[], $10::text[], $11::text[], \
-     $12::text[], $13::uuid[], $14::uuid[], $15::text[], $16::int8[], $17::int8[]) \
+     $12::text[], $13::uuid[], $14::uuid[], $15::text[], $16::int8[], $17::int8[], \
+     $18::text[], $19::uuid[]) \
      WITH ORDINALITY AS m (tenant, id, wallet, customer, unit_code, unit_scale, kind, \
      amount, balance_after, reference_kind, reference_text, reference_link, hold, \
-     transfer, counter_wallet, occurred_at, recorded_at, n) \
+     transfer, counter_wallet, occurred_at, recorded_at, drawn, reverses, n) \
      ORDER BY n";
 
 async fn execute<C: GenericClient>(
@@ -222,10 +224,11 @@ pub(crate) async fn write_rows<C: GenericClient>(tx: &C, changes: &Changes) -> R
     );
     api_keys?;
     wallets?;
-    let (holds, wallets, holds_changed, keys, settings, records, jobs) = tokio::join!(
+    let (holds, wallets, grants, holds_changed, keys, settings, records, jobs) = tokio::join!(
         biased;
         write_holds_new(tx, changes),
         write_wallets_changed(tx, changes),
+        write_grants(tx, changes),
         write_holds_changed(tx, changes),
         write_keys(tx, changes),
         write_settings(tx, changes),
@@ -234,6 +237,7 @@ pub(crate) async fn write_rows<C: GenericClient>(tx: &C, changes: &Changes) -> R
     );
     holds?;
     wallets?;
+    grants?;
     holds_changed?;
     keys?;
     settings?;
@@ -470,14 +474,18 @@ async fn write_holds_new<C: GenericClient>(tx: &C, changes: &Changes) -> Result<
         let created: Vec<i64> = h.iter().map(|h| h.created_at.as_micros()).collect();
         let settled: Vec<Option<i64>> = h.iter().map(|h| micros(h.settled_at)).collect();
         let directions: Vec<&str> = h.iter().map(|h| h.direction.as_str()).collect();
+        let reserved: Vec<String> = h
+            .iter()
+            .map(|h| prepaid_store::sql::encode_draws(&h.reserved))
+            .collect();
         let n = execute(
             tx,
             "INSERT INTO holds (tenant, id, wallet, customer, amount, committed_amount, status, \
              reference_kind, reference_text, reference_link, expires_at, created_at, settled_at, \
-             direction) \
+             direction, reserved) \
              SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::int8[], \
              $6::int8[], $7::text[], $8::text[], $9::text[], $10::text[], $11::int8[], \
-             $12::int8[], $13::int8[], $14::text[])",
+             $12::int8[], $13::int8[], $14::text[], $15::text[])",
             &[
                 &tenants,
                 &ids,
@@ -493,6 +501,7 @@ async fn write_holds_new<C: GenericClient>(tx: &C, changes: &Changes) -> Result<
                 &created,
                 &settled,
                 &directions,
+                &reserved,
             ],
         )
         .await?;
@@ -529,6 +538,73 @@ async fn write_wallets_changed<C: GenericClient>(tx: &C, changes: &Changes) -> R
         )
         .await?;
         all("changed wallets", w.len(), n)?;
+    }
+    Ok(())
+}
+
+/// Inserts the new grants, then updates what the changed ones have left and reserve.
+/// Their wallets are locked, so their rows have not moved since they were loaded.
+async fn write_grants<C: GenericClient>(tx: &C, changes: &Changes) -> Result<(), Fail> {
+    let (new, changed): (Vec<_>, Vec<_>) = changes.grants.iter().partition(|c| c.new);
+    if !new.is_empty() {
+        let tenants: Vec<&str> = new.iter().map(|c| c.tenant.as_str()).collect();
+        let ids: Vec<uuid::Uuid> = new.iter().map(|c| c.grant.id.0).collect();
+        let wallets: Vec<&str> = new.iter().map(|c| c.wallet.as_str()).collect();
+        let amounts: Vec<i64> = new.iter().map(|c| c.grant.amount).collect();
+        let remaining: Vec<i64> = new.iter().map(|c| c.grant.remaining).collect();
+        let held: Vec<i64> = new.iter().map(|c| c.grant.held).collect();
+        let priorities: Vec<i16> = new
+            .iter()
+            .map(|c| i16::from(c.grant.terms.priority.get()))
+            .collect();
+        let categories: Vec<&str> = new
+            .iter()
+            .map(|c| c.grant.terms.category.as_str())
+            .collect();
+        let expires: Vec<Option<i64>> = new
+            .iter()
+            .map(|c| micros(c.grant.terms.expires_at))
+            .collect();
+        let created: Vec<i64> = new.iter().map(|c| c.grant.created_at.as_micros()).collect();
+        let n = execute(
+            tx,
+            "INSERT INTO grants (tenant, id, wallet, amount, remaining, held, priority, \
+             category, expires_at, created_at) \
+             SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::int8[], $5::int8[], \
+             $6::int8[], $7::int2[], $8::text[], $9::int8[], $10::int8[])",
+            &[
+                &tenants,
+                &ids,
+                &wallets,
+                &amounts,
+                &remaining,
+                &held,
+                &priorities,
+                &categories,
+                &expires,
+                &created,
+            ],
+        )
+        .await?;
+        all("new grants", new.len(), n)?;
+    }
+    if !changed.is_empty() {
+        let tenants: Vec<&str> = changed.iter().map(|c| c.tenant.as_str()).collect();
+        let ids: Vec<uuid::Uuid> = changed.iter().map(|c| c.grant.id.0).collect();
+        let remaining: Vec<i64> = changed.iter().map(|c| c.grant.remaining).collect();
+        let held: Vec<i64> = changed.iter().map(|c| c.grant.held).collect();
+        let n = execute(
+            tx,
+            "UPDATE grants g SET remaining = u.remaining, held = u.held \
+             FROM unnest($1::text[], $2::uuid[], $3::int8[], $4::int8[]) \
+             AS u (tenant, id, remaining, held) \
+             CROSS JOIN LATERAL (SELECT ctid AS row FROM grants x \
+             WHERE x.tenant = u.tenant AND x.id = u.id OFFSET 0) AS x \
+             WHERE g.ctid = x.row",
+            &[&tenants, &ids, &remaining, &held],
+        )
+        .await?;
+        all("changed grants", changed.len(), n)?;
     }
     Ok(())
 }
@@ -788,12 +864,18 @@ async fn write_mutations<C: GenericClient>(tx: &C, changes: &Changes) -> Result<
         .collect();
     let occurred: Vec<i64> = m.iter().map(|m| m.occurred_at.as_micros()).collect();
     let recorded: Vec<i64> = m.iter().map(|m| m.recorded_at.as_micros()).collect();
+    let drawn: Vec<String> = m
+        .iter()
+        .map(|m| prepaid_store::sql::encode_draws(&m.drawn))
+        .collect();
+    let reverses: Vec<Option<uuid::Uuid>> = m.iter().map(|m| m.reverses.map(|r| r.0)).collect();
     execute(
         tx,
         MUTATIONS_SQL,
         &[
             &tenants, &ids, &wallets, &customers, &codes, &scales, &kinds, &amounts, &after,
             &ref_kinds, &ref_texts, &ref_links, &holds, &transfers, &counter, &occurred, &recorded,
+            &drawn, &reverses,
         ],
     )
     .await

@@ -101,7 +101,7 @@ async fn instances_starting_at_once_migrate_once_and_record_the_version() {
         "SELECT version FROM prepaid_schema_migrations",
     )
     .await;
-    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8]);
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
 }
 
 /// A schema of the first version gains customer links (empty for the customers it
@@ -215,6 +215,7 @@ async fn a_schema_of_the_seventh_version_keeps_its_balances_and_cursors() {
             amount: Amount::positive(amount).unwrap(),
             reference: Reference::default(),
             occurred_at: None,
+            terms: prepaid_ledger::GrantTerms::default(),
         })
     };
     let outcomes = store
@@ -269,7 +270,7 @@ async fn a_schema_from_a_newer_build_is_refused() {
     match PgStore::connect(schema.url(), PgConfig::default()).await {
         Err(PgError::SchemaTooNew {
             found: 99,
-            known: 8,
+            known: 9,
         }) => {}
         other => panic!("expected SchemaTooNew, got {other:?}"),
     }
@@ -337,6 +338,7 @@ async fn instances_sweeping_at_once_share_the_work() {
             amount: Amount::positive(1000).unwrap(),
             reference: Reference::default(),
             occurred_at: None,
+            terms: prepaid_ledger::GrantTerms::default(),
         }));
     }
     for i in 0..HOLDS {
@@ -461,6 +463,7 @@ async fn a_lost_database_is_unavailable_and_the_store_recovers_without_restart()
         amount: Amount::positive(5).unwrap(),
         reference: Reference::default(),
         occurred_at: None,
+        terms: prepaid_ledger::GrantTerms::default(),
     });
     match store.apply(vec![top_up.clone()], NOW).await {
         Err(StoreError::Unavailable { .. }) => {}

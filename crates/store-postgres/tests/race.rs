@@ -51,6 +51,7 @@ fn post(w: usize, kind: MutationKind, amount: i64) -> Request {
         amount: Amount::positive(amount).unwrap(),
         reference: Reference::default(),
         occurred_at: None,
+        terms: prepaid_ledger::GrantTerms::default(),
     })
 }
 
@@ -127,6 +128,7 @@ async fn race(engine: Engine, seed: usize) -> Tally {
                     amount: Amount::positive(3).unwrap(),
                     reference: Reference::default(),
                     occurred_at: None,
+                    terms: prepaid_ledger::GrantTerms::default(),
                 });
                 match engine.submit(transfer).await.unwrap() {
                     Outcome::Done { .. } | Outcome::Refused(Refusal::InsufficientFunds { .. }) => {}

@@ -167,6 +167,7 @@ async fn main() {
                             amount: parse(Amount::positive(1)),
                             reference: Reference::default(),
                             occurred_at: None,
+                            terms: prepaid_ledger::GrantTerms::default(),
                         };
                         request(command, keyed.then_some(key))
                     })

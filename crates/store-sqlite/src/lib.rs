@@ -104,12 +104,12 @@ pub use error::SqliteError;
 use async_trait::async_trait;
 use error::Fail;
 use prepaid_ledger::{
-    ApiKey, Customer, CustomerId, Hold, HoldId, JobQueue, Mutation, MutationId, NewApiKey, Outcome,
-    RecordKey, RecordKind, Request, SettingKey, TenantId, Timestamp, Wallet, WalletId,
+    ApiKey, Customer, CustomerId, Grant, Hold, HoldId, JobQueue, Mutation, MutationId, NewApiKey,
+    Outcome, RecordKey, RecordKind, Request, SettingKey, TenantId, Timestamp, Wallet, WalletId,
 };
 use prepaid_store::{
-    Breach, Counted, Job, MutationQuery, MutationSearch, Page, Record, Staged, Store, StoreError,
-    SweepReport, WalletQuery, WalletSearch,
+    Breach, Counted, GrantCursor, Job, MutationQuery, MutationSearch, Page, Record, Staged, Store,
+    StoreError, SweepReport, WalletQuery, WalletSearch,
 };
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
@@ -184,6 +184,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0005_credit_holds.sql"),
     include_str!("../migrations/0006_mutation_ids_per_tenant.sql"),
     include_str!("../migrations/0007_credit_wallet_ceilings.sql"),
+    include_str!("../migrations/0008_grants.sql"),
 ];
 
 /// The SQLite store; cheap to clone and share.
@@ -560,6 +561,30 @@ impl Store for SqliteStore {
     async fn hold(&self, tenant: &TenantId, id: HoldId) -> Result<Option<Hold>, StoreError> {
         let tenant = tenant.clone();
         self.read(move |conn| rows::load_hold(conn, &tenant, id))
+            .await
+    }
+
+    async fn wallet_holds(
+        &self,
+        tenant: &TenantId,
+        wallet: &WalletId,
+        after: Option<HoldId>,
+        limit: usize,
+    ) -> Result<Page<Hold, HoldId>, StoreError> {
+        let (tenant, wallet) = (tenant.clone(), wallet.clone());
+        self.read(move |conn| read::wallet_holds(conn, &tenant, &wallet, after, limit))
+            .await
+    }
+
+    async fn grants(
+        &self,
+        tenant: &TenantId,
+        wallet: &WalletId,
+        after: Option<GrantCursor>,
+        limit: usize,
+    ) -> Result<Page<Grant, GrantCursor>, StoreError> {
+        let (tenant, wallet) = (tenant.clone(), wallet.clone());
+        self.read(move |conn| read::grants(conn, &tenant, &wallet, after, limit))
             .await
     }
 

@@ -2,9 +2,13 @@
 
 use crate::error::Fail;
 use crate::rows::{self, customer_columns, mutation_columns, wallet_columns};
-use prepaid_ledger::{Customer, CustomerId, Mutation, TenantId, Wallet, WalletId};
+use prepaid_ledger::{
+    Customer, CustomerId, Grant, Hold, HoldId, Mutation, TenantId, Wallet, WalletId,
+};
 use prepaid_store::sql::audit::{self, Audit};
-use prepaid_store::{Breach, MutationQuery, PAGE_SIZE_MAX, Page, WalletAudit, WalletQuery};
+use prepaid_store::{
+    Breach, GrantCursor, MutationQuery, PAGE_SIZE_MAX, Page, WalletAudit, WalletQuery,
+};
 use rusqlite::{Connection, Row, params};
 
 /// The number of rows to fetch for a page: the clamped limit plus one, which tells
@@ -82,6 +86,48 @@ pub(crate) fn wallets(
         }
     };
     page(rows, limit, rows::wallet, |w| w.id.clone())
+}
+
+pub(crate) fn wallet_holds(
+    conn: &Connection,
+    tenant: &TenantId,
+    wallet: &WalletId,
+    after: Option<HoldId>,
+    limit: usize,
+) -> Result<Page<Hold, HoldId>, Fail> {
+    let (limit, fetch) = fetch_count(limit);
+    let mut stmt = conn.prepare_cached(concat!(
+        "SELECT ",
+        prepaid_store::hold_columns!(),
+        " FROM holds WHERE tenant = ?1 AND wallet = ?2 AND id > ?3 ORDER BY id LIMIT ?4"
+    ))?;
+    let after = after.map_or([0; 16], |h| *h.0.as_bytes());
+    let rows = stmt.query(params![tenant.as_str(), wallet.as_str(), after, fetch])?;
+    page(rows, limit, rows::hold, |h| h.id)
+}
+
+pub(crate) fn grants(
+    conn: &Connection,
+    tenant: &TenantId,
+    wallet: &WalletId,
+    after: Option<GrantCursor>,
+    limit: usize,
+) -> Result<Page<Grant, GrantCursor>, Fail> {
+    let (limit, fetch) = fetch_count(limit);
+    let mut stmt = conn.prepare_cached(concat!(
+        "SELECT ",
+        prepaid_store::grant_columns!(),
+        " FROM grants WHERE tenant = ?1 AND wallet = ?2 AND (created_at, id) > (?3, ?4) \
+         ORDER BY created_at, id LIMIT ?5"
+    ))?;
+    let (at, id) = after.map_or((i64::MIN, [0; 16]), |c| {
+        (c.created_at.as_micros(), *c.id.0.as_bytes())
+    });
+    let rows = stmt.query(params![tenant.as_str(), wallet.as_str(), at, id, fetch])?;
+    page(rows, limit, rows::grant, |g| GrantCursor {
+        created_at: g.created_at,
+        id: g.id,
+    })
 }
 
 pub(crate) fn mutations(
@@ -181,6 +227,19 @@ fn audit(conn: &Connection) -> Result<Vec<Breach>, Fail> {
             rows::tenant_id(&text(row, 0)?)?,
             rows::wallet_id(&text(row, 1)?)?,
             row.get(2)?,
+        );
+    }
+    drop(rows);
+    let mut stmt = conn.prepare(audit::GRANTS)?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        found.grants(
+            rows::tenant_id(&text(row, 0)?)?,
+            rows::wallet_id(&text(row, 1)?)?,
+            (row.get(2)?, row.get(3)?),
+            row.get(4)?,
+            row.get(5)?,
+            row.get(6)?,
         );
     }
     drop(rows);

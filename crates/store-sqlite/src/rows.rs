@@ -5,15 +5,16 @@
 
 use crate::error::Fail;
 use prepaid_ledger::{
-    AMOUNT_MAX, ApiKey, ApiKeyName, BALANCE_ABS_MAX, Customer, CustomerId, Floor, Hold,
-    HoldDirection, HoldId, HoldStatus, Mutation, MutationId, MutationKind, NewWallet, Reference,
-    Scopes, TenantId, Timestamp, TransferId, Unit, Wallet, WalletId, WalletStatus,
+    AMOUNT_MAX, ApiKey, ApiKeyName, BALANCE_ABS_MAX, Customer, CustomerId, Draw, Floor, Grant,
+    GrantCategory, GrantTerms, Hold, HoldDirection, HoldId, HoldStatus, Mutation, MutationId,
+    MutationKind, NewWallet, Priority, Reference, Scopes, TenantId, Timestamp, TransferId, Unit,
+    Wallet, WalletId, WalletStatus,
 };
 use rusqlite::{Connection, Row, params};
 use uuid::Uuid;
 
 // The columns each decoder below reads, in order, are the store's shared lists.
-use prepaid_store::{api_key_columns, hold_columns};
+use prepaid_store::{api_key_columns, grant_columns, hold_columns};
 pub(crate) use prepaid_store::{customer_columns, mutation_columns, wallet_columns};
 
 fn text<'r>(row: &'r Row<'_>, i: usize) -> Result<&'r str, Fail> {
@@ -149,6 +150,8 @@ pub(crate) fn mutation(row: &Row<'_>) -> Result<(i64, Mutation), Fail> {
         counter_wallet: opt_text(row, 15)?.map(wallet_id).transpose()?,
         occurred_at: time(row, 16)?,
         recorded_at: time(row, 17)?,
+        drawn: draws(text(row, 18)?)?,
+        reverses: opt_uuid(row, 19)?.map(MutationId),
     };
     Ok((row.get(0)?, m))
 }
@@ -178,7 +181,83 @@ pub(crate) fn hold(row: &Row<'_>) -> Result<Hold, Fail> {
         expires_at: opt_time(row, 10)?,
         created_at: time(row, 11)?,
         settled_at: opt_time(row, 12)?,
+        reserved: draws(text(row, 14)?)?,
     })
+}
+
+fn draws(text: &str) -> Result<Vec<Draw>, Fail> {
+    prepaid_store::sql::decode_draws(text).map_err(Fail::corrupt)
+}
+
+/// Decodes [`grant_columns!`].
+pub(crate) fn grant(row: &Row<'_>) -> Result<Grant, Fail> {
+    let priority: i64 = row.get(4)?;
+    let priority = u8::try_from(priority)
+        .ok()
+        .and_then(Priority::new)
+        .ok_or_else(|| Fail::corrupt(format_args!("grant priority {priority}")))?;
+    let category = text(row, 5)?;
+    let category = GrantCategory::parse(category)
+        .map_err(|_| Fail::corrupt(format_args!("grant category {category:?}")))?;
+    let (amount, remaining, held): (i64, i64, i64) = (row.get(1)?, row.get(2)?, row.get(3)?);
+    if !(1..=BALANCE_ABS_MAX).contains(&amount)
+        || !(0..=BALANCE_ABS_MAX).contains(&remaining)
+        || !(0..=remaining).contains(&held)
+    {
+        return Err(Fail::corrupt(format_args!(
+            "grant of {amount} with {remaining} remaining and {held} held"
+        )));
+    }
+    Ok(Grant {
+        id: MutationId(uuid(row, 0)?),
+        terms: GrantTerms {
+            expires_at: opt_time(row, 6)?,
+            priority,
+            category,
+        },
+        amount,
+        remaining,
+        held,
+        created_at: time(row, 7)?,
+    })
+}
+
+/// The wallet's grant with this id, live or spent.
+pub(crate) fn load_grant(
+    conn: &Connection,
+    tenant: &TenantId,
+    wallet: &WalletId,
+    id: MutationId,
+) -> Result<Option<Grant>, Fail> {
+    one(
+        conn,
+        concat!(
+            "SELECT ",
+            grant_columns!(),
+            " FROM grants WHERE tenant = ?1 AND id = ?2 AND wallet = ?3"
+        ),
+        params![tenant.as_str(), id.0.as_bytes(), wallet.as_str()],
+        grant,
+    )
+}
+
+/// The wallet's live grants (something remaining).
+pub(crate) fn load_grants(
+    conn: &Connection,
+    tenant: &TenantId,
+    wallet: &WalletId,
+) -> Result<Vec<Grant>, Fail> {
+    let mut stmt = conn.prepare_cached(concat!(
+        "SELECT ",
+        grant_columns!(),
+        " FROM grants WHERE tenant = ?1 AND wallet = ?2 AND remaining > 0"
+    ))?;
+    let mut rows = stmt.query(params![tenant.as_str(), wallet.as_str()])?;
+    let mut grants = Vec::new();
+    while let Some(row) = rows.next()? {
+        grants.push(grant(row)?);
+    }
+    Ok(grants)
 }
 
 /// Decodes [`api_key_columns!`].

@@ -10,8 +10,8 @@ use crate::error::Fail;
 use crate::rows::{self, load_api_key, load_customer, load_wallet};
 use crate::view::View;
 use prepaid_ledger::{
-    ApiKey, ApiKeyName, Customer, CustomerId, Fingerprint, Hold, HoldId, IdempotencyKey, Mutation,
-    MutationId, NewApiKey, Outcome, RecordKey, RecordKind, Refusal, Request, SettingKey,
+    ApiKey, ApiKeyName, Customer, CustomerId, Fingerprint, Grant, Hold, HoldId, IdempotencyKey,
+    Mutation, MutationId, NewApiKey, Outcome, RecordKey, RecordKind, Refusal, Request, SettingKey,
     SystemAccount, TenantId, Timestamp, Unit, Wallet, WalletId,
 };
 use prepaid_store::exec::{
@@ -328,7 +328,7 @@ pub(crate) fn sweep(
     begin_immediate(conn).map_err(Fail::into_store_error)?;
     let result = (|| {
         cache.revalidate(conn).map_err(Fail::into_store_error)?;
-        let (holds, wallets) = due(conn, now).map_err(Fail::into_store_error)?;
+        let due = due(conn, now).map_err(Fail::into_store_error)?;
         let mut rows = SqliteRows {
             conn,
             cache: &mut *cache,
@@ -336,7 +336,7 @@ pub(crate) fn sweep(
             loading: Duration::ZERO,
         };
         let mut new_id = || MutationId(Uuid::now_v7());
-        let swept = match exec::sweep(&mut rows, &holds, &wallets, now, &mut new_id)? {
+        let swept = match exec::sweep(&mut rows, &due, now, &mut new_id)? {
             Run::Done(swept) => swept,
             Run::Missing(missing) => {
                 return Err(StoreError::internal(format!(
@@ -364,12 +364,9 @@ pub(crate) fn sweep(
     }
 }
 
-/// What a sweep has to do: due holds, and due wallets by tenant and id.
-type Due = (Vec<HoldId>, Vec<(TenantId, WalletId)>);
-
-/// The pending holds due to expire and the wallets due to expire, at most
-/// [`SWEEP_BATCH_MAX`] of each, the earliest first.
-fn due(conn: &Connection, now: Timestamp) -> Result<Due, Fail> {
+/// The pending holds, wallets and grants due to expire, at most [`SWEEP_BATCH_MAX`] of
+/// each, the earliest first.
+fn due(conn: &Connection, now: Timestamp) -> Result<exec::Due, Fail> {
     let limit = i64::try_from(SWEEP_BATCH_MAX).unwrap_or(i64::MAX);
     let holds = conn
         .prepare_cached(
@@ -394,7 +391,31 @@ fn due(conn: &Connection, now: Timestamp) -> Result<Due, Fail> {
         .iter()
         .map(|(tenant, id)| Ok((rows::tenant_id(tenant)?, rows::wallet_id(id)?)))
         .collect::<Result<_, Fail>>()?;
-    Ok((holds, wallets))
+    let grants: Vec<(String, String, [u8; 16])> = conn
+        .prepare_cached(
+            "SELECT tenant, wallet, id FROM grants \
+             WHERE remaining > 0 AND expires_at IS NOT NULL AND expires_at <= ?1 \
+             AND remaining > held ORDER BY expires_at LIMIT ?2",
+        )?
+        .query_map(params![now.as_micros(), limit], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    let grants = grants
+        .iter()
+        .map(|(tenant, wallet, id)| {
+            Ok((
+                rows::tenant_id(tenant)?,
+                rows::wallet_id(wallet)?,
+                MutationId(Uuid::from_bytes(*id)),
+            ))
+        })
+        .collect::<Result<_, Fail>>()?;
+    Ok(exec::Due {
+        holds,
+        wallets,
+        grants,
+    })
 }
 
 /// The most wallet rows the writer keeps in memory between batches; past it the cache
@@ -415,6 +436,8 @@ pub(crate) struct Cache {
     wallets: HashMap<TenantId, HashMap<WalletId, Wallet>>,
     /// System account balances, by tenant, unit and account.
     accounts: HashMap<TenantId, HashMap<Unit, [Option<i64>; 4]>>,
+    /// The live grants of wallets, each list complete.
+    grants: HashMap<(TenantId, WalletId), Vec<Grant>>,
     /// Counts the times the cache was dropped; see [`crate::view`].
     pub(crate) epoch: u64,
     /// The wallets readers see, emptied whenever the cache is dropped.
@@ -459,7 +482,10 @@ impl Cache {
             .prepare_cached("PRAGMA data_version")?
             .query_row([], |r| r.get(0))?;
         let wallets: usize = self.wallets.values().map(HashMap::len).sum();
-        if self.data_version != Some(version) || wallets > WALLET_CACHE_MAX {
+        if self.data_version != Some(version)
+            || wallets > WALLET_CACHE_MAX
+            || self.grants.len() > WALLET_CACHE_MAX
+        {
             self.clear();
             self.data_version = Some(version);
         }
@@ -481,6 +507,21 @@ impl Cache {
                 None => self.wallets.entry(wallet.tenant.clone()).or_default(),
             };
             per_tenant.insert(wallet.id.clone(), wallet);
+        }
+        for change in changes.grants {
+            // A list not cached is read whole when next needed.
+            let Some(live) = self.grants.get_mut(&(change.tenant, change.wallet)) else {
+                continue;
+            };
+            let g = change.grant;
+            match live.iter().position(|x| x.id == g.id) {
+                Some(i) if g.remaining == 0 => {
+                    live.swap_remove(i);
+                }
+                Some(i) => live[i] = g,
+                None if g.remaining > 0 => live.push(g),
+                None => {}
+            }
         }
         for change in changes.accounts {
             let slots = self
@@ -695,6 +736,28 @@ impl exec::Rows for SqliteRows<'_> {
         Ok(balance)
     }
 
+    fn grants(&mut self, tenant: &TenantId, wallet: &WalletId) -> Lookup<Vec<Grant>> {
+        let key = (tenant.clone(), wallet.clone());
+        if let Some(live) = self.cache.grants.get(&key) {
+            return Ok(live.clone());
+        }
+        let live = self
+            .load(|conn| rows::load_grants(conn, tenant, wallet))
+            .map_err(gap)?;
+        self.cache.grants.insert(key, live.clone());
+        Ok(live)
+    }
+
+    fn grant(
+        &mut self,
+        tenant: &TenantId,
+        wallet: &WalletId,
+        id: MutationId,
+    ) -> Lookup<Option<Grant>> {
+        self.load(|conn| rows::load_grant(conn, tenant, wallet, id))
+            .map_err(gap)
+    }
+
     fn pending_holds(&mut self, tenant: &TenantId, wallet: &WalletId) -> Lookup<Vec<HoldId>> {
         self.conn
             .prepare_cached(
@@ -858,6 +921,9 @@ fn write(conn: &Connection, changes: &Changes, before: &Cache) -> Result<(), Wri
             return Err(WriteFail::Taken(mutation.tenant.clone(), mutation.id));
         }
     }
+    for change in &changes.grants {
+        write_grant(conn, change)?;
+    }
     let mut statement = conn.prepare_cached(INSERT_KEY)?;
     for key in &changes.keys {
         insert_key(&mut statement, key)?;
@@ -906,6 +972,41 @@ fn write(conn: &Connection, changes: &Changes, before: &Cache) -> Result<(), Wri
             job.id.as_str(),
             job.payload,
             job.due_at.as_micros()
+        ])?;
+    }
+    Ok(())
+}
+
+/// Inserts a new grant, or updates what a changed one has left and reserves.
+fn write_grant(conn: &Connection, change: &exec::GrantChange) -> Result<(), Fail> {
+    let g = &change.grant;
+    if change.new {
+        conn.prepare_cached(
+            "INSERT INTO grants (tenant, id, wallet, amount, remaining, held, priority, \
+             category, expires_at, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?
+        .execute(params![
+            change.tenant.as_str(),
+            g.id.0.as_bytes(),
+            change.wallet.as_str(),
+            g.amount,
+            g.remaining,
+            g.held,
+            g.terms.priority.get(),
+            g.terms.category.as_str(),
+            g.terms.expires_at.map(Timestamp::as_micros),
+            g.created_at.as_micros()
+        ])?;
+    } else {
+        conn.prepare_cached(
+            "UPDATE grants SET remaining = ?3, held = ?4 WHERE tenant = ?1 AND id = ?2",
+        )?
+        .execute(params![
+            change.tenant.as_str(),
+            g.id.0.as_bytes(),
+            g.remaining,
+            g.held
         ])?;
     }
     Ok(())
@@ -1026,8 +1127,10 @@ fn insert_wallet(conn: &Connection, w: &Wallet) -> Result<(), Fail> {
 
 const INSERT_MUTATION: &str = "INSERT INTO mutations (id, tenant, wallet, customer, \
      unit_code, unit_scale, kind, amount, balance_after, reference_kind, reference_text, \
-     reference_link, hold, transfer, counter_wallet, occurred_at, recorded_at) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17) \
+     reference_link, hold, transfer, counter_wallet, occurred_at, recorded_at, drawn, \
+     reverses) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, \
+     ?19) \
      ON CONFLICT (tenant, id) DO NOTHING";
 
 const INSERT_KEY: &str = "INSERT INTO idempotency_keys (tenant, key, fingerprint, \
@@ -1053,7 +1156,9 @@ fn insert_mutation(statement: &mut Statement<'_>, m: &Mutation) -> Result<bool, 
         m.transfer.as_ref().map(|t| t.0.as_bytes()),
         m.counter_wallet.as_ref().map(WalletId::as_str),
         m.occurred_at.as_micros(),
-        m.recorded_at.as_micros()
+        m.recorded_at.as_micros(),
+        prepaid_store::sql::encode_draws(&m.drawn),
+        m.reverses.as_ref().map(|r| r.0.as_bytes())
     ])?;
     Ok(n == 1)
 }
@@ -1062,8 +1167,8 @@ fn insert_hold(conn: &Connection, h: &Hold) -> Result<(), Fail> {
     conn.prepare_cached(
         "INSERT INTO holds (tenant, id, wallet, customer, amount, committed_amount, status, \
          reference_kind, reference_text, reference_link, expires_at, created_at, settled_at, \
-         direction) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+         direction, reserved) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     )?
     .execute(params![
         h.tenant.as_str(),
@@ -1079,7 +1184,8 @@ fn insert_hold(conn: &Connection, h: &Hold) -> Result<(), Fail> {
         h.expires_at.map(Timestamp::as_micros),
         h.created_at.as_micros(),
         h.settled_at.map(Timestamp::as_micros),
-        h.direction.as_str()
+        h.direction.as_str(),
+        prepaid_store::sql::encode_draws(&h.reserved)
     ])?;
     Ok(())
 }

@@ -35,6 +35,7 @@ fn post(wallet: &str, kind: MutationKind, amount: i64) -> Request {
         amount: Amount::new(amount).unwrap(),
         reference: Reference::default(),
         occurred_at: None,
+        terms: prepaid_ledger::GrantTerms::default(),
     })
 }
 
@@ -109,7 +110,7 @@ async fn open_makes_the_directory_and_a_wal_database_at_the_latest_schema() {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 7);
+    assert_eq!(version, 8);
     drop(store);
     // Opening again applies nothing and keeps the version.
     let again = SqliteStore::open(&data).unwrap();
@@ -117,7 +118,7 @@ async fn open_makes_the_directory_and_a_wal_database_at_the_latest_schema() {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 7);
+    assert_eq!(version, 8);
 }
 
 /// A database of the first schema gains customer links (empty for the customers it
@@ -201,7 +202,7 @@ async fn a_database_of_the_first_schema_is_brought_up_to_date() {
     let version: i64 = raw(&store)
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 7);
+    assert_eq!(version, 8);
 }
 
 #[tokio::test]
@@ -213,7 +214,7 @@ async fn a_database_from_a_newer_build_is_refused() {
     match SqliteStore::open(dir.path()) {
         Err(SqliteError::SchemaTooNew {
             found: 99,
-            known: 7,
+            known: 8,
         }) => {}
         other => panic!("expected SchemaTooNew, got {other:?}"),
     }
@@ -350,6 +351,16 @@ async fn the_audit_finds_rows_changed_behind_the_ledger() {
                 wallet: wallet("c"),
                 available: -1
             },
+            // Its grants hold the 100 its mutations gave it, not 101.
+            Breach::GrantsBroken {
+                tenant: tenant(),
+                wallet: wallet("a"),
+                balance: 101,
+                remaining: 100,
+                held: 0,
+                reserved: 0,
+                worst: 100
+            },
             Breach::UnitNotZero {
                 tenant: tenant(),
                 unit: Unit::new("EUR", 2).unwrap(),
@@ -378,6 +389,7 @@ async fn a_taken_mutation_id_refuses_only_its_request() {
         amount: Amount::new(10).unwrap(),
         reference: Reference::default(),
         occurred_at: None,
+        terms: prepaid_ledger::GrantTerms::default(),
     });
     let batch = vec![
         post("w", MutationKind::Debit, 30),

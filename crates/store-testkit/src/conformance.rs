@@ -34,11 +34,17 @@ use uuid::Uuid;
 
 mod ceiling;
 mod credit_holds;
+mod grants;
 mod ids;
 mod linked;
 mod records;
 pub use ceiling::wallet_ceiling_is_kept_and_enforced;
 pub use credit_holds::credit_holds_set_aside_room_under_the_ceiling;
+pub use grants::{
+    credits_repay_debt_first, grants_are_drawn_in_order, grants_expire_once,
+    holds_reserve_grants_through_their_expiry, live_grants_are_bounded_at_the_limit,
+    reversals_of_spent_credits_need_allow_negative, reversals_restore_the_grants_drawn,
+};
 pub use ids::mutation_ids_are_per_tenant;
 pub use linked::{linked_requests_are_all_or_nothing, linked_requests_refuse_management_commands};
 pub use records::{
@@ -118,6 +124,13 @@ macro_rules! conformance_tests {
             linked_requests_are_all_or_nothing
             mutation_ids_are_per_tenant
             linked_requests_refuse_management_commands
+            grants_are_drawn_in_order
+            grants_expire_once
+            holds_reserve_grants_through_their_expiry
+            credits_repay_debt_first
+            live_grants_are_bounded_at_the_limit
+            reversals_restore_the_grants_drawn
+            reversals_of_spent_credits_need_allow_negative
         );
     };
     (@cases ($backend:expr) $($case:ident)*) => {
@@ -396,6 +409,7 @@ impl Env {
             amount: amount(value),
             reference: Reference::default(),
             occurred_at: None,
+            terms: prepaid_ledger::GrantTerms::default(),
         }
     }
     pub async fn top_up(&self, tenant: &str, wallet: &str, value: i64) -> Mutation {
@@ -444,6 +458,7 @@ impl Env {
             amount: amount(value),
             reference: Reference::default(),
             occurred_at: None,
+            terms: prepaid_ledger::GrantTerms::default(),
         }
     }
 
@@ -874,6 +889,7 @@ pub async fn postings_report_balance_after(env: &mut Env) {
         amount: amount(1000),
         reference: reference.clone(),
         occurred_at: None,
+        terms: prepaid_ledger::GrantTerms::default(),
     };
     let m1 = as_mutation(env.done("t1", top_up).await);
     assert_eq!(
@@ -893,6 +909,8 @@ pub async fn postings_report_balance_after(env: &mut Env) {
             counter_wallet: None,
             occurred_at: env.now,
             recorded_at: env.now,
+            drawn: Vec::new(),
+            reverses: None,
         }
     );
     let earlier = env.now;
@@ -904,6 +922,7 @@ pub async fn postings_report_balance_after(env: &mut Env) {
         amount: amount(300),
         reference: Reference::default(),
         occurred_at: Some(earlier),
+        terms: prepaid_ledger::GrantTerms::default(),
     };
     let m2 = as_mutation(env.done("t1", debit).await);
     assert_eq!(
@@ -940,6 +959,7 @@ pub async fn postings_report_balance_after(env: &mut Env) {
         amount: amount(5),
         reference: Reference::default(),
         occurred_at: None,
+        terms: prepaid_ledger::GrantTerms::default(),
     };
     assert_eq!(env.refused("t1", reused).await, Refusal::MutationExists);
     // Requests the edge never builds are refused as bugs, not carried out or panicked
@@ -1186,7 +1206,7 @@ pub async fn holds_place_commit_release(env: &mut Env) {
     env.tenant("t1").await;
     env.customer("t1", "c1").await;
     env.wallet("t1", "c1", "w1").await;
-    env.top_up("t1", "w1", 1000).await;
+    let funded = env.top_up("t1", "w1", 1000).await;
 
     let reference = Reference::known("session", "call 9", "");
     let h1 = env.hold_id();
@@ -1214,6 +1234,11 @@ pub async fn holds_place_commit_release(env: &mut Env) {
             expires_at: None,
             created_at: env.now,
             settled_at: None,
+            // It reserves what it would draw: from the grant the top-up made.
+            reserved: vec![prepaid_ledger::Draw {
+                grant: funded.id,
+                amount: 300,
+            }],
         }
     );
     assert_eq!(env.read_hold("t1", h1).await, hold);
@@ -1366,7 +1391,8 @@ pub async fn hold_expiry_via_sweep(env: &mut Env) {
         env.store().sweep(env.now).await.expect("sweep"),
         SweepReport {
             holds_expired: 1,
-            wallets_expired: 0
+            wallets_expired: 0,
+            grants_expired: 0,
         }
     );
     let expired = env.read_hold("t1", h1).await;
@@ -1425,7 +1451,8 @@ pub async fn wallet_expiry_via_sweep(env: &mut Env) {
         env.store().sweep(env.now).await.expect("sweep"),
         SweepReport {
             holds_expired: 0,
-            wallets_expired: 2
+            wallets_expired: 2,
+            grants_expired: 0,
         }
     );
     let full = env.read_wallet("t1", "full").await;
@@ -1496,13 +1523,15 @@ pub async fn sweep_takes_at_most_the_batch_max(env: &mut Env) {
     let full = SweepReport {
         holds_expired: SWEEP_BATCH_MAX,
         wallets_expired: SWEEP_BATCH_MAX,
+        grants_expired: 0,
     };
     assert_eq!(store.sweep(env.now).await.expect("sweep"), full);
     assert_eq!(
         store.sweep(env.now).await.expect("sweep"),
         SweepReport {
             holds_expired: 1,
-            wallets_expired: 1
+            wallets_expired: 1,
+            grants_expired: 0,
         }
     );
     assert_eq!(
@@ -1821,6 +1850,7 @@ pub async fn batch_refusals_leave_batch_mates_alone(env: &mut Env) {
                 amount: amount(1),
                 reference: Reference::default(),
                 occurred_at: None,
+                terms: prepaid_ledger::GrantTerms::default(),
             },
         ),
         request("nowhere", env.post("w1", MutationKind::TopUp, 1)),
@@ -2505,6 +2535,7 @@ pub async fn mutation_search_by_occurrence(env: &mut Env) {
             amount: amount(1),
             reference: Reference::default(),
             occurred_at: Some(START.plus_micros(days * 86_400 * SECOND)),
+            terms: prepaid_ledger::GrantTerms::default(),
         };
         env.done("t1", command).await;
         ids.push(id);
@@ -2762,6 +2793,7 @@ pub async fn search_mutations_filters_counts_and_pages(env: &mut Env) {
             amount: amount(value),
             reference: Reference::known(r.0, r.1, r.2),
             occurred_at: Some(START.plus_micros(days * day)),
+            terms: prepaid_ledger::GrantTerms::default(),
         }
     };
     use MutationKind::{Adjustment, Debit, TopUp};

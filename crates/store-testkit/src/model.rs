@@ -1150,6 +1150,7 @@ impl Run {
                     amount: amount.unwrap(),
                     reference,
                     occurred_at: None,
+                    terms: prepaid_ledger::GrantTerms::default(),
                 };
                 (tenant, command)
             }
@@ -1245,6 +1246,7 @@ impl Run {
                     amount: Amount::positive(amount).unwrap(),
                     reference,
                     occurred_at: None,
+                    terms: prepaid_ledger::GrantTerms::default(),
                 };
                 (tenant, command)
             }
@@ -1946,6 +1948,7 @@ fn top_up(id: u128, w: usize, amount: i64) -> Command {
         amount: Amount::positive(amount).unwrap(),
         reference: Reference::default(),
         occurred_at: None,
+        terms: prepaid_ledger::GrantTerms::default(),
     }
 }
 
@@ -2032,6 +2035,7 @@ pub async fn an_adjustment_below_the_floor_is_no_breach(backend: Box<dyn Backend
         amount: Amount::nonzero(-1).unwrap(),
         reference: Reference::default(),
         occurred_at: None,
+        terms: prepaid_ledger::GrantTerms::default(),
     };
     let create = Command::CreateWallet {
         wallet: new_wallet(0, Floor::ZERO),

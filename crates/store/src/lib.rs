@@ -26,8 +26,8 @@ pub use records::{
 
 use async_trait::async_trait;
 use prepaid_ledger::{
-    ApiKey, Customer, CustomerId, Hold, HoldId, Mutation, MutationId, NewApiKey, Outcome, Request,
-    SettingKey, TenantId, Timestamp, Unit, Wallet, WalletId,
+    ApiKey, Customer, CustomerId, Grant, Hold, HoldId, Mutation, MutationId, NewApiKey, Outcome,
+    Request, SettingKey, TenantId, Timestamp, Unit, Wallet, WalletId,
 };
 
 /// What caused a [`StoreError`], kept for the log; shared, so that one failure of a
@@ -102,6 +102,13 @@ pub struct MutationQuery {
     pub after: Option<i64>,
     /// At most [`PAGE_SIZE_MAX`].
     pub limit: usize,
+}
+
+/// Where a list of grants stands: the last grant seen, by when it was made and its id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct GrantCursor {
+    pub created_at: Timestamp,
+    pub id: MutationId,
 }
 
 /// Which wallets to list, ordered by id.
@@ -296,6 +303,7 @@ pub mod columns {
 pub struct SweepReport {
     pub holds_expired: usize,
     pub wallets_expired: usize,
+    pub grants_expired: usize,
 }
 
 /// The sweep handles at most this many holds and wallets per call, so a backlog never
@@ -338,6 +346,19 @@ pub enum Breach {
         tenant: TenantId,
         wallet: WalletId,
         available: i64,
+    },
+    /// A wallet's grants do not account for it: what they have left (`remaining`)
+    /// is less than its balance, what they reserve for holds (`reserved`) is more than
+    /// its `held`, or one of them reserves more than it has left or has less than
+    /// nothing (`worst`: the least of each grant's remainder less its reservation).
+    GrantsBroken {
+        tenant: TenantId,
+        wallet: WalletId,
+        balance: i64,
+        remaining: i64,
+        held: i64,
+        reserved: i64,
+        worst: i64,
     },
 }
 
@@ -514,6 +535,26 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Page<Mutation, i64>, StoreError>;
 
     async fn hold(&self, tenant: &TenantId, id: HoldId) -> Result<Option<Hold>, StoreError>;
+
+    /// The holds of a wallet, pending and settled, by id, after `after`, at most
+    /// `limit` (<= [`PAGE_SIZE_MAX`]).
+    async fn wallet_holds(
+        &self,
+        tenant: &TenantId,
+        wallet: &WalletId,
+        after: Option<HoldId>,
+        limit: usize,
+    ) -> Result<Page<Hold, HoldId>, StoreError>;
+
+    /// The grants of a wallet, live and spent, oldest first (by when each was made,
+    /// then id), after `after`, at most `limit` (<= [`PAGE_SIZE_MAX`]).
+    async fn grants(
+        &self,
+        tenant: &TenantId,
+        wallet: &WalletId,
+        after: Option<GrantCursor>,
+        limit: usize,
+    ) -> Result<Page<Grant, GrantCursor>, StoreError>;
 
     /// The page of mutations `search` asks for, and how many match in all.
     async fn search_mutations(

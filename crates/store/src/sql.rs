@@ -5,7 +5,7 @@
 //! once, with each backend's placeholders ([`Dialect::placeholder`]).
 
 use crate::{MutationSearch, MutationSort, Order, PAGE_SIZE_MAX, WalletSearch};
-use prepaid_ledger::TenantId;
+use prepaid_ledger::{Draw, MutationId, TenantId};
 use prepaid_query::{Dialect, Value};
 use std::ops::Range;
 
@@ -24,7 +24,7 @@ macro_rules! mutation_columns {
     () => {
         "seq, id, tenant, wallet, customer, unit_code, unit_scale, kind, amount, \
          balance_after, reference_kind, reference_text, reference_link, hold, transfer, \
-         counter_wallet, occurred_at, recorded_at"
+         counter_wallet, occurred_at, recorded_at, drawn, reverses"
     };
 }
 
@@ -33,7 +33,16 @@ macro_rules! mutation_columns {
 macro_rules! hold_columns {
     () => {
         "tenant, id, wallet, customer, amount, committed_amount, status, reference_kind, \
-         reference_text, reference_link, expires_at, created_at, settled_at, direction"
+         reference_text, reference_link, expires_at, created_at, settled_at, direction, \
+         reserved"
+    };
+}
+
+/// The columns a backend's grant decoder reads, in order.
+#[macro_export]
+macro_rules! grant_columns {
+    () => {
+        "id, amount, remaining, held, priority, category, expires_at, created_at"
     };
 }
 
@@ -220,6 +229,38 @@ pub fn stored_id<T, E: std::fmt::Display>(
     parse(text).map_err(|e| format!("{what} {text:?}: {e}"))
 }
 
+/// A list of draws as the stores keep it: `<grant id, 32 hex digits>:<amount>` joined by
+/// `,`, empty when there are none.
+pub fn encode_draws(draws: &[Draw]) -> String {
+    let mut text = String::with_capacity(draws.len() * 40);
+    for (i, d) in draws.iter().enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        text.push_str(&d.grant.0.simple().to_string());
+        text.push(':');
+        text.push_str(&d.amount.to_string());
+    }
+    text
+}
+
+/// The draws [`encode_draws`] wrote; what does not parse is said in the error.
+pub fn decode_draws(text: &str) -> Result<Vec<Draw>, String> {
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    text.split(',')
+        .map(|part| {
+            let bad = || format!("draws {text:?}");
+            let (grant, amount) = part.split_once(':').ok_or_else(bad)?;
+            Ok(Draw {
+                grant: MutationId(uuid::Uuid::try_parse(grant).map_err(|_| bad())?),
+                amount: amount.parse().map_err(|_| bad())?,
+            })
+        })
+        .collect()
+}
+
 /// The statements of an audit, each read on one snapshot, and what they find. Plain
 /// SQL that both databases run as it is.
 pub mod audit {
@@ -229,7 +270,7 @@ pub mod audit {
 
     /// Every wallet with the sums its cached columns must equal: tenant, id, balance,
     /// held, floor, the sum of its mutations, of its pending debit holds, whether a
-    /// correction ever took it down, incoming, and the sum of its pending credit holds.
+    /// correction (an adjustment or a reversal) ever took it down, incoming, and the sum of its pending credit holds.
     pub const WALLETS: &str = "SELECT w.tenant, w.id, w.balance, w.held, w.floor, \
          (SELECT CAST(COALESCE(SUM(m.amount), 0) AS BIGINT) FROM mutations m \
           WHERE m.tenant = w.tenant AND m.wallet = w.id), \
@@ -237,7 +278,7 @@ pub mod audit {
           WHERE h.tenant = w.tenant AND h.wallet = w.id AND h.status = 'pending' \
           AND h.direction = 'debit'), \
          EXISTS (SELECT 1 FROM mutations m WHERE m.tenant = w.tenant AND m.wallet = w.id \
-          AND m.kind = 'adjustment' AND m.amount < 0), \
+          AND m.kind IN ('adjustment', 'reversal') AND m.amount < 0), \
          w.incoming, \
          (SELECT CAST(COALESCE(SUM(h.amount), 0) AS BIGINT) FROM holds h \
           WHERE h.tenant = w.tenant AND h.wallet = w.id AND h.status = 'pending' \
@@ -252,6 +293,15 @@ pub mod audit {
          WHERE w.floor IS NOT NULL AND m.kind IN ('debit', 'transfer_out') \
          AND m.balance_after < w.floor \
          GROUP BY m.tenant, m.wallet ORDER BY m.tenant, m.wallet";
+
+    /// Every wallet with grants beside what they add up to: tenant, wallet, balance,
+    /// held, the sum of the grants' remainders, the sum of what they reserve, and the
+    /// least of each grant's remainder less its reservation (and of its reservation).
+    pub const GRANTS: &str = "SELECT w.tenant, w.id, w.balance, w.held, \
+         CAST(COALESCE(SUM(g.remaining), 0) AS BIGINT), CAST(COALESCE(SUM(g.held), 0) AS BIGINT), \
+         CAST(COALESCE(MIN(CASE WHEN g.held < 0 THEN g.held ELSE g.remaining - g.held END), 0) AS BIGINT) \
+         FROM wallets w JOIN grants g ON g.tenant = w.tenant AND g.wallet = w.id \
+         GROUP BY w.tenant, w.id, w.balance, w.held ORDER BY w.tenant, w.id";
 
     /// Every balance of every account, for the per-unit sums: tenant, unit code, unit
     /// scale, balance.
@@ -291,6 +341,32 @@ pub mod audit {
             }
         }
 
+        /// A row of [`GRANTS`]: a breach unless the grants cover the balance (the
+        /// rest is debt, never credit), reserve no more than the wallet holds, and
+        /// each has left at least what it reserves.
+        #[allow(clippy::too_many_arguments)]
+        pub fn grants(
+            &mut self,
+            tenant: TenantId,
+            wallet: WalletId,
+            (balance, held): (i64, i64),
+            remaining: i64,
+            reserved: i64,
+            worst: i64,
+        ) {
+            if remaining < balance || reserved > held || worst < 0 {
+                self.breaches.push(Breach::GrantsBroken {
+                    tenant,
+                    wallet,
+                    balance,
+                    remaining,
+                    held,
+                    reserved,
+                    worst,
+                });
+            }
+        }
+
         /// A row of [`BALANCES`].
         pub fn balance(&mut self, tenant: String, unit_code: String, scale: i64, balance: i64) {
             *self.sums.entry((tenant, unit_code, scale)).or_default() += i128::from(balance);
@@ -320,6 +396,26 @@ pub mod audit {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn draws_keep_their_grants_amounts_and_order() {
+        let draws = [
+            Draw {
+                grant: MutationId(uuid::Uuid::from_u128(2)),
+                amount: 5,
+            },
+            Draw {
+                grant: MutationId(uuid::Uuid::from_u128(1)),
+                amount: -20,
+            },
+        ];
+        let text = encode_draws(&draws);
+        assert_eq!(decode_draws(&text).unwrap(), draws);
+        assert_eq!(encode_draws(&[]), "");
+        assert_eq!(decode_draws("").unwrap(), []);
+        assert!(decode_draws("x:1").is_err());
+        assert!(decode_draws("00000000000000000000000000000001").is_err());
+    }
     use prepaid_ledger::WalletId;
 
     fn tenant() -> TenantId {

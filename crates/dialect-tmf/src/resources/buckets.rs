@@ -172,6 +172,11 @@ pub async fn create_bucket(
             amount,
             reference: Reference::known("bucket", "remainingValue of the new bucket", ""),
             occurred_at: None,
+            // The bucket's first credit lasts as long as the bucket.
+            terms: prepaid_ledger::GrantTerms {
+                expires_at: valid_until,
+                ..prepaid_ledger::GrantTerms::default()
+            },
         });
     }
     let (wallet, replayed) = match submit_op(&state, op).await? {

@@ -270,6 +270,20 @@ pub(super) async fn create_posting(
             "must be oneTime or recurring",
         ));
     }
+    // A credit's `validFor.endDateTime` is when the credit it grants expires (a debit
+    // makes no grant, so an adjustment down ignores it, as it always did).
+    let expires_at = match time_at(b, "/validFor/endDateTime")? {
+        Some(t) if kind == MutationKind::TopUp || amount.get() > 0 => {
+            if t <= state.clock.now() {
+                return Err(TmfError::field(
+                    "validFor.endDateTime",
+                    "must be in the future: the credit expires then",
+                ));
+            }
+            Some(t)
+        }
+        _ => None,
+    };
     let text = record_text(b)?;
     let id = new_uuid();
     let reference = reference(action, b);
@@ -280,6 +294,10 @@ pub(super) async fn create_posting(
         amount,
         reference: reference.clone(),
         occurred_at: None,
+        terms: prepaid_ledger::GrantTerms {
+            expires_at,
+            ..prepaid_ledger::GrantTerms::default()
+        },
     };
     let pending = Pending {
         action,
@@ -371,6 +389,7 @@ pub async fn create_transfer(
         amount,
         reference: reference(action, b),
         occurred_at: None,
+        terms: prepaid_ledger::GrantTerms::default(),
     };
     let pending = Pending {
         action,

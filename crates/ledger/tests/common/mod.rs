@@ -56,6 +56,7 @@ pub fn hold(w: &Wallet, amount: i64) -> Hold {
         expires_at: None,
         created_at: ts(0),
         settled_at: None,
+        reserved: Vec::new(),
     }
 }
 

@@ -293,10 +293,13 @@ async fn victim(a: &Api) -> Victim {
         "/wallets/{id}",
         "/wallets/{id}/mutations",
         "/wallets/{id}/holds",
+        "/wallets/{id}/grants",
     ] {
         param("native", path, ALICE_EUR);
     }
-    param("native", "/mutations/{id}", &mutation);
+    for path in ["/mutations/{id}", "/mutations/{id}/reverse"] {
+        param("native", path, &mutation);
+    }
     for path in ["/holds/{id}", "/holds/{id}/commit", "/holds/{id}/release"] {
         param("native", path, &hold);
     }
@@ -390,6 +393,7 @@ fn body(dialect: &str, route: &Route) -> Option<Value> {
             json!({"amount": 1})
         }
         ("native", "put", "/icrtouch/keys/{name}") => json!({"coid": 1}),
+        ("native", "post", "/mutations/{id}/reverse") => json!({}),
         ("topdesk", "post", "/balance-mutations") => topdesk_dto(
             DESK_CUSTOMER,
             Some("9d1c0e55-7a3b-4c2d-8e6f-0a1b2c3d4e5f"),

@@ -13,6 +13,7 @@ mod connections;
 mod crash;
 mod file_modes;
 mod filters_sql;
+mod grants;
 mod icrtouch;
 mod icrtouch_logs;
 mod icrtouch_payments;

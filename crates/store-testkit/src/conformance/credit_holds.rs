@@ -148,7 +148,8 @@ pub async fn credit_holds_set_aside_room_under_the_ceiling(env: &mut Env) {
         env.store().sweep(env.now).await.expect("sweep"),
         SweepReport {
             holds_expired: 1,
-            wallets_expired: 0
+            wallets_expired: 0,
+            grants_expired: 0,
         }
     );
     assert_eq!(env.read_hold("t1", h3).await.status, HoldStatus::Expired);

@@ -26,6 +26,7 @@ pub async fn mutation_ids_are_per_tenant(env: &mut Env) {
             amount,
             reference,
             occurred_at,
+            terms: prepaid_ledger::GrantTerms::default(),
         },
         other => other,
     };

@@ -8,6 +8,7 @@ impl Exec<'_> {
 
     pub(super) fn changes(mut self) -> Changes {
         let (records, jobs) = self.take_records_and_jobs();
+        let grants = self.take_grants();
         let mut wallets_new = Vec::new();
         let mut wallets_changed = Vec::new();
         for slot in self.wallets {
@@ -57,6 +58,7 @@ impl Exec<'_> {
             holds_new,
             holds_changed,
             mutations: self.mutations,
+            grants,
             keys: self.keys,
             accounts,
             settings,

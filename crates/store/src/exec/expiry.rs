@@ -1,4 +1,5 @@
-//! The sweep: holds whose time ran out and wallets past their validity.
+//! The sweep: holds whose time ran out, wallets past their validity, and grants whose
+//! expiry has come.
 
 use super::*;
 
@@ -87,6 +88,9 @@ impl Exec<'_> {
             let id = self.fresh_id(tenant, new_id);
             self.settle(hi, Settle::Release, id, system_reference("wallet expired"))?;
         }
+        // What the grants have left leaves with the balance; a debt the wallet had is
+        // written off with it.
+        let drawn = self.drain_grants(tenant, id);
         if let Some((posting, ai, account_after)) = account {
             let mutation_id = self.fresh_id(tenant, new_id);
             let w = &mut self.wallets[wi].wallet;
@@ -105,6 +109,8 @@ impl Exec<'_> {
                 counter_wallet: None,
                 occurred_at: now,
                 recorded_at: now,
+                drawn,
+                reverses: None,
             };
             w.balance = posting.balance_after;
             self.add_mutation(mutation);
@@ -112,6 +118,68 @@ impl Exec<'_> {
         }
         let w = &mut self.wallets[wi];
         w.wallet.status = WalletStatus::Expired;
+        w.touch(now);
+        Ok(true)
+    }
+
+    /// Expires one grant: its remainder, less what pending holds reserve of it, leaves
+    /// the wallet with an `expiry` mutation that draws from it. Returns whether it did.
+    /// The mutation occurred when the grant expired, whenever the sweep gets to it.
+    pub(super) fn expire_grant(
+        &mut self,
+        tenant: &TenantId,
+        wallet: &WalletId,
+        grant: MutationId,
+        new_id: &mut dyn FnMut() -> MutationId,
+    ) -> Result<bool, Stop> {
+        let now = self.now;
+        let Some(wi) = self.wallet_ix(tenant, wallet)? else {
+            return Ok(false);
+        };
+        let Some((amount, expired_at)) = self
+            .grants(tenant, wallet)?
+            .iter()
+            .find(|s| s.grant.id == grant)
+            .and_then(|s| Some((s.grant.expiring(now)?, s.grant.terms.expires_at?)))
+        else {
+            return Ok(false);
+        };
+        let w = &self.wallets[wi].wallet;
+        let unit = w.unit.clone();
+        let ai = self.account_ix(tenant, &unit, SystemAccount::Expiry)?;
+        let (Ok(balance_after), Ok(account_after)) = (
+            add_to_balance(self.wallets[wi].wallet.balance, -amount),
+            add_to_balance(self.accounts[ai].balance, amount),
+        ) else {
+            tracing::error!(%tenant, %wallet, %grant, "cannot expire the grant: a balance is at its bound");
+            return Ok(false);
+        };
+        let mutation_id = self.fresh_id(tenant, new_id);
+        let w = &self.wallets[wi].wallet;
+        let drawn = vec![Draw { grant, amount }];
+        let mutation = Mutation {
+            tenant: tenant.clone(),
+            id: mutation_id,
+            wallet: wallet.clone(),
+            customer: w.customer.clone(),
+            unit,
+            kind: MutationKind::Expiry,
+            amount: -amount,
+            balance_after,
+            reference: system_reference("grant expired"),
+            hold: None,
+            transfer: None,
+            counter_wallet: None,
+            occurred_at: expired_at,
+            recorded_at: now,
+            drawn,
+            reverses: None,
+        };
+        self.apply_draws(tenant, wallet, &mutation.drawn, &[]);
+        self.add_mutation(mutation);
+        self.accounts[ai].balance = account_after;
+        let w = &mut self.wallets[wi];
+        w.wallet.balance = balance_after;
         w.touch(now);
         Ok(true)
     }

@@ -73,6 +73,7 @@ pub(super) enum Undo {
     NewCustomer(TenantId, CustomerId),
     CustomerLink(TenantId, CustomerId, Box<Customer>),
     Record(RecordPlace, Option<RecordSlot>),
+    Grants(TenantId, WalletId, Option<Vec<super::grants::GrantSlot>>),
 }
 
 /// The lengths of the batch's append-only lists when a unit began.
@@ -306,6 +307,14 @@ impl Exec<'_> {
                 Undo::CustomerLink(tenant, id, old) => {
                     super::remember(&mut self.customers, &tenant, &id, Some(*old));
                 }
+                Undo::Grants(tenant, wallet, slots) => match slots {
+                    Some(slots) => super::remember(&mut self.grants, &tenant, &wallet, slots),
+                    None => {
+                        if let Some(m) = self.grants.get_mut(&tenant) {
+                            m.remove(&wallet);
+                        }
+                    }
+                },
                 Undo::Record(id, old) => match old {
                     Some(slot) => {
                         self.records.insert(id, slot);

@@ -340,6 +340,7 @@ impl Exec<'_> {
             Command::SetWalletStatus { wallet, .. } => touch(self.wallet_ix(tenant, wallet))?,
             Command::Post { id, wallet, .. } => {
                 touch(self.wallet_ix(tenant, wallet))?;
+                touch(self.grants(tenant, wallet))?;
                 touch(self.mutation_taken(tenant, *id))?;
             }
             Command::Transfer {
@@ -351,12 +352,15 @@ impl Exec<'_> {
             } => {
                 touch(self.wallet_ix(tenant, from))?;
                 touch(self.wallet_ix(tenant, to))?;
+                touch(self.grants(tenant, from))?;
+                touch(self.grants(tenant, to))?;
                 touch(self.mutation_taken(tenant, *debit_id))?;
                 touch(self.mutation_taken(tenant, *credit_id))?;
             }
             Command::PlaceHold { id, wallet, .. } | Command::PlaceCreditHold { id, wallet, .. } => {
                 touch(self.wallet_ix(tenant, wallet))?;
                 touch(self.hold_ix(*id))?;
+                touch(self.grants(tenant, wallet))?;
             }
             Command::CommitHold {
                 hold, mutation_id, ..
@@ -364,6 +368,10 @@ impl Exec<'_> {
             | Command::ReleaseHold { hold, mutation_id } => {
                 touch(self.hold_ix(*hold))?;
                 touch(self.mutation_taken(tenant, *mutation_id))?;
+            }
+            Command::Reverse { id, mutation, .. } => {
+                touch(self.mutation(tenant, *mutation))?;
+                touch(self.mutation(tenant, *id))?;
             }
         }
         Ok(())

@@ -63,22 +63,25 @@
 
 mod changes;
 mod expiry;
+mod grants;
 mod linked;
 mod lookups;
 mod recorded;
 mod requests;
 
+pub use grants::GrantChange;
 pub use linked::{NewJob, RecordChange, RecordPlace};
 pub use recorded::{Recorded, RecordedColumns, RecordedResult};
 
 use crate::{StoreError, SweepReport};
 use prepaid_ledger::{
-    Amount, ApiKey, ApiKeyName, Command, Customer, CustomerId, Done, Fingerprint, Hold,
-    HoldDirection, HoldId, HoldStatus, IdempotencyKey, LINK_LEN_MAX, Mutation, MutationId,
-    MutationKind, NewApiKey, NewWallet, Outcome, RecordKey, RecordKind, Reference, Refusal,
-    Request, Reserved, SETTING_VALUE_LEN_MAX, SettingKey, Step, SystemAccount, TenantId, Timestamp,
-    Transfer, TransferId, Unit, Wallet, WalletId, WalletStatus, add_to_balance, commit_hold,
-    expire_wallet, place_credit_hold, place_hold, post, release_hold, transfer,
+    Amount, ApiKey, ApiKeyName, Command, Customer, CustomerId, Done, Draw, Fingerprint, Grant,
+    GrantTerms, Hold, HoldDirection, HoldId, HoldStatus, IdempotencyKey, LINK_LEN_MAX, Mutation,
+    MutationId, MutationKind, NewApiKey, NewWallet, Outcome, RecordKey, RecordKind, Reference,
+    Refusal, Request, Reserved, SETTING_VALUE_LEN_MAX, SettingKey, Step, SystemAccount, TenantId,
+    Timestamp, Transfer, TransferId, Unit, Wallet, WalletId, WalletStatus, add_to_balance,
+    commit_hold, expire_wallet, place_credit_hold, place_hold, plan_reversal, post, release_hold,
+    reversal_id, transfer,
 };
 use std::collections::{BTreeSet, HashMap};
 use std::hash::Hash;
@@ -129,6 +132,19 @@ pub trait Rows {
     fn idempotency(&mut self, tenant: &TenantId, key: &IdempotencyKey) -> Lookup<Option<Recorded>>;
     /// A system account's balance; zero when it was never used.
     fn account(&mut self, tenant: &TenantId, unit: &Unit, account: SystemAccount) -> Lookup<i64>;
+    /// The wallet's live grants: those with something remaining, in any order. A
+    /// backend whose batches run concurrently loads them only once the wallet's row is
+    /// locked (the executor asks for them after the wallet), since every change of a
+    /// grant changes its wallet too.
+    fn grants(&mut self, tenant: &TenantId, wallet: &WalletId) -> Lookup<Vec<Grant>>;
+    /// The wallet's grant with this id, live or spent (asked to reverse a debit, after
+    /// the wallet, as [`Rows::grants`] is).
+    fn grant(
+        &mut self,
+        tenant: &TenantId,
+        wallet: &WalletId,
+        id: MutationId,
+    ) -> Lookup<Option<Grant>>;
     /// The ids of the wallet's pending holds (asked by the sweep only).
     fn pending_holds(&mut self, tenant: &TenantId, wallet: &WalletId) -> Lookup<Vec<HoldId>>;
     /// The value of a setting of the tenant.
@@ -165,6 +181,8 @@ pub struct Missing {
     pub idempotency: BTreeSet<(TenantId, IdempotencyKey)>,
     pub accounts: BTreeSet<(TenantId, Unit, SystemAccount)>,
     pub pending_holds: BTreeSet<(TenantId, WalletId)>,
+    pub grants: BTreeSet<(TenantId, WalletId)>,
+    pub grant_ids: BTreeSet<(TenantId, WalletId, MutationId)>,
     pub settings: BTreeSet<(TenantId, SettingKey)>,
     pub records: BTreeSet<RecordPlace>,
 }
@@ -186,6 +204,8 @@ impl Missing {
             + self.idempotency.len()
             + self.accounts.len()
             + self.pending_holds.len()
+            + self.grants.len()
+            + self.grant_ids.len()
             + self.settings.len()
             + self.records.len()
     }
@@ -368,6 +388,8 @@ pub struct Changes {
     pub holds_changed: Vec<Hold>,
     /// New mutations, in the order they were made (their list order).
     pub mutations: Vec<Mutation>,
+    /// Grants made or changed, ordered by tenant, wallet and id.
+    pub grants: Vec<GrantChange>,
     pub keys: Vec<KeyRecord>,
     /// Ordered by tenant, unit and account.
     pub accounts: Vec<AccountChange>,
@@ -418,18 +440,21 @@ pub fn apply(
     Ok(Run::Done(Applied { answers, changes }))
 }
 
-/// Runs a sweep over the due holds and wallets the backend found (each list at most
-/// [`crate::SWEEP_BATCH_MAX`] long, holds in order of expiry, wallets in order of
-/// `valid_until`); `new_id` gives the ids of the mutations it makes. Holds no longer
-/// pending and wallets no longer due are passed over. A row that cannot be used fails
+/// Runs a sweep over the due holds, wallets and grants the backend found; `new_id`
+/// gives the ids of the mutations it makes. Holds no longer pending, and wallets and
+/// grants no longer due, are passed over. A row that cannot be used fails
 /// the whole sweep with [`StoreError::Internal`].
 pub fn sweep(
     rows: &mut dyn Rows,
-    due_holds: &[HoldId],
-    due_wallets: &[(TenantId, WalletId)],
+    due: &Due,
     now: Timestamp,
     new_id: &mut dyn FnMut() -> MutationId,
 ) -> Result<Run<Swept>, StoreError> {
+    let Due {
+        holds: due_holds,
+        wallets: due_wallets,
+        grants: due_grants,
+    } = due;
     let mut exec = Exec::new(rows, now, due_holds.len() + due_wallets.len());
     let mut report = SweepReport::default();
     let fail = |why: String| StoreError::internal(format!("sweep: {why}"));
@@ -461,11 +486,35 @@ pub fn sweep(
             }
         }
     }
+    for (tenant, wallet, grant) in due_grants {
+        match exec.expire_grant(tenant, wallet, *grant, new_id) {
+            Ok(true) => report.grants_expired += 1,
+            Ok(false) | Err(Stop::Gap(Gap::Miss)) => {}
+            Err(Stop::Gap(Gap::Failed(e))) => return Err(e),
+            Err(Stop::Gap(Gap::Broken(why)) | Stop::Bug(why)) => return Err(fail(why)),
+            Err(Stop::Refused(refusal)) => {
+                return Err(fail(format!(
+                    "expiring the grant {grant} of {tenant}/{wallet} was refused: {}",
+                    refusal.code()
+                )));
+            }
+        }
+    }
     if !exec.missing.is_empty() {
         return Ok(Run::Missing(Box::new(exec.missing)));
     }
     let changes = exec.changes();
     Ok(Run::Done(Swept { report, changes }))
+}
+
+/// What a sweep found due, each list at most [`crate::SWEEP_BATCH_MAX`] long: holds in
+/// order of expiry, wallets in order of `valid_until`, grants in order of expiry.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Due {
+    pub holds: Vec<HoldId>,
+    pub wallets: Vec<(TenantId, WalletId)>,
+    /// Grants whose expiry has come with a free remainder: tenant, wallet and id.
+    pub grants: Vec<(TenantId, WalletId, MutationId)>,
 }
 
 /// How a command ends short of being carried out.
@@ -622,6 +671,7 @@ struct Exec<'r> {
     account_ix: Nested<TenantId, Unit, [Option<usize>; 4]>,
     accounts: Vec<AccountSlot>,
     settings: Nested<TenantId, SettingKey, Option<String>>,
+    grants: Nested<TenantId, WalletId, Vec<grants::GrantSlot>>,
 
     new_tenants: Vec<NewTenant>,
     new_customers: Vec<Customer>,
@@ -676,6 +726,7 @@ impl<'r> Exec<'r> {
             account_ix: HashMap::new(),
             accounts: Vec::new(),
             settings: HashMap::new(),
+            grants: HashMap::new(),
             new_tenants: Vec::new(),
             new_customers: Vec::new(),
             customer_links: Vec::new(),

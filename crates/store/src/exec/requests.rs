@@ -136,11 +136,12 @@ impl Exec<'_> {
                 amount,
                 reference,
                 occurred_at,
+                terms,
             } => self
                 .post(
                     tenant,
                     only,
-                    *id,
+                    (*id, terms),
                     wallet,
                     *kind,
                     *amount,
@@ -157,6 +158,7 @@ impl Exec<'_> {
                 amount,
                 reference,
                 occurred_at,
+                terms,
             } => self.transfer(
                 tenant,
                 only,
@@ -166,7 +168,7 @@ impl Exec<'_> {
                     credit: *credit_id,
                 },
                 (from, to),
-                *amount,
+                (*amount, terms),
                 reference,
                 *occurred_at,
             ),
@@ -215,6 +217,12 @@ impl Exec<'_> {
             Command::ReleaseHold { hold, mutation_id } => {
                 self.settle_hold(tenant, only, *hold, Settle::Release, *mutation_id, None)
             }
+            Command::Reverse {
+                id,
+                mutation,
+                allow_negative,
+                reference,
+            } => self.reverse(tenant, only, (*id, *mutation), *allow_negative, reference),
             Command::PutSetting { key, value } => {
                 self.put_setting(tenant, key, value).map(Made::Done)
             }
@@ -432,7 +440,7 @@ impl Exec<'_> {
         &mut self,
         tenant: &TenantId,
         only: Option<&CustomerId>,
-        id: MutationId,
+        (id, terms): (MutationId, &GrantTerms),
         wallet: &WalletId,
         kind: MutationKind,
         amount: Amount,
@@ -457,8 +465,25 @@ impl Exec<'_> {
         let counter = counter_account(kind)?;
         let now = self.now;
         let wi = self.visible_wallet(tenant, wallet, only)?;
+        let unspendable = match kind {
+            MutationKind::Debit => self.unspendable(tenant, wallet)?,
+            _ => 0,
+        };
         let w = &self.wallets[wi].wallet;
-        let posting = post(w, kind, amount, now)?;
+        let posting = post(w, kind, amount, now, unspendable)?;
+        let balance = w.balance;
+        let (drawn, grant) = match posting.amount {
+            ..0 => (
+                self.plan_debit(tenant, wallet, -posting.amount)?.draws,
+                None,
+            ),
+            _ => {
+                let grant =
+                    self.plan_credit(tenant, wallet, balance, (id, terms), posting.amount)?;
+                (Vec::new(), grant)
+            }
+        };
+        let w = &self.wallets[wi].wallet;
         let mutation = Mutation {
             tenant: tenant.clone(),
             id,
@@ -474,6 +499,8 @@ impl Exec<'_> {
             counter_wallet: None,
             occurred_at: occurred_at.unwrap_or(now),
             recorded_at: now,
+            drawn,
+            reverses: None,
         };
         let ai = self.account_ix(tenant, &mutation.unit, counter)?;
         let account_after = add_to_balance(self.accounts[ai].balance, -posting.amount)?;
@@ -482,6 +509,10 @@ impl Exec<'_> {
         }
         self.save_account(ai);
         self.save_wallet(wi);
+        self.apply_draws(tenant, wallet, &mutation.drawn, &[]);
+        if let Some(grant) = grant {
+            self.add_grant(tenant, wallet, grant);
+        }
         self.accounts[ai].balance = account_after;
         let w = &mut self.wallets[wi];
         w.wallet.balance = posting.balance_after;
@@ -496,7 +527,7 @@ impl Exec<'_> {
         only: Option<&CustomerId>,
         ids: TransferIds,
         (from, to): (&WalletId, &WalletId),
-        amount: Amount,
+        (amount, terms): (Amount, &GrantTerms),
         reference: &Reference,
         occurred_at: Option<Timestamp>,
     ) -> Result<Made, Stop> {
@@ -506,15 +537,25 @@ impl Exec<'_> {
         let now = self.now;
         let si = self.visible_wallet(tenant, from, only)?;
         let ti = self.visible_wallet(tenant, to, only)?;
+        let unspendable = self.unspendable(tenant, from)?;
         let (source, target) = (&self.wallets[si].wallet, &self.wallets[ti].wallet);
-        let plan = transfer(source, target, amount, now)?;
+        let plan = transfer(source, target, amount, now, unspendable)?;
+        let target_balance = target.balance;
+        let drawn = self.plan_debit(tenant, from, amount.get())?.draws;
+        let grant = self.plan_credit(
+            tenant,
+            to,
+            target_balance,
+            (ids.credit, terms),
+            amount.get(),
+        )?;
         if ids.debit == ids.credit
             || self.mutation_taken(tenant, ids.debit)?
             || self.mutation_taken(tenant, ids.credit)?
         {
             return Err(Refusal::MutationExists.into());
         }
-        let leg = |w: &Wallet, id, kind, amount, balance_after, other: &Wallet| Mutation {
+        let leg = |w: &Wallet, id, kind, amount, balance_after, other: &Wallet, drawn| Mutation {
             tenant: tenant.clone(),
             id,
             wallet: w.id.clone(),
@@ -529,6 +570,8 @@ impl Exec<'_> {
             counter_wallet: Some(other.id.clone()),
             occurred_at: occurred_at.unwrap_or(now),
             recorded_at: now,
+            drawn,
+            reverses: None,
         };
         let (source, target) = (&self.wallets[si].wallet, &self.wallets[ti].wallet);
         let debit = leg(
@@ -538,6 +581,7 @@ impl Exec<'_> {
             -amount.get(),
             plan.from_after,
             target,
+            drawn,
         );
         let credit = leg(
             target,
@@ -546,7 +590,12 @@ impl Exec<'_> {
             amount.get(),
             plan.to_after,
             source,
+            Vec::new(),
         );
+        self.apply_draws(tenant, from, &debit.drawn, &[]);
+        if let Some(grant) = grant {
+            self.add_grant(tenant, to, grant);
+        }
         for (ix, balance) in [(si, plan.from_after), (ti, plan.to_after)] {
             self.save_wallet(ix);
             let w = &mut self.wallets[ix];
@@ -576,10 +625,14 @@ impl Exec<'_> {
         }
         let now = self.now;
         let wi = self.visible_wallet(tenant, wallet, only)?;
+        let unspendable = match direction {
+            HoldDirection::Debit => self.unspendable(tenant, wallet)?,
+            HoldDirection::Credit => 0,
+        };
         let w = &self.wallets[wi].wallet;
         let reserved = match direction {
             HoldDirection::Debit => Reserved {
-                held: place_hold(w, amount, now)?,
+                held: place_hold(w, amount, now, unspendable)?,
                 incoming: w.incoming,
             },
             HoldDirection::Credit => Reserved {
@@ -600,11 +653,20 @@ impl Exec<'_> {
             expires_at,
             created_at: now,
             settled_at: None,
+            reserved: Vec::new(),
+        };
+        let hold = Hold {
+            reserved: match direction {
+                HoldDirection::Debit => self.plan_debit(tenant, wallet, amount.get())?.draws,
+                HoldDirection::Credit => Vec::new(),
+            },
+            ..hold
         };
         if self.hold_ix(id)?.is_some() {
             return Err(Refusal::HoldExists.into());
         }
         self.save_wallet(wi);
+        self.reserve(tenant, wallet, &hold.reserved);
         let w = &mut self.wallets[wi];
         w.wallet.held = reserved.held;
         w.wallet.incoming = reserved.incoming;
@@ -701,6 +763,25 @@ impl Exec<'_> {
                 (kind, 0, w.balance, reserved_after, status, None)
             }
         };
+        let (balance, reserved, direction, hold_id) =
+            (w.balance, hold.reserved.clone(), hold.direction, hold.id);
+        // What the settlement does to the wallet's grants: a debit hold gives back its
+        // reservation and draws what it commits; a credit hold's commit makes a grant.
+        let (drawn, unheld, grant) = match (direction, committed) {
+            (HoldDirection::Debit, Some(committed)) => {
+                let (drawn, unheld) = self.plan_commit(&tenant, &wallet, &reserved, committed)?;
+                (drawn, unheld, None)
+            }
+            (HoldDirection::Debit, None) => (Vec::new(), reserved, None),
+            (HoldDirection::Credit, Some(committed)) => {
+                let terms = GrantTerms::default();
+                let grant =
+                    self.plan_credit(&tenant, &wallet, balance, (mutation_id, &terms), committed)?;
+                (Vec::new(), Vec::new(), grant)
+            }
+            (HoldDirection::Credit, None) => (Vec::new(), Vec::new(), None),
+        };
+        let w = &self.wallets[wi].wallet;
         let mutation = Mutation {
             tenant: tenant.clone(),
             id: mutation_id,
@@ -711,11 +792,13 @@ impl Exec<'_> {
             amount,
             balance_after,
             reference,
-            hold: Some(hold.id),
+            hold: Some(hold_id),
             transfer: None,
             counter_wallet: None,
             occurred_at: now,
             recorded_at: now,
+            drawn,
+            reverses: None,
         };
         let account = match amount {
             0 => None,
@@ -734,6 +817,10 @@ impl Exec<'_> {
         }
         self.save_wallet(wi);
         self.save_hold(hi);
+        self.apply_draws(&tenant, &wallet, &mutation.drawn, &unheld);
+        if let Some(grant) = grant {
+            self.add_grant(&tenant, &wallet, grant);
+        }
         let w = &mut self.wallets[wi];
         w.wallet.balance = balance_after;
         w.wallet.held = reserved_after.held;
@@ -746,6 +833,84 @@ impl Exec<'_> {
         slot.dirty = true;
         let hold = slot.hold.clone();
         Ok((hold, self.add_mutation(mutation)))
+    }
+
+    /// Reverses mutation `original` once (see `prepaid_ledger::plan_reversal`): a
+    /// reversal that exists is answered as it is.
+    pub(super) fn reverse(
+        &mut self,
+        tenant: &TenantId,
+        only: Option<&CustomerId>,
+        (id, original_id): (MutationId, MutationId),
+        allow_negative: bool,
+        reference: &Reference,
+    ) -> Result<Made, Stop> {
+        if id != reversal_id(original_id) {
+            return Err(Stop::Bug(format!(
+                "a reversal of {original_id} with the id {id}"
+            )));
+        }
+        let visible = |m: &Mutation| only.is_none_or(|only| *only == m.customer);
+        let original = match self.mutation(tenant, original_id)? {
+            Some(m) if visible(&m) => m,
+            _ => return Err(Refusal::MutationNotFound.into()),
+        };
+        if let Some(done) = self.mutation(tenant, id)? {
+            return Ok(Made::Done(Done::Mutation(done)));
+        }
+        let wallet = original.wallet.clone();
+        let Some(wi) = self.wallet_ix(tenant, &wallet)? else {
+            return Err(Gap::Broken(format!("mutation {original_id} has no wallet")).into());
+        };
+        let given_back: Vec<MutationId> = original.drawn.iter().map(|d| d.grant).collect();
+        self.load_grants_by_id(tenant, &wallet, &given_back)?;
+        let unspendable = self.unspendable(tenant, &wallet)?;
+        let grant = self
+            .grants(tenant, &wallet)?
+            .iter()
+            .find(|s| s.grant.id == original.id)
+            .map(|s| s.grant.clone());
+        let plan = plan_reversal(
+            &original,
+            &self.wallets[wi].wallet,
+            grant.as_ref(),
+            allow_negative,
+            unspendable,
+        )?;
+        let counter = counter_account(original.kind)?;
+        let now = self.now;
+        let w = &self.wallets[wi].wallet;
+        let mutation = Mutation {
+            tenant: tenant.clone(),
+            id,
+            wallet: wallet.clone(),
+            customer: w.customer.clone(),
+            unit: w.unit.clone(),
+            kind: MutationKind::Reversal,
+            amount: plan.amount,
+            balance_after: plan.balance_after,
+            reference: reference.clone(),
+            hold: None,
+            transfer: None,
+            counter_wallet: None,
+            occurred_at: now,
+            recorded_at: now,
+            drawn: plan.drawn,
+            reverses: Some(original_id),
+        };
+        let ai = self.account_ix(tenant, &mutation.unit, counter)?;
+        let account_after = add_to_balance(self.accounts[ai].balance, -plan.amount)?;
+        if self.mutation_taken(tenant, id)? {
+            return Err(Refusal::MutationExists.into());
+        }
+        self.save_account(ai);
+        self.save_wallet(wi);
+        self.apply_draws(tenant, &wallet, &mutation.drawn, &[]);
+        self.accounts[ai].balance = account_after;
+        let w = &mut self.wallets[wi];
+        w.wallet.balance = plan.balance_after;
+        w.touch(now);
+        Ok(Made::Mutation(self.add_mutation(mutation)))
     }
 
     /// Rebuilds the answer an idempotency key recorded, as it was first given.

@@ -352,6 +352,25 @@ impl Store for CountingStore {
     ) -> Result<Option<prepaid_ledger::Hold>, StoreError> {
         self.inner.hold(tenant, id).await
     }
+    async fn wallet_holds(
+        &self,
+        tenant: &TenantId,
+        wallet: &prepaid_ledger::WalletId,
+        after: Option<prepaid_ledger::HoldId>,
+        limit: usize,
+    ) -> Result<prepaid_store::Page<prepaid_ledger::Hold, prepaid_ledger::HoldId>, StoreError> {
+        self.inner.wallet_holds(tenant, wallet, after, limit).await
+    }
+    async fn grants(
+        &self,
+        tenant: &TenantId,
+        wallet: &prepaid_ledger::WalletId,
+        after: Option<prepaid_store::GrantCursor>,
+        limit: usize,
+    ) -> Result<prepaid_store::Page<prepaid_ledger::Grant, prepaid_store::GrantCursor>, StoreError>
+    {
+        self.inner.grants(tenant, wallet, after, limit).await
+    }
     async fn search_mutations(
         &self,
         tenant: &TenantId,
