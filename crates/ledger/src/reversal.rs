@@ -3,7 +3,8 @@
 //! A debit's reversal (of a debit, a hold's commit or a downward adjustment) gives each
 //! grant back exactly what the debit drew from it, so the credit returns with its own
 //! expiry, priority and category; what the debit took beyond its grants (into debt)
-//! comes back as a smaller debt. A credit's reversal (of a top-up or an upward
+//! comes back as a credit of its own (the store repays the wallet's debt with it, and
+//! the rest becomes a grant whose id is the reversal's). A credit's reversal (of a top-up or an upward
 //! adjustment) takes back what the credit's grant still has free (neither spent nor
 //! reserved by a hold); when that is less than the credit, it is refused with what
 //! could be taken back, unless the caller allows the balance to go negative, and then

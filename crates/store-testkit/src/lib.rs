@@ -1,12 +1,13 @@
 //! What every store backend must pass, as a dev-dependency of the backends: the
 //! conformance suite ([`conformance`], one test per case through
-//! [`conformance_tests!`]) and the model-based test ([`model`], random operation
-//! sequences against a naive model through [`model_tests!`]).
+//! [`conformance_tests!`]) and the model-based tests ([`model`] and [`grants_model`],
+//! random operation sequences against naive models through [`model_tests!`]).
 //!
 //! It lives apart from `prepaid-store` so that the server and the store library never
 //! build it: only the backends' tests do.
 
 pub mod conformance;
+pub mod grants_model;
 pub mod model;
 
 #[cfg(test)]
@@ -17,6 +18,7 @@ mod tests {
             include_str!("conformance.rs"),
             include_str!("conformance/ceiling.rs"),
             include_str!("conformance/credit_holds.rs"),
+            include_str!("conformance/grants.rs"),
             include_str!("conformance/ids.rs"),
             include_str!("conformance/linked.rs"),
             include_str!("conformance/records.rs"),

@@ -2168,6 +2168,11 @@ macro_rules! model_tests {
             $crate::model::random_runs(&|| ::std::boxed::Box::pin(($make)()));
         }
 
+        #[test]
+        fn the_stores_grants_agree_with_a_naive_model() {
+            $crate::grants_model::random_runs(&|| ::std::boxed::Box::pin(($make)()));
+        }
+
         #[::tokio::test]
         async fn a_replay_answers_what_the_first_request_did() {
             if let ::std::option::Option::Some(backend) = ($make)().await {

@@ -877,6 +877,23 @@ impl Exec<'_> {
             allow_negative,
             unspendable,
         )?;
+        // What a debit took beyond its grants (into debt) comes back as a credit: it
+        // repays the debt the wallet has now, and the rest is a grant of its own.
+        let undrawn = match original.amount {
+            ..0 => -original.amount - original.drawn.iter().map(|d| d.amount).sum::<i64>(),
+            _ => 0,
+        };
+        let balance = self.wallets[wi].wallet.balance;
+        let grant_new = match undrawn {
+            1.. => self.plan_credit(
+                tenant,
+                &wallet,
+                balance,
+                (id, &GrantTerms::default()),
+                undrawn,
+            )?,
+            _ => None,
+        };
         let counter = counter_account(original.kind)?;
         let now = self.now;
         let w = &self.wallets[wi].wallet;
@@ -906,6 +923,9 @@ impl Exec<'_> {
         self.save_account(ai);
         self.save_wallet(wi);
         self.apply_draws(tenant, &wallet, &mutation.drawn, &[]);
+        if let Some(grant) = grant_new {
+            self.add_grant(tenant, &wallet, grant);
+        }
         self.accounts[ai].balance = account_after;
         let w = &mut self.wallets[wi];
         w.wallet.balance = plan.balance_after;
