@@ -376,6 +376,7 @@ fn prepaid_cells() -> Vec<(Workload, usize)> {
         .map(|&c| (Workload::MutationsSpread, c))
         .collect();
     cells.push((Workload::MutationsHot, WIDE_CONNECTIONS));
+    cells.push((Workload::MutationsManyGrants, WIDE_CONNECTIONS));
     cells.push((Workload::TmfTopup, WIDE_CONNECTIONS));
     cells.push((Workload::TouchTopUpSale, WIDE_CONNECTIONS));
     cells.push((Workload::Reads, WIDE_CONNECTIONS));
@@ -429,6 +430,10 @@ async fn run_prepaid_cells(
             let conns = open_spread(targets, connections).await?;
             let pick = match kind {
                 Workload::MutationsHot => Pick::Hot,
+                Workload::MutationsManyGrants => Pick::Spread {
+                    connections,
+                    rows: workload::GRANT_WALLETS,
+                },
                 _ => Pick::Spread {
                     connections,
                     rows: wallet_count,
@@ -483,6 +488,13 @@ async fn run_kind(
             load::run_cell(conns, timing, procs, move |c, i, win| {
                 let shape = workload::Shape::Sale;
                 workload::mutation_worker(c, i, win, cell.clone(), w.clone(), pick, shape)
+            })
+            .await
+        }
+        Workload::MutationsManyGrants => {
+            let w = wallets.many_grants();
+            load::run_cell(conns, timing, procs, move |c, i, win| {
+                workload::debit_worker(c, i, win, cell.clone(), w.clone(), pick)
             })
             .await
         }
@@ -587,9 +599,10 @@ async fn measure_prepaid(
     let not_run = Measure::NotRun("the PostgreSQL pass did not run".to_owned());
     for (kind, connections, prepaid) in cells {
         let postgres = match kind {
-            Workload::Batch | Workload::TmfTopup | Workload::TouchTopUpSale => {
-                Measure::NotApplicable
-            }
+            Workload::Batch
+            | Workload::TmfTopup
+            | Workload::TouchTopUpSale
+            | Workload::MutationsManyGrants => Measure::NotApplicable,
             _ => Measure::NotRun("the baseline did not run".to_owned()),
         };
         rows.push(Row::new(kind, connections, prepaid, &not_run, postgres));

@@ -85,6 +85,9 @@ pub enum Workload {
     Calibration,
     /// [`Workload::MutationsSpread`] over every wallet of a store filled beforehand.
     LargeStoreMutations,
+    /// [`Workload::MutationsSpread`] over wallets that each hold
+    /// [`crate::workload::GRANTS_MANY`] live grants (the spread wallets hold one).
+    MutationsManyGrants,
     /// [`Workload::Reads`] over every wallet of a store filled beforehand.
     LargeStoreReads,
 }
@@ -96,6 +99,9 @@ impl Workload {
                 "(a) single mutation, spread over wallets"
             }
             Self::MutationsHot => "(a) single mutation, one hot wallet",
+            Self::MutationsManyGrants => {
+                "(a) single mutation, spread over wallets of 1,000 live grants each"
+            }
             Self::Batch => "(b) `POST /v1/batch`, 8,000 mutations each",
             Self::Reads | Self::LargeStoreReads => "(c) balance read `GET /v1/wallets/{id}`",
             Self::TmfTopup => "TMF654 `POST …/topupBalance`, spread over wallets",
@@ -111,7 +117,8 @@ impl Workload {
             | Self::Batch
             | Self::TmfTopup
             | Self::TouchTopUpSale
-            | Self::LargeStoreMutations => "mutations/s",
+            | Self::LargeStoreMutations
+            | Self::MutationsManyGrants => "mutations/s",
             Self::Reads | Self::LargeStoreReads => "reads/s",
             Self::Calibration => "requests/s",
         }
@@ -836,6 +843,49 @@ impl Report {
         s
     }
 
+    /// Single debits on wallets of one grant (the spread cell: each spread wallet was
+    /// topped up once) beside wallets of 1,000 live grants, on each store.
+    fn grants_section(&self) -> String {
+        let mut s = format!(
+            "Single debits of 1, spread, at 64 connections: on the spread wallets, each holding one \
+             grant (one top-up), and on {} wallets each holding {} live grants ({} top-ups each, made \
+             before the run; a debit draws from the first in the spend order). What the second costs \
+             more is reading and keeping a wallet's live grants.\n\n",
+            crate::workload::GRANT_WALLETS,
+            thousands(crate::workload::GRANTS_MANY as f64),
+            thousands(crate::workload::GRANTS_MANY as f64),
+        );
+        s.push_str(
+            "| System | 1 grant | p99 | 1,000 grants | p99 | 1,000 ÷ 1 |\n\
+             |---|---:|---:|---:|---:|---:|\n",
+        );
+        let none = Measure::NotApplicable;
+        let one = self.find(Workload::MutationsSpread, 64);
+        let many = self.find(Workload::MutationsManyGrants, 64);
+        let mut systems: Vec<(String, &Measure, &Measure)> = vec![(
+            "prepaid (SQLite)".to_owned(),
+            one.map_or(&none, |r| &r.prepaid),
+            many.map_or(&none, |r| &r.prepaid),
+        )];
+        for (i, n) in PG_INSTANCES.iter().enumerate() {
+            systems.push((
+                format!("prepaid (PostgreSQL) ×{n}"),
+                one.map_or(&none, |r| &r.pg[i]),
+                many.map_or(&none, |r| &r.pg[i]),
+            ));
+        }
+        for (system, one, many) in systems {
+            let [r1, _, p1] = side(one);
+            let [rn, _, pn] = side(many);
+            let _ = writeln!(
+                s,
+                "| {system} | {r1} | {p1} | {rn} | {pn} | {} |",
+                ratio(many, one)
+            );
+        }
+        s
+    }
+
     fn calibration_note(&self) -> String {
         let ceiling = self
             .rows
@@ -943,6 +993,8 @@ impl Report {
         );
         s.push_str("## Large store\n\n");
         s.push_str(&self.large_store_section());
+        s.push_str("\n## Grants\n\n");
+        s.push_str(&self.grants_section());
         s.push_str("\n## Targets\n\n");
         s.push_str(
             "Each target compares figures of this run, all at 64 connections except the batch \

@@ -19,6 +19,16 @@ pub const BATCH_ITEMS_MAX: usize = 8000;
 /// can debit.
 pub const OPENING_BALANCE: i64 = 1_000_000_000_000;
 
+/// The live grants each wallet of the many-grants cell holds: that many top-ups of
+/// [`GRANT_AMOUNT`] each, made before the run.
+pub const GRANTS_MANY: usize = 1_000;
+
+/// What each of those top-ups grants: far more than one cell debits from its first.
+const GRANT_AMOUNT: i64 = 1_000_000;
+
+/// The wallets of the many-grants cell, one per connection at 64 connections.
+pub const GRANT_WALLETS: usize = 64;
+
 /// Wallets are spread over this many customers.
 pub const CUSTOMERS: usize = 64;
 
@@ -46,9 +56,22 @@ pub struct Wallets {
     hot: String,
     /// The TouchTopUp customers of the sale workload.
     sale_customers: usize,
+    /// The wallets holding [`GRANTS_MANY`] live grants each.
+    many_grants: Vec<String>,
 }
 
 impl Wallets {
+    /// The same wallets with the many-grants ones in the place of the spread ones, for
+    /// the many-grants cell.
+    pub fn many_grants(&self) -> Arc<Wallets> {
+        Arc::new(Wallets {
+            spread: self.many_grants.clone(),
+            hot: self.hot.clone(),
+            sale_customers: self.sale_customers,
+            many_grants: self.many_grants.clone(),
+        })
+    }
+
     fn id(&self, pick: Pick, connection: usize, seq: u64) -> &str {
         match pick.index(connection, seq) {
             Some(i) => &self.spread[i],
@@ -83,6 +106,9 @@ pub async fn set_up(admin: &Target, count: usize) -> anyhow::Result<(Target, Arc
         spread,
         hot: HOT_WALLET.to_owned(),
         sale_customers: CUSTOMERS,
+        many_grants: (0..GRANT_WALLETS)
+            .map(|i| format!("bench-g{i:02}"))
+            .collect(),
     };
 
     let mut jobs: Vec<(String, serde_json::Value)> = customers
@@ -96,6 +122,7 @@ pub async fn set_up(admin: &Target, count: usize) -> anyhow::Result<(Target, Arc
         .spread
         .iter()
         .chain(std::iter::once(&wallets.hot))
+        .chain(&wallets.many_grants)
         .enumerate()
         .map(|(i, w)| {
             let customer = &customers[i % customers.len()];
@@ -159,6 +186,32 @@ pub async fn set_up(admin: &Target, count: usize) -> anyhow::Result<(Target, Arc
             .context("batch answer without results")?;
         if let Some(bad) = results.iter().find(|r| r["status"] != 201) {
             anyhow::bail!("topping up a wallet failed: {bad}");
+        }
+    }
+    // The many-grants wallets: GRANTS_MANY top-ups each, every one a grant of its own.
+    let top_ups: Vec<serde_json::Value> = wallets
+        .many_grants
+        .iter()
+        .flat_map(|w| {
+            (0..GRANTS_MANY)
+                .map(move |_| json!({"wallet_id": w, "kind": "top_up", "amount": GRANT_AMOUNT}))
+        })
+        .collect();
+    for chunk in top_ups.chunks(BATCH_ITEMS_MAX) {
+        let mut conn = Conn::open(&target).await?;
+        let answer = call(
+            &mut conn,
+            Method::POST,
+            "/v1/batch",
+            Some(json!({"mutations": chunk})),
+            StatusCode::OK,
+        )
+        .await?;
+        let results = answer["results"]
+            .as_array()
+            .context("batch answer without results")?;
+        if let Some(bad) = results.iter().find(|r| r["status"] != 201) {
+            anyhow::bail!("making a wallet's grants failed: {bad}");
         }
     }
     Ok((target, Arc::new(wallets)))
@@ -574,6 +627,7 @@ mod tests {
             spread: (0..n).map(|i| format!("w{i}")).collect(),
             hot: "hot".to_owned(),
             sale_customers: 1,
+            many_grants: Vec::new(),
         }
     }
 
