@@ -167,29 +167,15 @@ pub async fn set_up(admin: &Target, count: usize) -> anyhow::Result<(Target, Arc
         .chain(std::iter::once(&wallets.hot))
         .chain(&sale_wallets)
         .collect();
-    for chunk in all.chunks(BATCH_ITEMS_MAX) {
-        let items: Vec<_> = chunk
-            .iter()
-            .map(|w| json!({"wallet_id": w, "kind": "top_up", "amount": OPENING_BALANCE}))
-            .collect();
-        let mut conn = Conn::open(&target).await?;
-        let answer = call(
-            &mut conn,
-            Method::POST,
-            "/v1/batch",
-            Some(json!({"mutations": items})),
-            StatusCode::OK,
-        )
-        .await?;
-        let results = answer["results"]
-            .as_array()
-            .context("batch answer without results")?;
-        if let Some(bad) = results.iter().find(|r| r["status"] != 201) {
-            anyhow::bail!("topping up a wallet failed: {bad}");
-        }
-    }
+    let top_ups: Vec<serde_json::Value> = all
+        .iter()
+        .map(|w| json!({"wallet_id": w, "kind": "top_up", "amount": OPENING_BALANCE}))
+        .collect();
+    post_batches(&target, &top_ups)
+        .await
+        .context("topping up the wallets")?;
     // The many-grants wallets: GRANTS_MANY top-ups each, every one a grant of its own.
-    let top_ups: Vec<serde_json::Value> = wallets
+    let grants: Vec<serde_json::Value> = wallets
         .many_grants
         .iter()
         .flat_map(|w| {
@@ -197,8 +183,17 @@ pub async fn set_up(admin: &Target, count: usize) -> anyhow::Result<(Target, Arc
                 .map(move |_| json!({"wallet_id": w, "kind": "top_up", "amount": GRANT_AMOUNT}))
         })
         .collect();
-    for chunk in top_ups.chunks(BATCH_ITEMS_MAX) {
-        let mut conn = Conn::open(&target).await?;
+    post_batches(&target, &grants)
+        .await
+        .context("making the many-grants wallets' grants")?;
+    Ok((target, Arc::new(wallets)))
+}
+
+/// Sends `items` in `POST /v1/batch` requests of at most [`BATCH_ITEMS_MAX`], each item
+/// expected to answer 201.
+async fn post_batches(target: &Target, items: &[serde_json::Value]) -> anyhow::Result<()> {
+    for chunk in items.chunks(BATCH_ITEMS_MAX) {
+        let mut conn = Conn::open(target).await?;
         let answer = call(
             &mut conn,
             Method::POST,
@@ -211,10 +206,10 @@ pub async fn set_up(admin: &Target, count: usize) -> anyhow::Result<(Target, Arc
             .as_array()
             .context("batch answer without results")?;
         if let Some(bad) = results.iter().find(|r| r["status"] != 201) {
-            anyhow::bail!("making a wallet's grants failed: {bad}");
+            anyhow::bail!("a batch item failed: {bad}");
         }
     }
-    Ok((target, Arc::new(wallets)))
+    Ok(())
 }
 
 /// Sends `POST`s with JSON bodies over a few connections, each expecting 201.
