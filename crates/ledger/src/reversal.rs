@@ -125,6 +125,7 @@ mod tests {
                 ceiling: None,
                 valid_from: None,
                 valid_until: None,
+                metadata: crate::Metadata::default(),
             },
             Timestamp::from_micros(0),
         );
@@ -151,6 +152,7 @@ mod tests {
             recorded_at: Timestamp::from_micros(0),
             drawn,
             reverses: None,
+            metadata: crate::Metadata::default(),
         }
     }
 

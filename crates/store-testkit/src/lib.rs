@@ -17,8 +17,10 @@ mod tests {
             include_str!("conformance.rs"),
             include_str!("conformance/ceiling.rs"),
             include_str!("conformance/credit_holds.rs"),
+            include_str!("conformance/grants.rs"),
             include_str!("conformance/ids.rs"),
             include_str!("conformance/linked.rs"),
+            include_str!("conformance/metadata.rs"),
             include_str!("conformance/records.rs"),
         ];
         let mut names: Vec<String> = sources
