@@ -24,11 +24,11 @@ use prepaid_edge::{ADMIN_KEY_NAME, SharedState};
 use prepaid_edge::{PathSegment, engine_problem, json_response, new_uuid, store_problem};
 use prepaid_ledger::{
     AMOUNT_MAX, Amount, BALANCE_ABS_MAX, Command, CustomerId, Done, Fingerprint, Floor,
-    GrantCategory, GrantTerms, HoldId, IdempotencyKey, MutationId, MutationKind, NewApiKey,
-    NewWallet, Outcome, PRIORITY_MAX, Priority, Reference, Request, Scopes, TenantId, TransferId,
-    Unit, WalletId, WalletStatus, default_scale,
+    GrantCategory, GrantTerms, HoldId, IdempotencyKey, Metadata, MutationId, MutationKind,
+    NewApiKey, NewWallet, Outcome, PRIORITY_MAX, Priority, Reference, Request, Scopes, TenantId,
+    TransferId, Unit, WalletId, WalletStatus, default_scale,
 };
-use prepaid_store::{GrantCursor, MutationQuery, Page, WalletQuery};
+use prepaid_store::{GrantCursor, MetadataFilter, MutationQuery, Page, WalletQuery};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -94,6 +94,11 @@ async fn submit(
 
 fn reference(r: Option<ReferenceIn>) -> Reference {
     r.map(|r| r.0).unwrap_or_default()
+}
+
+/// The metadata a body gives, its field named after `prefix` when refused.
+fn metadata(prefix: &str, pairs: Option<MetadataIn>) -> Result<Metadata, Problem> {
+    prepaid_edge::wire::metadata(prefix, pairs).map_err(Problem::from)
 }
 
 fn positive(field: &str, amount: i64) -> Result<Amount, Problem> {
@@ -482,6 +487,7 @@ async fn create_wallet(
         ));
     }
     let wallet = NewWallet {
+        metadata: metadata("", v.metadata)?,
         id: v
             .id
             .map_or_else(|| WalletId::from_uuid(new_uuid()), |i| i.0),
@@ -517,6 +523,7 @@ async fn wallet_page(
         .wallets(
             &caller.tenant,
             &WalletQuery {
+                metadata: query.metadata.clone(),
                 customer,
                 after,
                 limit: query.limit,
@@ -532,6 +539,8 @@ async fn wallet_page(
 
 #[utoipa::path(get, path = "/v1/customers/{id}/wallets", tag = "wallets",
     params(("id" = String, Path, description = "The customer id"),
+        ("metadata" = Option<MetadataOut>, Query, style = DeepObject, explode,
+            description = "`metadata[<key>]=<value>`: only those carrying every pair given (at most 8)"),
         ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "1 to 1000, default 100"),
         ("after" = Option<String>, Query, description = "The `next` of the previous page")),
     responses((status = 200, body = WalletPage), (status = "4XX", body = ProblemOut,
@@ -559,6 +568,8 @@ async fn list_customer_wallets(
 
 #[utoipa::path(get, path = "/v1/wallets", tag = "wallets",
     params(("customer_id" = Option<String>, Query, description = "Only this customer's wallets"),
+        ("metadata" = Option<MetadataOut>, Query, style = DeepObject, explode,
+            description = "`metadata[<key>]=<value>`: only those carrying every pair given (at most 8)"),
         ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "1 to 1000, default 100"),
         ("after" = Option<String>, Query, description = "The `next` of the previous page")),
     responses((status = 200, body = WalletPage), (status = "4XX", body = ProblemOut,
@@ -631,6 +642,7 @@ async fn wallet_as_of(
     let max = prepaid_ledger::AS_OF_MUTATIONS_MAX;
     let mutations = every_page(max + 1, |after| {
         let query = MutationQuery {
+            metadata: MetadataFilter::default(),
             wallet: Some(id.clone()),
             customer: None,
             after,
@@ -646,17 +658,22 @@ async fn wallet_as_of(
             format_args!("the wallet's history is longer than {max} mutations, the most replayed"),
         ));
     }
-    let grants = every_page(usize::MAX, |after| {
+    let listed = every_page(usize::MAX, |after| {
         state.store.grants(tenant, id, after, limit)
     })
     .await
     .map_err(fail)?;
+    let metadata: std::collections::HashMap<MutationId, &Metadata> =
+        listed.iter().map(|g| (g.grant.id, &g.metadata)).collect();
+    let grants: Vec<prepaid_ledger::Grant> = listed.iter().map(|g| g.grant.clone()).collect();
     let holds = every_page(usize::MAX, |after| {
         state.store.wallet_holds(tenant, id, after, limit)
     })
     .await
     .map_err(fail)?;
     let then = prepaid_ledger::as_of(&mutations, &grants, &holds, at);
+    // Every grant live then is one the store listed; a miss would only lose its labels.
+    let no_metadata = Metadata::default();
     let past = prepaid_ledger::Wallet {
         balance: then.balance,
         held: then.held,
@@ -668,7 +685,10 @@ async fn wallet_as_of(
         grants: then
             .grants
             .iter()
-            .map(|g| GrantOut::new(id, g, at))
+            .map(|g| {
+                let labels = metadata.get(&g.id).copied().unwrap_or(&no_metadata);
+                GrantOut::new(id, g, labels, at)
+            })
             .collect(),
     }))
 }
@@ -705,7 +725,7 @@ async fn list_grants(
         items: page
             .items
             .iter()
-            .map(|g| GrantOut::new(&wallet, g, now))
+            .map(|g| GrantOut::new(&wallet, &g.grant, &g.metadata, now))
             .collect(),
         next: next_cursor(
             page.next
@@ -816,6 +836,7 @@ async fn post_mutation(
         v.category.as_deref(),
     )?;
     let command = Command::Post {
+        metadata: metadata("", v.metadata)?,
         id: MutationId(new_uuid()),
         wallet,
         kind,
@@ -832,6 +853,8 @@ async fn post_mutation(
 
 #[utoipa::path(get, path = "/v1/wallets/{id}/mutations", tag = "mutations",
     params(("id" = String, Path, description = "The wallet id"),
+        ("metadata" = Option<MetadataOut>, Query, style = DeepObject, explode,
+            description = "`metadata[<key>]=<value>`: only those carrying every pair given (at most 8)"),
         ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "1 to 1000, default 100"),
         ("after" = Option<String>, Query, description = "The `next` of the previous page")),
     responses((status = 200, body = MutationPage), (status = "4XX", body = ProblemOut,
@@ -856,6 +879,7 @@ async fn list_mutations(
         .mutations(
             &caller.tenant,
             &MutationQuery {
+                metadata: query.metadata.clone(),
                 wallet: Some(wallet),
                 customer: None,
                 after,
@@ -996,6 +1020,7 @@ fn batch_item(
         (None, None) => None,
     };
     let command = Command::Post {
+        metadata: metadata(&format!("{prefix}."), v.metadata)?,
         id: MutationId(new_uuid()),
         wallet: v.wallet_id.0,
         kind,
@@ -1107,6 +1132,7 @@ async fn transfer(
 ) -> Answer {
     let v = body.value;
     let command = Command::Transfer {
+        metadata: metadata("", v.metadata)?,
         id: TransferId(new_uuid()),
         debit_id: MutationId(new_uuid()),
         credit_id: MutationId(new_uuid()),
@@ -1142,6 +1168,7 @@ async fn place_hold(
     let wallet: WalletId = path_id(&seg, "wallet_not_found")?;
     let v = body.value;
     let command = Command::PlaceHold {
+        metadata: metadata("", v.metadata)?,
         id: HoldId(new_uuid()),
         wallet,
         amount: positive("amount", v.amount)?,

@@ -4,13 +4,13 @@
 
 use prepaid_edge::time::WireTime;
 pub use prepaid_edge::wire::{
-    DrawOut, MutationOut, Name, ProblemOut, ReferenceInput, ReferenceOut, Text, display,
-    display_opt,
+    DrawOut, MetadataIn, MetadataOut, MutationOut, Name, ProblemOut, ReferenceInput, ReferenceOut,
+    Text, display, display_opt,
 };
 use prepaid_ledger::{
     ApiKey, ApiKeyName, Customer, CustomerId, Floor, Hold, IdError, IdempotencyKey, LINK_LEN_MAX,
-    REFERENCE_LEN_MAX, Reference, Scopes, TenantId, Timestamp, Transfer, Wallet, WalletId,
-    bounded_text,
+    Metadata, REFERENCE_LEN_MAX, Reference, Scopes, TenantId, Timestamp, Transfer, Wallet,
+    WalletId, bounded_text,
 };
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
@@ -202,6 +202,9 @@ pub struct CreateWalletIn {
     pub valid_from: Option<WireTime>,
     #[schema(value_type = Option<String>, format = DateTime)]
     pub valid_until: Option<WireTime>,
+    /// The client's own labels (see `Metadata`).
+    #[schema(value_type = Option<MetadataOut>)]
+    pub metadata: Option<MetadataIn>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -233,6 +236,9 @@ pub struct PostMutationIn {
     /// first and `paid` last (credits only).
     #[schema(min_length = 1, max_length = 40)]
     pub category: Option<String>,
+    /// The client's own labels (see `Metadata`).
+    #[schema(value_type = Option<MetadataOut>)]
+    pub metadata: Option<MetadataIn>,
 }
 
 /// One item of a batch.
@@ -262,6 +268,9 @@ pub struct BatchItemIn {
     /// first and `paid` last (credits only).
     #[schema(min_length = 1, max_length = 40)]
     pub category: Option<String>,
+    /// The client's own labels (see `Metadata`).
+    #[schema(value_type = Option<MetadataOut>)]
+    pub metadata: Option<MetadataIn>,
 }
 
 /// A batch; items are parsed one by one so that a bad item fails alone.
@@ -297,6 +306,9 @@ pub struct TransferIn {
     /// first and `paid` last.
     #[schema(min_length = 1, max_length = 40)]
     pub category: Option<String>,
+    /// The client's own labels (see `Metadata`).
+    #[schema(value_type = Option<MetadataOut>)]
+    pub metadata: Option<MetadataIn>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -308,6 +320,9 @@ pub struct PlaceHoldIn {
     pub reference: Option<ReferenceIn>,
     #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<WireTime>,
+    /// The client's own labels (see `Metadata`).
+    #[schema(value_type = Option<MetadataOut>)]
+    pub metadata: Option<MetadataIn>,
 }
 
 /// What a reversal may say; all of it optional.
@@ -387,6 +402,8 @@ pub struct WalletOut<'a> {
     /// When the balance, held or status last changed; `created_at` until then.
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: WireTime,
+    /// The client's labels, as the wallet was opened with them.
+    pub metadata: MetadataOut<'a>,
 }
 
 impl<'a> From<&'a Wallet> for WalletOut<'a> {
@@ -411,6 +428,7 @@ impl<'a> From<&'a Wallet> for WalletOut<'a> {
             available: prepaid_ledger::available(w),
             created_at: WireTime(w.created_at),
             updated_at: WireTime(w.updated_at),
+            metadata: MetadataOut(&w.metadata),
         }
     }
 }
@@ -463,6 +481,8 @@ pub struct HoldOut<'a> {
     /// What a debit hold reserves of each grant of its wallet, in the order it draws
     /// them when committed (kept as placed once settled).
     pub reserved: Vec<DrawOut>,
+    /// The client's labels, which the mutation that settles the hold carries too.
+    pub metadata: MetadataOut<'a>,
 }
 
 impl<'a> From<&'a Hold> for HoldOut<'a> {
@@ -479,6 +499,7 @@ impl<'a> From<&'a Hold> for HoldOut<'a> {
             created_at: WireTime(h.created_at),
             settled_at: h.settled_at.map(WireTime),
             reserved: DrawOut::list(&h.reserved),
+            metadata: MetadataOut(&h.metadata),
         }
     }
 }
@@ -507,10 +528,17 @@ pub struct GrantOut<'a> {
     /// `live` (something left, not expired), `spent` (nothing left) or `expired`
     /// (its expiry has come; what holds reserve of it is still theirs).
     pub status: &'static str,
+    /// The labels of the credit that made it.
+    pub metadata: MetadataOut<'a>,
 }
 
 impl<'a> GrantOut<'a> {
-    pub fn new(wallet: &'a WalletId, g: &'a prepaid_ledger::Grant, now: Timestamp) -> Self {
+    pub fn new(
+        wallet: &'a WalletId,
+        g: &'a prepaid_ledger::Grant,
+        metadata: &'a Metadata,
+        now: Timestamp,
+    ) -> Self {
         let status = if g.is_expired(now) {
             "expired"
         } else if g.remaining == 0 {
@@ -529,6 +557,7 @@ impl<'a> GrantOut<'a> {
             expires_at: g.terms.expires_at.map(WireTime),
             created_at: WireTime(g.created_at),
             status,
+            metadata: MetadataOut(metadata),
         }
     }
 }

@@ -595,6 +595,7 @@ mod tests {
             incoming: 0,
             created_at: Timestamp::from_secs(0),
             updated_at: Timestamp::from_secs(0),
+            metadata: prepaid_ledger::Metadata::default(),
         }
     }
 

@@ -518,6 +518,7 @@ async fn post(state: &SharedState, tenant: &TenantId, plan: &Plan, n: u32) -> Re
         reference: plan.reference.clone(),
         occurred_at: due,
         terms: prepaid_ledger::GrantTerms::default(),
+        metadata: prepaid_ledger::Metadata::default(),
     };
     // The next period and the event are linked to the top-up: they exist exactly when
     // it does, whatever happens to this worker after the commit.

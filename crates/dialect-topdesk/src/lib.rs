@@ -339,6 +339,7 @@ async fn create_mutation(
         reference,
         occurred_at: Some(new.occurred_at),
         terms: prepaid_ledger::GrantTerms::default(),
+        metadata: prepaid_ledger::Metadata::default(),
     };
     let idempotency = new
         .id
@@ -383,6 +384,7 @@ async fn create_mutation(
                         ceiling: None,
                         valid_from: None,
                         valid_until: None,
+                        metadata: prepaid_ledger::Metadata::default(),
                     },
                 });
             }

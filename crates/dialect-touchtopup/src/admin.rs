@@ -352,6 +352,7 @@ async fn put_customer(
                 ceiling: None,
                 valid_from: None,
                 valid_until: None,
+                metadata: prepaid_ledger::Metadata::default(),
             },
         },
     )
@@ -507,6 +508,7 @@ async fn post_sale(
         reference: Reference::known(SALE_REFERENCE_KIND, &sale.sale_id.to_string(), ""),
         occurred_at: v.occurred_at.map(|t| t.0),
         terms: prepaid_ledger::GrantTerms::default(),
+        metadata: prepaid_ledger::Metadata::default(),
     };
     // The debit and its sale are one unit; a replay answers the first debit, whose
     // sale was recorded with it.

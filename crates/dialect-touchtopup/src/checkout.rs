@@ -211,6 +211,7 @@ pub async fn make_payment(state: &SharedState, ctx: &Ctx<Write>) -> Result<Node,
             Fail::internal()
         })?,
         expires_at: Some(expires_at),
+        metadata: prepaid_ledger::Metadata::default(),
     };
     let recovery_due = expires_at.plus_micros(-PAYMENT_RECORD_MARGIN_SECS * 1_000_000);
     let token_key = record_key(&token)?;

@@ -313,6 +313,7 @@ pub async fn wallet_add_customer(state: &SharedState, ctx: &Ctx<Write>) -> Resul
                 ceiling: info.ceiling(),
                 valid_from: None,
                 valid_until: None,
+                metadata: prepaid_ledger::Metadata::default(),
             },
         },
     )
@@ -392,6 +393,7 @@ fn charge_entry(charge: &Charge, custid: u32, entry: ChargeEntry) -> Result<Comm
             .map_err(|e| Fail::bad(format!("The charge's due date cannot be kept: {e}")))?,
         occurred_at: None,
         terms: prepaid_ledger::GrantTerms::default(),
+        metadata: prepaid_ledger::Metadata::default(),
     })
 }
 
@@ -597,6 +599,7 @@ pub async fn customer_wallets(state: &SharedState, ctx: &Ctx<Read>) -> Result<No
                 customer: Some(ledger_customer(coid, custid)),
                 after: None,
                 limit: PAGE_SIZE_MAX,
+                metadata: prepaid_store::MetadataFilter::default(),
             },
         )
         .await

@@ -10,6 +10,8 @@ use axum::http::Uri;
 use axum::http::request::Parts;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use prepaid_ledger::Metadata;
+use prepaid_store::{METADATA_FILTERS_MAX, MetadataFilter};
 use serde::Deserialize;
 
 /// The page size when `limit` is not given.
@@ -27,6 +29,9 @@ pub struct ListQuery {
     pub after: Option<String>,
     /// `customer_id=` (only `GET /v1/wallets` reads it).
     pub customer_id: Option<String>,
+    /// `metadata[<key>]=<value>`, each pair of which a listed row must carry (the lists
+    /// of mutations and wallets read it).
+    pub metadata: MetadataFilter,
 }
 
 #[derive(Deserialize)]
@@ -50,11 +55,34 @@ fn decode_cursor(cursor: &str) -> Result<String, Failure> {
     String::from_utf8(bytes).map_err(|_| bad())
 }
 
-/// Parses `limit`, `after` and `customer_id` from the query string of `uri`.
+/// The metadata filter of a query's pairs: every `metadata[<key>]=<value>`, at most
+/// [`METADATA_FILTERS_MAX`], each key once.
+fn metadata_filter(pairs: &[(String, String)]) -> Result<MetadataFilter, Failure> {
+    let filters = pairs.iter().filter_map(|(name, value)| {
+        let key = name.strip_prefix("metadata[")?.strip_suffix(']')?;
+        Some((key, value.as_str()))
+    });
+    let count = filters.clone().count();
+    if count > METADATA_FILTERS_MAX {
+        return Err(Failure::invalid_field(
+            "metadata",
+            format_args!("at most {METADATA_FILTERS_MAX} filters, got {count}"),
+        ));
+    }
+    let metadata = Metadata::new(filters).map_err(|e| match e.key() {
+        Some(key) => Failure::invalid_field(&format!("metadata[{key}]"), &e),
+        None => Failure::invalid_field("metadata", &e),
+    })?;
+    Ok(MetadataFilter::new(metadata).expect("the filters were counted"))
+}
+
+/// Parses `limit`, `after`, `customer_id` and `metadata[<key>]` from the query string
+/// of `uri`.
 pub fn parse_query(uri: &Uri) -> Result<ListQuery, Failure> {
     // axum's `Query` would turn bytes that are not UTF-8 into U+FFFD.
-    crate::form::pairs(uri.query().unwrap_or_default())
+    let pairs = crate::form::pairs(uri.query().unwrap_or_default())
         .map_err(|e| Failure::invalid_field(e.name(), crate::form::NOT_UTF8))?;
+    let metadata = metadata_filter(&pairs)?;
     let raw: RawQuery = axum::extract::Query::<RawQuery>::try_from_uri(uri)
         .map_err(|e| Failure::invalid_request(format!("the query string is malformed: {e}")))?
         .0;
@@ -75,6 +103,7 @@ pub fn parse_query(uri: &Uri) -> Result<ListQuery, Failure> {
         limit,
         after,
         customer_id: raw.customer_id,
+        metadata,
     })
 }
 
@@ -105,6 +134,36 @@ mod tests {
         assert!(p.detail.starts_with("limit:"), "{}", p.detail);
         assert!(q("limit=0").is_err());
         assert!(q("limit=x").is_err());
+    }
+
+    #[test]
+    fn metadata_filters_are_pairs_of_valid_metadata() {
+        let query = q("metadata[order]=A-17&metadata%5Bdesk%5D=caf%C3%A9&limit=5").unwrap();
+        let pairs: Vec<_> = query.metadata.iter().collect();
+        assert_eq!(pairs, [("desk", "café"), ("order", "A-17")]);
+        assert!(q("").unwrap().metadata.is_empty());
+        let at: String = (0..METADATA_FILTERS_MAX)
+            .map(|i| format!("metadata[k{i}]=v&"))
+            .collect();
+        assert_eq!(q(&at).unwrap().metadata.iter().len(), METADATA_FILTERS_MAX);
+        let p = q(&format!("{at}metadata[x]=y")).unwrap_err();
+        assert!(p.detail.starts_with("metadata: at most"), "{}", p.detail);
+        let p = q("metadata[a]=1&metadata[a]=2").unwrap_err();
+        assert!(p.detail.starts_with("metadata[a]:"), "{}", p.detail);
+        let p = q("metadata[a%3Db]=1").unwrap_err();
+        assert!(
+            p.detail.starts_with("metadata: a key must be"),
+            "{}",
+            p.detail
+        );
+        let p = q(&format!("metadata[k]={}", "v".repeat(501))).unwrap_err();
+        assert!(
+            p.detail.starts_with("metadata[k]: must be at most"),
+            "{}",
+            p.detail
+        );
+        let p = q("metadata[k]=%FF").unwrap_err();
+        assert!(p.detail.starts_with("metadata[k]:"), "{}", p.detail);
     }
 
     #[test]

@@ -3,10 +3,15 @@
 //! administration routes a dialect brings under `/v1` (TouchTopUp's companies and
 //! sales), so they live here rather than in either.
 
+use crate::failure::Failure;
 use crate::time::WireTime;
-use prepaid_ledger::{Mutation, NAME_LEN_MAX, Reference, WalletId, bounded_text};
+use prepaid_ledger::{
+    METADATA_KEY_LEN_MAX, METADATA_PAIRS_MAX, METADATA_VALUE_LEN_MAX, Metadata, Mutation,
+    NAME_LEN_MAX, Reference, WalletId, bounded_text,
+};
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
+use std::collections::BTreeMap;
 use std::fmt;
 use utoipa::ToSchema;
 
@@ -64,6 +69,64 @@ impl<'a> From<&'a Reference> for ReferenceOut<'a> {
     }
 }
 
+/// Metadata as clients send it: an object of strings, checked by [`metadata`] once it
+/// is read, so that an error names the key at fault.
+pub type MetadataIn = BTreeMap<String, String>;
+
+/// The metadata of `pairs` (none when absent); a refusal names the field,
+/// `<prefix>metadata.<key>` when one value is at fault, else `<prefix>metadata`.
+pub fn metadata(prefix: &str, pairs: Option<MetadataIn>) -> Result<Metadata, Failure> {
+    let Some(pairs) = pairs else {
+        return Ok(Metadata::default());
+    };
+    Metadata::new(pairs).map_err(|e| match e.key() {
+        Some(key) => Failure::invalid_field(&format!("{prefix}metadata.{key}"), &e),
+        None => Failure::invalid_field(&format!("{prefix}metadata"), &e),
+    })
+}
+
+/// Metadata in an answer: an object of its pairs, ordered by key.
+#[derive(Clone, Copy)]
+pub struct MetadataOut<'a>(pub &'a Metadata);
+
+impl Serialize for MetadataOut<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter())
+    }
+}
+
+/// The schema of every `metadata` field of `/v1`, in and out.
+impl utoipa::PartialSchema for MetadataOut<'_> {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let key = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(METADATA_KEY_LEN_MAX))
+            .pattern(Some(r#"^[!#-%'-<>-Z^-~]+$"#));
+        let value = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .max_length(Some(METADATA_VALUE_LEN_MAX));
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property_names(Some(key))
+            .additional_properties(Some(value))
+            .max_properties(Some(METADATA_PAIRS_MAX))
+            .description(Some(
+                "The client's own labels: at most 32 pairs; a key is 1 to 40 bytes of \
+                 visible ASCII other than [ ] = & \" \\, a value at most 500 bytes of text \
+                 without control characters.",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for MetadataOut<'_> {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("Metadata")
+    }
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct MutationOut<'a> {
     #[serde(serialize_with = "display")]
@@ -95,6 +158,9 @@ pub struct MutationOut<'a> {
     /// (negative), in order. A credit draws nothing: it makes the grant whose id is
     /// its own.
     pub drawn: Vec<DrawOut>,
+    /// The client's labels; a hold's commit or release carries the hold's, a reversal
+    /// its original's.
+    pub metadata: MetadataOut<'a>,
 }
 
 /// What a mutation took from one grant, or a hold reserves of it.
@@ -138,6 +204,7 @@ impl<'a> From<&'a Mutation> for MutationOut<'a> {
             occurred_at: WireTime(m.occurred_at),
             recorded_at: WireTime(m.recorded_at),
             drawn: DrawOut::list(&m.drawn),
+            metadata: MetadataOut(&m.metadata),
         }
     }
 }

@@ -2,8 +2,8 @@
 
 use crate::{
     Amount, ApiKey, Customer, CustomerId, GrantTerms, Hold, HoldId, HoldStatus, IdempotencyKey,
-    JobQueue, Mutation, MutationId, MutationKind, NewApiKey, NewWallet, RecordKey, RecordKind,
-    Reference, SettingKey, TenantId, Timestamp, Transfer, TransferId, Wallet, WalletId,
+    JobQueue, Metadata, Mutation, MutationId, MutationKind, NewApiKey, NewWallet, RecordKey,
+    RecordKind, Reference, SettingKey, TenantId, Timestamp, Transfer, TransferId, Wallet, WalletId,
     WalletStatus,
 };
 
@@ -144,6 +144,7 @@ pub enum Command {
         /// The terms of the grant a credit makes (a top-up, an upward adjustment);
         /// a debit ignores them.
         terms: GrantTerms,
+        metadata: Metadata,
     },
     Transfer {
         id: TransferId,
@@ -156,6 +157,8 @@ pub enum Command {
         occurred_at: Option<Timestamp>,
         /// The terms of the grant the transfer makes in `to`.
         terms: GrantTerms,
+        /// The labels of both legs.
+        metadata: Metadata,
     },
     PlaceHold {
         id: HoldId,
@@ -163,6 +166,7 @@ pub enum Command {
         amount: Amount,
         reference: Reference,
         expires_at: Option<Timestamp>,
+        metadata: Metadata,
     },
     /// Sets aside room under a wallet's ceiling for a credit on its way in (see
     /// [`crate::HoldDirection::Credit`]): a later credit that would not fit together
@@ -173,6 +177,7 @@ pub enum Command {
         amount: Amount,
         reference: Reference,
         expires_at: Option<Timestamp>,
+        metadata: Metadata,
     },
     /// Commit `amount` (all of the hold when `None`); the rest is released. The
     /// mutation carries `reference`, or the hold's own when `None` (a payment's

@@ -18,6 +18,7 @@ mod currency;
 mod grants;
 mod history;
 mod ids;
+mod metadata;
 mod model;
 mod records;
 mod reversal;
@@ -37,6 +38,10 @@ pub use history::{AS_OF_MUTATIONS_MAX, AsOf, as_of};
 pub use ids::{
     ApiKeyName, CustomerId, HoldId, ID_LEN_MAX, IDEMPOTENCY_KEY_LEN_MAX, IdError, IdempotencyKey,
     MutationId, SettingKey, TenantId, TransferId, WalletId,
+};
+pub use metadata::{
+    METADATA_KEY_LEN_MAX, METADATA_PAIRS_MAX, METADATA_VALUE_LEN_MAX, Metadata, MetadataError,
+    metadata_key_is_valid,
 };
 pub use model::{
     ApiKey, Customer, Floor, Hold, HoldDirection, HoldStatus, LINK_LEN_MAX, Mutation, MutationKind,

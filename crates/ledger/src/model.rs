@@ -1,8 +1,8 @@
 //! The ledger's entities.
 
 use crate::{
-    Amount, ApiKeyName, CustomerId, Draw, HoldId, MutationId, TenantId, Timestamp, TransferId,
-    WalletId,
+    Amount, ApiKeyName, CustomerId, Draw, HoldId, Metadata, MutationId, TenantId, Timestamp,
+    TransferId, WalletId,
 };
 use std::fmt;
 
@@ -163,6 +163,8 @@ pub struct NewWallet {
     pub ceiling: Option<i64>,
     pub valid_from: Option<Timestamp>,
     pub valid_until: Option<Timestamp>,
+    /// The client's labels of the wallet.
+    pub metadata: Metadata,
 }
 
 impl NewWallet {
@@ -202,6 +204,8 @@ pub struct Wallet {
     /// When the balance, held, incoming or status last changed; the creation time until
     /// then.
     pub updated_at: Timestamp,
+    /// The client's labels of the wallet, as it was opened with them.
+    pub metadata: Metadata,
 }
 
 impl Wallet {
@@ -231,6 +235,7 @@ impl Wallet {
             incoming: 0,
             created_at: now,
             updated_at: now,
+            metadata: new.metadata,
         }
     }
 }
@@ -446,6 +451,8 @@ pub struct Mutation {
     pub drawn: Vec<Draw>,
     /// The mutation a [`MutationKind::Reversal`] reverses.
     pub reverses: Option<MutationId>,
+    /// The client's labels of the mutation; a credit's are its grant's too.
+    pub metadata: Metadata,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -522,6 +529,8 @@ pub struct Hold {
     /// them; what it reserves beyond them is reserved against the wallet's floor. Kept
     /// as placed once the hold is settled.
     pub reserved: Vec<Draw>,
+    /// The client's labels of the hold, which the mutation that settles it carries too.
+    pub metadata: Metadata,
 }
 
 /// A move of value from one wallet to another of the same unit.
@@ -593,6 +602,7 @@ mod tests {
                 ceiling,
                 valid_from: None,
                 valid_until: None,
+                metadata: Metadata::default(),
             };
             Wallet::open(
                 TenantId::parse("t").unwrap(),

@@ -126,6 +126,7 @@ mod tests {
                 ceiling: None,
                 valid_from: None,
                 valid_until: None,
+                metadata: crate::Metadata::default(),
             },
             Timestamp::from_micros(0),
         );
@@ -152,6 +153,7 @@ mod tests {
             recorded_at: Timestamp::from_micros(0),
             drawn,
             reverses: None,
+            metadata: crate::Metadata::default(),
         }
     }
 

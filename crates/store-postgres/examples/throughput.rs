@@ -72,6 +72,7 @@ async fn run(store: Arc<PgStore>, batch_size: usize, streams: usize, hot: bool, 
                                 reference: Reference::default(),
                                 occurred_at: None,
                                 terms: prepaid_ledger::GrantTerms::default(),
+                                metadata: prepaid_ledger::Metadata::default(),
                             })
                         })
                         .collect();
@@ -142,6 +143,7 @@ async fn main() {
                 ceiling: None,
                 valid_from: None,
                 valid_until: None,
+                metadata: prepaid_ledger::Metadata::default(),
             },
         }));
     }

@@ -120,14 +120,13 @@ use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use error::Fail;
 use prepaid_ledger::{
-    ApiKey, Customer, CustomerId, Grant, Hold, HoldId, JobQueue, Mutation, MutationId, NewApiKey,
-    Outcome, RecordKey, RecordKind, Refusal, Request, SettingKey, TenantId, Timestamp, Wallet,
-    WalletId,
+    ApiKey, Customer, CustomerId, Hold, HoldId, JobQueue, Mutation, MutationId, NewApiKey, Outcome,
+    RecordKey, RecordKind, Refusal, Request, SettingKey, TenantId, Timestamp, Wallet, WalletId,
 };
 use prepaid_store::exec::{self, Changes, NewTenant, Run};
 use prepaid_store::{
-    Breach, Counted, GrantCursor, MutationQuery, MutationSearch, Page, SWEEP_BATCH_MAX, Store,
-    StoreError, SweepReport, WalletQuery, WalletSearch,
+    Breach, Counted, GrantCursor, ListedGrant, MutationQuery, MutationSearch, Page,
+    SWEEP_BATCH_MAX, Store, StoreError, SweepReport, WalletQuery, WalletSearch,
 };
 use rows::{HOLD_COLUMNS, WALLET_COLUMNS, get};
 use snapshot::Snapshot;
@@ -159,6 +158,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0007_credit_wallet_ceilings.sql"),
     include_str!("../migrations/0008_account_slots_and_mutation_sequence.sql"),
     include_str!("../migrations/0009_grants.sql"),
+    include_str!("../migrations/0010_metadata.sql"),
 ];
 
 /// The first half of the advisory lock keys, so that prepaid's locks do not meet
@@ -827,7 +827,7 @@ impl Store for PgStore {
         wallet: &WalletId,
         after: Option<GrantCursor>,
         limit: usize,
-    ) -> Result<Page<Grant, GrantCursor>, StoreError> {
+    ) -> Result<Page<ListedGrant, GrantCursor>, StoreError> {
         let client = self.client().await?;
         read::grants(&client, tenant, wallet, after, limit)
             .await

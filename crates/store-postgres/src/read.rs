@@ -2,17 +2,19 @@
 
 use crate::error::Fail;
 use crate::rows::{
-    self, API_KEY_COLUMNS, CUSTOMER_COLUMNS, GRANT_COLUMNS, HOLD_COLUMNS, MUTATION_COLUMNS,
+    self, API_KEY_COLUMNS, CUSTOMER_COLUMNS, HOLD_COLUMNS, LISTED_GRANT_COLUMNS, MUTATION_COLUMNS,
     WALLET_COLUMNS, get,
 };
+use crate::search::{Param, param};
 use deadpool_postgres::{Client, GenericClient};
 use prepaid_ledger::{
-    ApiKey, Customer, CustomerId, Grant, Hold, HoldId, Mutation, MutationId, TenantId, Wallet,
-    WalletId,
+    ApiKey, Customer, CustomerId, Hold, HoldId, Mutation, MutationId, TenantId, Wallet, WalletId,
 };
+use prepaid_query::Dialect;
+use prepaid_store::sql;
 use prepaid_store::sql::audit::{self, Audit};
 use prepaid_store::{
-    Breach, GrantCursor, MutationQuery, PAGE_SIZE_MAX, Page, WalletAudit, WalletQuery,
+    Breach, GrantCursor, ListedGrant, MutationQuery, PAGE_SIZE_MAX, Page, WalletAudit, WalletQuery,
 };
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
@@ -37,6 +39,17 @@ async fn one<T>(
         .first()
         .map(decode)
         .transpose()
+}
+
+/// Runs a list's statement. Its text depends only on which filters it has, so the
+/// connection's statement cache keeps a few shapes of it.
+async fn list(client: &Client, list: sql::List) -> Result<Vec<Row>, Fail> {
+    let params: Vec<Param> = list.params.into_iter().map(param).collect();
+    let refs: Vec<&(dyn ToSql + Sync)> = params
+        .iter()
+        .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+        .collect();
+    query(client, &list.text, &refs).await
 }
 
 /// The number of rows to fetch for a page: the clamped limit plus one, which tells
@@ -132,10 +145,10 @@ pub(crate) async fn grants(
     wallet: &WalletId,
     after: Option<GrantCursor>,
     limit: usize,
-) -> Result<Page<Grant, GrantCursor>, Fail> {
+) -> Result<Page<ListedGrant, GrantCursor>, Fail> {
     let (limit, fetch) = fetch_count(limit);
     let sql = format!(
-        "SELECT {GRANT_COLUMNS} FROM grants WHERE tenant = $1 AND wallet = $2 \
+        "SELECT {LISTED_GRANT_COLUMNS} FROM grants WHERE tenant = $1 AND wallet = $2 \
          AND (created_at, id) > ($3, $4) ORDER BY created_at, id LIMIT $5"
     );
     let (at, id) = after.map_or((i64::MIN, uuid::Uuid::nil()), |c| {
@@ -147,15 +160,10 @@ pub(crate) async fn grants(
         &[&tenant.as_str(), &wallet.as_str(), &at, &id, &fetch],
     )
     .await?;
-    page(
-        &rows,
-        limit,
-        |r| rows::grant(r, 0),
-        |g| GrantCursor {
-            created_at: g.created_at,
-            id: g.id,
-        },
-    )
+    page(&rows, limit, rows::listed_grant, |g| GrantCursor {
+        created_at: g.grant.created_at,
+        id: g.grant.id,
+    })
 }
 
 pub(crate) async fn wallet(
@@ -176,28 +184,14 @@ pub(crate) async fn wallet(
 pub(crate) async fn wallets(
     client: &Client,
     tenant: &TenantId,
-    query_: &WalletQuery,
+    q: &WalletQuery,
 ) -> Result<Page<Wallet, WalletId>, Fail> {
-    let (limit, fetch) = fetch_count(query_.limit);
-    let after = query_.after.as_ref().map_or("", WalletId::as_str);
-    let rows = match &query_.customer {
-        Some(customer) => {
-            let sql = format!(
-                "SELECT {WALLET_COLUMNS} FROM wallets WHERE tenant = $1 AND customer = $2 \
-                 AND id > $3 ORDER BY id LIMIT $4"
-            );
-            let params: [&(dyn ToSql + Sync); 4] =
-                [&tenant.as_str(), &customer.as_str(), &after, &fetch];
-            query(client, &sql, &params).await?
-        }
-        None => {
-            let sql = format!(
-                "SELECT {WALLET_COLUMNS} FROM wallets WHERE tenant = $1 AND id > $2 \
-                 ORDER BY id LIMIT $3"
-            );
-            query(client, &sql, &[&tenant.as_str(), &after, &fetch]).await?
-        }
-    };
+    let (limit, fetch) = fetch_count(q.limit);
+    let rows = list(
+        client,
+        sql::wallet_list(Dialect::Postgres, tenant, q, fetch),
+    )
+    .await?;
     page(&rows, limit, rows::wallet, |w| w.id.clone())
 }
 
@@ -219,40 +213,11 @@ pub(crate) async fn mutations(
     q: &MutationQuery,
 ) -> Result<Page<Mutation, i64>, Fail> {
     let (limit, fetch) = fetch_count(q.limit);
-    let after = q.after.unwrap_or(0);
-    let t = tenant.as_str();
-    let rows = match (&q.wallet, &q.customer) {
-        (Some(wallet), Some(customer)) => {
-            let sql = format!(
-                "SELECT {MUTATION_COLUMNS} FROM mutations WHERE tenant = $1 AND wallet = $2 \
-                 AND customer = $3 AND seq > $4 ORDER BY seq LIMIT $5"
-            );
-            let params: [&(dyn ToSql + Sync); 5] =
-                [&t, &wallet.as_str(), &customer.as_str(), &after, &fetch];
-            query(client, &sql, &params).await?
-        }
-        (Some(wallet), None) => {
-            let sql = format!(
-                "SELECT {MUTATION_COLUMNS} FROM mutations WHERE tenant = $1 AND wallet = $2 \
-                 AND seq > $3 ORDER BY seq LIMIT $4"
-            );
-            query(client, &sql, &[&t, &wallet.as_str(), &after, &fetch]).await?
-        }
-        (None, Some(customer)) => {
-            let sql = format!(
-                "SELECT {MUTATION_COLUMNS} FROM mutations WHERE tenant = $1 AND customer = $2 \
-                 AND seq > $3 ORDER BY seq LIMIT $4"
-            );
-            query(client, &sql, &[&t, &customer.as_str(), &after, &fetch]).await?
-        }
-        (None, None) => {
-            let sql = format!(
-                "SELECT {MUTATION_COLUMNS} FROM mutations WHERE tenant = $1 AND seq > $2 \
-                 ORDER BY seq LIMIT $3"
-            );
-            query(client, &sql, &[&t, &after, &fetch]).await?
-        }
-    };
+    let rows = list(
+        client,
+        sql::mutation_list(Dialect::Postgres, tenant, q, fetch),
+    )
+    .await?;
     let page = page(&rows, limit, rows::mutation, |(seq, _)| *seq)?;
     Ok(Page {
         items: page.items.into_iter().map(|(_, m)| m).collect(),

@@ -6,10 +6,11 @@
 use crate::error::Fail;
 use prepaid_ledger::{
     AMOUNT_MAX, ApiKey, ApiKeyName, BALANCE_ABS_MAX, Customer, CustomerId, Draw, Fingerprint,
-    Floor, Grant, GrantCategory, GrantTerms, Hold, HoldDirection, HoldId, HoldStatus, Mutation,
-    MutationId, MutationKind, NewWallet, Priority, Reference, Scopes, TenantId, Timestamp,
-    TransferId, Unit, Wallet, WalletId, WalletStatus,
+    Floor, Grant, GrantCategory, GrantTerms, Hold, HoldDirection, HoldId, HoldStatus, Metadata,
+    Mutation, MutationId, MutationKind, NewWallet, Priority, Reference, Scopes, TenantId,
+    Timestamp, TransferId, Unit, Wallet, WalletId, WalletStatus,
 };
+use prepaid_store::ListedGrant;
 use prepaid_store::exec::{Recorded, RecordedResult};
 use tokio_postgres::Row;
 use tokio_postgres::types::FromSql;
@@ -22,6 +23,8 @@ pub(crate) const MUTATION_COLUMNS: &str = prepaid_store::mutation_columns!();
 /// The columns [`hold`] decodes, in order.
 pub(crate) const HOLD_COLUMNS: &str = prepaid_store::hold_columns!();
 pub(crate) const GRANT_COLUMNS: &str = prepaid_store::grant_columns!();
+/// The columns [`listed_grant`] decodes, in order.
+pub(crate) const LISTED_GRANT_COLUMNS: &str = prepaid_store::listed_grant_columns!();
 /// The columns [`api_key`] decodes, in order.
 pub(crate) const API_KEY_COLUMNS: &str = prepaid_store::api_key_columns!();
 /// The columns [`customer`] decodes, in order.
@@ -129,6 +132,7 @@ pub(crate) fn wallet(row: &Row) -> Result<Wallet, Fail> {
         incoming,
         created_at: time(row, 13)?,
         updated_at: time(row, 14)?,
+        metadata: metadata(get(row, 17)?)?,
     })
 }
 
@@ -154,6 +158,7 @@ pub(crate) fn mutation(row: &Row) -> Result<(i64, Mutation), Fail> {
         recorded_at: time(row, 17)?,
         drawn: draws(get(row, 18)?)?,
         reverses: get::<Option<Uuid>>(row, 19)?.map(MutationId),
+        metadata: metadata(get(row, 20)?)?,
     };
     Ok((get(row, 0)?, m))
 }
@@ -184,11 +189,24 @@ pub(crate) fn hold(row: &Row) -> Result<Hold, Fail> {
         created_at: time(row, 11)?,
         settled_at: opt_time(row, 12)?,
         reserved: draws(get(row, 14)?)?,
+        metadata: metadata(get(row, 15)?)?,
     })
 }
 
 fn draws(text: &str) -> Result<Vec<Draw>, Fail> {
     prepaid_store::sql::decode_draws(text).map_err(Fail::corrupt)
+}
+
+fn metadata(text: &str) -> Result<Metadata, Fail> {
+    prepaid_store::sql::decode_metadata(text).map_err(Fail::corrupt)
+}
+
+/// Decodes [`LISTED_GRANT_COLUMNS`].
+pub(crate) fn listed_grant(row: &Row) -> Result<ListedGrant, Fail> {
+    Ok(ListedGrant {
+        grant: grant(row, 0)?,
+        metadata: metadata(get(row, 8)?)?,
+    })
 }
 
 /// Decodes [`GRANT_COLUMNS`], starting at column `at`.

@@ -17,10 +17,10 @@ use prepaid_store::{Counted, MutationSearch, WalletSearch};
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
-type Param = Box<dyn ToSql + Sync + Send>;
+pub(crate) type Param = Box<dyn ToSql + Sync + Send>;
 
 /// A query value as this store keeps it.
-fn param(value: Value) -> Param {
+pub(crate) fn param(value: Value) -> Param {
     match value {
         // The compiler writes null tests as `IS NULL`, never as a parameter; should one
         // come, a typed null compares like any other.

@@ -37,6 +37,7 @@ use crate::snapshot::Snapshot;
 use deadpool_postgres::GenericClient;
 use prepaid_ledger::{BALANCE_ABS_MAX, CustomerId, Floor, Timestamp, WalletId};
 use prepaid_store::exec::{AccountChange, Changes};
+use prepaid_store::sql::encode_metadata;
 use std::task::Poll;
 use std::time::Instant;
 use tokio_postgres::types::ToSql;
@@ -153,17 +154,17 @@ const ACCOUNTS_SQL: &str = "INSERT INTO system_accounts \
 const MUTATIONS_SQL: &str = "INSERT INTO mutations (tenant, seq, id, wallet, customer, \
      unit_code, unit_scale, kind, amount, balance_after, reference_kind, reference_text, \
      reference_link, hold, transfer, counter_wallet, occurred_at, recorded_at, drawn, \
-     reverses) \
+     reverses, metadata) \
      SELECT tenant, nextval('mutations_seq'), id, wallet, customer, unit_code, unit_scale, \
      kind, amount, balance_after, reference_kind, reference_text, reference_link, hold, \
-     transfer, counter_wallet, occurred_at, recorded_at, drawn, reverses \
+     transfer, counter_wallet, occurred_at, recorded_at, drawn, reverses, metadata \
      FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::text[], \
      $6::int2[], $7::text[], $8::int8[], $9::int8[], $10::text[], $11::text[], \
      $12::text[], $13::uuid[], $14::uuid[], $15::text[], $16::int8[], $17::int8[], \
-     $18::text[], $19::uuid[]) \
+     $18::text[], $19::uuid[], $20::text[]) \
      WITH ORDINALITY AS m (tenant, id, wallet, customer, unit_code, unit_scale, kind, \
      amount, balance_after, reference_kind, reference_text, reference_link, hold, \
-     transfer, counter_wallet, occurred_at, recorded_at, drawn, reverses, n) \
+     transfer, counter_wallet, occurred_at, recorded_at, drawn, reverses, metadata, n) \
      ORDER BY n";
 
 async fn execute<C: GenericClient>(
@@ -438,17 +439,20 @@ async fn write_wallets_new<C: GenericClient>(tx: &C, changes: &Changes) -> Resul
         let updated: Vec<i64> = w.iter().map(|w| w.updated_at.as_micros()).collect();
         let ceilings: Vec<Option<i64>> = w.iter().map(|w| w.ceiling).collect();
         let incoming: Vec<i64> = w.iter().map(|w| w.incoming).collect();
+        let metadata: Vec<String> = w.iter().map(|w| encode_metadata(&w.metadata)).collect();
         let n = execute(
             tx,
             "INSERT INTO wallets (tenant, id, customer, unit_code, unit_scale, name, product, \
              status, floor, valid_from, valid_until, balance, held, created_at, updated_at, \
-             ceiling, incoming) \
+             ceiling, incoming, metadata) \
              SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int2[], \
              $6::text[], $7::text[], $8::text[], $9::int8[], $10::int8[], $11::int8[], \
-             $12::int8[], $13::int8[], $14::int8[], $15::int8[], $16::int8[], $17::int8[])",
+             $12::int8[], $13::int8[], $14::int8[], $15::int8[], $16::int8[], $17::int8[], \
+             $18::text[])",
             &[
                 &tenants, &ids, &customers, &codes, &scales, &names, &products, &statuses, &floors,
                 &from, &until, &balances, &held, &created, &updated, &ceilings, &incoming,
+                &metadata,
             ],
         )
         .await?;
@@ -478,14 +482,15 @@ async fn write_holds_new<C: GenericClient>(tx: &C, changes: &Changes) -> Result<
             .iter()
             .map(|h| prepaid_store::sql::encode_draws(&h.reserved))
             .collect();
+        let metadata: Vec<String> = h.iter().map(|h| encode_metadata(&h.metadata)).collect();
         let n = execute(
             tx,
             "INSERT INTO holds (tenant, id, wallet, customer, amount, committed_amount, status, \
              reference_kind, reference_text, reference_link, expires_at, created_at, settled_at, \
-             direction, reserved) \
+             direction, reserved, metadata) \
              SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::int8[], \
              $6::int8[], $7::text[], $8::text[], $9::text[], $10::text[], $11::int8[], \
-             $12::int8[], $13::int8[], $14::text[], $15::text[])",
+             $12::int8[], $13::int8[], $14::text[], $15::text[], $16::text[])",
             &[
                 &tenants,
                 &ids,
@@ -502,6 +507,7 @@ async fn write_holds_new<C: GenericClient>(tx: &C, changes: &Changes) -> Result<
                 &settled,
                 &directions,
                 &reserved,
+                &metadata,
             ],
         )
         .await?;
@@ -869,13 +875,14 @@ async fn write_mutations<C: GenericClient>(tx: &C, changes: &Changes) -> Result<
         .map(|m| prepaid_store::sql::encode_draws(&m.drawn))
         .collect();
     let reverses: Vec<Option<uuid::Uuid>> = m.iter().map(|m| m.reverses.map(|r| r.0)).collect();
+    let metadata: Vec<String> = m.iter().map(|m| encode_metadata(&m.metadata)).collect();
     execute(
         tx,
         MUTATIONS_SQL,
         &[
             &tenants, &ids, &wallets, &customers, &codes, &scales, &kinds, &amounts, &after,
             &ref_kinds, &ref_texts, &ref_links, &holds, &transfers, &counter, &occurred, &recorded,
-            &drawn, &reverses,
+            &drawn, &reverses, &metadata,
         ],
     )
     .await

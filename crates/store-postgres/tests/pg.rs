@@ -76,6 +76,7 @@ async fn populate(store: &PgStore, wallets: &[&str]) {
                 ceiling: None,
                 valid_from: None,
                 valid_until: None,
+                metadata: prepaid_ledger::Metadata::default(),
             },
         }));
     }
@@ -101,7 +102,7 @@ async fn instances_starting_at_once_migrate_once_and_record_the_version() {
         "SELECT version FROM prepaid_schema_migrations",
     )
     .await;
-    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
 }
 
 /// A schema of the first version gains customer links (empty for the customers it
@@ -216,6 +217,7 @@ async fn a_schema_of_the_seventh_version_keeps_its_balances_and_cursors() {
             reference: Reference::default(),
             occurred_at: None,
             terms: prepaid_ledger::GrantTerms::default(),
+            metadata: prepaid_ledger::Metadata::default(),
         })
     };
     let outcomes = store
@@ -270,7 +272,7 @@ async fn a_schema_from_a_newer_build_is_refused() {
     match PgStore::connect(schema.url(), PgConfig::default()).await {
         Err(PgError::SchemaTooNew {
             found: 99,
-            known: 9,
+            known: 10,
         }) => {}
         other => panic!("expected SchemaTooNew, got {other:?}"),
     }
@@ -339,6 +341,7 @@ async fn instances_sweeping_at_once_share_the_work() {
             reference: Reference::default(),
             occurred_at: None,
             terms: prepaid_ledger::GrantTerms::default(),
+            metadata: prepaid_ledger::Metadata::default(),
         }));
     }
     for i in 0..HOLDS {
@@ -348,6 +351,7 @@ async fn instances_sweeping_at_once_share_the_work() {
             amount: Amount::positive(1).unwrap(),
             reference: Reference::default(),
             expires_at: Some(NOW.plus_micros(1)),
+            metadata: prepaid_ledger::Metadata::default(),
         }));
     }
     for outcome in a.apply(batch, NOW).await.unwrap() {
@@ -464,6 +468,7 @@ async fn a_lost_database_is_unavailable_and_the_store_recovers_without_restart()
         reference: Reference::default(),
         occurred_at: None,
         terms: prepaid_ledger::GrantTerms::default(),
+        metadata: prepaid_ledger::Metadata::default(),
     });
     match store.apply(vec![top_up.clone()], NOW).await {
         Err(StoreError::Unavailable { .. }) => {}

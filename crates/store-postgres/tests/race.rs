@@ -52,6 +52,7 @@ fn post(w: usize, kind: MutationKind, amount: i64) -> Request {
         reference: Reference::default(),
         occurred_at: None,
         terms: prepaid_ledger::GrantTerms::default(),
+        metadata: prepaid_ledger::Metadata::default(),
     })
 }
 
@@ -93,6 +94,7 @@ async fn race(engine: Engine, seed: usize) -> Tally {
                     amount: Amount::positive(2).unwrap(),
                     reference: Reference::default(),
                     expires_at: None,
+                    metadata: prepaid_ledger::Metadata::default(),
                 });
                 match engine.submit(place).await.unwrap() {
                     Outcome::Done { .. } => {}
@@ -129,6 +131,7 @@ async fn race(engine: Engine, seed: usize) -> Tally {
                     reference: Reference::default(),
                     occurred_at: None,
                     terms: prepaid_ledger::GrantTerms::default(),
+                    metadata: prepaid_ledger::Metadata::default(),
                 });
                 match engine.submit(transfer).await.unwrap() {
                     Outcome::Done { .. } | Outcome::Refused(Refusal::InsufficientFunds { .. }) => {}
@@ -219,6 +222,7 @@ async fn instances_racing_on_hot_wallets_keep_the_ledger_sound() {
                 ceiling: None,
                 valid_from: None,
                 valid_until: None,
+                metadata: prepaid_ledger::Metadata::default(),
             },
         }));
         setup.push(post(w, MutationKind::TopUp, FUNDS_PER_WALLET));

@@ -121,6 +121,7 @@ async fn main() {
                     ceiling: None,
                     valid_from: None,
                     valid_until: None,
+                    metadata: prepaid_ledger::Metadata::default(),
                 },
             },
             None,
@@ -168,6 +169,7 @@ async fn main() {
                             reference: Reference::default(),
                             occurred_at: None,
                             terms: prepaid_ledger::GrantTerms::default(),
+                            metadata: prepaid_ledger::Metadata::default(),
                         };
                         request(command, keyed.then_some(key))
                     })

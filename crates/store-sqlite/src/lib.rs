@@ -104,12 +104,12 @@ pub use error::SqliteError;
 use async_trait::async_trait;
 use error::Fail;
 use prepaid_ledger::{
-    ApiKey, Customer, CustomerId, Grant, Hold, HoldId, JobQueue, Mutation, MutationId, NewApiKey,
-    Outcome, RecordKey, RecordKind, Request, SettingKey, TenantId, Timestamp, Wallet, WalletId,
+    ApiKey, Customer, CustomerId, Hold, HoldId, JobQueue, Mutation, MutationId, NewApiKey, Outcome,
+    RecordKey, RecordKind, Request, SettingKey, TenantId, Timestamp, Wallet, WalletId,
 };
 use prepaid_store::{
-    Breach, Counted, GrantCursor, Job, MutationQuery, MutationSearch, Page, Record, Staged, Store,
-    StoreError, SweepReport, WalletQuery, WalletSearch,
+    Breach, Counted, GrantCursor, Job, ListedGrant, MutationQuery, MutationSearch, Page, Record,
+    Staged, Store, StoreError, SweepReport, WalletQuery, WalletSearch,
 };
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
@@ -185,6 +185,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0006_mutation_ids_per_tenant.sql"),
     include_str!("../migrations/0007_credit_wallet_ceilings.sql"),
     include_str!("../migrations/0008_grants.sql"),
+    include_str!("../migrations/0009_metadata.sql"),
 ];
 
 /// The SQLite store; cheap to clone and share.
@@ -582,7 +583,7 @@ impl Store for SqliteStore {
         wallet: &WalletId,
         after: Option<GrantCursor>,
         limit: usize,
-    ) -> Result<Page<Grant, GrantCursor>, StoreError> {
+    ) -> Result<Page<ListedGrant, GrantCursor>, StoreError> {
         let (tenant, wallet) = (tenant.clone(), wallet.clone());
         self.read(move |conn| read::grants(conn, &tenant, &wallet, after, limit))
             .await

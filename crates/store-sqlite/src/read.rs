@@ -1,15 +1,16 @@
 //! The read path: lists and the invariant audit, run on the read connections.
 
 use crate::error::Fail;
-use crate::rows::{self, customer_columns, mutation_columns, wallet_columns};
-use prepaid_ledger::{
-    Customer, CustomerId, Grant, Hold, HoldId, Mutation, TenantId, Wallet, WalletId,
-};
+use crate::rows::{self, customer_columns};
+use crate::search::Param;
+use prepaid_ledger::{Customer, CustomerId, Hold, HoldId, Mutation, TenantId, Wallet, WalletId};
+use prepaid_query::Dialect;
+use prepaid_store::sql;
 use prepaid_store::sql::audit::{self, Audit};
 use prepaid_store::{
-    Breach, GrantCursor, MutationQuery, PAGE_SIZE_MAX, Page, WalletAudit, WalletQuery,
+    Breach, GrantCursor, ListedGrant, MutationQuery, PAGE_SIZE_MAX, Page, WalletAudit, WalletQuery,
 };
-use rusqlite::{Connection, Row, params};
+use rusqlite::{Connection, Row, params, params_from_iter};
 
 /// The number of rows to fetch for a page: the clamped limit plus one, which tells
 /// whether another page follows. A limit of zero is taken as one, so that paging
@@ -64,27 +65,9 @@ pub(crate) fn wallets(
     query: &WalletQuery,
 ) -> Result<Page<Wallet, WalletId>, Fail> {
     let (limit, fetch) = fetch_count(query.limit);
-    let after = query.after.as_ref().map_or("", WalletId::as_str);
-    let mut stmt;
-    let rows = match &query.customer {
-        Some(customer) => {
-            stmt = conn.prepare_cached(concat!(
-                "SELECT ",
-                wallet_columns!(),
-                " FROM wallets WHERE tenant = ?1 AND customer = ?2 AND id > ?3 \
-                 ORDER BY id LIMIT ?4"
-            ))?;
-            stmt.query(params![tenant.as_str(), customer.as_str(), after, fetch])?
-        }
-        None => {
-            stmt = conn.prepare_cached(concat!(
-                "SELECT ",
-                wallet_columns!(),
-                " FROM wallets WHERE tenant = ?1 AND id > ?2 ORDER BY id LIMIT ?3"
-            ))?;
-            stmt.query(params![tenant.as_str(), after, fetch])?
-        }
-    };
+    let list = sql::wallet_list(Dialect::Sqlite, tenant, query, fetch);
+    let mut stmt = conn.prepare_cached(&list.text)?;
+    let rows = stmt.query(params_from_iter(list.params.into_iter().map(Param)))?;
     page(rows, limit, rows::wallet, |w| w.id.clone())
 }
 
@@ -112,11 +95,11 @@ pub(crate) fn grants(
     wallet: &WalletId,
     after: Option<GrantCursor>,
     limit: usize,
-) -> Result<Page<Grant, GrantCursor>, Fail> {
+) -> Result<Page<ListedGrant, GrantCursor>, Fail> {
     let (limit, fetch) = fetch_count(limit);
     let mut stmt = conn.prepare_cached(concat!(
         "SELECT ",
-        prepaid_store::grant_columns!(),
+        prepaid_store::listed_grant_columns!(),
         " FROM grants WHERE tenant = ?1 AND wallet = ?2 AND (created_at, id) > (?3, ?4) \
          ORDER BY created_at, id LIMIT ?5"
     ))?;
@@ -124,9 +107,9 @@ pub(crate) fn grants(
         (c.created_at.as_micros(), *c.id.0.as_bytes())
     });
     let rows = stmt.query(params![tenant.as_str(), wallet.as_str(), at, id, fetch])?;
-    page(rows, limit, rows::grant, |g| GrantCursor {
-        created_at: g.created_at,
-        id: g.id,
+    page(rows, limit, rows::listed_grant, |g| GrantCursor {
+        created_at: g.grant.created_at,
+        id: g.grant.id,
     })
 }
 
@@ -136,51 +119,9 @@ pub(crate) fn mutations(
     query: &MutationQuery,
 ) -> Result<Page<Mutation, i64>, Fail> {
     let (limit, fetch) = fetch_count(query.limit);
-    let after = query.after.unwrap_or(0);
-    let mut stmt;
-    let rows = match (&query.wallet, &query.customer) {
-        (Some(wallet), Some(customer)) => {
-            stmt = conn.prepare_cached(concat!(
-                "SELECT ",
-                mutation_columns!(),
-                " FROM mutations WHERE tenant = ?1 AND wallet = ?2 AND customer = ?3 \
-                 AND seq > ?4 ORDER BY seq LIMIT ?5"
-            ))?;
-            stmt.query(params![
-                tenant.as_str(),
-                wallet.as_str(),
-                customer.as_str(),
-                after,
-                fetch
-            ])?
-        }
-        (Some(wallet), None) => {
-            stmt = conn.prepare_cached(concat!(
-                "SELECT ",
-                mutation_columns!(),
-                " FROM mutations WHERE tenant = ?1 AND wallet = ?2 AND seq > ?3 \
-                 ORDER BY seq LIMIT ?4"
-            ))?;
-            stmt.query(params![tenant.as_str(), wallet.as_str(), after, fetch])?
-        }
-        (None, Some(customer)) => {
-            stmt = conn.prepare_cached(concat!(
-                "SELECT ",
-                mutation_columns!(),
-                " FROM mutations WHERE tenant = ?1 AND customer = ?2 AND seq > ?3 \
-                 ORDER BY seq LIMIT ?4"
-            ))?;
-            stmt.query(params![tenant.as_str(), customer.as_str(), after, fetch])?
-        }
-        (None, None) => {
-            stmt = conn.prepare_cached(concat!(
-                "SELECT ",
-                mutation_columns!(),
-                " FROM mutations WHERE tenant = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
-            ))?;
-            stmt.query(params![tenant.as_str(), after, fetch])?
-        }
-    };
+    let list = sql::mutation_list(Dialect::Sqlite, tenant, query, fetch);
+    let mut stmt = conn.prepare_cached(&list.text)?;
+    let rows = stmt.query(params_from_iter(list.params.into_iter().map(Param)))?;
     let page = page(rows, limit, rows::mutation, |(seq, _)| *seq)?;
     Ok(Page {
         items: page.items.into_iter().map(|(_, m)| m).collect(),

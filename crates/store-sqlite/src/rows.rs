@@ -6,10 +6,11 @@
 use crate::error::Fail;
 use prepaid_ledger::{
     AMOUNT_MAX, ApiKey, ApiKeyName, BALANCE_ABS_MAX, Customer, CustomerId, Draw, Floor, Grant,
-    GrantCategory, GrantTerms, Hold, HoldDirection, HoldId, HoldStatus, Mutation, MutationId,
-    MutationKind, NewWallet, Priority, Reference, Scopes, TenantId, Timestamp, TransferId, Unit,
-    Wallet, WalletId, WalletStatus,
+    GrantCategory, GrantTerms, Hold, HoldDirection, HoldId, HoldStatus, Metadata, Mutation,
+    MutationId, MutationKind, NewWallet, Priority, Reference, Scopes, TenantId, Timestamp,
+    TransferId, Unit, Wallet, WalletId, WalletStatus,
 };
+use prepaid_store::ListedGrant;
 use rusqlite::{Connection, Row, params};
 use uuid::Uuid;
 
@@ -127,6 +128,7 @@ pub(crate) fn wallet(row: &Row<'_>) -> Result<Wallet, Fail> {
         incoming,
         created_at: time(row, 13)?,
         updated_at: time(row, 14)?,
+        metadata: metadata(row, 17)?,
     })
 }
 
@@ -152,6 +154,7 @@ pub(crate) fn mutation(row: &Row<'_>) -> Result<(i64, Mutation), Fail> {
         recorded_at: time(row, 17)?,
         drawn: draws(text(row, 18)?)?,
         reverses: opt_uuid(row, 19)?.map(MutationId),
+        metadata: metadata(row, 20)?,
     };
     Ok((row.get(0)?, m))
 }
@@ -182,11 +185,24 @@ pub(crate) fn hold(row: &Row<'_>) -> Result<Hold, Fail> {
         created_at: time(row, 11)?,
         settled_at: opt_time(row, 12)?,
         reserved: draws(text(row, 14)?)?,
+        metadata: metadata(row, 15)?,
     })
 }
 
 fn draws(text: &str) -> Result<Vec<Draw>, Fail> {
     prepaid_store::sql::decode_draws(text).map_err(Fail::corrupt)
+}
+
+fn metadata(row: &Row<'_>, i: usize) -> Result<Metadata, Fail> {
+    prepaid_store::sql::decode_metadata(text(row, i)?).map_err(Fail::corrupt)
+}
+
+/// Decodes [`prepaid_store::listed_grant_columns!`].
+pub(crate) fn listed_grant(row: &Row<'_>) -> Result<ListedGrant, Fail> {
+    Ok(ListedGrant {
+        grant: grant(row)?,
+        metadata: metadata(row, 8)?,
+    })
 }
 
 /// Decodes [`grant_columns!`].

@@ -16,7 +16,7 @@ use rusqlite::types::{ToSqlOutput, Value as SqlValue};
 use rusqlite::{Connection, ToSql, params};
 
 /// A query value as SQLite stores it.
-struct Param(Value);
+pub(crate) struct Param(pub(crate) Value);
 
 impl ToSql for Param {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {

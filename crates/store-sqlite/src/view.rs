@@ -98,6 +98,7 @@ pub(crate) fn test_wallet(id: &str, balance: i64) -> Wallet {
         ceiling: None,
         valid_from: None,
         valid_until: None,
+        metadata: prepaid_ledger::Metadata::default(),
     };
     let mut wallet = Wallet::open(
         TenantId::parse("t").unwrap(),

@@ -1100,8 +1100,9 @@ fn insert_wallet(conn: &Connection, w: &Wallet) -> Result<(), Fail> {
     conn.prepare_cached(
         "INSERT INTO wallets (tenant, id, customer, unit_code, unit_scale, name, product, \
          status, floor, valid_from, valid_until, balance, held, created_at, updated_at, \
-         ceiling, incoming) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+         ceiling, incoming, metadata) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
+         ?18)",
     )?
     .execute(params![
         w.tenant.as_str(),
@@ -1121,6 +1122,7 @@ fn insert_wallet(conn: &Connection, w: &Wallet) -> Result<(), Fail> {
         w.updated_at.as_micros(),
         w.ceiling,
         w.incoming,
+        prepaid_store::sql::encode_metadata(&w.metadata),
     ])?;
     Ok(())
 }
@@ -1128,9 +1130,9 @@ fn insert_wallet(conn: &Connection, w: &Wallet) -> Result<(), Fail> {
 const INSERT_MUTATION: &str = "INSERT INTO mutations (id, tenant, wallet, customer, \
      unit_code, unit_scale, kind, amount, balance_after, reference_kind, reference_text, \
      reference_link, hold, transfer, counter_wallet, occurred_at, recorded_at, drawn, \
-     reverses) \
+     reverses, metadata) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, \
-     ?19) \
+     ?19, ?20) \
      ON CONFLICT (tenant, id) DO NOTHING";
 
 const INSERT_KEY: &str = "INSERT INTO idempotency_keys (tenant, key, fingerprint, \
@@ -1158,7 +1160,8 @@ fn insert_mutation(statement: &mut Statement<'_>, m: &Mutation) -> Result<bool, 
         m.occurred_at.as_micros(),
         m.recorded_at.as_micros(),
         prepaid_store::sql::encode_draws(&m.drawn),
-        m.reverses.as_ref().map(|r| r.0.as_bytes())
+        m.reverses.as_ref().map(|r| r.0.as_bytes()),
+        prepaid_store::sql::encode_metadata(&m.metadata)
     ])?;
     Ok(n == 1)
 }
@@ -1167,8 +1170,8 @@ fn insert_hold(conn: &Connection, h: &Hold) -> Result<(), Fail> {
     conn.prepare_cached(
         "INSERT INTO holds (tenant, id, wallet, customer, amount, committed_amount, status, \
          reference_kind, reference_text, reference_link, expires_at, created_at, settled_at, \
-         direction, reserved) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+         direction, reserved, metadata) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
     )?
     .execute(params![
         h.tenant.as_str(),
@@ -1185,7 +1188,8 @@ fn insert_hold(conn: &Connection, h: &Hold) -> Result<(), Fail> {
         h.created_at.as_micros(),
         h.settled_at.map(Timestamp::as_micros),
         h.direction.as_str(),
-        prepaid_store::sql::encode_draws(&h.reserved)
+        prepaid_store::sql::encode_draws(&h.reserved),
+        prepaid_store::sql::encode_metadata(&h.metadata)
     ])?;
     Ok(())
 }

@@ -36,6 +36,7 @@ fn post(wallet: &str, kind: MutationKind, amount: i64) -> Request {
         reference: Reference::default(),
         occurred_at: None,
         terms: prepaid_ledger::GrantTerms::default(),
+        metadata: prepaid_ledger::Metadata::default(),
     })
 }
 
@@ -77,6 +78,7 @@ async fn store_with(dir: &std::path::Path, wallets: &[&str]) -> SqliteStore {
                 ceiling: None,
                 valid_from: None,
                 valid_until: None,
+                metadata: prepaid_ledger::Metadata::default(),
             },
         }));
     }
@@ -110,7 +112,7 @@ async fn open_makes_the_directory_and_a_wal_database_at_the_latest_schema() {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 8);
+    assert_eq!(version, 9);
     drop(store);
     // Opening again applies nothing and keeps the version.
     let again = SqliteStore::open(&data).unwrap();
@@ -118,7 +120,7 @@ async fn open_makes_the_directory_and_a_wal_database_at_the_latest_schema() {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 8);
+    assert_eq!(version, 9);
 }
 
 /// A database of the first schema gains customer links (empty for the customers it
@@ -202,7 +204,7 @@ async fn a_database_of_the_first_schema_is_brought_up_to_date() {
     let version: i64 = raw(&store)
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 8);
+    assert_eq!(version, 9);
 }
 
 #[tokio::test]
@@ -214,7 +216,7 @@ async fn a_database_from_a_newer_build_is_refused() {
     match SqliteStore::open(dir.path()) {
         Err(SqliteError::SchemaTooNew {
             found: 99,
-            known: 8,
+            known: 9,
         }) => {}
         other => panic!("expected SchemaTooNew, got {other:?}"),
     }
@@ -390,6 +392,7 @@ async fn a_taken_mutation_id_refuses_only_its_request() {
         reference: Reference::default(),
         occurred_at: None,
         terms: prepaid_ledger::GrantTerms::default(),
+        metadata: prepaid_ledger::Metadata::default(),
     });
     let batch = vec![
         post("w", MutationKind::Debit, 30),

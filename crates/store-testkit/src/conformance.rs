@@ -37,6 +37,7 @@ mod credit_holds;
 mod grants;
 mod ids;
 mod linked;
+mod metadata;
 mod records;
 pub use ceiling::wallet_ceiling_is_kept_and_enforced;
 pub use credit_holds::credit_holds_set_aside_room_under_the_ceiling;
@@ -47,6 +48,7 @@ pub use grants::{
 };
 pub use ids::mutation_ids_are_per_tenant;
 pub use linked::{linked_requests_are_all_or_nothing, linked_requests_refuse_management_commands};
+pub use metadata::metadata_is_kept_and_filters_lists;
 pub use records::{
     jobs_claim_at_the_limit, jobs_claim_order_lease_and_limit, jobs_enqueue_is_idempotent,
     jobs_finish_and_defer, records_and_jobs_at_their_limits, records_and_jobs_tenant_isolation,
@@ -131,6 +133,7 @@ macro_rules! conformance_tests {
             live_grants_are_bounded_at_the_limit
             reversals_restore_the_grants_drawn
             reversals_of_spent_credits_need_allow_negative
+            metadata_is_kept_and_filters_lists
         );
     };
     (@cases ($backend:expr) $($case:ident)*) => {
@@ -394,6 +397,7 @@ impl Env {
             ceiling: None,
             valid_from: None,
             valid_until: None,
+            metadata: prepaid_ledger::Metadata::default(),
         }
     }
     /// Creates a wallet in euros with a floor of zero.
@@ -410,6 +414,7 @@ impl Env {
             reference: Reference::default(),
             occurred_at: None,
             terms: prepaid_ledger::GrantTerms::default(),
+            metadata: prepaid_ledger::Metadata::default(),
         }
     }
     pub async fn top_up(&self, tenant: &str, wallet: &str, value: i64) -> Mutation {
@@ -431,6 +436,7 @@ impl Env {
             amount: amount(value),
             reference: Reference::default(),
             expires_at,
+            metadata: prepaid_ledger::Metadata::default(),
         };
         (id, command)
     }
@@ -459,6 +465,7 @@ impl Env {
             reference: Reference::default(),
             occurred_at: None,
             terms: prepaid_ledger::GrantTerms::default(),
+            metadata: prepaid_ledger::Metadata::default(),
         }
     }
 
@@ -483,12 +490,19 @@ impl Env {
         wallet: Option<&str>,
         customer: Option<&str>,
     ) -> Vec<Mutation> {
-        let mut query = MutationQuery {
+        let query = MutationQuery {
             wallet: wallet.map(wid),
             customer: customer.map(cid),
             after: None,
             limit: PAGE_SIZE_MAX,
+            metadata: prepaid_store::MetadataFilter::default(),
         };
+        self.all_mutations_of(tenant, query).await
+    }
+
+    /// Every mutation `query` lists, following its cursor from `query.after` on, a
+    /// page of `query.limit` at a time.
+    pub async fn all_mutations_of(&self, tenant: &str, mut query: MutationQuery) -> Vec<Mutation> {
         let mut all = Vec::new();
         loop {
             let page = self
@@ -890,6 +904,7 @@ pub async fn postings_report_balance_after(env: &mut Env) {
         reference: reference.clone(),
         occurred_at: None,
         terms: prepaid_ledger::GrantTerms::default(),
+        metadata: prepaid_ledger::Metadata::default(),
     };
     let m1 = as_mutation(env.done("t1", top_up).await);
     assert_eq!(
@@ -911,6 +926,7 @@ pub async fn postings_report_balance_after(env: &mut Env) {
             recorded_at: env.now,
             drawn: Vec::new(),
             reverses: None,
+            metadata: prepaid_ledger::Metadata::default(),
         }
     );
     let earlier = env.now;
@@ -923,6 +939,7 @@ pub async fn postings_report_balance_after(env: &mut Env) {
         reference: Reference::default(),
         occurred_at: Some(earlier),
         terms: prepaid_ledger::GrantTerms::default(),
+        metadata: prepaid_ledger::Metadata::default(),
     };
     let m2 = as_mutation(env.done("t1", debit).await);
     assert_eq!(
@@ -960,6 +977,7 @@ pub async fn postings_report_balance_after(env: &mut Env) {
         reference: Reference::default(),
         occurred_at: None,
         terms: prepaid_ledger::GrantTerms::default(),
+        metadata: prepaid_ledger::Metadata::default(),
     };
     assert_eq!(env.refused("t1", reused).await, Refusal::MutationExists);
     // Requests the edge never builds are refused as bugs, not carried out or panicked
@@ -1216,6 +1234,7 @@ pub async fn holds_place_commit_release(env: &mut Env) {
         amount: amount(300),
         reference: reference.clone(),
         expires_at: None,
+        metadata: prepaid_ledger::Metadata::default(),
     };
     let (hold, mutation) = as_hold(env.done("t1", place).await);
     assert_eq!(mutation, None);
@@ -1239,6 +1258,7 @@ pub async fn holds_place_commit_release(env: &mut Env) {
                 grant: funded.id,
                 amount: 300,
             }],
+            metadata: prepaid_ledger::Metadata::default(),
         }
     );
     assert_eq!(env.read_hold("t1", h1).await, hold);
@@ -1328,6 +1348,7 @@ pub async fn holds_place_commit_release(env: &mut Env) {
         amount: amount(1),
         reference: Reference::default(),
         expires_at: None,
+        metadata: prepaid_ledger::Metadata::default(),
     };
     assert_eq!(env.refused("t1", reuse).await, Refusal::HoldExists);
     assert_eq!(
@@ -1851,6 +1872,7 @@ pub async fn batch_refusals_leave_batch_mates_alone(env: &mut Env) {
                 reference: Reference::default(),
                 occurred_at: None,
                 terms: prepaid_ledger::GrantTerms::default(),
+                metadata: prepaid_ledger::Metadata::default(),
             },
         ),
         request("nowhere", env.post("w1", MutationKind::TopUp, 1)),
@@ -2187,6 +2209,7 @@ pub async fn paging_wallets_at_limit(env: &mut Env) {
         customer: Some(cid("c1")),
         after: None,
         limit: PAGE_SIZE_MAX,
+        metadata: prepaid_store::MetadataFilter::default(),
     };
     let first = store.wallets(&t1, &query).await.expect("wallets");
     assert_eq!(first.items.len(), PAGE_SIZE_MAX);
@@ -2210,6 +2233,7 @@ pub async fn paging_wallets_at_limit(env: &mut Env) {
                 customer: Some(cid("c2")),
                 after: None,
                 limit: PAGE_SIZE_MAX,
+                metadata: prepaid_store::MetadataFilter::default(),
             },
         )
         .await
@@ -2225,6 +2249,7 @@ pub async fn paging_wallets_at_limit(env: &mut Env) {
                 customer: None,
                 after: Some(wid(&format!("w{PAGE_SIZE_MAX:05}"))),
                 limit: 10,
+                metadata: prepaid_store::MetadataFilter::default(),
             },
         )
         .await
@@ -2258,6 +2283,7 @@ pub async fn paging_mutations_at_limit(env: &mut Env) {
         customer: None,
         after: None,
         limit: PAGE_SIZE_MAX,
+        metadata: prepaid_store::MetadataFilter::default(),
     };
     let first = env.store().mutations(&t1, &query).await.expect("mutations");
     assert_eq!(first.items.len(), PAGE_SIZE_MAX);
@@ -2536,6 +2562,7 @@ pub async fn mutation_search_by_occurrence(env: &mut Env) {
             reference: Reference::default(),
             occurred_at: Some(START.plus_micros(days * 86_400 * SECOND)),
             terms: prepaid_ledger::GrantTerms::default(),
+            metadata: prepaid_ledger::Metadata::default(),
         };
         env.done("t1", command).await;
         ids.push(id);
@@ -2794,6 +2821,7 @@ pub async fn search_mutations_filters_counts_and_pages(env: &mut Env) {
             reference: Reference::known(r.0, r.1, r.2),
             occurred_at: Some(START.plus_micros(days * day)),
             terms: prepaid_ledger::GrantTerms::default(),
+            metadata: prepaid_ledger::Metadata::default(),
         }
     };
     use MutationKind::{Adjustment, Debit, TopUp};

@@ -21,6 +21,7 @@ mod tests {
             include_str!("conformance/grants.rs"),
             include_str!("conformance/ids.rs"),
             include_str!("conformance/linked.rs"),
+            include_str!("conformance/metadata.rs"),
             include_str!("conformance/records.rs"),
         ];
         let mut names: Vec<String> = sources

@@ -1098,6 +1098,7 @@ impl Run {
                     ceiling: CEILINGS[ceiling],
                     valid_from: from.map(ts),
                     valid_until: until.map(ts),
+                    metadata: prepaid_ledger::Metadata::default(),
                 };
                 (tenant, Command::CreateWallet { wallet })
             }
@@ -1151,6 +1152,7 @@ impl Run {
                     reference,
                     occurred_at: None,
                     terms: prepaid_ledger::GrantTerms::default(),
+                    metadata: prepaid_ledger::Metadata::default(),
                 };
                 (tenant, command)
             }
@@ -1174,6 +1176,7 @@ impl Run {
                         amount,
                         reference,
                         expires_at,
+                        metadata: prepaid_ledger::Metadata::default(),
                     }
                 } else {
                     Command::PlaceHold {
@@ -1182,6 +1185,7 @@ impl Run {
                         amount,
                         reference,
                         expires_at,
+                        metadata: prepaid_ledger::Metadata::default(),
                     }
                 };
                 (tenant, command)
@@ -1247,6 +1251,7 @@ impl Run {
                     reference,
                     occurred_at: None,
                     terms: prepaid_ledger::GrantTerms::default(),
+                    metadata: prepaid_ledger::Metadata::default(),
                 };
                 (tenant, command)
             }
@@ -1937,6 +1942,7 @@ fn new_wallet(w: usize, floor: Floor) -> NewWallet {
         ceiling: None,
         valid_from: None,
         valid_until: None,
+        metadata: prepaid_ledger::Metadata::default(),
     }
 }
 
@@ -1949,6 +1955,7 @@ fn top_up(id: u128, w: usize, amount: i64) -> Command {
         reference: Reference::default(),
         occurred_at: None,
         terms: prepaid_ledger::GrantTerms::default(),
+        metadata: prepaid_ledger::Metadata::default(),
     }
 }
 
@@ -2036,6 +2043,7 @@ pub async fn an_adjustment_below_the_floor_is_no_breach(backend: Box<dyn Backend
         reference: Reference::default(),
         occurred_at: None,
         terms: prepaid_ledger::GrantTerms::default(),
+        metadata: prepaid_ledger::Metadata::default(),
     };
     let create = Command::CreateWallet {
         wallet: new_wallet(0, Floor::ZERO),

@@ -26,8 +26,8 @@ pub use records::{
 
 use async_trait::async_trait;
 use prepaid_ledger::{
-    ApiKey, Customer, CustomerId, Grant, Hold, HoldId, Mutation, MutationId, NewApiKey, Outcome,
-    Request, SettingKey, TenantId, Timestamp, Unit, Wallet, WalletId,
+    ApiKey, Customer, CustomerId, Grant, Hold, HoldId, Metadata, Mutation, MutationId, NewApiKey,
+    Outcome, Request, SettingKey, TenantId, Timestamp, Unit, Wallet, WalletId,
 };
 
 /// What caused a [`StoreError`], kept for the log; shared, so that one failure of a
@@ -93,11 +93,44 @@ pub struct Page<T, C> {
     pub next: Option<C>,
 }
 
+/// The most metadata pairs one list may filter on: each is a test of every row the
+/// list looks through, none backed by an index.
+pub const METADATA_FILTERS_MAX: usize = 8;
+
+/// Metadata pairs a listed row must all carry (see [`prepaid_ledger::Metadata`]): at
+/// most [`METADATA_FILTERS_MAX`]. The default filters nothing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MetadataFilter(Metadata);
+
+impl MetadataFilter {
+    /// The filter of `pairs`, or `None` when there are more than
+    /// [`METADATA_FILTERS_MAX`].
+    pub fn new(pairs: Metadata) -> Option<Self> {
+        (pairs.len() <= METADATA_FILTERS_MAX).then_some(Self(pairs))
+    }
+
+    /// The pairs, ordered by key.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &str)> {
+        self.0.iter()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether `metadata` carries every pair of the filter.
+    pub fn matches(&self, metadata: &Metadata) -> bool {
+        metadata.contains_all(&self.0)
+    }
+}
+
 /// Which mutations to list, oldest first.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MutationQuery {
     pub wallet: Option<WalletId>,
     pub customer: Option<CustomerId>,
+    /// Only mutations carrying all these metadata pairs.
+    pub metadata: MetadataFilter,
     /// The cursor of the last mutation already seen.
     pub after: Option<i64>,
     /// At most [`PAGE_SIZE_MAX`].
@@ -111,10 +144,21 @@ pub struct GrantCursor {
     pub id: MutationId,
 }
 
+/// A grant as its wallet's list shows it: with the metadata of the credit that made it,
+/// which the store reads from that mutation (a grant's id is its mutation's) rather
+/// than keeping a copy on every grant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListedGrant {
+    pub grant: Grant,
+    pub metadata: Metadata,
+}
+
 /// Which wallets to list, ordered by id.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WalletQuery {
     pub customer: Option<CustomerId>,
+    /// Only wallets carrying all these metadata pairs.
+    pub metadata: MetadataFilter,
     pub after: Option<WalletId>,
     /// At most [`PAGE_SIZE_MAX`].
     pub limit: usize,
@@ -547,14 +591,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Page<Hold, HoldId>, StoreError>;
 
     /// The grants of a wallet, live and spent, oldest first (by when each was made,
-    /// then id), after `after`, at most `limit` (<= [`PAGE_SIZE_MAX`]).
+    /// then id), after `after`, at most `limit` (<= [`PAGE_SIZE_MAX`]), each with the
+    /// metadata of the credit that made it.
     async fn grants(
         &self,
         tenant: &TenantId,
         wallet: &WalletId,
         after: Option<GrantCursor>,
         limit: usize,
-    ) -> Result<Page<Grant, GrantCursor>, StoreError>;
+    ) -> Result<Page<ListedGrant, GrantCursor>, StoreError>;
 
     /// The page of mutations `search` asks for, and how many match in all.
     async fn search_mutations(

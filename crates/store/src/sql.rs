@@ -1,11 +1,16 @@
 //! The SQL both backends share: the column lists their row decoders read, the text of
-//! a filtered, counted search with its parameters, which migrations a schema lacks,
-//! and how a stored id that no longer parses is reported. Each backend binds the
+//! a page of a list (mutations, wallets, filtered by metadata) and of a filtered,
+//! counted search with their parameters, how draws and metadata are kept as text,
+//! which migrations a schema lacks, and how a stored id that no longer parses is
+//! reported. Each backend binds the
 //! parameters and decodes the rows in its own way; what the statements say is here,
 //! once, with each backend's placeholders ([`Dialect::placeholder`]).
 
-use crate::{MutationSearch, MutationSort, Order, PAGE_SIZE_MAX, WalletSearch};
-use prepaid_ledger::{Draw, MutationId, TenantId};
+use crate::{
+    MetadataFilter, MutationQuery, MutationSearch, MutationSort, Order, PAGE_SIZE_MAX, WalletQuery,
+    WalletSearch,
+};
+use prepaid_ledger::{Draw, Metadata, MutationId, TenantId};
 use prepaid_query::{Dialect, Value};
 use std::ops::Range;
 
@@ -14,7 +19,8 @@ use std::ops::Range;
 macro_rules! wallet_columns {
     () => {
         "tenant, id, customer, unit_code, unit_scale, name, product, status, floor, \
-         valid_from, valid_until, balance, held, created_at, updated_at, ceiling, incoming"
+         valid_from, valid_until, balance, held, created_at, updated_at, ceiling, incoming, \
+         metadata"
     };
 }
 
@@ -24,7 +30,7 @@ macro_rules! mutation_columns {
     () => {
         "seq, id, tenant, wallet, customer, unit_code, unit_scale, kind, amount, \
          balance_after, reference_kind, reference_text, reference_link, hold, transfer, \
-         counter_wallet, occurred_at, recorded_at, drawn, reverses"
+         counter_wallet, occurred_at, recorded_at, drawn, reverses, metadata"
     };
 }
 
@@ -34,7 +40,7 @@ macro_rules! hold_columns {
     () => {
         "tenant, id, wallet, customer, amount, committed_amount, status, reference_kind, \
          reference_text, reference_link, expires_at, created_at, settled_at, direction, \
-         reserved"
+         reserved, metadata"
     };
 }
 
@@ -43,6 +49,20 @@ macro_rules! hold_columns {
 macro_rules! grant_columns {
     () => {
         "id, amount, remaining, held, priority, category, expires_at, created_at"
+    };
+}
+
+/// The columns a backend's decoder of a listed grant reads, in order, from the grants
+/// table unaliased: [`grant_columns!`] and the metadata of the mutation that made the
+/// grant (`{}` for a grant whose mutation is gone, which no store makes).
+#[macro_export]
+macro_rules! listed_grant_columns {
+    () => {
+        concat!(
+            $crate::grant_columns!(),
+            ", COALESCE((SELECT m.metadata FROM mutations m \
+             WHERE m.tenant = grants.tenant AND m.id = grants.id), '{}')"
+        )
     };
 }
 
@@ -103,9 +123,34 @@ impl Condition {
     }
 
     fn equals(&mut self, column: &str, value: &str) {
-        self.params.push(Value::Text(value.to_owned()));
+        self.compare(column, "=", Value::Text(value.to_owned()));
+    }
+
+    fn compare(&mut self, column: &str, operator: &str, value: Value) {
+        self.params.push(value);
         let at = self.dialect.placeholder(self.params.len());
-        self.text.push_str(&format!(" AND {column} = {at}"));
+        self.text
+            .push_str(&format!(" AND {column} {operator} {at}"));
+    }
+
+    /// A test of each pair of `filter` against the JSON object in `column`. Keys and
+    /// values are parameters; a key is put into SQLite's JSON path as a quoted label,
+    /// which a valid key (no `"` or `\`) cannot break out of.
+    fn metadata(&mut self, column: &str, filter: &MetadataFilter) {
+        for (key, value) in filter.iter() {
+            let key = match self.dialect {
+                Dialect::Sqlite => format!("$.\"{key}\""),
+                Dialect::Postgres => key.to_owned(),
+            };
+            self.params.push(Value::Text(key));
+            let k = self.dialect.placeholder(self.params.len());
+            self.params.push(Value::Text(value.to_owned()));
+            let v = self.dialect.placeholder(self.params.len());
+            self.text.push_str(&match self.dialect {
+                Dialect::Sqlite => format!(" AND json_extract({column}, {k}) = {v}"),
+                Dialect::Postgres => format!(" AND ({column}::jsonb ->> {k}) = {v}"),
+            });
+        }
     }
 
     /// A filter on a column the store does not offer is a dialect's bug, answered with
@@ -143,6 +188,55 @@ impl Condition {
             offset_asked: offset,
         }
     }
+}
+
+/// A page of a list as one statement: `SELECT <columns> ... LIMIT <fetch>`, and the
+/// values of its placeholders, numbered from 1 (the limit last).
+#[derive(Clone, Debug, PartialEq)]
+pub struct List {
+    pub text: String,
+    pub params: Vec<Value>,
+}
+
+impl Condition {
+    fn into_list(mut self, columns: &str, from: &str, order_by: &str, fetch: i64) -> List {
+        self.params.push(Value::Int(fetch));
+        List {
+            text: format!(
+                "SELECT {columns} FROM {from} WHERE {} ORDER BY {order_by} LIMIT {}",
+                self.text,
+                self.dialect.placeholder(self.params.len())
+            ),
+            params: self.params,
+        }
+    }
+}
+
+/// The statement of a page of mutations (`MutationQuery`), `fetch` rows at most, in
+/// commit order.
+pub fn mutation_list(dialect: Dialect, tenant: &TenantId, q: &MutationQuery, fetch: i64) -> List {
+    let mut condition = Condition::new(dialect, "tenant", tenant);
+    if let Some(wallet) = &q.wallet {
+        condition.equals("wallet", wallet.as_str());
+    }
+    if let Some(customer) = &q.customer {
+        condition.equals("customer", customer.as_str());
+    }
+    condition.compare("seq", ">", Value::Int(q.after.unwrap_or(0)));
+    condition.metadata("metadata", &q.metadata);
+    condition.into_list(mutation_columns!(), "mutations", "seq", fetch)
+}
+
+/// The statement of a page of wallets (`WalletQuery`), `fetch` rows at most, by id.
+pub fn wallet_list(dialect: Dialect, tenant: &TenantId, q: &WalletQuery, fetch: i64) -> List {
+    let mut condition = Condition::new(dialect, "tenant", tenant);
+    if let Some(customer) = &q.customer {
+        condition.equals("customer", customer.as_str());
+    }
+    let after = q.after.as_ref().map_or("", |a| a.as_str());
+    condition.compare("id", ">", Value::Text(after.to_owned()));
+    condition.metadata("metadata", &q.metadata);
+    condition.into_list(wallet_columns!(), "wallets", "id", fetch)
 }
 
 fn direction(order: Order) -> &'static str {
@@ -259,6 +353,29 @@ pub fn decode_draws(text: &str) -> Result<Vec<Draw>, String> {
             })
         })
         .collect()
+}
+
+/// Metadata as the stores keep it: a JSON object of strings, `{}` when there are none.
+pub fn encode_metadata(metadata: &Metadata) -> String {
+    if metadata.is_empty() {
+        return "{}".to_owned();
+    }
+    let map: serde_json::Map<String, serde_json::Value> = metadata
+        .iter()
+        .map(|(k, v)| (k.to_owned(), serde_json::Value::String(v.to_owned())))
+        .collect();
+    serde_json::Value::Object(map).to_string()
+}
+
+/// The metadata [`encode_metadata`] wrote; what does not parse, or is not valid
+/// metadata, is said in the error.
+pub fn decode_metadata(text: &str) -> Result<Metadata, String> {
+    if text == "{}" {
+        return Ok(Metadata::default());
+    }
+    let map: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(text).map_err(|e| format!("metadata {text:?}: {e}"))?;
+    Metadata::new(map).map_err(|e| format!("metadata {text:?}: {e}"))
 }
 
 /// The statements of an audit, each read on one snapshot, and what they find. Plain
@@ -460,6 +577,64 @@ mod tests {
         let s = wallet_search(Dialect::Postgres, &tenant(), &q).unwrap();
         assert_eq!(s.limit, i64::try_from(PAGE_SIZE_MAX).unwrap());
         assert!(s.page.contains("ORDER BY w.created_at DESC, w.id DESC"));
+    }
+
+    #[test]
+    fn metadata_round_trips_as_a_json_object() {
+        let m = Metadata::new([("order", "A-17"), ("note", "\"quoted\" é")]).unwrap();
+        let text = encode_metadata(&m);
+        assert_eq!(text, r#"{"note":"\"quoted\" é","order":"A-17"}"#);
+        assert_eq!(decode_metadata(&text).unwrap(), m);
+        assert_eq!(encode_metadata(&Metadata::default()), "{}");
+        assert_eq!(decode_metadata("{}").unwrap(), Metadata::default());
+        assert!(decode_metadata(r#"{"a": 1}"#).is_err());
+        assert!(decode_metadata(r#"{"a b": "1"}"#).is_err());
+        assert!(decode_metadata("[]").is_err());
+    }
+
+    #[test]
+    fn lists_bind_metadata_keys_and_values() {
+        let filter = MetadataFilter::new(Metadata::new([("order", "A-17")]).unwrap()).unwrap();
+        let q = MutationQuery {
+            wallet: Some(WalletId::parse("w1").unwrap()),
+            metadata: filter.clone(),
+            after: Some(7),
+            ..MutationQuery::default()
+        };
+        let sqlite = mutation_list(Dialect::Sqlite, &tenant(), &q, 11);
+        assert!(
+            sqlite.text.ends_with(
+                "WHERE tenant = ?1 AND wallet = ?2 AND seq > ?3 \
+                 AND json_extract(metadata, ?4) = ?5 ORDER BY seq LIMIT ?6"
+            ),
+            "{}",
+            sqlite.text
+        );
+        assert_eq!(
+            sqlite.params,
+            [
+                Value::Text("t1".into()),
+                Value::Text("w1".into()),
+                Value::Int(7),
+                Value::Text("$.\"order\"".into()),
+                Value::Text("A-17".into()),
+                Value::Int(11)
+            ]
+        );
+        let w = WalletQuery {
+            metadata: filter,
+            ..WalletQuery::default()
+        };
+        let pg = wallet_list(Dialect::Postgres, &tenant(), &w, 3);
+        assert!(
+            pg.text.ends_with(
+                "WHERE tenant = $1 AND id > $2 AND (metadata::jsonb ->> $3) = $4 \
+                 ORDER BY id LIMIT $5"
+            ),
+            "{}",
+            pg.text
+        );
+        assert_eq!(pg.params[2], Value::Text("order".into()));
     }
 
     #[test]

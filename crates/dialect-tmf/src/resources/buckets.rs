@@ -154,6 +154,7 @@ pub async fn create_bucket(
             ceiling: None,
             valid_from,
             valid_until,
+            metadata: prepaid_ledger::Metadata::default(),
         },
     };
     let mut op = Operation::new(&caller, command)
@@ -177,6 +178,7 @@ pub async fn create_bucket(
                 expires_at: valid_until,
                 ..prepaid_ledger::GrantTerms::default()
             },
+            metadata: prepaid_ledger::Metadata::default(),
         });
     }
     let (wallet, replayed) = match submit_op(&state, op).await? {

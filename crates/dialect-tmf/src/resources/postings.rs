@@ -298,6 +298,7 @@ pub(super) async fn create_posting(
             expires_at,
             ..prepaid_ledger::GrantTerms::default()
         },
+        metadata: prepaid_ledger::Metadata::default(),
     };
     let pending = Pending {
         action,
@@ -390,6 +391,7 @@ pub async fn create_transfer(
         reference: reference(action, b),
         occurred_at: None,
         terms: prepaid_ledger::GrantTerms::default(),
+        metadata: prepaid_ledger::Metadata::default(),
     };
     let pending = Pending {
         action,

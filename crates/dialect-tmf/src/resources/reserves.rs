@@ -138,6 +138,7 @@ pub async fn create_reserve(
         amount,
         reference: reference(action, b),
         expires_at,
+        metadata: prepaid_ledger::Metadata::default(),
     };
     let pending = Pending {
         action,

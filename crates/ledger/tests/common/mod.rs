@@ -38,6 +38,7 @@ pub fn wallet(id: &str, balance: i64, held: i64, floor: Floor) -> Wallet {
         incoming: 0,
         created_at: ts(0),
         updated_at: ts(0),
+        metadata: prepaid_ledger::Metadata::default(),
     }
 }
 
@@ -57,6 +58,7 @@ pub fn hold(w: &Wallet, amount: i64) -> Hold {
         created_at: ts(0),
         settled_at: None,
         reserved: Vec::new(),
+        metadata: prepaid_ledger::Metadata::default(),
     }
 }
 

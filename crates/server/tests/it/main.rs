@@ -22,6 +22,7 @@ mod icrtouch_wallets;
 mod idempotency;
 mod isolation;
 mod isolation_matrix;
+mod metadata;
 mod multi_instance;
 mod not_utf8;
 mod pg_outage;

@@ -100,6 +100,7 @@ pub async fn wallet_ceiling_is_kept_and_enforced(env: &mut Env) {
                 customer: Some(cid("c1")),
                 after: None,
                 limit: 10,
+                metadata: prepaid_store::MetadataFilter::default(),
             },
         )
         .await

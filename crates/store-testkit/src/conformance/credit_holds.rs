@@ -21,6 +21,7 @@ fn credit_hold(
         amount: amount(value),
         reference: Reference::known("payment", "order 5O1", ""),
         expires_at,
+        metadata: prepaid_ledger::Metadata::default(),
     };
     (id, command)
 }

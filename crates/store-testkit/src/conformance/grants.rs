@@ -36,6 +36,7 @@ async fn credit(env: &Env, wallet: &str, value: i64, terms: GrantTerms) -> Mutat
         reference,
         occurred_at,
         terms,
+        metadata: prepaid_ledger::Metadata::default(),
     };
     as_mutation(env.done("t1", command).await)
 }
@@ -60,7 +61,7 @@ async fn all_grants(env: &Env, wallet: &str) -> Vec<Grant> {
             .grants(&tid("t1"), &wid(wallet), after, 2)
             .await
             .expect("grants");
-        all.extend(page.items);
+        all.extend(page.items.into_iter().map(|g| g.grant));
         match page.next {
             Some(next) => after = Some(next),
             None => return all,

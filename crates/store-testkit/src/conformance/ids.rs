@@ -27,6 +27,7 @@ pub async fn mutation_ids_are_per_tenant(env: &mut Env) {
             reference,
             occurred_at,
             terms: prepaid_ledger::GrantTerms::default(),
+            metadata: prepaid_ledger::Metadata::default(),
         },
         other => other,
     };

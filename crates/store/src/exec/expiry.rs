@@ -111,6 +111,7 @@ impl Exec<'_> {
                 recorded_at: now,
                 drawn,
                 reverses: None,
+                metadata: Metadata::default(),
             };
             w.balance = posting.balance_after;
             self.add_mutation(mutation);
@@ -174,6 +175,7 @@ impl Exec<'_> {
             recorded_at: now,
             drawn,
             reverses: None,
+            metadata: Metadata::default(),
         };
         self.apply_draws(tenant, wallet, &mutation.drawn, &[]);
         self.add_mutation(mutation);

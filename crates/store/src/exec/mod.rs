@@ -76,12 +76,12 @@ pub use recorded::{Recorded, RecordedColumns, RecordedResult};
 use crate::{StoreError, SweepReport};
 use prepaid_ledger::{
     Amount, ApiKey, ApiKeyName, Command, Customer, CustomerId, Done, Draw, Fingerprint, Grant,
-    GrantTerms, Hold, HoldDirection, HoldId, HoldStatus, IdempotencyKey, LINK_LEN_MAX, Mutation,
-    MutationId, MutationKind, NewApiKey, NewWallet, Outcome, RecordKey, RecordKind, Reference,
-    Refusal, Request, Reserved, SETTING_VALUE_LEN_MAX, SettingKey, Step, SystemAccount, TenantId,
-    Timestamp, Transfer, TransferId, Unit, Wallet, WalletId, WalletStatus, add_to_balance,
-    commit_hold, expire_wallet, place_credit_hold, place_hold, plan_reversal, post, release_hold,
-    reversal_id, transfer,
+    GrantTerms, Hold, HoldDirection, HoldId, HoldStatus, IdempotencyKey, LINK_LEN_MAX, Metadata,
+    Mutation, MutationId, MutationKind, NewApiKey, NewWallet, Outcome, RecordKey, RecordKind,
+    Reference, Refusal, Request, Reserved, SETTING_VALUE_LEN_MAX, SettingKey, Step, SystemAccount,
+    TenantId, Timestamp, Transfer, TransferId, Unit, Wallet, WalletId, WalletStatus,
+    add_to_balance, commit_hold, expire_wallet, place_credit_hold, place_hold, plan_reversal, post,
+    release_hold, reversal_id, transfer,
 };
 use std::collections::{BTreeSet, HashMap};
 use std::hash::Hash;

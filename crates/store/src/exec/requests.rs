@@ -137,11 +137,12 @@ impl Exec<'_> {
                 reference,
                 occurred_at,
                 terms,
+                metadata,
             } => self
                 .post(
                     tenant,
                     only,
-                    (*id, terms),
+                    (*id, terms, metadata),
                     wallet,
                     *kind,
                     *amount,
@@ -159,6 +160,7 @@ impl Exec<'_> {
                 reference,
                 occurred_at,
                 terms,
+                metadata,
             } => self.transfer(
                 tenant,
                 only,
@@ -168,7 +170,7 @@ impl Exec<'_> {
                     credit: *credit_id,
                 },
                 (from, to),
-                (*amount, terms),
+                (*amount, terms, metadata),
                 reference,
                 *occurred_at,
             ),
@@ -178,6 +180,7 @@ impl Exec<'_> {
                 amount,
                 reference,
                 expires_at,
+                metadata,
             }
             | Command::PlaceCreditHold {
                 id,
@@ -185,6 +188,7 @@ impl Exec<'_> {
                 amount,
                 reference,
                 expires_at,
+                metadata,
             } => {
                 let direction = match command {
                     Command::PlaceCreditHold { .. } => HoldDirection::Credit,
@@ -196,7 +200,7 @@ impl Exec<'_> {
                     (*id, direction),
                     wallet,
                     *amount,
-                    reference,
+                    (reference, metadata),
                     *expires_at,
                 )
                 .map(Made::Done)
@@ -440,7 +444,7 @@ impl Exec<'_> {
         &mut self,
         tenant: &TenantId,
         only: Option<&CustomerId>,
-        (id, terms): (MutationId, &GrantTerms),
+        (id, terms, metadata): (MutationId, &GrantTerms, &Metadata),
         wallet: &WalletId,
         kind: MutationKind,
         amount: Amount,
@@ -501,6 +505,7 @@ impl Exec<'_> {
             recorded_at: now,
             drawn,
             reverses: None,
+            metadata: metadata.clone(),
         };
         let ai = self.account_ix(tenant, &mutation.unit, counter)?;
         let account_after = add_to_balance(self.accounts[ai].balance, -posting.amount)?;
@@ -527,7 +532,7 @@ impl Exec<'_> {
         only: Option<&CustomerId>,
         ids: TransferIds,
         (from, to): (&WalletId, &WalletId),
-        (amount, terms): (Amount, &GrantTerms),
+        (amount, terms, metadata): (Amount, &GrantTerms, &Metadata),
         reference: &Reference,
         occurred_at: Option<Timestamp>,
     ) -> Result<Made, Stop> {
@@ -572,6 +577,7 @@ impl Exec<'_> {
             recorded_at: now,
             drawn,
             reverses: None,
+            metadata: metadata.clone(),
         };
         let (source, target) = (&self.wallets[si].wallet, &self.wallets[ti].wallet);
         let debit = leg(
@@ -617,7 +623,7 @@ impl Exec<'_> {
         (id, direction): (HoldId, HoldDirection),
         wallet: &WalletId,
         amount: Amount,
-        reference: &Reference,
+        (reference, metadata): (&Reference, &Metadata),
         expires_at: Option<Timestamp>,
     ) -> Result<Done, Stop> {
         if amount.get() <= 0 {
@@ -654,6 +660,7 @@ impl Exec<'_> {
             created_at: now,
             settled_at: None,
             reserved: Vec::new(),
+            metadata: metadata.clone(),
         };
         let hold = Hold {
             reserved: match direction {
@@ -765,6 +772,9 @@ impl Exec<'_> {
         };
         let (balance, reserved, direction, hold_id) =
             (w.balance, hold.reserved.clone(), hold.direction, hold.id);
+        // Like its reference, the settling mutation carries the hold's metadata, so a
+        // list filtered by the client's labels finds the money the hold moved.
+        let metadata = hold.metadata.clone();
         // What the settlement does to the wallet's grants: a debit hold gives back its
         // reservation and draws what it commits; a credit hold's commit makes a grant.
         let (drawn, unheld, grant) = match (direction, committed) {
@@ -799,6 +809,7 @@ impl Exec<'_> {
             recorded_at: now,
             drawn,
             reverses: None,
+            metadata,
         };
         let account = match amount {
             0 => None,
@@ -914,6 +925,9 @@ impl Exec<'_> {
             recorded_at: now,
             drawn: plan.drawn,
             reverses: Some(original_id),
+            // The reversal carries its original's labels, so a list filtered by them
+            // shows the correction beside what it corrects.
+            metadata: original.metadata.clone(),
         };
         let ai = self.account_ix(tenant, &mutation.unit, counter)?;
         let account_after = add_to_balance(self.accounts[ai].balance, -plan.amount)?;

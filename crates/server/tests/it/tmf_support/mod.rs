@@ -367,8 +367,10 @@ impl Store for CountingStore {
         wallet: &prepaid_ledger::WalletId,
         after: Option<prepaid_store::GrantCursor>,
         limit: usize,
-    ) -> Result<prepaid_store::Page<prepaid_ledger::Grant, prepaid_store::GrantCursor>, StoreError>
-    {
+    ) -> Result<
+        prepaid_store::Page<prepaid_store::ListedGrant, prepaid_store::GrantCursor>,
+        StoreError,
+    > {
         self.inner.grants(tenant, wallet, after, limit).await
     }
     async fn search_mutations(
