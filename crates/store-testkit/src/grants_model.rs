@@ -278,6 +278,7 @@ async fn setup(backend: &dyn Backend) -> Arc<dyn Store> {
                 ceiling: None,
                 valid_from: None,
                 valid_until: None,
+                metadata: prepaid_ledger::Metadata::default(),
             },
         }));
     }
@@ -340,6 +341,7 @@ async fn step(store: &Arc<dyn Store>, model: &mut Model, ids: &mut Ids, op: &Op)
                 reference: Reference::default(),
                 occurred_at: None,
                 terms,
+                metadata: prepaid_ledger::Metadata::default(),
             };
             let outcome = one(store, command, now).await;
             done_mutation(&outcome);
@@ -376,6 +378,7 @@ async fn step(store: &Arc<dyn Store>, model: &mut Model, ids: &mut Ids, op: &Op)
                 reference: Reference::default(),
                 occurred_at: None,
                 terms: GrantTerms::default(),
+                metadata: prepaid_ledger::Metadata::default(),
             };
             let outcome = one(store, command, now).await;
             match model.room(w) {
@@ -416,6 +419,7 @@ async fn step(store: &Arc<dyn Store>, model: &mut Model, ids: &mut Ids, op: &Op)
                 amount: Amount::positive(amount).unwrap(),
                 reference: Reference::default(),
                 expires_at: None,
+                metadata: prepaid_ledger::Metadata::default(),
             };
             let outcome = one(store, command, now).await;
             match model.room(w) {
@@ -676,8 +680,10 @@ async fn compare(store: &Arc<dyn Store>, model: &Model, op: &Op) {
                 None => break,
             }
         }
-        let mut got: Vec<(MutationId, i64, i64)> =
-            grants.iter().map(|g| (g.id, g.remaining, g.held)).collect();
+        let mut got: Vec<(MutationId, i64, i64)> = grants
+            .iter()
+            .map(|g| (g.grant.id, g.grant.remaining, g.grant.held))
+            .collect();
         let mut want: Vec<(MutationId, i64, i64)> = model
             .grants
             .iter()
