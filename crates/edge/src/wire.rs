@@ -137,7 +137,7 @@ pub struct MutationOut<'a> {
     pub unit: &'a str,
     pub scale: u8,
     /// `top_up`, `debit`, `adjustment`, `transfer_out`, `transfer_in`, `hold_commit`,
-    /// `hold_release` or `expiry`.
+    /// `hold_release`, `expiry` or `reversal`.
     pub kind: &'static str,
     /// Signed: positive adds to the wallet.
     pub amount: i64,
@@ -154,6 +154,10 @@ pub struct MutationOut<'a> {
     pub occurred_at: WireTime,
     #[schema(value_type = String, format = DateTime)]
     pub recorded_at: WireTime,
+    /// The mutation a `reversal` reverses.
+    #[serde(serialize_with = "display_opt")]
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub reverses: Option<uuid::Uuid>,
     /// What it took from each of the wallet's grants (positive), or gave back to them
     /// (negative), in order. A credit draws nothing: it makes the grant whose id is
     /// its own.
@@ -203,6 +207,7 @@ impl<'a> From<&'a Mutation> for MutationOut<'a> {
             counter_wallet_id: m.counter_wallet.as_ref().map(WalletId::as_str),
             occurred_at: WireTime(m.occurred_at),
             recorded_at: WireTime(m.recorded_at),
+            reverses: m.reverses.map(|r| r.0),
             drawn: DrawOut::list(&m.drawn),
             metadata: MetadataOut(&m.metadata),
         }

@@ -101,6 +101,7 @@ async fn debits_draw_in_order_and_reversals_give_it_back() {
         (str_of(&reversal, "kind"), int(&reversal, "amount")),
         ("reversal", 30)
     );
+    assert_eq!(reversal["reverses"], debit["id"], "{reversal}");
     assert_eq!(
         drawn(&reversal),
         [(id(&allowance), -5), (id(&promo), -20), (id(&paid), -5)]
