@@ -100,7 +100,8 @@ pub(crate) fn grants(
     let mut stmt = conn.prepare_cached(concat!(
         "SELECT ",
         prepaid_store::listed_grant_columns!(),
-        " FROM grants WHERE tenant = ?1 AND wallet = ?2 AND (created_at, id) > (?3, ?4) \
+        " FROM grants INDEXED BY grants_by_wallet WHERE tenant = ?1 AND wallet = ?2 \
+         AND (created_at, id) > (?3, ?4) \
          ORDER BY created_at, id LIMIT ?5"
     ))?;
     let (at, id) = after.map_or((i64::MIN, [0; 16]), |c| {

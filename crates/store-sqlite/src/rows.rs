@@ -266,7 +266,9 @@ pub(crate) fn load_grants(
     let mut stmt = conn.prepare_cached(concat!(
         "SELECT ",
         grant_columns!(),
-        " FROM grants WHERE tenant = ?1 AND wallet = ?2 AND remaining > 0"
+        // Named, because a planner that guesses from the tenant alone would walk every
+        // grant of the tenant for each wallet.
+        " FROM grants INDEXED BY grants_live WHERE tenant = ?1 AND wallet = ?2 AND remaining > 0"
     ))?;
     let mut rows = stmt.query(params![tenant.as_str(), wallet.as_str()])?;
     let mut grants = Vec::new();
