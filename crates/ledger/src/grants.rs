@@ -214,9 +214,13 @@ pub struct DrawPlan {
 ///
 /// # Panics
 /// When `amount` is negative.
-pub fn plan_draws(grants: &[Grant], amount: i64, now: Timestamp) -> Result<DrawPlan, Refusal> {
+pub fn plan_draws<'g>(
+    grants: impl IntoIterator<Item = &'g Grant>,
+    amount: i64,
+    now: Timestamp,
+) -> Result<DrawPlan, Refusal> {
     assert!(amount >= 0, "drawing {amount}");
-    let mut order: Vec<&Grant> = grants.iter().filter(|g| g.drawable(now) > 0).collect();
+    let mut order: Vec<&Grant> = grants.into_iter().filter(|g| g.drawable(now) > 0).collect();
     order.sort_by(|a, b| spend_order(a, b));
     let mut draws = Vec::new();
     let mut left = amount;

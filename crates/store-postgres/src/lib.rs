@@ -126,7 +126,7 @@ use prepaid_ledger::{
 use prepaid_store::exec::{self, Changes, NewTenant, Run};
 use prepaid_store::{
     Breach, Counted, GrantCursor, ListedGrant, MutationQuery, MutationSearch, Page,
-    SWEEP_BATCH_MAX, Store, StoreError, SweepReport, WalletQuery, WalletSearch,
+    SWEEP_BATCH_MAX, Store, StoreError, SweepReport, WalletQuery, WalletSearch, WriterPhases,
 };
 use rows::{HOLD_COLUMNS, WALLET_COLUMNS, get};
 use snapshot::Snapshot;
@@ -414,32 +414,11 @@ async fn run_batch<C: GenericClient>(
     )))
 }
 
-/// Time one store transaction spent in each phase, recorded into the histogram
-/// `prepaid_writer_phase_seconds` by `phase`: `load` (the queries that load missing
-/// rows, with the `BEGIN` that goes out with the first), `execute` (the runs of the
-/// executor), `write` (the write statements) and `commit` (`COMMIT` and its WAL
-/// flush, from the answer to the last write statement).
-#[derive(Debug, Default)]
-struct Phases {
-    load: Duration,
-    execute: Duration,
-    write: Duration,
-    commit: Duration,
-}
-
-impl Phases {
-    fn record(&self) {
-        for (phase, spent) in [
-            ("load", self.load),
-            ("execute", self.execute),
-            ("write", self.write),
-            ("commit", self.commit),
-        ] {
-            metrics::histogram!("prepaid_writer_phase_seconds", "phase" => phase)
-                .record(spent.as_secs_f64());
-        }
-    }
-}
+/// A PostgreSQL transaction's phases (see [`WriterPhases`]): `load` holds the queries
+/// that load missing rows with the `BEGIN` that goes out with the first, and `commit`
+/// runs from the answer to the last write statement to `COMMIT`'s, its WAL flush
+/// included.
+type Phases = WriterPhases;
 
 /// Picks the slot each attempt at a batch adds its system account deltas to first
 /// (see `write.rs`): a keyed hash of a counter, so that picks are spread evenly, and

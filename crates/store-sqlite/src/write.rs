@@ -17,7 +17,7 @@ use prepaid_ledger::{
 use prepaid_store::exec::{
     self, Changes, Gap, KeyRecord, Lookup, NewTenant, RecordChange, Recorded, RecordedResult, Run,
 };
-use prepaid_store::{SWEEP_BATCH_MAX, StoreError, SweepReport};
+use prepaid_store::{SWEEP_BATCH_MAX, StoreError, SweepReport, WriterPhases};
 use rusqlite::{Connection, Statement, params};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -171,30 +171,10 @@ pub(crate) struct Written {
     pub(crate) epoch: u64,
 }
 
-/// Where the writer's time went in one transaction.
-struct Phases {
-    /// `BEGIN`, checking the cache, and the rows read from the database.
-    load: Duration,
-    /// The executor, less the rows it read from the database.
-    execute: Duration,
-    write: Duration,
-    /// `COMMIT`, which appends to the log without waiting for the disk.
-    commit: Duration,
-}
-
-impl Phases {
-    fn record(&self) {
-        for (phase, took) in [
-            ("load", self.load),
-            ("execute", self.execute),
-            ("write", self.write),
-            ("commit", self.commit),
-        ] {
-            metrics::histogram!("prepaid_writer_phase_seconds", "phase" => phase)
-                .record(took.as_secs_f64());
-        }
-    }
-}
+/// A SQLite transaction's phases (see [`WriterPhases`]): `load` holds `BEGIN`, checking
+/// the cache and the rows read from the database; `commit` is `COMMIT`, which appends to
+/// the log without waiting for the disk (the sync thread records `sync`).
+type Phases = WriterPhases;
 
 /// Applies `batch` with every request inside its own savepoint, written before the
 /// next one starts, so that a request whose changes cannot be written is rolled back

@@ -505,6 +505,33 @@ impl std::fmt::Debug for Staged {
     }
 }
 
+/// Where one store transaction's time went, recorded into the histogram
+/// `prepaid_writer_phase_seconds` by `phase`: `load` (reading the rows the executor
+/// needs, with `BEGIN`), `execute` (the executor, less its reads), `write` (the write
+/// statements) and `commit` (`COMMIT`). Each backend says what its phases hold; a store
+/// that syncs apart from committing records a `sync` phase of its own.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WriterPhases {
+    pub load: std::time::Duration,
+    pub execute: std::time::Duration,
+    pub write: std::time::Duration,
+    pub commit: std::time::Duration,
+}
+
+impl WriterPhases {
+    pub fn record(&self) {
+        for (phase, spent) in [
+            ("load", self.load),
+            ("execute", self.execute),
+            ("write", self.write),
+            ("commit", self.commit),
+        ] {
+            metrics::histogram!("prepaid_writer_phase_seconds", "phase" => phase)
+                .record(spent.as_secs_f64());
+        }
+    }
+}
+
 /// A storage backend. Implementations are cheap to share (`Arc<dyn Store>`).
 #[async_trait]
 pub trait Store: Send + Sync + 'static {

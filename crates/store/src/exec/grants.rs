@@ -133,9 +133,7 @@ impl Exec<'_> {
     ) -> Result<DrawPlan, Stop> {
         let now = self.now;
         let slots = self.grants(tenant, wallet)?;
-        // The rule reads grants, not slots; the copy is of the live grants only.
-        let grants: Vec<Grant> = slots.iter().map(|s| s.grant.clone()).collect();
-        Ok(plan_draws(&grants, amount, now)?)
+        Ok(plan_draws(slots.iter().map(|s| &s.grant), amount, now)?)
     }
 
     /// Plans a credit of `amount` to a wallet whose balance is `balance`: what repays
