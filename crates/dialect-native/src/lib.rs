@@ -785,7 +785,8 @@ async fn visible_wallet(
     responses((status = 200, body = WalletOut), (status = "4XX", body = ProblemOut,
         content_type = "application/problem+json")),
     security(("bearer" = []), ("basic" = [])))]
-/// Suspends, reactivates or expires a wallet.
+/// Suspends, reactivates or expires a wallet, and sets or removes keys of its metadata,
+/// in one unit.
 async fn patch_wallet(
     State(state): State<SharedState>,
     caller: Caller<Write>,
@@ -793,13 +794,49 @@ async fn patch_wallet(
     body: JsonBody<PatchWalletIn>,
 ) -> Answer {
     let wallet: WalletId = path_id(&seg, "wallet_not_found")?;
-    let status = match body.value.status {
+    let status = body.value.status.map(|s| match s {
         WalletStatusIn::Active => WalletStatus::Active,
         WalletStatusIn::Suspended => WalletStatus::Suspended,
         WalletStatusIn::Expired => WalletStatus::Expired,
+    });
+    let patch = body
+        .value
+        .metadata
+        .map(|m| prepaid_edge::wire::metadata_patch("", m))
+        .transpose()?;
+    let set_status = |status| Command::SetWalletStatus {
+        wallet: wallet.clone(),
+        status,
     };
-    let command = Command::SetWalletStatus { wallet, status };
-    match submit(&state, &caller, body.idempotency, command).await? {
+    // The metadata change goes last, so the answer shows the wallet with both.
+    let operation = match (status, patch) {
+        (None, None) => {
+            return Err(Problem::invalid_field(
+                "status",
+                "give status, metadata or both",
+            ));
+        }
+        (Some(status), None) => Operation::new(&caller, set_status(status)),
+        (status, Some(patch)) => {
+            let op = Operation::new(
+                &caller,
+                Command::PatchWalletMetadata {
+                    wallet: wallet.clone(),
+                    patch,
+                },
+            );
+            match status {
+                Some(status) => op.before(set_status(status)),
+                None => op,
+            }
+        }
+    };
+    let submitted = operation
+        .idempotency(body.idempotency)
+        .submit(&state, "changing a wallet")
+        .await?
+        .map_err(|r| refusals::refusal(&r))?;
+    match submitted {
         (Done::Wallet(w), replayed) => Ok(json_response(
             StatusCode::OK,
             &WalletOut::from(&w),

@@ -4,8 +4,8 @@
 
 use prepaid_edge::time::WireTime;
 pub use prepaid_edge::wire::{
-    DrawOut, MetadataIn, MetadataOut, MutationOut, Name, ProblemOut, ReferenceInput, ReferenceOut,
-    Text, display, display_opt,
+    DrawOut, MetadataIn, MetadataOut, MetadataPatchIn, MutationOut, Name, ProblemOut,
+    ReferenceInput, ReferenceOut, Text, display, display_opt,
 };
 use prepaid_ledger::{
     ApiKey, ApiKeyName, Customer, CustomerId, Floor, Hold, IdError, IdempotencyKey, LINK_LEN_MAX,
@@ -210,7 +210,10 @@ pub struct CreateWalletIn {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchWalletIn {
-    pub status: WalletStatusIn,
+    pub status: Option<WalletStatusIn>,
+    /// Keys to set (with a value) or remove (with `null`); the others stay.
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<MetadataPatchIn>,
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -242,6 +242,11 @@ pub fn refusal(r: &Refusal) -> TmfError {
             format!("{requested} exceeds the {held} reserved (in the unit's smallest steps)"),
         ),
         Refusal::MutationNotFound => E::not_found("not_found", "balance action"),
+        Refusal::MetadataExceeded { pairs, pairs_max } => E::unprocessable(
+            "metadata_exceeded",
+            "Too many metadata pairs",
+            format!("the change would leave {pairs} metadata pairs, more than {pairs_max}"),
+        ),
         Refusal::NotReversible => E::unprocessable(
             "not_reversible",
             "Not reversible",

@@ -162,6 +162,7 @@ pub fn refusal(r: &Refusal, id: Option<MutationId>) -> Error {
         | Refusal::HoldNotFound
         | Refusal::MutationNotFound
         | Refusal::NotReversible
+        | Refusal::MetadataExceeded { .. }
         | Refusal::ReversalExceedsRemaining { .. }
         | Refusal::SameWallet
         | Refusal::HoldNotPending { .. }

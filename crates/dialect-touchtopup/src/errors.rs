@@ -161,6 +161,7 @@ pub fn refusal(r: &Refusal) -> Fail {
         Refusal::HoldNotFound
         | Refusal::MutationNotFound
         | Refusal::NotReversible
+        | Refusal::MetadataExceeded { .. }
         | Refusal::ReversalExceedsRemaining { .. }
         | Refusal::TenantExists
         | Refusal::ApiKeyExists

@@ -156,6 +156,16 @@ pub fn refusal(r: &Refusal) -> Problem {
             "grants_max",
             Extra::Int(i64::try_from(*grants_max).unwrap_or(i64::MAX)),
         ),
+        Refusal::MetadataExceeded { pairs, pairs_max } => p(
+            UNPROCESSABLE,
+            "metadata_exceeded",
+            "Too many metadata pairs",
+            format!("the change would leave {pairs} metadata pairs, more than {pairs_max}"),
+        )
+        .with(
+            "pairs_max",
+            Extra::Int(i64::try_from(*pairs_max).unwrap_or(i64::MAX)),
+        ),
         Refusal::IdempotencyConflict => p(
             CONFLICT,
             "idempotency_conflict",

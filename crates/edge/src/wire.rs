@@ -6,8 +6,8 @@
 use crate::failure::Failure;
 use crate::time::WireTime;
 use prepaid_ledger::{
-    METADATA_KEY_LEN_MAX, METADATA_PAIRS_MAX, METADATA_VALUE_LEN_MAX, Metadata, Mutation,
-    NAME_LEN_MAX, Reference, WalletId, bounded_text,
+    METADATA_KEY_LEN_MAX, METADATA_PAIRS_MAX, METADATA_VALUE_LEN_MAX, Metadata, MetadataPatch,
+    Mutation, NAME_LEN_MAX, Reference, WalletId, bounded_text,
 };
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
@@ -80,6 +80,18 @@ pub fn metadata(prefix: &str, pairs: Option<MetadataIn>) -> Result<Metadata, Fai
         return Ok(Metadata::default());
     };
     Metadata::new(pairs).map_err(|e| match e.key() {
+        Some(key) => Failure::invalid_field(&format!("{prefix}metadata.{key}"), &e),
+        None => Failure::invalid_field(&format!("{prefix}metadata"), &e),
+    })
+}
+
+/// A change of metadata as a client sends it: a key with a value sets it, a key with
+/// `null` removes it (JSON merge patch, RFC 7396).
+pub type MetadataPatchIn = BTreeMap<String, Option<String>>;
+
+/// The metadata change a body gives, its field named after `prefix` when refused.
+pub fn metadata_patch(prefix: &str, changes: MetadataPatchIn) -> Result<MetadataPatch, Failure> {
+    MetadataPatch::new(changes).map_err(|e| match e.key() {
         Some(key) => Failure::invalid_field(&format!("{prefix}metadata.{key}"), &e),
         None => Failure::invalid_field(&format!("{prefix}metadata"), &e),
     })

@@ -2,9 +2,9 @@
 
 use crate::{
     Amount, ApiKey, Customer, CustomerId, GrantTerms, Hold, HoldId, HoldStatus, IdempotencyKey,
-    JobQueue, Metadata, Mutation, MutationId, MutationKind, NewApiKey, NewWallet, RecordKey,
-    RecordKind, Reference, SettingKey, TenantId, Timestamp, Transfer, TransferId, Wallet, WalletId,
-    WalletStatus,
+    JobQueue, Metadata, MetadataPatch, Mutation, MutationId, MutationKind, NewApiKey, NewWallet,
+    RecordKey, RecordKind, Reference, SettingKey, TenantId, Timestamp, Transfer, TransferId,
+    Wallet, WalletId, WalletStatus,
 };
 
 /// A digest of a request as the client sent it, made by the dialect that parsed it.
@@ -130,6 +130,12 @@ pub enum Command {
     SetWalletStatus {
         wallet: WalletId,
         status: WalletStatus,
+    },
+    /// Sets and removes keys of a wallet's metadata; refused with
+    /// [`Refusal::MetadataExceeded`] when the result has too many pairs.
+    PatchWalletMetadata {
+        wallet: WalletId,
+        patch: MetadataPatch,
     },
     /// A top-up, debit or adjustment of one wallet against its system account.
     Post {
@@ -331,6 +337,12 @@ pub enum Refusal {
     ReversalExceedsRemaining {
         reversible: i64,
     },
+    /// The change would leave the entity with `pairs` metadata pairs, more than
+    /// `pairs_max` ([`crate::METADATA_PAIRS_MAX`]).
+    MetadataExceeded {
+        pairs: usize,
+        pairs_max: usize,
+    },
     /// The idempotency key was used before with a different request.
     IdempotencyConflict,
     /// The caller's key may not do this (e.g. tenants only from the operator tenant).
@@ -373,6 +385,7 @@ impl Refusal {
             Self::MutationNotFound => "mutation_not_found",
             Self::NotReversible => "not_reversible",
             Self::ReversalExceedsRemaining { .. } => "reversal_exceeds_remaining",
+            Self::MetadataExceeded { .. } => "metadata_exceeded",
             Self::IdempotencyConflict => "idempotency_conflict",
             Self::Forbidden => "forbidden",
             Self::RecordConflict => "record_conflict",

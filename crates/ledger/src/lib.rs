@@ -40,8 +40,8 @@ pub use ids::{
     MutationId, SettingKey, TenantId, TransferId, WalletId,
 };
 pub use metadata::{
-    METADATA_KEY_LEN_MAX, METADATA_PAIRS_MAX, METADATA_VALUE_LEN_MAX, Metadata, MetadataError,
-    metadata_key_is_valid,
+    METADATA_KEY_LEN_MAX, METADATA_PAIRS_MAX, METADATA_PATCH_KEYS_MAX, METADATA_VALUE_LEN_MAX,
+    Metadata, MetadataError, MetadataPatch, metadata_key_is_valid,
 };
 pub use model::{
     ApiKey, Customer, Floor, Hold, HoldDirection, HoldStatus, LINK_LEN_MAX, Mutation, MutationKind,

@@ -76,6 +76,36 @@ fn check_value(key: &str, value: &str) -> Result<(), MetadataError> {
     Ok(())
 }
 
+/// The map of `entries`, each key valid and given once and each value passing
+/// `check`; more than `max` entries are refused, counted to the end so the error says
+/// how many were sent.
+fn checked_map<V>(
+    entries: impl Iterator<Item = (String, V)>,
+    max: usize,
+    check: impl Fn(&str, &V) -> Result<(), MetadataError>,
+) -> Result<BTreeMap<String, V>, MetadataError> {
+    let mut map = BTreeMap::new();
+    let mut count = 0;
+    for (key, value) in entries {
+        count += 1;
+        if count > max {
+            continue;
+        }
+        if !metadata_key_is_valid(&key) {
+            return Err(MetadataError::BadKey);
+        }
+        check(&key, &value)?;
+        if map.contains_key(&key) {
+            return Err(MetadataError::DuplicateKey { key });
+        }
+        map.insert(key, value);
+    }
+    if count > max {
+        return Err(MetadataError::TooManyPairs { count, max });
+    }
+    Ok(map)
+}
+
 /// Up to [`METADATA_PAIRS_MAX`] pairs of text, ordered by key. Made only by
 /// [`Metadata::new`], so every key and value is valid; the default has no pairs.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
@@ -89,31 +119,11 @@ impl Metadata {
         K: Into<String>,
         V: Into<String>,
     {
-        let mut map = BTreeMap::new();
-        let mut count = 0;
-        for (key, value) in pairs {
-            count += 1;
-            if count > METADATA_PAIRS_MAX {
-                // Counted to the end, so the error says how many were sent.
-                continue;
-            }
-            let (key, value) = (key.into(), value.into());
-            if !metadata_key_is_valid(&key) {
-                return Err(MetadataError::BadKey);
-            }
-            check_value(&key, &value)?;
-            if map.contains_key(&key) {
-                return Err(MetadataError::DuplicateKey { key });
-            }
-            map.insert(key, value);
-        }
-        if count > METADATA_PAIRS_MAX {
-            return Err(MetadataError::TooManyPairs {
-                count,
-                max: METADATA_PAIRS_MAX,
-            });
-        }
-        Ok(Self(map))
+        let pairs = pairs.into_iter().map(|(k, v)| (k.into(), v.into()));
+        checked_map(pairs, METADATA_PAIRS_MAX, |key, value: &String| {
+            check_value(key, value)
+        })
+        .map(Self)
     }
 
     /// The value of `key`, if there is one.
@@ -140,9 +150,102 @@ impl Metadata {
     }
 }
 
+/// A change of an entity's metadata: keys to set to a value and keys to remove, each
+/// valid, none named twice. Made only by [`MetadataPatch::new`]; applied by
+/// [`Metadata::patched`], which is where the bound on pairs is checked, since only the
+/// entity's metadata as it stands says how many pairs the result has.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct MetadataPatch(BTreeMap<String, Option<String>>);
+
+/// The most keys one patch may name: every pair of a full entity removed and as many
+/// set.
+pub const METADATA_PATCH_KEYS_MAX: usize = 2 * METADATA_PAIRS_MAX;
+
+impl MetadataPatch {
+    /// The patch of `changes`: `Some(value)` sets a key, `None` removes it.
+    pub fn new<K>(
+        changes: impl IntoIterator<Item = (K, Option<String>)>,
+    ) -> Result<Self, MetadataError>
+    where
+        K: Into<String>,
+    {
+        let changes = changes.into_iter().map(|(k, v)| (k.into(), v));
+        checked_map(
+            changes,
+            METADATA_PATCH_KEYS_MAX,
+            |key, value: &Option<String>| value.as_deref().map_or(Ok(()), |v| check_value(key, v)),
+        )
+        .map(Self)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Metadata {
+    /// These pairs with `patch` applied, or how many pairs that would make when it is
+    /// more than [`METADATA_PAIRS_MAX`].
+    pub fn patched(&self, patch: &MetadataPatch) -> Result<Metadata, usize> {
+        let mut map = self.0.clone();
+        for (key, value) in &patch.0 {
+            match value {
+                Some(value) => map.insert(key.clone(), value.clone()),
+                None => map.remove(key),
+            };
+        }
+        if map.len() > METADATA_PAIRS_MAX {
+            return Err(map.len());
+        }
+        Ok(Metadata(map))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_patch_sets_and_removes_keys_within_the_bound() {
+        let m = Metadata::new(pairs(METADATA_PAIRS_MAX)).unwrap();
+        let patch = MetadataPatch::new([("k0", None), ("new", Some("v".to_owned()))]).unwrap();
+        let p = m.patched(&patch).unwrap();
+        assert_eq!(p.len(), METADATA_PAIRS_MAX);
+        assert_eq!(p.get("k0"), None);
+        assert_eq!(p.get("new"), Some("v"));
+        let grow = MetadataPatch::new([("another", Some("v".to_owned()))]).unwrap();
+        assert_eq!(m.patched(&grow), Err(METADATA_PAIRS_MAX + 1));
+        // Removing a key that is not there changes nothing.
+        let absent = MetadataPatch::new([("absent", None::<String>)]).unwrap();
+        assert_eq!(m.patched(&absent).unwrap(), m);
+    }
+
+    #[test]
+    fn a_patch_is_checked_like_metadata() {
+        let keys = |n: usize| (0..n).map(|i| (format!("k{i}"), None::<String>));
+        assert!(MetadataPatch::new(keys(METADATA_PATCH_KEYS_MAX)).is_ok());
+        assert_eq!(
+            MetadataPatch::new(keys(METADATA_PATCH_KEYS_MAX + 1)),
+            Err(MetadataError::TooManyPairs {
+                count: METADATA_PATCH_KEYS_MAX + 1,
+                max: METADATA_PATCH_KEYS_MAX
+            })
+        );
+        assert_eq!(
+            MetadataPatch::new([("a b", None::<String>)]),
+            Err(MetadataError::BadKey)
+        );
+        assert_eq!(
+            MetadataPatch::new([("k", None), ("k", Some("v".to_owned()))]),
+            Err(MetadataError::DuplicateKey {
+                key: "k".to_owned()
+            })
+        );
+        assert!(matches!(
+            MetadataPatch::new([("k", Some("x".repeat(METADATA_VALUE_LEN_MAX + 1)))]),
+            Err(MetadataError::ValueTooLong { .. })
+        ));
+    }
 
     fn pairs(n: usize) -> Vec<(String, String)> {
         (0..n).map(|i| (format!("k{i}"), "v".to_owned())).collect()

@@ -365,6 +365,13 @@ fn refusal_codes_are_distinct_and_match_the_api_document() {
         (Refusal::MutationNotFound, "mutation_not_found"),
         (Refusal::NotReversible, "not_reversible"),
         (
+            Refusal::MetadataExceeded {
+                pairs: 33,
+                pairs_max: 32,
+            },
+            "metadata_exceeded",
+        ),
+        (
             Refusal::ReversalExceedsRemaining { reversible: 1 },
             "reversal_exceeds_remaining",
         ),

@@ -225,10 +225,11 @@ pub(crate) async fn write_rows<C: GenericClient>(tx: &C, changes: &Changes) -> R
     );
     api_keys?;
     wallets?;
-    let (holds, wallets, grants, holds_changed, keys, settings, records, jobs) = tokio::join!(
+    let (holds, wallets, relabelled, grants, holds_changed, keys, settings, records, jobs) = tokio::join!(
         biased;
         write_holds_new(tx, changes),
         write_wallets_changed(tx, changes),
+        write_wallets_relabelled(tx, changes),
         write_grants(tx, changes),
         write_holds_changed(tx, changes),
         write_keys(tx, changes),
@@ -238,6 +239,7 @@ pub(crate) async fn write_rows<C: GenericClient>(tx: &C, changes: &Changes) -> R
     );
     holds?;
     wallets?;
+    relabelled?;
     grants?;
     holds_changed?;
     keys?;
@@ -546,6 +548,26 @@ async fn write_wallets_changed<C: GenericClient>(tx: &C, changes: &Changes) -> R
         all("changed wallets", w.len(), n)?;
     }
     Ok(())
+}
+
+/// Sets the metadata of wallets whose metadata changed (locked since they were loaded).
+async fn write_wallets_relabelled<C: GenericClient>(tx: &C, changes: &Changes) -> Result<(), Fail> {
+    let w = &changes.wallets_relabelled;
+    if w.is_empty() {
+        return Ok(());
+    }
+    let tenants: Vec<&str> = w.iter().map(|w| w.tenant.as_str()).collect();
+    let ids: Vec<&str> = w.iter().map(|w| w.id.as_str()).collect();
+    let metadata: Vec<String> = w.iter().map(|w| encode_metadata(&w.metadata)).collect();
+    let n = execute(
+        tx,
+        "UPDATE wallets w SET metadata = u.metadata \
+         FROM unnest($1::text[], $2::text[], $3::text[]) AS u (tenant, id, metadata) \
+         WHERE w.tenant = u.tenant AND w.id = u.id",
+        &[&tenants, &ids, &metadata],
+    )
+    .await?;
+    all("relabelled wallets", w.len(), n)
 }
 
 /// Inserts the new grants, then updates what the changed ones have left and reserve.

@@ -879,6 +879,14 @@ fn write(conn: &Connection, changes: &Changes, before: &Cache) -> Result<(), Wri
                 ])?;
         }
     }
+    for wallet in &changes.wallets_relabelled {
+        conn.prepare_cached("UPDATE wallets SET metadata = ?3 WHERE tenant = ?1 AND id = ?2")?
+            .execute(params![
+                wallet.tenant.as_str(),
+                wallet.id.as_str(),
+                prepaid_store::sql::encode_metadata(&wallet.metadata)
+            ])?;
+    }
     for hold in &changes.holds_new {
         insert_hold(conn, hold)?;
     }

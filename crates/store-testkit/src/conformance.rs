@@ -48,7 +48,9 @@ pub use grants::{
 };
 pub use ids::mutation_ids_are_per_tenant;
 pub use linked::{linked_requests_are_all_or_nothing, linked_requests_refuse_management_commands};
-pub use metadata::metadata_is_kept_and_filters_lists;
+pub use metadata::{
+    metadata_is_kept_and_filters_lists, wallet_metadata_is_patched_within_its_bound,
+};
 pub use records::{
     jobs_claim_at_the_limit, jobs_claim_order_lease_and_limit, jobs_enqueue_is_idempotent,
     jobs_finish_and_defer, records_and_jobs_at_their_limits, records_and_jobs_tenant_isolation,
@@ -134,6 +136,7 @@ macro_rules! conformance_tests {
             reversals_restore_the_grants_drawn
             reversals_of_spent_credits_need_allow_negative
             metadata_is_kept_and_filters_lists
+            wallet_metadata_is_patched_within_its_bound
         );
     };
     (@cases ($backend:expr) $($case:ident)*) => {

@@ -321,3 +321,67 @@ async fn the_openapi_document_shows_metadata() {
         "{params:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wallets_metadata_is_patched_with_its_status_in_one_unit() {
+    let server = Server::start().await;
+    let api = server.admin();
+    api.create_customer("c1").await;
+    api.post(
+        "/v1/customers/c1/wallets",
+        &json!({"id": "w1", "unit": "EUR", "metadata": {"team": "a", "region": "eu"}}),
+    )
+    .await
+    .ok(201);
+
+    // A merge patch: a value sets a key, null removes it, the others stay.
+    let w = api
+        .patch(
+            "/v1/wallets/w1",
+            &json!({"metadata": {"team": "b", "region": null, "cost": "42"}}),
+        )
+        .await
+        .ok(200);
+    assert_eq!(w["metadata"], json!({"cost": "42", "team": "b"}));
+    assert_eq!(w["status"], "active");
+    let w = api
+        .patch(
+            "/v1/wallets/w1",
+            &json!({"status": "suspended", "metadata": {"cost": null}}),
+        )
+        .await
+        .ok(200);
+    assert_eq!(w["status"], "suspended");
+    assert_eq!(w["metadata"], json!({"team": "b"}));
+    assert_eq!(api.wallet("w1").await["metadata"], json!({"team": "b"}));
+    let listed = api.get("/v1/wallets?metadata[team]=b").await.ok(200);
+    assert_eq!(ids(&items(&listed)), ["w1"]);
+
+    // Past the bound, refused as a whole: the status stays as it was too.
+    let pairs: serde_json::Map<String, Value> =
+        (0..32).map(|i| (format!("k{i}"), json!("v"))).collect();
+    let r = api
+        .patch(
+            "/v1/wallets/w1",
+            &json!({"status": "active", "metadata": Value::Object(pairs)}),
+        )
+        .await;
+    let problem = r.problem(422, "metadata_exceeded");
+    assert_eq!(problem["pairs_max"], 32, "{}", r.text);
+    let w = api.wallet("w1").await;
+    assert_eq!(w["status"], "suspended");
+    assert_eq!(w["metadata"], json!({"team": "b"}));
+
+    // An empty patch, or a bad key, is refused naming the field.
+    api.patch("/v1/wallets/w1", &json!({}))
+        .await
+        .problem(400, "invalid_request");
+    let r = api
+        .patch("/v1/wallets/w1", &json!({"metadata": {"a b": null}}))
+        .await;
+    assert!(
+        str_of(r.problem(400, "invalid_request"), "detail").starts_with("metadata: a key"),
+        "{}",
+        r.text
+    );
+}

@@ -268,3 +268,104 @@ pub async fn metadata_is_kept_and_filters_lists(env: &mut Env) {
     env.done("t2", Command::CreateWallet { wallet: new }).await;
     assert_eq!(wallets(env, None, &[("team", "a")]).await, ["w1", "w3"]);
 }
+
+/// A patch of `changes`: a value sets a key, `None` removes it.
+fn patch(changes: &[(&str, Option<&str>)]) -> prepaid_ledger::MetadataPatch {
+    prepaid_ledger::MetadataPatch::new(
+        changes
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.map(str::to_owned))),
+    )
+    .expect("test patch")
+}
+
+pub async fn wallet_metadata_is_patched_within_its_bound(env: &mut Env) {
+    env.tenant("t1").await;
+    env.customer("t1", "c1").await;
+    let mut new = env.new_wallet("w1", "c1", eur(), Floor::ZERO);
+    new.metadata = labels(&[("team", "a"), ("region", "eu")]);
+    env.done("t1", Command::CreateWallet { wallet: new }).await;
+    env.top_up("t1", "w1", 100).await;
+    let patched = as_wallet(
+        env.done(
+            "t1",
+            Command::PatchWalletMetadata {
+                wallet: wid("w1"),
+                patch: patch(&[("team", Some("b")), ("region", None), ("cost", Some("42"))]),
+            },
+        )
+        .await,
+    );
+    let expected = labels(&[("team", "b"), ("cost", "42")]);
+    assert_eq!(patched.metadata, expected);
+    assert_eq!(patched.balance, 100, "a patch leaves the money alone");
+
+    // Filled to the bound, one more key is refused and changes nothing.
+    let fill: Vec<(String, Option<String>)> = (0..prepaid_ledger::METADATA_PAIRS_MAX - 2)
+        .map(|i| (format!("k{i}"), Some("v".to_owned())))
+        .collect();
+    let full = as_wallet(
+        env.done(
+            "t1",
+            Command::PatchWalletMetadata {
+                wallet: wid("w1"),
+                patch: prepaid_ledger::MetadataPatch::new(fill).expect("patch"),
+            },
+        )
+        .await,
+    );
+    assert_eq!(full.metadata.len(), prepaid_ledger::METADATA_PAIRS_MAX);
+    let refusal = env
+        .refused(
+            "t1",
+            Command::PatchWalletMetadata {
+                wallet: wid("w1"),
+                patch: patch(&[("one-more", Some("v"))]),
+            },
+        )
+        .await;
+    assert_eq!(
+        refusal,
+        prepaid_ledger::Refusal::MetadataExceeded {
+            pairs: prepaid_ledger::METADATA_PAIRS_MAX + 1,
+            pairs_max: prepaid_ledger::METADATA_PAIRS_MAX
+        }
+    );
+    // Replacing a key at the bound is no growth.
+    env.done(
+        "t1",
+        Command::PatchWalletMetadata {
+            wallet: wid("w1"),
+            patch: patch(&[("k0", None), ("one-more", Some("v"))]),
+        },
+    )
+    .await;
+    let refusal = env
+        .refused(
+            "t1",
+            Command::PatchWalletMetadata {
+                wallet: wid("w9"),
+                patch: patch(&[("team", None)]),
+            },
+        )
+        .await;
+    assert_eq!(refusal, prepaid_ledger::Refusal::WalletNotFound);
+
+    // It reads back after a restart, the list filters by the new labels, and a later
+    // change of the wallet's money keeps them.
+    env.top_up("t1", "w1", 1).await;
+    env.reopen().await;
+    let read = env
+        .store()
+        .wallet(&tid("t1"), &wid("w1"))
+        .await
+        .expect("wallet")
+        .expect("w1");
+    assert_eq!(read.metadata.get("team"), Some("b"));
+    assert_eq!(read.metadata.get("one-more"), Some("v"));
+    assert_eq!(read.metadata.get("k0"), None);
+    assert_eq!(read.metadata.len(), prepaid_ledger::METADATA_PAIRS_MAX);
+    assert_eq!(read.balance, 101);
+    assert_eq!(wallets(env, None, &[("team", "b")]).await, ["w1"]);
+    assert!(wallets(env, None, &[("team", "a")]).await.is_empty());
+}

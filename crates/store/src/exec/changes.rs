@@ -11,16 +11,21 @@ impl Exec<'_> {
         let grants = self.take_grants();
         let mut wallets_new = Vec::new();
         let mut wallets_changed = Vec::new();
+        let mut wallets_relabelled = Vec::new();
         for slot in self.wallets {
             if slot.new {
                 wallets_new.push(slot.wallet);
             } else if slot.dirty {
+                if slot.relabelled {
+                    wallets_relabelled.push(slot.wallet.clone());
+                }
                 wallets_changed.push(slot.wallet);
             }
         }
         let by_key = |a: &Wallet, b: &Wallet| (&a.tenant, &a.id).cmp(&(&b.tenant, &b.id));
         wallets_new.sort_by(by_key);
         wallets_changed.sort_by(by_key);
+        wallets_relabelled.sort_by(by_key);
         let mut holds_new = Vec::new();
         let mut holds_changed = Vec::new();
         for slot in self.holds {
@@ -61,6 +66,7 @@ impl Exec<'_> {
             grants,
             keys: self.keys,
             accounts,
+            wallets_relabelled,
             settings,
             records,
             jobs,

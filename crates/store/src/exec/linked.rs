@@ -65,7 +65,7 @@ pub struct NewJob {
 
 /// One change to undo when a unit is refused, in the reverse order of the journal.
 pub(super) enum Undo {
-    Wallet(usize, Box<Wallet>, bool),
+    Wallet(usize, Box<Wallet>, bool, bool),
     Hold(usize, Box<prepaid_ledger::Hold>, bool),
     Account(usize, i64),
     NewWallet(TenantId, WalletId, usize),
@@ -99,7 +99,12 @@ impl Exec<'_> {
     pub(super) fn save_wallet(&mut self, ix: usize) {
         self.journal(|e| {
             let slot = &e.wallets[ix];
-            Undo::Wallet(ix, Box::new(slot.wallet.clone()), slot.dirty)
+            Undo::Wallet(
+                ix,
+                Box::new(slot.wallet.clone()),
+                slot.dirty,
+                slot.relabelled,
+            )
         });
     }
 
@@ -276,10 +281,11 @@ impl Exec<'_> {
     fn roll_back(&mut self, journal: Vec<Undo>, marks: &Marks) {
         for undo in journal.into_iter().rev() {
             match undo {
-                Undo::Wallet(ix, wallet, dirty) => {
+                Undo::Wallet(ix, wallet, dirty, relabelled) => {
                     let slot = &mut self.wallets[ix];
                     slot.wallet = *wallet;
                     slot.dirty = dirty;
+                    slot.relabelled = relabelled;
                 }
                 Undo::Hold(ix, hold, dirty) => {
                     let slot = &mut self.holds[ix];

@@ -81,6 +81,7 @@ impl Exec<'_> {
             wallet,
             new,
             dirty: new,
+            relabelled: false,
         });
         self.wallets.len() - 1
     }
@@ -337,7 +338,10 @@ impl Exec<'_> {
                 touch(self.customer(tenant, &wallet.customer))?;
                 touch(self.wallet_ix(tenant, &wallet.id))?;
             }
-            Command::SetWalletStatus { wallet, .. } => touch(self.wallet_ix(tenant, wallet))?,
+            Command::SetWalletStatus { wallet, .. }
+            | Command::PatchWalletMetadata { wallet, .. } => {
+                touch(self.wallet_ix(tenant, wallet))?;
+            }
             Command::Post { id, wallet, .. } => {
                 touch(self.wallet_ix(tenant, wallet))?;
                 touch(self.grants(tenant, wallet))?;

@@ -76,12 +76,12 @@ pub use recorded::{Recorded, RecordedColumns, RecordedResult};
 use crate::{StoreError, SweepReport};
 use prepaid_ledger::{
     Amount, ApiKey, ApiKeyName, Command, Customer, CustomerId, Done, Draw, Fingerprint, Grant,
-    GrantTerms, Hold, HoldDirection, HoldId, HoldStatus, IdempotencyKey, LINK_LEN_MAX, Metadata,
-    Mutation, MutationId, MutationKind, NewApiKey, NewWallet, Outcome, RecordKey, RecordKind,
-    Reference, Refusal, Request, Reserved, SETTING_VALUE_LEN_MAX, SettingKey, Step, SystemAccount,
-    TenantId, Timestamp, Transfer, TransferId, Unit, Wallet, WalletId, WalletStatus,
-    add_to_balance, commit_hold, expire_wallet, place_credit_hold, place_hold, plan_reversal, post,
-    release_hold, reversal_id, transfer,
+    GrantTerms, Hold, HoldDirection, HoldId, HoldStatus, IdempotencyKey, LINK_LEN_MAX,
+    METADATA_PAIRS_MAX, Metadata, Mutation, MutationId, MutationKind, NewApiKey, NewWallet,
+    Outcome, RecordKey, RecordKind, Reference, Refusal, Request, Reserved, SETTING_VALUE_LEN_MAX,
+    SettingKey, Step, SystemAccount, TenantId, Timestamp, Transfer, TransferId, Unit, Wallet,
+    WalletId, WalletStatus, add_to_balance, commit_hold, expire_wallet, place_credit_hold,
+    place_hold, plan_reversal, post, release_hold, reversal_id, transfer,
 };
 use std::collections::{BTreeSet, HashMap};
 use std::hash::Hash;
@@ -393,6 +393,9 @@ pub struct Changes {
     pub keys: Vec<KeyRecord>,
     /// Ordered by tenant, unit and account.
     pub accounts: Vec<AccountChange>,
+    /// Existing wallets whose metadata changed, as the batch left them (with
+    /// `wallets_changed`, which carries the rest of the row); ordered by tenant and id.
+    pub wallets_relabelled: Vec<Wallet>,
     /// Ordered by tenant and key.
     pub settings: Vec<SettingChange>,
     /// Records written or deleted by linked steps, ordered by tenant, kind and key.
@@ -545,6 +548,8 @@ struct WalletSlot {
     new: bool,
     /// Status, balance or held changed.
     dirty: bool,
+    /// Its metadata changed (written apart, since most changes of a wallet leave it).
+    relabelled: bool,
 }
 
 impl WalletSlot {

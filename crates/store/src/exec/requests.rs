@@ -129,6 +129,26 @@ impl Exec<'_> {
                 }
                 Ok(Made::Done(Done::Wallet(w.wallet.clone())))
             }
+            Command::PatchWalletMetadata { wallet, patch } => {
+                let ix = self.visible_wallet(tenant, wallet, only)?;
+                let metadata =
+                    self.wallets[ix]
+                        .wallet
+                        .metadata
+                        .patched(patch)
+                        .map_err(|pairs| Refusal::MetadataExceeded {
+                            pairs,
+                            pairs_max: METADATA_PAIRS_MAX,
+                        })?;
+                self.save_wallet(ix);
+                let w = &mut self.wallets[ix];
+                if w.wallet.metadata != metadata {
+                    w.wallet.metadata = metadata;
+                    w.relabelled = true;
+                    w.touch(self.now);
+                }
+                Ok(Made::Done(Done::Wallet(w.wallet.clone())))
+            }
             Command::Post {
                 id,
                 wallet,
