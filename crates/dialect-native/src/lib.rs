@@ -23,10 +23,11 @@ use prepaid_edge::time::WireTime;
 use prepaid_edge::{ADMIN_KEY_NAME, SharedState};
 use prepaid_edge::{PathSegment, engine_problem, json_response, new_uuid, store_problem};
 use prepaid_ledger::{
-    AMOUNT_MAX, Amount, BALANCE_ABS_MAX, Command, CustomerId, Done, Fingerprint, Floor,
-    GrantCategory, GrantTerms, HoldId, IdempotencyKey, Metadata, MutationId, MutationKind,
-    NewApiKey, NewWallet, Outcome, PRIORITY_MAX, Priority, Reference, Request, Scopes, TenantId,
-    TransferId, Unit, WalletId, WalletStatus, default_scale,
+    AMOUNT_MAX, Amount, BALANCE_ABS_MAX, Command, CustomerId, DEFAULT_VALIDITY_SECONDS_MAX,
+    DEFAULT_VALIDITY_SETTING, Done, Fingerprint, Floor, GrantCategory, GrantTerms, HoldId,
+    IdempotencyKey, Metadata, MutationId, MutationKind, NewApiKey, NewWallet, Outcome,
+    PRIORITY_MAX, Priority, Reference, Request, Scopes, SettingKey, TenantId, TransferId, Unit,
+    WalletId, WalletStatus, default_scale, default_validity_seconds,
 };
 use prepaid_store::{GrantCursor, MetadataFilter, MutationQuery, Page, WalletQuery};
 use serde_json::Value;
@@ -57,6 +58,7 @@ prepaid_edge::routes! {
     "/holds/{id}" => get(get_hold): Read;
     "/holds/{id}/commit" => post(commit_hold): Write;
     "/holds/{id}/release" => post(release_hold): Write;
+    "/settings" => get(get_settings): Read, patch(patch_settings): Admin;
     "/openapi.json" => get(openapi_json): prepaid_edge::routes::Public;
 }
 
@@ -847,6 +849,66 @@ async fn patch_wallet(
 }
 
 // ---------------------------------------------------------------------------------
+// Settings.
+
+fn default_validity_key() -> SettingKey {
+    SettingKey::parse(DEFAULT_VALIDITY_SETTING).expect("the default validity key is valid")
+}
+
+async fn settings_out(state: &SharedState, caller: &Principal) -> Result<SettingsOut, Problem> {
+    let value = state
+        .store
+        .setting(&caller.tenant, &default_validity_key())
+        .await
+        .map_err(|e| store_problem(&e, "reading the settings"))?;
+    Ok(SettingsOut {
+        default_validity_seconds: value.as_deref().and_then(default_validity_seconds),
+    })
+}
+
+#[utoipa::path(get, path = "/v1/settings", tag = "settings",
+    responses((status = 200, body = SettingsOut), (status = "4XX", body = ProblemOut,
+        content_type = "application/problem+json")),
+    security(("bearer" = []), ("basic" = [])))]
+/// The tenant's settings.
+async fn get_settings(State(state): State<SharedState>, caller: Caller<Read>) -> Answer {
+    Ok(ok(&settings_out(&state, &caller).await?))
+}
+
+#[utoipa::path(patch, path = "/v1/settings", tag = "settings",
+    request_body = PatchSettingsIn,
+    responses((status = 200, body = SettingsOut), (status = "4XX", body = ProblemOut,
+        content_type = "application/problem+json")),
+    security(("bearer" = []), ("basic" = [])))]
+/// Changes the tenant's settings: the default validity of top-ups that name no expiry
+/// (in every dialect; TOPdesk and TouchTopUp top-ups never name one).
+async fn patch_settings(
+    State(state): State<SharedState>,
+    caller: Caller<Admin>,
+    body: JsonBody<PatchSettingsIn>,
+) -> Answer {
+    let Some(seconds) = body.value.default_validity_seconds else {
+        return Ok(ok(&settings_out(&state, &caller).await?));
+    };
+    let value = match seconds {
+        None => String::new(),
+        Some(s) if (1..=DEFAULT_VALIDITY_SECONDS_MAX).contains(&s) => s.to_string(),
+        Some(_) => {
+            return Err(Problem::invalid_field(
+                "default_validity_seconds",
+                format_args!("must be 1 to {DEFAULT_VALIDITY_SECONDS_MAX}, or null"),
+            ));
+        }
+    };
+    let command = Command::PutSetting {
+        key: default_validity_key(),
+        value,
+    };
+    submit(&state, &caller, body.idempotency, command).await?;
+    Ok(ok(&settings_out(&state, &caller).await?))
+}
+
+// ---------------------------------------------------------------------------------
 // Mutations.
 
 #[utoipa::path(post, path = "/v1/wallets/{id}/mutations", tag = "mutations",
@@ -1335,11 +1397,12 @@ impl utoipa::Modify for Security {
         list_customers,
         create_wallet, list_customer_wallets, list_wallets, get_wallet, patch_wallet,
         post_mutation, list_mutations, get_mutation, batch, transfer, place_hold, get_hold,
-        commit_hold, release_hold, list_grants, reverse_mutation),
+        commit_hold, release_hold, list_grants, reverse_mutation, get_settings, patch_settings),
     components(schemas(ProblemOut, ReferenceObject, ReferenceInput, BatchItemIn, BatchResultOut)),
     modifiers(&Security),
     tags((name = "customers"), (name = "wallets"), (name = "mutations"),
-        (name = "transfers"), (name = "holds"), (name = "api-keys"), (name = "tenants"))
+        (name = "transfers"), (name = "holds"), (name = "api-keys"), (name = "tenants"),
+        (name = "settings"))
 )]
 pub struct NativeApi;
 

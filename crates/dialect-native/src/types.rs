@@ -704,3 +704,28 @@ mod tests {
         );
     }
 }
+
+/// A field that may be absent (`None`), `null` (`Some(None)`) or a value.
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// The tenant's settings.
+#[derive(Serialize, ToSchema)]
+pub struct SettingsOut {
+    /// Seconds after which a top-up that names no expiry expires; `null`: never.
+    pub default_validity_seconds: Option<i64>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchSettingsIn {
+    /// 1 to 3,155,760,000 seconds (100 years), or `null` to clear; absent: unchanged.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 3_155_760_000_i64)]
+    pub default_validity_seconds: Option<Option<i64>>,
+}

@@ -21,6 +21,13 @@
 //! holds reserve of it, leaves the wallet with an `expiry` mutation; what a hold
 //! reserved stays for the hold, is drawn if the hold is committed, and expires in its
 //! turn when the hold is released.
+//!
+//! A tenant may give its top-ups a **default validity** (the setting
+//! [`DEFAULT_VALIDITY_SETTING`], a number of seconds): a top-up (or a committed credit
+//! hold) whose terms name no expiry then expires that long after it is recorded. It
+//! serves the dialects whose documents have no place for an expiry (TOPdesk,
+//! TouchTopUp), and every other top-up that names none; adjustments, transfers and
+//! reversals are corrections and moves of credit that exists, and never take it.
 
 use crate::{MutationId, Refusal, Timestamp};
 use std::cmp::Ordering;
@@ -35,6 +42,34 @@ pub const PRIORITY_DEFAULT: u8 = 50;
 /// The most live grants (with something remaining) one wallet may have; a credit that
 /// would make one more is refused with [`Refusal::GrantsExceeded`].
 pub const LIVE_GRANTS_MAX: usize = 10_000;
+/// The tenant setting that holds the default validity of top-ups, in seconds.
+pub const DEFAULT_VALIDITY_SETTING: &str = "credits.default-validity-seconds";
+/// The longest default validity: 100 years of 365.25 days.
+pub const DEFAULT_VALIDITY_SECONDS_MAX: i64 = 3_155_760_000;
+
+/// The default validity a setting's value gives, in seconds: a whole number from 1 to
+/// [`DEFAULT_VALIDITY_SECONDS_MAX`]; anything else (an empty value clears it) is none.
+pub fn default_validity_seconds(setting: &str) -> Option<i64> {
+    setting
+        .parse::<i64>()
+        .ok()
+        .filter(|s| (1..=DEFAULT_VALIDITY_SECONDS_MAX).contains(s))
+}
+
+impl GrantTerms {
+    /// These terms, or, when they name no expiry and the tenant has a default validity
+    /// of `seconds`, these terms expiring that long after `now`.
+    pub fn with_default_validity(&self, seconds: Option<i64>, now: Timestamp) -> GrantTerms {
+        match (self.expires_at, seconds) {
+            (None, Some(seconds)) => GrantTerms {
+                expires_at: Some(now.plus_micros(seconds.saturating_mul(1_000_000))),
+                ..self.clone()
+            },
+            _ => self.clone(),
+        }
+    }
+}
+
 /// The most grants one mutation or hold may draw from; a debit that would need more is
 /// refused with [`Refusal::DrawsExceeded`] (the client may spend in smaller amounts).
 pub const DRAWS_MAX: usize = 1_000;
@@ -311,6 +346,30 @@ mod tests {
 
     fn id(n: u128) -> MutationId {
         MutationId(Uuid::from_u128(n))
+    }
+
+    #[test]
+    fn a_default_validity_is_bounded_and_applies_only_without_an_expiry() {
+        assert_eq!(default_validity_seconds("86400"), Some(86_400));
+        assert_eq!(
+            default_validity_seconds(&DEFAULT_VALIDITY_SECONDS_MAX.to_string()),
+            Some(DEFAULT_VALIDITY_SECONDS_MAX)
+        );
+        for none in ["", "0", "-1", "1.5", " 1", "3155760001"] {
+            assert_eq!(default_validity_seconds(none), None, "{none:?}");
+        }
+        let now = Timestamp::from_secs(1_000);
+        let open = GrantTerms::default();
+        assert_eq!(
+            open.with_default_validity(Some(60), now).expires_at,
+            Some(Timestamp::from_secs(1_060))
+        );
+        assert_eq!(open.with_default_validity(None, now), open);
+        let own = GrantTerms {
+            expires_at: Some(Timestamp::from_secs(5)),
+            ..GrantTerms::default()
+        };
+        assert_eq!(own.with_default_validity(Some(60), now), own);
     }
 
     fn at(s: i64) -> Timestamp {

@@ -30,9 +30,10 @@ pub use command::{Command, Done, Fingerprint, Outcome, Refusal, Request, Step};
 pub use credits::{CREDIT_SCALE, CREDIT_UNIT_CODE, credits_ceiling};
 pub use currency::{default_scale, is_currency};
 pub use grants::{
-    CATEGORY_LEN_MAX, CategoryError, CommitDraws, DRAWS_MAX, Draw, DrawPlan, Grant, GrantCategory,
-    GrantTerms, LIVE_GRANTS_MAX, PRIORITY_DEFAULT, PRIORITY_MAX, Priority, commit_draws, debt,
-    plan_draws, spend_order, split_credit,
+    CATEGORY_LEN_MAX, CategoryError, CommitDraws, DEFAULT_VALIDITY_SECONDS_MAX,
+    DEFAULT_VALIDITY_SETTING, DRAWS_MAX, Draw, DrawPlan, Grant, GrantCategory, GrantTerms,
+    LIVE_GRANTS_MAX, PRIORITY_DEFAULT, PRIORITY_MAX, Priority, commit_draws, debt,
+    default_validity_seconds, plan_draws, spend_order, split_credit,
 };
 pub use history::{AS_OF_MUTATIONS_MAX, AsOf, as_of};
 pub use ids::{

@@ -45,6 +45,7 @@ pub use grants::{
     credits_repay_debt_first, grants_are_drawn_in_order, grants_expire_once,
     holds_reserve_grants_through_their_expiry, live_grants_are_bounded_at_the_limit,
     reversals_of_spent_credits_need_allow_negative, reversals_restore_the_grants_drawn,
+    top_ups_take_the_tenants_default_validity,
 };
 pub use ids::mutation_ids_are_per_tenant;
 pub use linked::{linked_requests_are_all_or_nothing, linked_requests_refuse_management_commands};
@@ -135,6 +136,7 @@ macro_rules! conformance_tests {
             live_grants_are_bounded_at_the_limit
             reversals_restore_the_grants_drawn
             reversals_of_spent_credits_need_allow_negative
+            top_ups_take_the_tenants_default_validity
             metadata_is_kept_and_filters_lists
             wallet_metadata_is_patched_within_its_bound
         );

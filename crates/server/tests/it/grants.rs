@@ -377,3 +377,80 @@ async fn as_of_matches_what_was_seen_at_every_instant() {
     assert!(checked >= 10, "only {checked} instants checked");
     node.stop().await;
 }
+
+/// The tenant's default validity, set through `/v1/settings`, gives TOPdesk top-ups
+/// (whose document has no place for an expiry) an expiry that long after they are
+/// recorded; native top-ups naming their own keep it; cleared, top-ups never expire.
+#[tokio::test(flavor = "multi_thread")]
+async fn top_ups_take_the_default_validity_in_every_dialect() {
+    let server = Server::start().await;
+    let api = server.admin();
+    let settings = api.get("/v1/settings").await.ok(200);
+    assert_eq!(settings, json!({"default_validity_seconds": null}));
+    let set = api
+        .patch("/v1/settings", &json!({"default_validity_seconds": 86_400}))
+        .await
+        .ok(200);
+    assert_eq!(set, json!({"default_validity_seconds": 86_400}));
+    // Absent: unchanged; out of bounds: refused naming the field.
+    assert_eq!(api.patch("/v1/settings", &json!({})).await.ok(200), set);
+    for bad in [json!(0), json!(3_155_760_001_i64), json!("1")] {
+        let r = api
+            .patch("/v1/settings", &json!({"default_validity_seconds": bad}))
+            .await;
+        let p = r.problem(400, "invalid_request");
+        assert!(
+            str_of(p, "detail").starts_with("default_validity_seconds"),
+            "{}",
+            r.text
+        );
+    }
+    assert_eq!(api.get("/v1/settings").await.ok(200), set);
+
+    let customer = uuid::Uuid::new_v4().to_string();
+    let body = common::topdesk_dto(&customer, None, 600, "2026-11-25", None);
+    let location = common::topdesk_create(&api, &body).await;
+    let id = common::last_segment(&location).to_owned();
+    let mutation = api.get(&format!("/v1/mutations/{id}")).await.ok(200);
+    let recorded = at(str_of(&mutation, "recorded_at"));
+    let grants = api
+        .get(&format!("/v1/wallets/{customer}/grants"))
+        .await
+        .ok(200);
+    let grant = &grants["items"][0];
+    assert_eq!(str_of(grant, "id"), id);
+    assert_eq!(
+        str_of(grant, "expires_at"),
+        rfc3339(recorded.plus_micros(DAY_MICROS))
+    );
+
+    api.create_customer("c1").await;
+    api.create_wallet("c1", "w1", "EUR", 2).await;
+    let own = credit(&api, "w1", 5, json!({"expires_at": "2030-01-01T00:00:00Z"})).await;
+    let grants = api.get("/v1/wallets/w1/grants").await.ok(200);
+    assert_eq!(str_of(&grants["items"][0], "id"), id_of(&own));
+    assert_eq!(
+        str_of(&grants["items"][0], "expires_at"),
+        "2030-01-01T00:00:00.000000Z"
+    );
+
+    let cleared = api
+        .patch("/v1/settings", &json!({"default_validity_seconds": null}))
+        .await
+        .ok(200);
+    assert_eq!(cleared, json!({"default_validity_seconds": null}));
+    let plain = api.top_up("w1", 1).await;
+    let grants = api.get("/v1/wallets/w1/grants").await.ok(200);
+    let last = grants["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|g| g["id"] == plain["id"])
+        .expect("the top-up's grant")
+        .clone();
+    assert!(last["expires_at"].is_null(), "{last}");
+}
+
+fn id_of(m: &Value) -> &str {
+    str_of(m, "id")
+}

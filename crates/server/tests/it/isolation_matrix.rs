@@ -370,6 +370,7 @@ fn body(dialect: &str, route: &Route) -> Option<Value> {
         ("native", "post", "/customers/{id}/wallets") => {
             json!({"id": "intruder-wallet", "unit": "EUR", "scale": 2})
         }
+        ("native", "patch", "/settings") => json!({"default_validity_seconds": 60}),
         ("native", "patch", "/wallets/{id}") => json!({"status": "suspended"}),
         ("native", "patch", "/customers/{id}") => json!({"link": "https://intruder.example/c"}),
         ("native", "post", "/wallets/{id}/mutations") => json!({"kind": "debit", "amount": 1}),

@@ -427,3 +427,100 @@ pub async fn reversals_of_spent_credits_need_allow_negative(env: &mut Env) {
         Refusal::MutationNotFound
     );
 }
+
+/// With a default validity set, a top-up that names no expiry (and a committed credit
+/// hold) expires that long after it is recorded; one that names its own keeps it, and
+/// adjustments never take the default.
+pub async fn top_ups_take_the_tenants_default_validity(env: &mut Env) {
+    start(env).await;
+    let before = env.top_up("t1", "w1", 10).await;
+    env.done(
+        "t1",
+        Command::PutSetting {
+            key: prepaid_ledger::SettingKey::parse(prepaid_ledger::DEFAULT_VALIDITY_SETTING)
+                .expect("key"),
+            value: (30 * DAY_SECS).to_string(),
+        },
+    )
+    .await;
+    let now = env.now;
+    let plain = env.top_up("t1", "w1", 20).await;
+    let own_expiry = days_from(now, 365);
+    let own = credit(
+        env,
+        "w1",
+        30,
+        GrantTerms {
+            expires_at: Some(own_expiry),
+            ..GrantTerms::default()
+        },
+    )
+    .await;
+    let adjusted = as_mutation(
+        env.done("t1", env.post("w1", MutationKind::Adjustment, 5))
+            .await,
+    );
+    let hold = env.hold_id();
+    env.done(
+        "t1",
+        Command::PlaceCreditHold {
+            id: hold,
+            wallet: wid("w1"),
+            amount: prepaid_ledger::Amount::new(40).expect("amount"),
+            reference: prepaid_ledger::Reference::default(),
+            expires_at: None,
+            metadata: prepaid_ledger::Metadata::default(),
+        },
+    )
+    .await;
+    env.advance_secs(60);
+    let (_, paid) = as_hold(
+        env.done(
+            "t1",
+            Command::CommitHold {
+                hold,
+                amount: None,
+                mutation_id: env.mutation_id(),
+                reference: None,
+            },
+        )
+        .await,
+    );
+    let paid = paid.expect("a commit posts a mutation");
+
+    let grants = all_grants(env, "w1").await;
+    let expiry = |m: &Mutation| {
+        grants
+            .iter()
+            .find(|g| g.id == m.id)
+            .map(|g| g.terms.expires_at)
+            .expect("a grant of the credit")
+    };
+    assert_eq!(
+        expiry(&before),
+        None,
+        "set later, the default is not retroactive"
+    );
+    assert_eq!(expiry(&plain), Some(days_from(now, 30)));
+    assert_eq!(expiry(&own), Some(own_expiry));
+    assert_eq!(expiry(&adjusted), None);
+    assert_eq!(
+        expiry(&paid),
+        Some(days_from(now, 30).plus_micros(60 * 1_000_000))
+    );
+
+    // Cleared (an empty value), top-ups never expire again.
+    env.done(
+        "t1",
+        Command::PutSetting {
+            key: prepaid_ledger::SettingKey::parse(prepaid_ledger::DEFAULT_VALIDITY_SETTING)
+                .expect("key"),
+            value: String::new(),
+        },
+    )
+    .await;
+    let after = env.top_up("t1", "w1", 1).await;
+    let grants = all_grants(env, "w1").await;
+    let last = grants.iter().find(|g| g.id == after.id).expect("grant");
+    assert_eq!(last.terms.expires_at, None);
+}

@@ -8,8 +8,8 @@
 
 use super::*;
 use prepaid_ledger::{
-    Draw, DrawPlan, Grant, GrantTerms, LIVE_GRANTS_MAX, commit_draws, debt, plan_draws,
-    split_credit,
+    DEFAULT_VALIDITY_SETTING, Draw, DrawPlan, Grant, GrantTerms, LIVE_GRANTS_MAX, commit_draws,
+    debt, default_validity_seconds, plan_draws, split_credit,
 };
 
 /// A grant as the batch sees it.
@@ -162,6 +162,22 @@ impl Exec<'_> {
         Ok(Some(Grant::new(id, terms.clone(), granted, now)))
     }
 
+    /// The terms of a top-up's grant: its own, or with the tenant's default validity
+    /// when they name no expiry.
+    pub(super) fn top_up_terms(
+        &mut self,
+        tenant: &TenantId,
+        terms: &GrantTerms,
+    ) -> Result<GrantTerms, Stop> {
+        if terms.expires_at.is_some() {
+            return Ok(terms.clone());
+        }
+        let seconds = self
+            .setting(tenant, &default_validity_key())?
+            .and_then(|v| default_validity_seconds(v));
+        Ok(terms.with_default_validity(seconds, self.now))
+    }
+
     /// Adds a grant planned by [`Exec::plan_credit`].
     pub(super) fn add_grant(&mut self, tenant: &TenantId, wallet: &WalletId, grant: Grant) {
         self.save_grants(tenant, wallet);
@@ -296,4 +312,9 @@ impl Exec<'_> {
         });
         changes
     }
+}
+
+/// The key of the tenant setting of the default validity of top-ups.
+pub(super) fn default_validity_key() -> SettingKey {
+    SettingKey::parse(DEFAULT_VALIDITY_SETTING).expect("the default validity key is valid")
 }

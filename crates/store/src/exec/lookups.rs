@@ -1,6 +1,7 @@
 //! The executor's memoized lookups: the backend's rows with the batch's own changes
 //! laid over them, and the pass that learns every missing key of a run at once.
 
+use super::grants::default_validity_key;
 use super::*;
 
 impl Exec<'_> {
@@ -342,10 +343,15 @@ impl Exec<'_> {
             | Command::PatchWalletMetadata { wallet, .. } => {
                 touch(self.wallet_ix(tenant, wallet))?;
             }
-            Command::Post { id, wallet, .. } => {
+            Command::Post {
+                id, wallet, kind, ..
+            } => {
                 touch(self.wallet_ix(tenant, wallet))?;
                 touch(self.grants(tenant, wallet))?;
                 touch(self.mutation_taken(tenant, *id))?;
+                if *kind == MutationKind::TopUp {
+                    touch(self.setting(tenant, &default_validity_key()))?;
+                }
             }
             Command::Transfer {
                 debit_id,
@@ -372,6 +378,11 @@ impl Exec<'_> {
             | Command::ReleaseHold { hold, mutation_id } => {
                 touch(self.hold_ix(*hold))?;
                 touch(self.mutation_taken(tenant, *mutation_id))?;
+                // A credit hold's commit is a top-up; its tenant's default validity is
+                // read with the rest rather than in a round of its own.
+                if matches!(command, Command::CommitHold { .. }) {
+                    touch(self.setting(tenant, &default_validity_key()))?;
+                }
             }
             Command::Reverse { id, mutation, .. } => {
                 touch(self.mutation(tenant, *mutation))?;

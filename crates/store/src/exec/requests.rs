@@ -502,8 +502,12 @@ impl Exec<'_> {
                 None,
             ),
             _ => {
+                let terms = match kind {
+                    MutationKind::TopUp => self.top_up_terms(tenant, terms)?,
+                    _ => terms.clone(),
+                };
                 let grant =
-                    self.plan_credit(tenant, wallet, balance, (id, terms), posting.amount)?;
+                    self.plan_credit(tenant, wallet, balance, (id, &terms), posting.amount)?;
                 (Vec::new(), grant)
             }
         };
@@ -804,7 +808,7 @@ impl Exec<'_> {
             }
             (HoldDirection::Debit, None) => (Vec::new(), reserved, None),
             (HoldDirection::Credit, Some(committed)) => {
-                let terms = GrantTerms::default();
+                let terms = self.top_up_terms(&tenant, &GrantTerms::default())?;
                 let grant =
                     self.plan_credit(&tenant, &wallet, balance, (mutation_id, &terms), committed)?;
                 (Vec::new(), Vec::new(), grant)
