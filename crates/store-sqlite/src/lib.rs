@@ -201,6 +201,8 @@ struct Inner {
     /// Declared after the writer, so that it stops after the writer's connection closed
     /// (a checkpoint then has the whole log to itself).
     _checkpointer: sync::Checkpointer,
+    /// The frames of the log the checkpointer has yet to copy; the writer waits on it.
+    backlog: Arc<sync::Backlog>,
     view: Arc<view::View>,
     readers: Mutex<Vec<Connection>>,
     /// One permit per idle reader, so a caller waits (asynchronously) for a free one.
@@ -300,12 +302,14 @@ impl SqliteStore {
             readers.push(reader);
         }
         let view = Arc::new(view::View::default());
+        let backlog = Arc::new(sync::Backlog::default());
         let mut wal = path.clone().into_os_string();
         wal.push("-wal");
         Ok(Self {
             inner: Arc::new(Inner {
                 syncer: sync::Syncer::start(PathBuf::from(wal)),
-                _checkpointer: sync::Checkpointer::start(checkpointer),
+                _checkpointer: sync::Checkpointer::start(checkpointer, backlog.clone()),
+                backlog,
                 path,
                 writer: Mutex::new(write::Writer {
                     conn: writer,
@@ -353,6 +357,9 @@ impl SqliteStore {
                 inner.writer.clear_poison();
                 writer
             });
+            // Before the transaction, not holding one: the checkpointer can only catch up
+            // while no transaction adds frames.
+            inner.backlog.wait_for_checkpoints();
             let value = f(&mut writer)?;
             // Taken with the writer held, so that generations follow commits.
             Ok((value, inner.syncer.committed()))

@@ -21,6 +21,20 @@
 //! The [`Checkpointer`] copies the log into the database file from its own
 //! connection, so that checkpoints (and their syncs of the database file) stay off
 //! the writer's path; the writer's automatic checkpoints are off.
+//!
+//! The writer must not outrun the checkpointer for long: the log starts over from its
+//! beginning only once a checkpoint has copied all of it, so a writer that keeps adding
+//! frames faster than they are copied grows the log without end (gigabytes after a
+//! sustained burst of batches), every commit then extends the file (on ext4 each such
+//! append waits for the journal behind the checkpoint's sync of the database file),
+//! and every read searches an ever longer index of the log. So the checkpointer
+//! publishes the [`Backlog`] (the frames in the log and those it copied), and once
+//! the log holds more than [`WAL_FRAMES_MAX`] frames the writer waits before its next
+//! transaction until a checkpoint has copied all of them, so that transaction starts
+//! the log over; it waits at most [`WAL_BACKLOG_WAIT_MS_MAX`], since a reader holding
+//! an old snapshot may keep a checkpoint from finishing and writes must not stop for
+//! it. Checkpoints run every [`CHECKPOINT_INTERVAL_MS`], so what is left to copy then
+//! is what the last interval wrote.
 
 use prepaid_store::StoreError;
 use rusqlite::Connection;
@@ -183,6 +197,86 @@ fn run(shared: &Shared, wal: &std::path::Path) {
     }
 }
 
+/// The most frames the log holds before the writer lets a checkpoint copy all of them
+/// so that the log starts over: 16,384 frames of 4 KiB pages, 64 MiB, the size the
+/// log is cut back to after a burst.
+pub(crate) const WAL_FRAMES_MAX: i64 = 16_384;
+/// The longest the writer waits for the checkpointer before one transaction.
+pub(crate) const WAL_BACKLOG_WAIT_MS_MAX: u64 = 1_000;
+
+/// The frames in the log and those copied into the database, as the last checkpoint
+/// found them, and a way for the writer to wait for a checkpoint to copy them all.
+#[derive(Default)]
+pub(crate) struct Backlog {
+    frames: Mutex<Frames>,
+    changed: Condvar,
+    /// Whether the writer is waiting, so the checkpointer runs without pause.
+    waiting: std::sync::atomic::AtomicBool,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Frames {
+    /// The frames in the log.
+    log: i64,
+    /// The frames a checkpoint copied into the database.
+    copied: i64,
+    /// `copied` when the writer last waited in vain: it does not wait again until a
+    /// checkpoint gets further, so a reader keeping checkpoints back costs one wait.
+    stalled_at: Option<i64>,
+}
+
+impl Frames {
+    fn must_wait(&self) -> bool {
+        self.log > WAL_FRAMES_MAX && self.copied < self.log && self.stalled_at != Some(self.copied)
+    }
+}
+
+impl Backlog {
+    fn set(&self, log: i64, copied: i64) {
+        let mut frames = self.frames.lock().unwrap_or_else(PoisonError::into_inner);
+        frames.log = log;
+        frames.copied = copied;
+        drop(frames);
+        self.changed.notify_all();
+        metrics::gauge!("prepaid_wal_frames").set(log as f64);
+    }
+
+    /// Called by the writer before a transaction: when the log holds more than
+    /// [`WAL_FRAMES_MAX`] frames, waits until a checkpoint has copied them all (so this
+    /// transaction starts the log over), or for at most [`WAL_BACKLOG_WAIT_MS_MAX`].
+    /// Returns whether it waited.
+    pub(crate) fn wait_for_checkpoints(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        let frames = self.frames.lock().unwrap_or_else(PoisonError::into_inner);
+        if !frames.must_wait() {
+            return false;
+        }
+        let started = Instant::now();
+        self.waiting.store(true, Ordering::Relaxed);
+        let (mut frames, _) = self
+            .changed
+            .wait_timeout_while(
+                frames,
+                Duration::from_millis(WAL_BACKLOG_WAIT_MS_MAX),
+                |f| f.must_wait(),
+            )
+            .unwrap_or_else(PoisonError::into_inner);
+        if frames.must_wait() {
+            frames.stalled_at = Some(frames.copied);
+            tracing::warn!(
+                frames = frames.log,
+                copied = frames.copied,
+                "checkpoints did not catch up with the log; writing on"
+            );
+        }
+        drop(frames);
+        self.waiting.store(false, Ordering::Relaxed);
+        metrics::histogram!("prepaid_wal_backlog_wait_seconds")
+            .record(started.elapsed().as_secs_f64());
+        true
+    }
+}
+
 /// How often the checkpointer copies the log into the database. A checkpoint with
 /// nothing new to copy returns at once, without syncing anything.
 pub(crate) const CHECKPOINT_INTERVAL_MS: u64 = 100;
@@ -194,13 +288,13 @@ pub(crate) struct Checkpointer {
 }
 
 impl Checkpointer {
-    pub(crate) fn start(conn: Connection) -> Self {
+    pub(crate) fn start(conn: Connection, backlog: Arc<Backlog>) -> Self {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let thread = {
             let stop = stop.clone();
             std::thread::Builder::new()
                 .name("prepaid-sqlite-checkpoint".into())
-                .spawn(move || checkpoints(&conn, &stop))
+                .spawn(move || checkpoints(&conn, &stop, &backlog))
                 .expect("spawning the checkpoint thread")
         };
         Self {
@@ -220,17 +314,19 @@ impl Drop for Checkpointer {
     }
 }
 
-fn checkpoints(conn: &Connection, stop: &(Mutex<bool>, Condvar)) {
+fn checkpoints(conn: &Connection, stop: &(Mutex<bool>, Condvar), backlog: &Backlog) {
     loop {
+        // While the writer waits for it, the next checkpoint starts at once.
+        let pause = if backlog.waiting.load(std::sync::atomic::Ordering::Relaxed) {
+            Duration::ZERO
+        } else {
+            Duration::from_millis(CHECKPOINT_INTERVAL_MS)
+        };
         {
             let stopped = stop.0.lock().unwrap_or_else(PoisonError::into_inner);
             let (stopped, _) = stop
                 .1
-                .wait_timeout_while(
-                    stopped,
-                    Duration::from_millis(CHECKPOINT_INTERVAL_MS),
-                    |s| !*s,
-                )
+                .wait_timeout_while(stopped, pause, |s| !*s)
                 .unwrap_or_else(PoisonError::into_inner);
             if *stopped {
                 return;
@@ -238,14 +334,18 @@ fn checkpoints(conn: &Connection, stop: &(Mutex<bool>, Condvar)) {
         }
         let started = Instant::now();
         // Passive: it copies what no reader still needs and never waits for the
-        // writer or a reader.
-        let result = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1));
+        // writer or a reader. It answers the frames in the log and those copied.
+        let result = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+        });
         match result {
-            Ok(frames) if frames > 0 => {
-                metrics::histogram!("prepaid_checkpoint_seconds")
-                    .record(started.elapsed().as_secs_f64());
+            Ok((log, copied)) => {
+                if log > 0 {
+                    metrics::histogram!("prepaid_checkpoint_seconds")
+                        .record(started.elapsed().as_secs_f64());
+                }
+                backlog.set(log, copied);
             }
-            Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "checkpoint failed"),
         }
     }
@@ -254,6 +354,50 @@ fn checkpoints(conn: &Connection, stop: &(Mutex<bool>, Condvar)) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_writer_waits_only_for_a_log_over_its_bound() {
+        let backlog = Backlog::default();
+        backlog.set(WAL_FRAMES_MAX, 0);
+        assert!(!backlog.wait_for_checkpoints(), "at the bound, no wait");
+        backlog.set(WAL_FRAMES_MAX + 1, WAL_FRAMES_MAX + 1);
+        assert!(!backlog.wait_for_checkpoints(), "all copied, no wait");
+    }
+
+    #[test]
+    fn the_writer_waits_until_a_checkpoint_copied_the_whole_log() {
+        let backlog = Arc::new(Backlog::default());
+        backlog.set(WAL_FRAMES_MAX + 1, 10);
+        let checkpointer = {
+            let backlog = backlog.clone();
+            std::thread::spawn(move || {
+                // Copies the log in steps once the writer waits.
+                while !backlog.waiting.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::yield_now();
+                }
+                backlog.set(WAL_FRAMES_MAX + 1, WAL_FRAMES_MAX);
+                backlog.set(WAL_FRAMES_MAX + 1, WAL_FRAMES_MAX + 1);
+            })
+        };
+        assert!(backlog.wait_for_checkpoints());
+        checkpointer.join().unwrap();
+        let frames = *backlog.frames.lock().unwrap();
+        assert_eq!(frames.copied, frames.log);
+        assert_eq!(frames.stalled_at, None);
+    }
+
+    /// A checkpoint held back (by a reader's old snapshot) costs the writer one wait,
+    /// not one per transaction, until a checkpoint gets further.
+    #[test]
+    fn a_stalled_checkpoint_costs_one_wait() {
+        let backlog = Backlog::default();
+        backlog.set(WAL_FRAMES_MAX + 1, 10);
+        assert!(backlog.wait_for_checkpoints());
+        assert!(!backlog.wait_for_checkpoints());
+        backlog.set(WAL_FRAMES_MAX + 2, 11);
+        let frames = *backlog.frames.lock().unwrap();
+        assert!(frames.must_wait(), "progress: the writer waits again");
+    }
 
     #[tokio::test]
     async fn a_generation_is_durable_once_a_later_sync_returned() {
