@@ -221,7 +221,15 @@ pub async fn authenticate_secret(
     state: &SharedState,
     secret: &str,
 ) -> Result<Arc<Principal>, Failure> {
-    let digest = secret_digest(secret);
+    authenticate_digest(state, secret_digest(secret)).await
+}
+
+/// Finds the key whose secret's SHA-256 is `digest`: for a session that keeps the
+/// digest of the key it was opened with rather than the secret itself.
+pub async fn authenticate_digest(
+    state: &SharedState,
+    digest: [u8; 32],
+) -> Result<Arc<Principal>, Failure> {
     if let Some(p) = state.auth.get(&digest) {
         return Ok(p);
     }

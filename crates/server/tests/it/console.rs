@@ -1,0 +1,504 @@
+//! The web console over plain HTTP: sessions, CSRF and origin checks, one change per
+//! form however often it is posted, and what each kind of key may see. The browser's
+//! view of it is `console_browser`.
+
+use crate::common;
+
+use common::*;
+use reqwest::redirect::Policy;
+use serde_json::json;
+
+/// A browser-like client of the console: no redirects followed, its session cookie
+/// kept by hand so each test sees exactly what the server set.
+pub struct Browser {
+    http: reqwest::Client,
+    base: String,
+    pub cookie: Option<String>,
+}
+
+pub struct Page {
+    pub status: u16,
+    pub location: Option<String>,
+    pub set_cookie: Option<String>,
+    pub text: String,
+}
+
+impl Page {
+    /// The value of the first hidden input `name` after `anchor` in the page.
+    pub fn hidden_after(&self, anchor: &str, name: &str) -> String {
+        let from = self
+            .text
+            .find(anchor)
+            .unwrap_or_else(|| panic!("{anchor} is not in the page:\n{}", self.text));
+        let rest = &self.text[from..];
+        let marker = format!("name=\"{name}\" value=\"");
+        let at = rest
+            .find(&marker)
+            .unwrap_or_else(|| panic!("no {name} after {anchor}"));
+        let value = &rest[at + marker.len()..];
+        value[..value.find('"').unwrap()].to_owned()
+    }
+}
+
+impl Browser {
+    pub fn new(base: &str) -> Browser {
+        Browser {
+            http: reqwest::Client::builder()
+                .redirect(Policy::none())
+                .build()
+                .unwrap(),
+            base: base.to_owned(),
+            cookie: None,
+        }
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> Page {
+        let request = match &self.cookie {
+            Some(c) => request.header("cookie", format!("prepaid_console={c}")),
+            None => request,
+        };
+        let response = request.send().await.expect("the console answers");
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_owned())
+        };
+        let (location, set_cookie) = (header("location"), header("set-cookie"));
+        Page {
+            status: response.status().as_u16(),
+            location,
+            set_cookie,
+            text: response.text().await.unwrap(),
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Page {
+        self.send(self.http.get(format!("{}{path}", self.base)))
+            .await
+    }
+
+    /// Posts a form with these fields and extra headers.
+    pub async fn post(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> Page {
+        let mut request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(serde_urlencoded::to_string(fields).unwrap());
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        self.send(request).await
+    }
+
+    /// Signs in with a key; panics unless the console opened a session.
+    pub async fn sign_in(base: &str, name: &str, secret: &str) -> Browser {
+        let mut browser = Browser::new(base);
+        let page = browser
+            .post(
+                "/console/sign-in",
+                &[("name", name), ("secret", secret)],
+                &[],
+            )
+            .await;
+        assert_eq!(page.status, 303, "{}", page.text);
+        let cookie = page.set_cookie.expect("a session cookie");
+        let value = cookie
+            .strip_prefix("prepaid_console=")
+            .and_then(|c| c.split(';').next())
+            .unwrap();
+        browser.cookie = Some(value.to_owned());
+        browser
+    }
+}
+
+/// A server with customer `acme` and its wallet `acme-eur` (EUR).
+async fn setup() -> (Server, Api) {
+    let server = Server::start().await;
+    let admin = server.admin();
+    admin.create_customer("acme").await;
+    admin.create_wallet("acme", "acme-eur", "EUR", 2).await;
+    (server, admin)
+}
+
+#[tokio::test]
+async fn a_form_posted_twice_changes_the_balance_once() {
+    let (server, admin) = setup().await;
+    let browser = Browser::sign_in(server.base(), "admin", server.admin_secret()).await;
+    let page = browser.get("/console/wallets/acme-eur").await;
+    assert_eq!(page.status, 200);
+    let form = "action=\"/console/wallets/acme-eur/mutations\"";
+    let csrf = page.hidden_after(form, "csrf");
+    let key = page.hidden_after(form, "idempotency_key");
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("idempotency_key", key.as_str()),
+        ("kind", "top_up"),
+        ("amount", "50.00"),
+        ("reference", "double click"),
+    ];
+    for _ in 0..2 {
+        let answer = browser
+            .post("/console/wallets/acme-eur/mutations", &fields, &[])
+            .await;
+        assert_eq!(answer.status, 303, "{}", answer.text);
+        assert_eq!(
+            answer.location.as_deref(),
+            Some("/console/wallets/acme-eur")
+        );
+    }
+    assert_eq!(admin.balance("acme-eur").await, 5000);
+    assert_eq!(admin.mutations("acme-eur").await.len(), 1);
+    // The same key with other fields is another request, refused.
+    let mut other = fields;
+    other[3] = ("amount", "7.00");
+    let refused = browser
+        .post("/console/wallets/acme-eur/mutations", &other, &[])
+        .await;
+    assert_eq!(refused.status, 409, "{}", refused.text);
+    // A fresh form moves money again, and the page shows it in the unit's scale.
+    let page = browser.get("/console/wallets/acme-eur").await;
+    let fresh = [
+        ("csrf", csrf.as_str()),
+        (
+            "idempotency_key",
+            &page.hidden_after(form, "idempotency_key"),
+        ),
+        ("kind", "debit"),
+        ("amount", "12.5"),
+        ("reference", ""),
+    ];
+    let answer = browser
+        .post("/console/wallets/acme-eur/mutations", &fresh, &[])
+        .await;
+    assert_eq!(answer.status, 303, "{}", answer.text);
+    assert_eq!(admin.balance("acme-eur").await, 3750);
+    let page = browser.get("/console/wallets/acme-eur").await;
+    assert!(
+        page.text.contains("<dd id=\"balance\">37.50 EUR</dd>"),
+        "{}",
+        page.text
+    );
+    assert_eq!(page.text.matches("class=\"point\"").count(), 3);
+}
+
+#[tokio::test]
+async fn cross_site_posts_without_the_token_are_refused() {
+    let (server, admin) = setup().await;
+    let browser = Browser::sign_in(server.base(), "admin", server.admin_secret()).await;
+    let page = browser.get("/console/wallets/acme-eur").await;
+    let form = "action=\"/console/wallets/acme-eur/mutations\"";
+    let csrf = page.hidden_after(form, "csrf");
+    let key = page.hidden_after(form, "idempotency_key");
+    let path = "/console/wallets/acme-eur/mutations";
+    let body = |csrf: &'static str| -> Vec<(&'static str, &'static str)> {
+        vec![("csrf", csrf), ("kind", "top_up"), ("amount", "1.00")]
+    };
+    // No token, and another session's token.
+    assert_eq!(browser.post(path, &body(""), &[]).await.status, 403);
+    let other = Browser::sign_in(server.base(), "admin", server.admin_secret()).await;
+    let theirs = other
+        .get("/console/customers")
+        .await
+        .hidden_after("sign-out", "csrf");
+    assert_ne!(theirs, csrf);
+    let theirs: &'static str = Box::leak(theirs.into_boxed_str());
+    assert_eq!(browser.post(path, &body(theirs), &[]).await.status, 403);
+    // The right token from another site, as the browser says or as Origin shows.
+    let csrf: &'static str = Box::leak(csrf.into_boxed_str());
+    let cross = [("sec-fetch-site", "cross-site")];
+    let page = browser.post(path, &body(csrf), &cross).await;
+    assert_eq!(page.status, 403, "{}", page.text);
+    let evil = [("origin", "http://evil.example")];
+    assert_eq!(browser.post(path, &body(csrf), &evil).await.status, 403);
+    let signin = Browser::new(server.base())
+        .post(
+            "/console/sign-in",
+            &[("name", "admin"), ("secret", server.admin_secret())],
+            &evil,
+        )
+        .await;
+    assert_eq!(signin.status, 403);
+    assert!(signin.set_cookie.is_none());
+    assert_eq!(admin.balance("acme-eur").await, 0);
+    // The same post from the console's own origin goes through.
+    let own = server.base().to_owned();
+    let mut fields = body(csrf);
+    fields.push(("idempotency_key", Box::leak(key.into_boxed_str())));
+    let ok = browser
+        .post(
+            path,
+            &fields,
+            &[("origin", &own), ("sec-fetch-site", "same-origin")],
+        )
+        .await;
+    assert_eq!(ok.status, 303, "{}", ok.text);
+    assert_eq!(admin.balance("acme-eur").await, 100);
+}
+
+#[tokio::test]
+async fn sessions_need_a_valid_signed_cookie() {
+    let (server, _admin) = setup().await;
+    let anonymous = Browser::new(server.base());
+    let page = anonymous.get("/console/customers").await;
+    assert_eq!(page.status, 303);
+    assert_eq!(page.location.as_deref(), Some("/console/sign-in"));
+    let form = anonymous.get("/console/sign-in").await;
+    assert_eq!(form.status, 200);
+    assert!(form.text.contains("<label for=\"key-secret\">"));
+    // A wrong secret, or the right secret under another key's name.
+    let wrong = anonymous
+        .post(
+            "/console/sign-in",
+            &[("name", "admin"), ("secret", "pp_nope")],
+            &[],
+        )
+        .await;
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.set_cookie.is_none());
+    let misnamed = anonymous
+        .post(
+            "/console/sign-in",
+            &[("name", "root"), ("secret", server.admin_secret())],
+            &[],
+        )
+        .await;
+    assert_eq!(misnamed.status, 401);
+    // The cookie: HttpOnly, SameSite=Strict, an expiry, no secret; Secure over HTTPS.
+    let signin = anonymous
+        .post(
+            "/console/sign-in",
+            &[("name", "admin"), ("secret", server.admin_secret())],
+            &[],
+        )
+        .await;
+    let cookie = signin.set_cookie.unwrap();
+    for part in [
+        "HttpOnly",
+        "SameSite=Strict",
+        "Max-Age=43200",
+        "Path=/console",
+    ] {
+        assert!(cookie.contains(part), "{cookie}");
+    }
+    assert!(!cookie.contains("Secure"), "{cookie}");
+    assert!(!cookie.contains(server.admin_secret()));
+    let https = anonymous
+        .post(
+            "/console/sign-in",
+            &[("name", "admin"), ("secret", server.admin_secret())],
+            &[("x-forwarded-proto", "https")],
+        )
+        .await;
+    assert!(https.set_cookie.unwrap().contains("; Secure"));
+    // A cookie changed by hand is no session.
+    let mut browser = Browser::sign_in(server.base(), "admin", server.admin_secret()).await;
+    assert_eq!(browser.get("/console/customers").await.status, 200);
+    let value = browser.cookie.clone().unwrap();
+    let mut parts: Vec<&str> = value.split('.').collect();
+    let later = (parts[1].parse::<i64>().unwrap() + 3600).to_string();
+    parts[1] = &later;
+    browser.cookie = Some(parts.join("."));
+    assert_eq!(browser.get("/console/customers").await.status, 303);
+    // Signing out clears the cookie.
+    browser.cookie = Some(value);
+    let page = browser.get("/console/customers").await;
+    let csrf = page.hidden_after("sign-out", "csrf");
+    let out = browser
+        .post("/console/sign-out", &[("csrf", &csrf)], &[])
+        .await;
+    assert_eq!(out.status, 303);
+    assert!(out.set_cookie.unwrap().contains("Max-Age=0"));
+}
+
+#[tokio::test]
+async fn pages_follow_the_keys_scopes_and_customer() {
+    let (server, admin) = setup().await;
+    admin.create_customer("globex").await;
+    admin.create_wallet("globex", "globex-eur", "EUR", 2).await;
+    let (read_key, _) = admin.create_key("reports", &["read"], None).await;
+    let (acme_key, _) = admin
+        .create_key("acme-self", &["read", "write"], Some("acme"))
+        .await;
+    let reader = Browser::sign_in(
+        server.base(),
+        "reports",
+        read_key["secret"].as_str().unwrap(),
+    )
+    .await;
+    for path in [
+        "/console/customers",
+        "/console/customers/acme",
+        "/console/wallets/acme-eur",
+    ] {
+        let page = reader.get(path).await;
+        assert_eq!(page.status, 200, "{path}");
+        assert!(!page.text.contains("data-write"), "{path} has a write form");
+        assert!(!page.text.contains("idempotency_key"), "{path}");
+    }
+    assert_eq!(reader.get("/console/api-keys").await.status, 404);
+    assert_eq!(reader.get("/console/tenants").await.status, 404);
+    let csrf = reader
+        .get("/console/customers")
+        .await
+        .hidden_after("sign-out", "csrf");
+    let refused = reader
+        .post(
+            "/console/wallets/acme-eur/mutations",
+            &[("csrf", &csrf), ("kind", "top_up"), ("amount", "1")],
+            &[],
+        )
+        .await;
+    assert_eq!(refused.status, 403);
+    assert_eq!(admin.balance("acme-eur").await, 0);
+
+    let acme = Browser::sign_in(
+        server.base(),
+        "acme-self",
+        acme_key["secret"].as_str().unwrap(),
+    )
+    .await;
+    let home = acme.get("/console").await;
+    assert_eq!(home.location.as_deref(), Some("/console/customers/acme"));
+    assert_eq!(acme.get("/console/customers/acme").await.status, 200);
+    assert_eq!(acme.get("/console/wallets/acme-eur").await.status, 200);
+    assert_eq!(
+        acme.get("/console/wallets/acme-eur/mutations.csv")
+            .await
+            .status,
+        200
+    );
+    for path in [
+        "/console/customers",
+        "/console/customers/globex",
+        "/console/wallets/globex-eur",
+        "/console/wallets/globex-eur/mutations.csv",
+        "/console/api-keys",
+        "/console/tenants",
+        "/console/no-such-page",
+    ] {
+        let page = acme.get(path).await;
+        assert_eq!(page.status, 404, "{path}");
+        assert!(!page.text.contains("globex-eur"), "{path}");
+    }
+    let csrf = acme
+        .get("/console/customers/acme")
+        .await
+        .hidden_after("sign-out", "csrf");
+    let post = acme
+        .post(
+            "/console/wallets/globex-eur/mutations",
+            &[("csrf", &csrf), ("kind", "top_up"), ("amount", "1")],
+            &[],
+        )
+        .await;
+    assert_eq!(post.status, 404);
+    assert_eq!(admin.balance("globex-eur").await, 0);
+
+    // Another tenant's admin sees none of the operator tenant's data.
+    let (tenant, _) = admin.create_tenant("other").await;
+    let other = Browser::sign_in(
+        server.base(),
+        "admin",
+        tenant["admin_key"]["secret"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(other.get("/console/customers/acme").await.status, 404);
+    assert_eq!(other.get("/console/wallets/acme-eur").await.status, 404);
+    assert_eq!(other.get("/console/tenants").await.status, 404);
+    let list = other.get("/console/customers").await;
+    assert!(!list.text.contains("acme"));
+}
+
+#[tokio::test]
+async fn keys_and_tenants_show_their_secret_once() {
+    let (server, admin) = setup().await;
+    let browser = Browser::sign_in(server.base(), "admin", server.admin_secret()).await;
+    let page = browser.get("/console/api-keys").await;
+    assert_eq!(page.status, 200);
+    let form = "action=\"/console/api-keys\"";
+    let csrf = page.hidden_after(form, "csrf");
+    let key = page.hidden_after(form, "idempotency_key");
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("idempotency_key", key.as_str()),
+        ("name", "ops"),
+        ("scopes", "read"),
+        ("scopes", "write"),
+        ("customer_id", ""),
+    ];
+    let made = browser.post("/console/api-keys", &fields, &[]).await;
+    assert_eq!(made.status, 200, "{}", made.text);
+    let at = made.text.find("id=\"new-secret\">").unwrap() + "id=\"new-secret\">".len();
+    let secret = &made.text[at..at + made.text[at..].find('<').unwrap()];
+    let ops = admin.with_bearer(secret);
+    ops.top_up("acme-eur", 100).await;
+    assert!(
+        ops.post("/v1/api-keys", &json!({"name": "x", "scopes": ["read"]}))
+            .await
+            .status
+            == 403
+    );
+    // Posted again, the form makes no second key and shows no secret.
+    let again = browser.post("/console/api-keys", &fields, &[]).await;
+    assert_eq!(again.status, 400);
+    assert!(!again.text.contains(secret));
+
+    let page = browser.get("/console/tenants").await;
+    let form = "action=\"/console/tenants\"";
+    let made = browser
+        .post(
+            "/console/tenants",
+            &[
+                ("csrf", &page.hidden_after(form, "csrf")),
+                (
+                    "idempotency_key",
+                    &page.hidden_after(form, "idempotency_key"),
+                ),
+                ("id", "school"),
+                ("name", "Meal money"),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(made.status, 200, "{}", made.text);
+    let at = made.text.find("id=\"new-secret\">").unwrap() + "id=\"new-secret\">".len();
+    let secret = &made.text[at..at + made.text[at..].find('<').unwrap()];
+    let school = Browser::sign_in(server.base(), "admin", secret).await;
+    assert_eq!(school.get("/console/customers").await.status, 200);
+}
+
+#[tokio::test]
+async fn the_csv_lists_every_mutation_in_the_units_scale() {
+    let (server, admin) = setup().await;
+    admin.top_up("acme-eur", 5000).await;
+    admin
+        .post(
+            "/v1/wallets/acme-eur/mutations",
+            &json!({"kind": "debit", "amount": 1250,
+                "reference": {"type": "order", "text": "=HYPERLINK(\"x\"), A-17", "link": ""}}),
+        )
+        .await
+        .ok(201);
+    let browser = Browser::sign_in(server.base(), "admin", server.admin_secret()).await;
+    let csv = browser.get("/console/wallets/acme-eur/mutations.csv").await;
+    assert_eq!(csv.status, 200);
+    let lines: Vec<&str> = csv.text.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", csv.text);
+    assert!(lines[0].starts_with("id,recorded_at,"));
+    assert!(
+        lines[1].contains(",top_up,50.00,50.00,EUR,"),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[2].contains(",debit,-12.50,37.50,EUR,order,\"'=HYPERLINK(\"\"x\"\"), A-17\""),
+        "{}",
+        lines[2]
+    );
+}
