@@ -502,3 +502,216 @@ async fn the_csv_lists_every_mutation_in_the_units_scale() {
         lines[2]
     );
 }
+
+/// The form fields a post to `path` would carry, with `csrf` and a fresh key.
+fn realistic_fields(path: &str, csrf: &str) -> Vec<(String, String)> {
+    let mut fields = vec![
+        ("csrf".to_owned(), csrf.to_owned()),
+        (
+            "idempotency_key".to_owned(),
+            format!("walk-{}", uuid::Uuid::new_v4().simple()),
+        ),
+    ];
+    let extra: &[(&str, &str)] = if path.ends_with("/mutations") {
+        &[("kind", "debit"), ("amount", "1.00")]
+    } else if path.ends_with("/holds") || path.ends_with("/commit") {
+        &[("amount", "1.00")]
+    } else if path.ends_with("/status") {
+        &[("status", "suspended")]
+    } else if path.ends_with("/wallets") {
+        &[("unit", "EUR"), ("name", "intruder")]
+    } else {
+        &[("name", "intruder")]
+    };
+    fields.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    fields
+}
+
+/// Every route of the console's table (so a new route is walked without editing this
+/// test), with A's objects in its path: anonymous callers are sent to sign in, and a
+/// session of another tenant or of another customer's key gets none of A's data and
+/// changes none of it.
+#[tokio::test]
+async fn every_console_route_keeps_other_tenants_and_customers_out() {
+    let (server, admin) = setup().await;
+    admin.top_up("acme-eur", 5000).await;
+    let hold = admin
+        .post("/v1/wallets/acme-eur/holds", &json!({"amount": 1000}))
+        .await
+        .ok(201);
+    let hold = hold["id"].as_str().unwrap().to_owned();
+    admin.create_customer("globex").await;
+    let (globex_key, _) = admin
+        .create_key("globex-self", &["read", "write"], Some("globex"))
+        .await;
+    let (tenant, _) = admin.create_tenant("intruder").await;
+    let intruders = [
+        Browser::sign_in(
+            server.base(),
+            "admin",
+            tenant["admin_key"]["secret"].as_str().unwrap(),
+        )
+        .await,
+        Browser::sign_in(
+            server.base(),
+            "globex-self",
+            globex_key["secret"].as_str().unwrap(),
+        )
+        .await,
+    ];
+    let secrets = ["acme-eur", "50.00", &hold];
+    let anonymous = Browser::new(server.base());
+    for route in prepaid_console::route_table() {
+        if route.scope.is_none() {
+            continue;
+        }
+        let id = if route.path.starts_with("/customers/") {
+            "acme"
+        } else if route.path.starts_with("/wallets/") {
+            "acme-eur"
+        } else {
+            hold.as_str()
+        };
+        // The router's "/" is the mount itself.
+        let path = format!("/console{}", route.path.replace("{id}", id))
+            .trim_end_matches('/')
+            .to_owned();
+        let anon = match route.method {
+            "get" => anonymous.get(&path).await,
+            _ => anonymous.post(&path, &[("csrf", "x")], &[]).await,
+        };
+        assert_eq!(anon.status, 303, "{} {path}", route.method);
+        assert_eq!(anon.location.as_deref(), Some("/console/sign-in"));
+        for intruder in &intruders {
+            let csrf = intruder.get("/console").await;
+            let home = intruder.get(csrf.location.as_deref().unwrap()).await;
+            let csrf = home.hidden_after("sign-out", "csrf");
+            let page = match route.method {
+                "get" => intruder.get(&path).await,
+                _ => {
+                    let fields = realistic_fields(&path, &csrf);
+                    let fields: Vec<(&str, &str)> = fields
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.as_str()))
+                        .collect();
+                    intruder.post(&path, &fields, &[]).await
+                }
+            };
+            for secret in secrets {
+                assert!(
+                    !page.text.contains(secret),
+                    "{} {path} showed {secret}: {}",
+                    route.method,
+                    page.text
+                );
+            }
+            if path.contains("acme") || path.contains(hold.as_str()) {
+                assert_eq!(page.status, 404, "{} {path}: {}", route.method, page.text);
+            }
+        }
+    }
+    let wallet = admin.wallet("acme-eur").await;
+    assert_eq!(
+        (int(&wallet, "balance"), int(&wallet, "held")),
+        (5000, 1000),
+        "{wallet}"
+    );
+    assert_eq!(str_of(&wallet, "status"), "active");
+    let hold = admin.get(&format!("/v1/holds/{hold}")).await.ok(200);
+    assert_eq!(str_of(&hold, "status"), "pending");
+}
+
+#[tokio::test]
+async fn holds_are_placed_committed_and_released_from_the_wallet_page() {
+    let (server, admin) = setup().await;
+    admin.top_up("acme-eur", 5000).await;
+    let browser = Browser::sign_in(server.base(), "admin", server.admin_secret()).await;
+    let post = |path: &'static str, anchor: &'static str, extra: Vec<(&'static str, String)>| {
+        let browser = &browser;
+        async move {
+            let page = browser.get("/console/wallets/acme-eur").await;
+            let mut fields = vec![
+                ("csrf", page.hidden_after(anchor, "csrf")),
+                (
+                    "idempotency_key",
+                    page.hidden_after(anchor, "idempotency_key"),
+                ),
+            ];
+            fields.extend(extra);
+            let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let answer = browser.post(path, &fields, &[]).await;
+            assert_eq!(answer.status, 303, "{path}: {}", answer.text);
+        }
+    };
+    let place = "action=\"/console/wallets/acme-eur/holds\"";
+    post(
+        "/console/wallets/acme-eur/holds",
+        place,
+        vec![("amount", "10.00".into())],
+    )
+    .await;
+    post(
+        "/console/wallets/acme-eur/holds",
+        place,
+        vec![("amount", "5".into())],
+    )
+    .await;
+    let wallet = admin.wallet("acme-eur").await;
+    assert_eq!(int(&wallet, "held"), 1500);
+    let page = browser.get("/console/wallets/acme-eur").await;
+    assert!(
+        page.text.contains("<dd id=\"held\">15.00 EUR</dd>"),
+        "{}",
+        page.text
+    );
+    assert!(page.text.contains("<dd id=\"available\">35.00 EUR</dd>"));
+    // Commit 7.50 of the first hold, release the second.
+    let ids: Vec<String> = page
+        .text
+        .match_indices("action=\"/console/holds/")
+        .map(|(at, _)| {
+            let rest = &page.text[at + "action=\"/console/holds/".len()..];
+            rest[..rest.find('/').unwrap()].to_owned()
+        })
+        .collect();
+    assert_eq!(ids.len(), 4, "a commit and a release form per pending hold");
+    let mut amounts = Vec::new();
+    for id in [&ids[0], &ids[2]] {
+        let hold = admin.get(&format!("/v1/holds/{id}")).await.ok(200);
+        amounts.push((id.clone(), int(&hold, "amount")));
+    }
+    let ten = amounts.iter().find(|(_, a)| *a == 1000).unwrap().0.clone();
+    let five = amounts.iter().find(|(_, a)| *a == 500).unwrap().0.clone();
+    let commit: &'static str = Box::leak(format!("/console/holds/{ten}/commit").into_boxed_str());
+    let release: &'static str =
+        Box::leak(format!("/console/holds/{five}/release").into_boxed_str());
+    let commit_anchor: &'static str = Box::leak(format!("action=\"{commit}\"").into_boxed_str());
+    let release_anchor: &'static str = Box::leak(format!("action=\"{release}\"").into_boxed_str());
+    post(commit, commit_anchor, vec![("amount", "7.50".into())]).await;
+    post(release, release_anchor, vec![]).await;
+    let wallet = admin.wallet("acme-eur").await;
+    assert_eq!((int(&wallet, "balance"), int(&wallet, "held")), (4250, 0));
+    // Suspend, then reactivate.
+    let status = "action=\"/console/wallets/acme-eur/status\"";
+    post(
+        "/console/wallets/acme-eur/status",
+        status,
+        vec![("status", "suspended".into())],
+    )
+    .await;
+    assert_eq!(
+        str_of(&admin.wallet("acme-eur").await, "status"),
+        "suspended"
+    );
+    post(
+        "/console/wallets/acme-eur/status",
+        status,
+        vec![("status", "active".into())],
+    )
+    .await;
+    assert_eq!(str_of(&admin.wallet("acme-eur").await, "status"), "active");
+}
