@@ -42,6 +42,8 @@ use tokio::sync::OnceCell;
 pub const MOUNT: &str = "/console";
 /// The rows of one page of a list (customers, wallets, mutations, holds, grants).
 pub const CONSOLE_PAGE_SIZE: usize = 50;
+/// The highest page number of a wallet's mutations that the console pages to.
+pub const PAGE_NUMBER_MAX: u64 = 100_000;
 /// The most customers one search of the customer list looks through (the store lists
 /// customers by id; a search by name reads them page by page).
 pub const CUSTOMER_SCAN_MAX: usize = 10_000;

@@ -4,7 +4,9 @@
 use crate::chart::{Point, balance_chart};
 use crate::session::Session;
 use crate::view::{self, amount, hidden, time};
-use crate::{CHART_POINTS_MAX, CONSOLE_PAGE_SIZE, CUSTOMER_SCAN_MAX, ConsoleError};
+use crate::{
+    CHART_POINTS_MAX, CONSOLE_PAGE_SIZE, CUSTOMER_SCAN_MAX, ConsoleError, PAGE_NUMBER_MAX,
+};
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -16,9 +18,6 @@ use prepaid_ledger::{
 };
 use prepaid_query::{Filter, Pred, Test, Value};
 use prepaid_store::{MutationSearch, Order, WalletQuery, columns};
-
-/// The highest page number of a wallet's mutations that the console pages to.
-pub const PAGE_NUMBER_MAX: u64 = 100_000;
 
 type Answer = Result<Response, ConsoleError>;
 

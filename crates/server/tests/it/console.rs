@@ -715,3 +715,135 @@ async fn holds_are_placed_committed_and_released_from_the_wallet_page() {
     .await;
     assert_eq!(str_of(&admin.wallet("acme-eur").await, "status"), "active");
 }
+
+#[tokio::test]
+async fn lists_page_and_search_at_the_console_page_size() {
+    let (server, admin) = setup().await;
+    for i in 0..=prepaid_console::CONSOLE_PAGE_SIZE {
+        admin
+            .post(
+                "/v1/customers",
+                &json!({"id": format!("c{i:02}"), "name": format!("Person {i:02}")}),
+            )
+            .await
+            .ok(201);
+    }
+    let browser = Browser::sign_in(server.base(), "admin", server.admin_secret()).await;
+    let rows = |page: &Page| {
+        page.text
+            .matches("<td><a href=\"/console/customers/")
+            .count()
+    };
+    let first = browser.get("/console/customers").await;
+    assert_eq!(rows(&first), prepaid_console::CONSOLE_PAGE_SIZE);
+    let at = first.text.find("rel=\"next\" href=\"").unwrap() + "rel=\"next\" href=\"".len();
+    let next = first.text[at..at + first.text[at..].find('"').unwrap()].replace("&amp;", "&");
+    let second = browser.get(&next).await;
+    // 51 made here and acme.
+    assert_eq!(rows(&second), 2, "{next}");
+    assert!(!second.text.contains("rel=\"next\""));
+    // By id or name, any case.
+    let found = browser.get("/console/customers?q=C1").await;
+    assert_eq!(rows(&found), 10);
+    let found = browser.get("/console/customers?q=person%2007").await;
+    assert_eq!(rows(&found), 1);
+    assert!(found.text.contains("/console/customers/c07"));
+}
+
+#[tokio::test]
+async fn the_chart_shows_the_newest_mutations_up_to_its_limit() {
+    let (server, admin) = setup().await;
+    let max = prepaid_console::CHART_POINTS_MAX;
+    let items: Vec<_> = (0..max)
+        .map(|_| json!({"wallet_id": "acme-eur", "kind": "top_up", "amount": 1}))
+        .collect();
+    admin
+        .post("/v1/batch", &json!({"mutations": items}))
+        .await
+        .ok(200);
+    let browser = Browser::sign_in(server.base(), "admin", server.admin_secret()).await;
+    let points = |page: &Page| page.text.matches("class=\"point\"").count();
+    // At the limit: the opening zero and every mutation.
+    let page = browser.get("/console/wallets/acme-eur").await;
+    assert_eq!(points(&page), max + 1);
+    admin.debit("acme-eur", 1).await;
+    // Past it: the newest, without the opening point.
+    let page = browser.get("/console/wallets/acme-eur").await;
+    assert_eq!(points(&page), max);
+    // The history filters by kind, and pages to its limit.
+    let debits = browser.get("/console/wallets/acme-eur?kind=debit").await;
+    assert!(
+        debits.text.contains("1 mutations, newest first"),
+        "{}",
+        debits.text
+    );
+    let day = |offset: i64| {
+        (chrono::Utc::now() + chrono::TimeDelta::days(offset))
+            .format("%Y-%m-%d")
+            .to_string()
+    };
+    let (yesterday, tomorrow) = (day(-1), day(1));
+    let dated = browser
+        .get(&format!(
+            "/console/wallets/acme-eur?kind=top_up&from={yesterday}&to={tomorrow}"
+        ))
+        .await;
+    assert!(
+        dated
+            .text
+            .contains(&format!("{max} mutations, newest first"))
+    );
+    let later = browser
+        .get(&format!("/console/wallets/acme-eur?from={}", day(2)))
+        .await;
+    assert!(later.text.contains("0 mutations, newest first"));
+    let last = prepaid_console::PAGE_NUMBER_MAX;
+    let page = browser
+        .get(&format!("/console/wallets/acme-eur?page={last}"))
+        .await;
+    assert_eq!(page.status, 200);
+    let page = browser
+        .get(&format!("/console/wallets/acme-eur?page={}", last + 1))
+        .await;
+    assert_eq!(page.status, 400);
+    assert_eq!(
+        browser
+            .get("/console/wallets/acme-eur?kind=gift")
+            .await
+            .status,
+        400
+    );
+}
+
+#[tokio::test]
+async fn form_bodies_are_bounded() {
+    let (server, admin) = setup().await;
+    let browser = Browser::sign_in(server.base(), "admin", server.admin_secret()).await;
+    let page = browser.get("/console/customers").await;
+    let form = "action=\"/console/customers\"";
+    let csrf = page.hidden_after(form, "csrf");
+    let body = |key: &str, len: usize| {
+        let head = format!("csrf={csrf}&idempotency_key={key}&id=padded&name=P&pad=");
+        format!("{head}{}", "x".repeat(len - head.len()))
+    };
+    let max = prepaid_console::forms::FORM_BYTES_MAX;
+    let post = |text: String| {
+        reqwest::Client::builder()
+            .redirect(Policy::none())
+            .build()
+            .unwrap()
+            .post(format!("{}/console/customers", server.base()))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header(
+                "cookie",
+                format!("prepaid_console={}", browser.cookie.as_deref().unwrap()),
+            )
+            .body(text)
+            .send()
+    };
+    let over = post(body("k-over", max + 1)).await.unwrap();
+    assert_eq!(over.status(), 413);
+    let at = post(body("k-at", max)).await.unwrap();
+    assert_eq!(at.status(), 303);
+    admin.get("/v1/customers/padded").await.ok(200);
+}
