@@ -145,10 +145,10 @@ pub async fn sign_out(origin: Origin, posted: Posted) -> Response {
 }
 
 pub async fn create_customer(State(state): State<SharedState>, posted: Posted) -> Answer {
-    require(&posted.session, Scope::Write)?;
     if !posted.session.tenant_wide() {
         return Err(ConsoleError::NotFound);
     }
+    require(&posted.session, Scope::Write)?;
     let f = &posted.fields;
     let id = match f.get("id").trim() {
         "" => CustomerId::from_uuid(new_uuid()),
@@ -348,10 +348,10 @@ pub async fn set_status(
 }
 
 pub async fn create_api_key(State(state): State<SharedState>, posted: Posted) -> Answer {
-    require(&posted.session, Scope::Admin)?;
     if !posted.session.tenant_wide() {
         return Err(ConsoleError::NotFound);
     }
+    require(&posted.session, Scope::Admin)?;
     let f = &posted.fields;
     let name =
         ApiKeyName::parse(f.get("name").trim()).map_err(|e| ConsoleError::invalid("name", e))?;
@@ -384,6 +384,7 @@ pub async fn create_api_key(State(state): State<SharedState>, posted: Posted) ->
             &state,
             &posted.session,
             Some((key.name.as_str(), &secret)),
+            None,
         )),
         (_, replayed) => Err(not_again(replayed)),
     }
@@ -417,4 +418,34 @@ pub async fn create_tenant(State(state): State<SharedState>, posted: Posted) -> 
         )),
         (_, replayed) => Err(not_again(replayed)),
     }
+}
+
+/// Revokes a key of the session's tenant: it is deleted, and this instance's key cache
+/// forgets it at once (others within `AUTH_CACHE_TTL_MS`).
+pub async fn revoke_api_key(
+    State(state): State<SharedState>,
+    seg: PathSegment,
+    posted: Posted,
+) -> Answer {
+    let principal = &posted.session.principal;
+    if !posted.session.tenant_wide() {
+        return Err(ConsoleError::NotFound);
+    }
+    require(&posted.session, Scope::Admin)?;
+    let name = ApiKeyName::parse(&seg.0).map_err(|_| ConsoleError::NotFound)?;
+    if name == principal.key_name {
+        return Err(ConsoleError::invalid(
+            "name",
+            "this session's own key; sign in with another admin key to revoke it",
+        ));
+    }
+    let revoked = state
+        .store
+        .revoke_api_key(&principal.tenant, &name)
+        .await
+        .map_err(|e| ConsoleError::store(&e, "revoking an API key"))?
+        .ok_or(ConsoleError::NotFound)?;
+    state.auth.forget(&revoked.secret_sha256);
+    tracing::info!(tenant = %principal.tenant, key = %name, by = %principal.key_name, "API key revoked");
+    Ok(see_other("/console/api-keys"))
 }

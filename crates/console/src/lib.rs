@@ -71,6 +71,7 @@ prepaid_edge::routes! {
     "/holds/{id}/commit" => post(actions::commit_hold): Write;
     "/holds/{id}/release" => post(actions::release_hold): Write;
     "/api-keys" => get(pages::api_keys): Admin, post(actions::create_api_key): Admin;
+    "/api-keys/{id}/revoke" => post(actions::revoke_api_key): Admin;
     "/tenants" => get(pages::tenants): Admin, post(actions::create_tenant): Admin;
 }
 

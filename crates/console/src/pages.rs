@@ -14,10 +14,11 @@ use maud::{Markup, html};
 use prepaid_edge::auth::Scope;
 use prepaid_edge::{PathSegment, SharedState};
 use prepaid_ledger::{
-    Customer, CustomerId, HoldStatus, MutationKind, Wallet, WalletId, WalletStatus,
+    ApiKey, ApiKeyName, Customer, CustomerId, HoldStatus, MutationKind, Wallet, WalletId,
+    WalletStatus,
 };
 use prepaid_query::{Filter, Pred, Test, Value};
-use prepaid_store::{MutationSearch, Order, WalletQuery, columns};
+use prepaid_store::{MutationSearch, Order, Page, WalletQuery, columns};
 
 type Answer = Result<Response, ConsoleError>;
 
@@ -602,11 +603,66 @@ pub fn manages_tenants(state: &SharedState, session: &Session) -> bool {
     manages_keys(session) && session.principal.tenant == state.operator
 }
 
-pub async fn api_keys(State(state): State<SharedState>, session: Session) -> Answer {
+pub async fn api_keys(State(state): State<SharedState>, session: Session, uri: Uri) -> Answer {
     if !manages_keys(&session) {
         return Err(ConsoleError::NotFound);
     }
-    Ok(api_keys_page(&state, &session, None))
+    let pairs = query(&uri)?;
+    let after = match param(&pairs, "after") {
+        "" => None,
+        a => Some(ApiKeyName::parse(a).map_err(|e| ConsoleError::invalid("after", e))?),
+    };
+    let keys = state
+        .store
+        .api_keys(&session.principal.tenant, after.as_ref(), CONSOLE_PAGE_SIZE)
+        .await
+        .map_err(|e| ConsoleError::store(&e, "listing API keys"))?;
+    Ok(api_keys_page(&state, &session, None, Some(&keys)))
+}
+
+/// The table of a page of keys, each with its revoke button (but the session's own).
+fn key_table(session: &Session, keys: &Page<ApiKey, ApiKeyName>) -> Markup {
+    let scopes = |k: &ApiKey| {
+        [
+            ("read", k.scopes.read),
+            ("write", k.scopes.write),
+            ("admin", k.scopes.admin),
+        ]
+        .iter()
+        .filter(|(_, on)| *on)
+        .map(|(name, _)| *name)
+        .collect::<Vec<_>>()
+        .join(", ")
+    };
+    html! {
+        div class="scroll" { table {
+            thead { tr {
+                th scope="col" { "Name" } th scope="col" { "Scopes" }
+                th scope="col" { "Customer" } th scope="col" { "Created" } th scope="col" { "Revoke" }
+            } }
+            tbody { @for k in &keys.items {
+                tr {
+                    td { (k.name) }
+                    td { (scopes(k)) }
+                    td { @if let Some(c) = &k.customer { (c) } @else { "all" } }
+                    td { (time(k.created_at)) }
+                    td {
+                        @if k.name == session.principal.key_name {
+                            "this session's key"
+                        } @else {
+                            form method="post" action={ "/console/api-keys/" (enc(k.name.as_str())) "/revoke" } class="inline" data-write {
+                                input type="hidden" name=(crate::forms::CSRF_FIELD) value=(session.csrf);
+                                button type="submit" aria-label={ "Revoke " (k.name) } { "Revoke" }
+                            }
+                        }
+                    }
+                }
+            } }
+        } }
+        @if let Some(next) = &keys.next {
+            p { a rel="next" href={ "/console/api-keys?after=" (enc(next.as_str())) } { "Next page" } }
+        }
+    }
 }
 
 /// The API keys page; `created` is a key just made, with its secret, shown this once.
@@ -614,6 +670,7 @@ pub fn api_keys_page(
     state: &SharedState,
     session: &Session,
     created: Option<(&str, &str)>,
+    keys: Option<&Page<ApiKey, ApiKeyName>>,
 ) -> Response {
     let form = html! {
         label for="key-name" { "Name" }
@@ -632,6 +689,7 @@ pub fn api_keys_page(
         button type="submit" { "Create key" }
     };
     let more = html! {
+        @if let Some(keys) = keys { (key_table(session, keys)) }
         @if manages_tenants(state, session) {
             p { a href="/console/tenants" { "Tenants" } }
         }

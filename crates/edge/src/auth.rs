@@ -122,6 +122,13 @@ impl AuthCache {
         bool::from(entry.secret_sha256.ct_eq(digest)).then(|| entry.principal.clone())
     }
 
+    /// Forgets the key whose secret hashes to `digest` (a revoked key): this instance
+    /// looks it up again on its next use.
+    pub fn forget(&self, digest: &[u8; 32]) {
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        entries.remove(digest);
+    }
+
     fn put(&self, key: &ApiKey) -> Arc<Principal> {
         let principal = Arc::new(Principal {
             tenant: key.tenant.clone(),

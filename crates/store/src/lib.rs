@@ -26,8 +26,8 @@ pub use records::{
 
 use async_trait::async_trait;
 use prepaid_ledger::{
-    ApiKey, Customer, CustomerId, Grant, Hold, HoldId, Metadata, Mutation, MutationId, NewApiKey,
-    Outcome, Request, SettingKey, TenantId, Timestamp, Unit, Wallet, WalletId,
+    ApiKey, ApiKeyName, Customer, CustomerId, Grant, Hold, HoldId, Metadata, Mutation, MutationId,
+    NewApiKey, Outcome, Request, SettingKey, TenantId, Timestamp, Unit, Wallet, WalletId,
 };
 
 /// What caused a [`StoreError`], kept for the log; shared, so that one failure of a
@@ -573,6 +573,25 @@ pub trait Store: Send + Sync + 'static {
 
     /// The key whose secret hashes to `secret_sha256`, of any tenant.
     async fn api_key_by_hash(&self, secret_sha256: [u8; 32]) -> Result<Option<ApiKey>, StoreError>;
+
+    /// The API keys of `tenant` ordered by name, after `after`, at most `limit`
+    /// (<= [`PAGE_SIZE_MAX`]).
+    async fn api_keys(
+        &self,
+        tenant: &TenantId,
+        after: Option<&ApiKeyName>,
+        limit: usize,
+    ) -> Result<Page<ApiKey, ApiKeyName>, StoreError>;
+
+    /// Deletes the API key `name` of `tenant` (revokes it) and returns it, or `None`
+    /// when there is none. A key is state beside the ledger, moved by no command, so it
+    /// goes in one statement of its own. Callers forget it in their key caches; other
+    /// instances trust their cached copy until it is looked up again.
+    async fn revoke_api_key(
+        &self,
+        tenant: &TenantId,
+        name: &ApiKeyName,
+    ) -> Result<Option<ApiKey>, StoreError>;
 
     async fn customer(
         &self,

@@ -448,6 +448,37 @@ async fn keys_and_tenants_show_their_secret_once() {
     let again = browser.post("/console/api-keys", &fields, &[]).await;
     assert_eq!(again.status, 400);
     assert!(!again.text.contains(secret));
+    // Listed, and revoked: the key stops working at once.
+    let list = browser.get("/console/api-keys").await;
+    assert!(
+        list.text
+            .contains("<td>ops</td><td>read, write</td><td>all</td>"),
+        "{}",
+        list.text
+    );
+    assert!(list.text.contains("this session's key"));
+    let revoke = [("csrf", csrf.as_str())];
+    let gone = browser
+        .post("/console/api-keys/ops/revoke", &revoke, &[])
+        .await;
+    assert_eq!(gone.status, 303, "{}", gone.text);
+    assert_eq!(ops.get("/v1/wallets/acme-eur").await.status, 401);
+    assert!(
+        !browser
+            .get("/console/api-keys")
+            .await
+            .text
+            .contains("<td>ops</td>")
+    );
+    let again = browser
+        .post("/console/api-keys/ops/revoke", &revoke, &[])
+        .await;
+    assert_eq!(again.status, 404);
+    let own = browser
+        .post("/console/api-keys/admin/revoke", &revoke, &[])
+        .await;
+    assert_eq!(own.status, 400);
+    admin.get("/v1/wallets/acme-eur").await.ok(200);
 
     let page = browser.get("/console/tenants").await;
     let form = "action=\"/console/tenants\"";
@@ -548,6 +579,7 @@ async fn every_console_route_keeps_other_tenants_and_customers_out() {
     let (globex_key, _) = admin
         .create_key("globex-self", &["read", "write"], Some("globex"))
         .await;
+    let (_, victim_key) = admin.create_key("victim-key", &["read"], None).await;
     let (tenant, _) = admin.create_tenant("intruder").await;
     let intruders = [
         Browser::sign_in(
@@ -573,6 +605,8 @@ async fn every_console_route_keeps_other_tenants_and_customers_out() {
             "acme"
         } else if route.path.starts_with("/wallets/") {
             "acme-eur"
+        } else if route.path.starts_with("/api-keys/") {
+            "victim-key"
         } else {
             hold.as_str()
         };
@@ -609,7 +643,8 @@ async fn every_console_route_keeps_other_tenants_and_customers_out() {
                     page.text
                 );
             }
-            if path.contains("acme") || path.contains(hold.as_str()) {
+            let victims = ["acme", "victim-key", hold.as_str()];
+            if victims.iter().any(|v| path.contains(v)) {
                 assert_eq!(page.status, 404, "{} {path}: {}", route.method, page.text);
             }
         }
@@ -623,6 +658,7 @@ async fn every_console_route_keeps_other_tenants_and_customers_out() {
     assert_eq!(str_of(&wallet, "status"), "active");
     let hold = admin.get(&format!("/v1/holds/{hold}")).await.ok(200);
     assert_eq!(str_of(&hold, "status"), "pending");
+    victim_key.get("/v1/wallets/acme-eur").await.ok(200);
 }
 
 #[tokio::test]
