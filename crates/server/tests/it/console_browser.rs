@@ -27,7 +27,22 @@ struct Driver {
 }
 
 impl Drop for Driver {
+    /// Ends the WebDriver session first, so the driver closes its browser (a failed
+    /// test would otherwise leave Chromium running), then the driver itself.
     fn drop(&mut self) {
+        use std::io::{Read as _, Write as _};
+        if let Some(rest) = self.session.strip_prefix("http://")
+            && let Some((host, path)) = rest.split_once('/')
+            && let Ok(mut stream) = std::net::TcpStream::connect(host)
+        {
+            let request = format!(
+                "DELETE /{path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(10)));
+            if stream.write_all(request.as_bytes()).is_ok() {
+                let _ = stream.read_to_end(&mut Vec::new());
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -65,7 +80,7 @@ impl Driver {
         let http = reqwest::Client::new();
         let base = format!("http://127.0.0.1:{port}");
         let mut ready = false;
-        for _ in 0..200 {
+        for _ in 0..600 {
             if let Ok(r) = http.get(format!("{base}/status")).send().await
                 && let Ok(v) = r.json::<Value>().await
                 && v["value"]["ready"] == json!(true)
@@ -156,7 +171,7 @@ impl Driver {
     async fn submit(&self, css: &str) {
         self.script("window.__left = false; return null").await;
         self.click(css).await;
-        for _ in 0..400 {
+        for _ in 0..1200 {
             let loaded = self
                 .script("return window.__left === undefined && document.readyState === 'complete'")
                 .await;
@@ -406,5 +421,4 @@ async fn the_console_works_in_a_browser_with_the_network_blocked() {
         assert_eq!(heading, "Not found", "{path}");
     }
     only_local_requests(&driver, &base).await;
-    driver.call(reqwest::Method::DELETE, "", None).await;
 }
