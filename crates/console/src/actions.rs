@@ -415,6 +415,7 @@ pub async fn create_tenant(State(state): State<SharedState>, posted: Posted) -> 
         (Done::Tenant { tenant, .. }, false) => Ok(pages::tenants_page(
             &posted.session,
             Some((&format!("admin of {tenant}"), &secret)),
+            maud::html! {},
         )),
         (_, replayed) => Err(not_again(replayed)),
     }

@@ -14,7 +14,7 @@ use maud::{Markup, html};
 use prepaid_edge::auth::Scope;
 use prepaid_edge::{PathSegment, SharedState};
 use prepaid_ledger::{
-    ApiKey, ApiKeyName, Customer, CustomerId, HoldStatus, MutationKind, Wallet, WalletId,
+    ApiKey, ApiKeyName, Customer, CustomerId, HoldStatus, MutationKind, TenantId, Wallet, WalletId,
     WalletStatus,
 };
 use prepaid_query::{Filter, Pred, Test, Value};
@@ -33,6 +33,19 @@ fn param<'a>(pairs: &'a [(String, String)], name: &str) -> &'a str {
         .iter()
         .find(|(k, _)| k == name)
         .map_or("", |(_, v)| v.as_str())
+}
+
+/// The `after` of a list page's query, parsed by `parse`.
+fn cursor<T, E: std::fmt::Display>(
+    pairs: &[(String, String)],
+    parse: impl Fn(&str) -> Result<T, E>,
+) -> Result<Option<T>, ConsoleError> {
+    match param(pairs, "after") {
+        "" => Ok(None),
+        a => parse(a)
+            .map(Some)
+            .map_err(|e| ConsoleError::invalid("after", e)),
+    }
 }
 
 /// `/console`: a customer's key goes to its customer, any other to the customers.
@@ -111,10 +124,7 @@ pub async fn customers(State(state): State<SharedState>, session: Session, uri: 
     }
     let pairs = query(&uri)?;
     let search = param(&pairs, "q").trim().to_lowercase();
-    let mut after = match param(&pairs, "after") {
-        "" => None,
-        a => Some(CustomerId::parse(a).map_err(|e| ConsoleError::invalid("after", e))?),
-    };
+    let mut after = cursor(&pairs, CustomerId::parse)?;
     let mut found: Vec<Customer> = Vec::new();
     let mut scanned = 0;
     let mut next = None;
@@ -223,10 +233,7 @@ pub async fn customer(
 ) -> Answer {
     let customer = visible_customer(&state, &session, &seg.0).await?;
     let pairs = query(&uri)?;
-    let after = match param(&pairs, "after") {
-        "" => None,
-        a => Some(WalletId::parse(a).map_err(|e| ConsoleError::invalid("after", e))?),
-    };
+    let after = cursor(&pairs, WalletId::parse)?;
     let page = state
         .store
         .wallets(
@@ -608,10 +615,7 @@ pub async fn api_keys(State(state): State<SharedState>, session: Session, uri: U
         return Err(ConsoleError::NotFound);
     }
     let pairs = query(&uri)?;
-    let after = match param(&pairs, "after") {
-        "" => None,
-        a => Some(ApiKeyName::parse(a).map_err(|e| ConsoleError::invalid("after", e))?),
-    };
+    let after = cursor(&pairs, ApiKeyName::parse)?;
     let keys = state
         .store
         .api_keys(&session.principal.tenant, after.as_ref(), CONSOLE_PAGE_SIZE)
@@ -738,15 +742,38 @@ fn secret_shown_once(created: Option<(&str, &str)>) -> Markup {
     }
 }
 
-pub async fn tenants(State(state): State<SharedState>, session: Session) -> Answer {
+pub async fn tenants(State(state): State<SharedState>, session: Session, uri: Uri) -> Answer {
     if !manages_tenants(&state, &session) {
         return Err(ConsoleError::NotFound);
     }
-    Ok(tenants_page(&session, None))
+    let pairs = query(&uri)?;
+    let after = cursor(&pairs, TenantId::parse)?;
+    let tenants = state
+        .store
+        .tenants(after.as_ref(), CONSOLE_PAGE_SIZE)
+        .await
+        .map_err(|e| ConsoleError::store(&e, "listing tenants"))?;
+    let table = html! {
+        h2 { "Every tenant" }
+        div class="scroll" { table {
+            thead { tr { th scope="col" { "Id" } th scope="col" { "Name" } th scope="col" { "Created" } } }
+            tbody { @for t in &tenants.items {
+                tr {
+                    td { (t.id) @if t.operator { " (operator)" } }
+                    td { (t.name) }
+                    td { (time(t.created_at)) }
+                }
+            } }
+        } }
+        @if let Some(next) = &tenants.next {
+            p { a rel="next" href={ "/console/tenants?after=" (enc(next.as_str())) } { "Next page" } }
+        }
+    };
+    Ok(tenants_page(&session, None, table))
 }
 
 /// The tenants page; `created` is a tenant just made, with its admin key's secret.
-pub fn tenants_page(session: &Session, created: Option<(&str, &str)>) -> Response {
+pub fn tenants_page(session: &Session, created: Option<(&str, &str)>, list: Markup) -> Response {
     let form = html! {
         label for="tenant-id" { "Id (optional)" }
         input id="tenant-id" name="id" type="text" maxlength="64";
@@ -760,6 +787,6 @@ pub fn tenants_page(session: &Session, created: Option<(&str, &str)>) -> Respons
         "A new tenant gets an admin key named admin; its secret is shown once.",
         created,
         form,
-        html! {},
+        list,
     )
 }

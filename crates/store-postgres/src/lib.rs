@@ -765,6 +765,17 @@ impl Store for PgStore {
             .map_err(Fail::into_store_error)
     }
 
+    async fn tenants(
+        &self,
+        after: Option<&TenantId>,
+        limit: usize,
+    ) -> Result<Page<prepaid_store::ListedTenant, TenantId>, StoreError> {
+        let client = self.client().await?;
+        read::tenants(&client, after, limit)
+            .await
+            .map_err(Fail::into_store_error)
+    }
+
     async fn api_keys(
         &self,
         tenant: &TenantId,

@@ -15,7 +15,8 @@ use prepaid_query::Dialect;
 use prepaid_store::sql;
 use prepaid_store::sql::audit::{self, Audit};
 use prepaid_store::{
-    Breach, GrantCursor, ListedGrant, MutationQuery, PAGE_SIZE_MAX, Page, WalletAudit, WalletQuery,
+    Breach, GrantCursor, ListedGrant, ListedTenant, MutationQuery, PAGE_SIZE_MAX, Page,
+    WalletAudit, WalletQuery,
 };
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
@@ -100,6 +101,19 @@ pub(crate) async fn customer(
         rows::customer,
     )
     .await
+}
+
+pub(crate) async fn tenants(
+    client: &Client,
+    after: Option<&TenantId>,
+    limit: usize,
+) -> Result<Page<ListedTenant, TenantId>, Fail> {
+    let (limit, fetch) = fetch_count(limit);
+    let sql = "SELECT id, name, operator, created_at FROM tenants WHERE id > $1 \
+               ORDER BY id LIMIT $2";
+    let after = after.map_or("", TenantId::as_str);
+    let rows = query(client, sql, &[&after, &fetch]).await?;
+    page(&rows, limit, rows::listed_tenant, |t| t.id.clone())
 }
 
 pub(crate) async fn api_keys(

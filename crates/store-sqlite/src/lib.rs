@@ -500,6 +500,16 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn tenants(
+        &self,
+        after: Option<&TenantId>,
+        limit: usize,
+    ) -> Result<Page<prepaid_store::ListedTenant, TenantId>, StoreError> {
+        let after = after.cloned();
+        self.read(move |conn| read::tenants(conn, after.as_ref(), limit))
+            .await
+    }
+
     async fn api_keys(
         &self,
         tenant: &TenantId,

@@ -10,7 +10,8 @@ use prepaid_query::Dialect;
 use prepaid_store::sql;
 use prepaid_store::sql::audit::{self, Audit};
 use prepaid_store::{
-    Breach, GrantCursor, ListedGrant, MutationQuery, PAGE_SIZE_MAX, Page, WalletAudit, WalletQuery,
+    Breach, GrantCursor, ListedGrant, ListedTenant, MutationQuery, PAGE_SIZE_MAX, Page,
+    WalletAudit, WalletQuery,
 };
 use rusqlite::{Connection, Row, params, params_from_iter};
 
@@ -59,6 +60,19 @@ pub(crate) fn customers(
         fetch
     ])?;
     page(rows, limit, rows::customer, |c| c.id.clone())
+}
+
+pub(crate) fn tenants(
+    conn: &Connection,
+    after: Option<&TenantId>,
+    limit: usize,
+) -> Result<Page<ListedTenant, TenantId>, Fail> {
+    let (limit, fetch) = fetch_count(limit);
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, name, operator, created_at FROM tenants WHERE id > ?1 ORDER BY id LIMIT ?2",
+    )?;
+    let rows = stmt.query(params![after.map_or("", TenantId::as_str), fetch])?;
+    page(rows, limit, rows::listed_tenant, |t| t.id.clone())
 }
 
 pub(crate) fn api_keys(

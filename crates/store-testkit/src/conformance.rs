@@ -84,6 +84,7 @@ macro_rules! conformance_tests {
             bootstrap_once_only
             tenants_and_api_keys
             api_keys_list_and_revoke
+            tenants_list_in_id_order
             customers_and_wallets
             postings_report_balance_after
             insufficient_funds_changes_nothing
@@ -585,6 +586,44 @@ pub async fn bootstrap_once_only(env: &mut Env) {
 
 /// Tenants come only from the operator; keys are unique by name in a tenant and by
 /// secret everywhere.
+/// The operator's list of tenants: every tenant by id, a page at a time, the
+/// operator's marked.
+pub async fn tenants_list_in_id_order(env: &mut Env) {
+    env.operator().await;
+    for (id, name) in [("t2", "Two"), ("t1", "One")] {
+        let admin_key = env.new_key("admin", Scopes::ALL, None);
+        let command = Command::CreateTenant {
+            tenant: tid(id),
+            name: name.into(),
+            admin_key,
+        };
+        env.done(OPERATOR, command).await;
+    }
+    let first = env.store().tenants(None, 2).await.expect("tenants");
+    let shown =
+        |page: &Page<prepaid_store::ListedTenant, TenantId>| -> Vec<(String, String, bool)> {
+            page.items
+                .iter()
+                .map(|t| (t.id.to_string(), t.name.clone(), t.operator))
+                .collect()
+        };
+    assert_eq!(
+        shown(&first),
+        [
+            (OPERATOR.to_owned(), OPERATOR.to_owned(), true),
+            ("t1".to_owned(), "One".to_owned(), false)
+        ]
+    );
+    assert_eq!(first.items[1].created_at, env.now);
+    let rest = env
+        .store()
+        .tenants(first.next.as_ref(), PAGE_SIZE_MAX)
+        .await
+        .expect("tenants");
+    assert_eq!(shown(&rest), [("t2".to_owned(), "Two".to_owned(), false)]);
+    assert_eq!(rest.next, None);
+}
+
 /// A tenant's keys list by name, a page at a time and never another tenant's; a
 /// revoked key is gone (no secret finds it, its name may be used again) and revoking
 /// it again finds nothing.

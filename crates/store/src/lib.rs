@@ -153,6 +153,16 @@ pub struct ListedGrant {
     pub metadata: Metadata,
 }
 
+/// A tenant as the operator's list shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListedTenant {
+    pub id: TenantId,
+    pub name: String,
+    /// Whether it is the operator's tenant (the one bootstrap made).
+    pub operator: bool,
+    pub created_at: Timestamp,
+}
+
 /// Which wallets to list, ordered by id.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WalletQuery {
@@ -573,6 +583,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// The key whose secret hashes to `secret_sha256`, of any tenant.
     async fn api_key_by_hash(&self, secret_sha256: [u8; 32]) -> Result<Option<ApiKey>, StoreError>;
+
+    /// Every tenant of the store ordered by id, after `after`, at most `limit`
+    /// (<= [`PAGE_SIZE_MAX`]): for the operator alone.
+    async fn tenants(
+        &self,
+        after: Option<&TenantId>,
+        limit: usize,
+    ) -> Result<Page<ListedTenant, TenantId>, StoreError>;
 
     /// The API keys of `tenant` ordered by name, after `after`, at most `limit`
     /// (<= [`PAGE_SIZE_MAX`]).

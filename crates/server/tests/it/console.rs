@@ -500,6 +500,13 @@ async fn keys_and_tenants_show_their_secret_once() {
     assert_eq!(made.status, 200, "{}", made.text);
     let at = made.text.find("id=\"new-secret\">").unwrap() + "id=\"new-secret\">".len();
     let secret = &made.text[at..at + made.text[at..].find('<').unwrap()];
+    let list = browser.get("/console/tenants").await;
+    assert!(
+        list.text.contains("<td>school</td><td>Meal money</td>"),
+        "{}",
+        list.text
+    );
+    assert!(list.text.contains("<td>default (operator)</td>"));
     let school = Browser::sign_in(server.base(), "admin", secret).await;
     assert_eq!(school.get("/console/customers").await.status, 200);
 }

@@ -300,6 +300,13 @@ impl Store for CountingStore {
     ) -> Result<Option<prepaid_ledger::ApiKey>, StoreError> {
         self.inner.api_key_by_hash(secret_sha256).await
     }
+    async fn tenants(
+        &self,
+        after: Option<&TenantId>,
+        limit: usize,
+    ) -> Result<prepaid_store::Page<prepaid_store::ListedTenant, TenantId>, StoreError> {
+        self.inner.tenants(after, limit).await
+    }
     async fn api_keys(
         &self,
         tenant: &TenantId,
