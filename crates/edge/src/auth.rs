@@ -122,6 +122,13 @@ impl AuthCache {
         bool::from(entry.secret_sha256.ct_eq(digest)).then(|| entry.principal.clone())
     }
 
+    /// Forgets the key whose secret hashes to `digest` (a revoked key): this instance
+    /// looks it up again on its next use.
+    pub fn forget(&self, digest: &[u8; 32]) {
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        entries.remove(digest);
+    }
+
     fn put(&self, key: &ApiKey) -> Arc<Principal> {
         let principal = Arc::new(Principal {
             tenant: key.tenant.clone(),
@@ -221,7 +228,15 @@ pub async fn authenticate_secret(
     state: &SharedState,
     secret: &str,
 ) -> Result<Arc<Principal>, Failure> {
-    let digest = secret_digest(secret);
+    authenticate_digest(state, secret_digest(secret)).await
+}
+
+/// Finds the key whose secret's SHA-256 is `digest`: for a session that keeps the
+/// digest of the key it was opened with rather than the secret itself.
+pub async fn authenticate_digest(
+    state: &SharedState,
+    digest: [u8; 32],
+) -> Result<Arc<Principal>, Failure> {
     if let Some(p) = state.auth.get(&digest) {
         return Ok(p);
     }

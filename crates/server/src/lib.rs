@@ -200,6 +200,7 @@ pub fn app(state: SharedState, dialects: &Dialects, request_timeout: Duration) -
                 .merge(touchtopup::admin::router())
                 .method_not_allowed_fallback(ops::method_not_allowed),
         )
+        .nest(prepaid_console::MOUNT, prepaid_console::router())
         .nest(talkdesk::MOUNT, talkdesk::router())
         .nest(topdesk::MOUNT, topdesk::router())
         .route(

@@ -120,8 +120,9 @@ use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use error::Fail;
 use prepaid_ledger::{
-    ApiKey, Customer, CustomerId, Hold, HoldId, JobQueue, Mutation, MutationId, NewApiKey, Outcome,
-    RecordKey, RecordKind, Refusal, Request, SettingKey, TenantId, Timestamp, Wallet, WalletId,
+    ApiKey, ApiKeyName, Customer, CustomerId, Hold, HoldId, JobQueue, Mutation, MutationId,
+    NewApiKey, Outcome, RecordKey, RecordKind, Refusal, Request, SettingKey, TenantId, Timestamp,
+    Wallet, WalletId,
 };
 use prepaid_store::exec::{self, Changes, NewTenant, Run};
 use prepaid_store::{
@@ -760,6 +761,40 @@ impl Store for PgStore {
     async fn api_key_by_hash(&self, secret_sha256: [u8; 32]) -> Result<Option<ApiKey>, StoreError> {
         let client = self.client().await?;
         read::api_key_by_hash(&client, &secret_sha256)
+            .await
+            .map_err(Fail::into_store_error)
+    }
+
+    async fn tenants(
+        &self,
+        after: Option<&TenantId>,
+        limit: usize,
+    ) -> Result<Page<prepaid_store::ListedTenant, TenantId>, StoreError> {
+        let client = self.client().await?;
+        read::tenants(&client, after, limit)
+            .await
+            .map_err(Fail::into_store_error)
+    }
+
+    async fn api_keys(
+        &self,
+        tenant: &TenantId,
+        after: Option<&ApiKeyName>,
+        limit: usize,
+    ) -> Result<Page<ApiKey, ApiKeyName>, StoreError> {
+        let client = self.client().await?;
+        read::api_keys(&client, tenant, after, limit)
+            .await
+            .map_err(Fail::into_store_error)
+    }
+
+    async fn revoke_api_key(
+        &self,
+        tenant: &TenantId,
+        name: &ApiKeyName,
+    ) -> Result<Option<ApiKey>, StoreError> {
+        let client = self.client().await?;
+        read::revoke_api_key(&client, tenant, name)
             .await
             .map_err(Fail::into_store_error)
     }

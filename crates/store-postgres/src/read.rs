@@ -8,13 +8,15 @@ use crate::rows::{
 use crate::search::{Param, param};
 use deadpool_postgres::{Client, GenericClient};
 use prepaid_ledger::{
-    ApiKey, Customer, CustomerId, Hold, HoldId, Mutation, MutationId, TenantId, Wallet, WalletId,
+    ApiKey, ApiKeyName, Customer, CustomerId, Hold, HoldId, Mutation, MutationId, TenantId, Wallet,
+    WalletId,
 };
 use prepaid_query::Dialect;
 use prepaid_store::sql;
 use prepaid_store::sql::audit::{self, Audit};
 use prepaid_store::{
-    Breach, GrantCursor, ListedGrant, MutationQuery, PAGE_SIZE_MAX, Page, WalletAudit, WalletQuery,
+    Breach, GrantCursor, ListedGrant, ListedTenant, MutationQuery, PAGE_SIZE_MAX, Page,
+    WalletAudit, WalletQuery,
 };
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
@@ -97,6 +99,52 @@ pub(crate) async fn customer(
         &sql,
         &[&tenant.as_str(), &id.as_str()],
         rows::customer,
+    )
+    .await
+}
+
+pub(crate) async fn tenants(
+    client: &Client,
+    after: Option<&TenantId>,
+    limit: usize,
+) -> Result<Page<ListedTenant, TenantId>, Fail> {
+    let (limit, fetch) = fetch_count(limit);
+    let sql = "SELECT id, name, operator, created_at FROM tenants WHERE id > $1 \
+               ORDER BY id LIMIT $2";
+    let after = after.map_or("", TenantId::as_str);
+    let rows = query(client, sql, &[&after, &fetch]).await?;
+    page(&rows, limit, rows::listed_tenant, |t| t.id.clone())
+}
+
+pub(crate) async fn api_keys(
+    client: &Client,
+    tenant: &TenantId,
+    after: Option<&ApiKeyName>,
+    limit: usize,
+) -> Result<Page<ApiKey, ApiKeyName>, Fail> {
+    let (limit, fetch) = fetch_count(limit);
+    let sql = format!(
+        "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE tenant = $1 AND name > $2 \
+         ORDER BY name LIMIT $3"
+    );
+    let after = after.map_or("", ApiKeyName::as_str);
+    let rows = query(client, &sql, &[&tenant.as_str(), &after, &fetch]).await?;
+    page(&rows, limit, rows::api_key, |k| k.name.clone())
+}
+
+/// Deletes a key and answers it as it was.
+pub(crate) async fn revoke_api_key(
+    client: &Client,
+    tenant: &TenantId,
+    name: &ApiKeyName,
+) -> Result<Option<ApiKey>, Fail> {
+    let sql =
+        format!("DELETE FROM api_keys WHERE tenant = $1 AND name = $2 RETURNING {API_KEY_COLUMNS}");
+    one(
+        client,
+        &sql,
+        &[&tenant.as_str(), &name.as_str()],
+        rows::api_key,
     )
     .await
 }

@@ -249,6 +249,16 @@ fn secret(bytes: &[u8]) -> Result<[u8; 32], Fail> {
         .map_err(|_| Fail::corrupt(format_args!("a secret of {} bytes", bytes.len())))
 }
 
+/// Decodes `id, name, operator, created_at` of a tenant.
+pub(crate) fn listed_tenant(row: &Row) -> Result<prepaid_store::ListedTenant, Fail> {
+    Ok(prepaid_store::ListedTenant {
+        id: tenant_id(get(row, 0)?)?,
+        name: get(row, 1)?,
+        operator: get(row, 2)?,
+        created_at: time(row, 3)?,
+    })
+}
+
 /// Decodes [`API_KEY_COLUMNS`].
 pub(crate) fn api_key(row: &Row) -> Result<ApiKey, Fail> {
     Ok(ApiKey {

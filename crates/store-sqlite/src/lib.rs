@@ -104,8 +104,9 @@ pub use error::SqliteError;
 use async_trait::async_trait;
 use error::Fail;
 use prepaid_ledger::{
-    ApiKey, Customer, CustomerId, Hold, HoldId, JobQueue, Mutation, MutationId, NewApiKey, Outcome,
-    RecordKey, RecordKind, Request, SettingKey, TenantId, Timestamp, Wallet, WalletId,
+    ApiKey, ApiKeyName, Customer, CustomerId, Hold, HoldId, JobQueue, Mutation, MutationId,
+    NewApiKey, Outcome, RecordKey, RecordKind, Request, SettingKey, TenantId, Timestamp, Wallet,
+    WalletId,
 };
 use prepaid_store::{
     Breach, Counted, GrantCursor, Job, ListedGrant, MutationQuery, MutationSearch, Page, Record,
@@ -504,6 +505,39 @@ impl Store for SqliteStore {
     async fn api_key_by_hash(&self, secret_sha256: [u8; 32]) -> Result<Option<ApiKey>, StoreError> {
         self.read(move |conn| rows::api_key_by_hash(conn, &secret_sha256))
             .await
+    }
+
+    async fn tenants(
+        &self,
+        after: Option<&TenantId>,
+        limit: usize,
+    ) -> Result<Page<prepaid_store::ListedTenant, TenantId>, StoreError> {
+        let after = after.cloned();
+        self.read(move |conn| read::tenants(conn, after.as_ref(), limit))
+            .await
+    }
+
+    async fn api_keys(
+        &self,
+        tenant: &TenantId,
+        after: Option<&ApiKeyName>,
+        limit: usize,
+    ) -> Result<Page<ApiKey, ApiKeyName>, StoreError> {
+        let (tenant, after) = (tenant.clone(), after.cloned());
+        self.read(move |conn| read::api_keys(conn, &tenant, after.as_ref(), limit))
+            .await
+    }
+
+    async fn revoke_api_key(
+        &self,
+        tenant: &TenantId,
+        name: &ApiKeyName,
+    ) -> Result<Option<ApiKey>, StoreError> {
+        let (tenant, name) = (tenant.clone(), name.clone());
+        self.write(move |w| {
+            read::revoke_api_key(&w.conn, &tenant, &name).map_err(Fail::into_store_error)
+        })
+        .await
     }
 
     async fn customer(

@@ -3,12 +3,15 @@
 use crate::error::Fail;
 use crate::rows::{self, customer_columns};
 use crate::search::Param;
-use prepaid_ledger::{Customer, CustomerId, Hold, HoldId, Mutation, TenantId, Wallet, WalletId};
+use prepaid_ledger::{
+    ApiKey, ApiKeyName, Customer, CustomerId, Hold, HoldId, Mutation, TenantId, Wallet, WalletId,
+};
 use prepaid_query::Dialect;
 use prepaid_store::sql;
 use prepaid_store::sql::audit::{self, Audit};
 use prepaid_store::{
-    Breach, GrantCursor, ListedGrant, MutationQuery, PAGE_SIZE_MAX, Page, WalletAudit, WalletQuery,
+    Breach, GrantCursor, ListedGrant, ListedTenant, MutationQuery, PAGE_SIZE_MAX, Page,
+    WalletAudit, WalletQuery,
 };
 use rusqlite::{Connection, Row, params, params_from_iter};
 
@@ -57,6 +60,53 @@ pub(crate) fn customers(
         fetch
     ])?;
     page(rows, limit, rows::customer, |c| c.id.clone())
+}
+
+pub(crate) fn tenants(
+    conn: &Connection,
+    after: Option<&TenantId>,
+    limit: usize,
+) -> Result<Page<ListedTenant, TenantId>, Fail> {
+    let (limit, fetch) = fetch_count(limit);
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, name, operator, created_at FROM tenants WHERE id > ?1 ORDER BY id LIMIT ?2",
+    )?;
+    let rows = stmt.query(params![after.map_or("", TenantId::as_str), fetch])?;
+    page(rows, limit, rows::listed_tenant, |t| t.id.clone())
+}
+
+pub(crate) fn api_keys(
+    conn: &Connection,
+    tenant: &TenantId,
+    after: Option<&ApiKeyName>,
+    limit: usize,
+) -> Result<Page<ApiKey, ApiKeyName>, Fail> {
+    let (limit, fetch) = fetch_count(limit);
+    let mut stmt = conn.prepare_cached(concat!(
+        "SELECT ",
+        prepaid_store::api_key_columns!(),
+        " FROM api_keys WHERE tenant = ?1 AND name > ?2 ORDER BY name LIMIT ?3"
+    ))?;
+    let rows = stmt.query(params![
+        tenant.as_str(),
+        after.map_or("", ApiKeyName::as_str),
+        fetch
+    ])?;
+    page(rows, limit, rows::api_key, |k| k.name.clone())
+}
+
+/// Deletes a key and answers it as it was.
+pub(crate) fn revoke_api_key(
+    conn: &Connection,
+    tenant: &TenantId,
+    name: &ApiKeyName,
+) -> Result<Option<ApiKey>, Fail> {
+    let mut stmt = conn.prepare_cached(concat!(
+        "DELETE FROM api_keys WHERE tenant = ?1 AND name = ?2 RETURNING ",
+        prepaid_store::api_key_columns!()
+    ))?;
+    let mut rows = stmt.query(params![tenant.as_str(), name.as_str()])?;
+    rows.next()?.map(rows::api_key).transpose()
 }
 
 pub(crate) fn wallets(

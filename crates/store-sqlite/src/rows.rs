@@ -278,6 +278,16 @@ pub(crate) fn load_grants(
     Ok(grants)
 }
 
+/// Decodes `id, name, operator, created_at` of a tenant.
+pub(crate) fn listed_tenant(row: &Row<'_>) -> Result<prepaid_store::ListedTenant, Fail> {
+    Ok(prepaid_store::ListedTenant {
+        id: tenant_id(text(row, 0)?)?,
+        name: text(row, 1)?.to_owned(),
+        operator: row.get(2)?,
+        created_at: time(row, 3)?,
+    })
+}
+
 /// Decodes [`api_key_columns!`].
 pub(crate) fn api_key(row: &Row<'_>) -> Result<ApiKey, Fail> {
     Ok(ApiKey {

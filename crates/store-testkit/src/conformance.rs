@@ -26,7 +26,7 @@ use prepaid_ledger::{
     Step, TenantId, Timestamp, Transfer, TransferId, Unit, Wallet, WalletId, WalletStatus,
 };
 use prepaid_store::{
-    MutationQuery, PAGE_SIZE_MAX, SWEEP_BATCH_MAX, Store, SweepReport, WalletQuery,
+    MutationQuery, PAGE_SIZE_MAX, Page, SWEEP_BATCH_MAX, Store, SweepReport, WalletQuery,
 };
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -86,6 +86,8 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@cases ($backend)
             bootstrap_once_only
             tenants_and_api_keys
+            api_keys_list_and_revoke
+            tenants_list_in_id_order
             customers_and_wallets
             postings_report_balance_after
             insufficient_funds_changes_nothing
@@ -589,6 +591,135 @@ pub async fn bootstrap_once_only(env: &mut Env) {
 
 /// Tenants come only from the operator; keys are unique by name in a tenant and by
 /// secret everywhere.
+/// The operator's list of tenants: every tenant by id, a page at a time, the
+/// operator's marked.
+pub async fn tenants_list_in_id_order(env: &mut Env) {
+    env.operator().await;
+    for (id, name) in [("t2", "Two"), ("t1", "One")] {
+        let admin_key = env.new_key("admin", Scopes::ALL, None);
+        let command = Command::CreateTenant {
+            tenant: tid(id),
+            name: name.into(),
+            admin_key,
+        };
+        env.done(OPERATOR, command).await;
+    }
+    let first = env.store().tenants(None, 2).await.expect("tenants");
+    let shown =
+        |page: &Page<prepaid_store::ListedTenant, TenantId>| -> Vec<(String, String, bool)> {
+            page.items
+                .iter()
+                .map(|t| (t.id.to_string(), t.name.clone(), t.operator))
+                .collect()
+        };
+    assert_eq!(
+        shown(&first),
+        [
+            (OPERATOR.to_owned(), OPERATOR.to_owned(), true),
+            ("t1".to_owned(), "One".to_owned(), false)
+        ]
+    );
+    assert_eq!(first.items[1].created_at, env.now);
+    let rest = env
+        .store()
+        .tenants(first.next.as_ref(), PAGE_SIZE_MAX)
+        .await
+        .expect("tenants");
+    assert_eq!(shown(&rest), [("t2".to_owned(), "Two".to_owned(), false)]);
+    assert_eq!(rest.next, None);
+}
+
+/// A tenant's keys list by name, a page at a time and never another tenant's; a
+/// revoked key is gone (no secret finds it, its name may be used again) and revoking
+/// it again finds nothing.
+pub async fn api_keys_list_and_revoke(env: &mut Env) {
+    env.operator().await;
+    let op = tid(OPERATOR);
+    for name in ["b-reports", "a-ops", "c-shop"] {
+        let key = env.new_key(name, Scopes::ALL, None);
+        env.done(OPERATOR, Command::CreateApiKey { key }).await;
+    }
+    let admin = env.new_key("admin", Scopes::ALL, None);
+    env.done(
+        OPERATOR,
+        Command::CreateTenant {
+            tenant: tid("t1"),
+            name: "One".into(),
+            admin_key: admin,
+        },
+    )
+    .await;
+    let names = |page: &Page<ApiKey, ApiKeyName>| -> Vec<String> {
+        page.items.iter().map(|k| k.name.to_string()).collect()
+    };
+    let first = env.store().api_keys(&op, None, 2).await.expect("keys");
+    assert_eq!(names(&first), ["a-ops", "b-reports"]);
+    let rest = env
+        .store()
+        .api_keys(&op, first.next.as_ref(), PAGE_SIZE_MAX)
+        .await
+        .expect("keys");
+    // The operator's bootstrap key is `root`.
+    assert_eq!(names(&rest), ["c-shop", "root"]);
+    assert_eq!(rest.next, None);
+    let other = env
+        .store()
+        .api_keys(&tid("t1"), None, PAGE_SIZE_MAX)
+        .await
+        .expect("keys");
+    assert_eq!(names(&other), ["admin"]);
+
+    let shop = rest.items[0].clone();
+    let revoked = env
+        .store()
+        .revoke_api_key(&op, &key_name("c-shop"))
+        .await
+        .expect("revoke");
+    assert_eq!(revoked, Some(shop.clone()));
+    assert_eq!(
+        env.store()
+            .api_key_by_hash(shop.secret_sha256)
+            .await
+            .expect("by hash"),
+        None
+    );
+    assert_eq!(
+        env.store()
+            .revoke_api_key(&op, &key_name("c-shop"))
+            .await
+            .expect("revoke"),
+        None
+    );
+    // A name revokes this tenant's key of that name, never another tenant's.
+    assert_eq!(
+        env.store()
+            .revoke_api_key(&op, &key_name("admin"))
+            .await
+            .expect("revoke"),
+        None
+    );
+    let left = env
+        .store()
+        .api_keys(&tid("t1"), None, PAGE_SIZE_MAX)
+        .await
+        .expect("keys");
+    assert_eq!(names(&left), ["admin"]);
+    let key = env.new_key("c-shop", Scopes::ALL, None);
+    env.done("t1", Command::CreateApiKey { key }).await;
+    let now = env
+        .store()
+        .api_keys(&op, None, PAGE_SIZE_MAX)
+        .await
+        .expect("keys");
+    assert_eq!(names(&now), ["a-ops", "b-reports", "root"]);
+    let reused = env
+        .store()
+        .api_keys(&tid("t1"), None, PAGE_SIZE_MAX)
+        .await
+        .expect("keys");
+    assert_eq!(names(&reused), ["admin", "c-shop"]);
+}
+
 pub async fn tenants_and_api_keys(env: &mut Env) {
     env.operator().await;
     let admin = env.new_key("admin", Scopes::ALL, None);

@@ -26,8 +26,8 @@ pub use records::{
 
 use async_trait::async_trait;
 use prepaid_ledger::{
-    ApiKey, Customer, CustomerId, Grant, Hold, HoldId, Metadata, Mutation, MutationId, NewApiKey,
-    Outcome, Request, SettingKey, TenantId, Timestamp, Unit, Wallet, WalletId,
+    ApiKey, ApiKeyName, Customer, CustomerId, Grant, Hold, HoldId, Metadata, Mutation, MutationId,
+    NewApiKey, Outcome, Request, SettingKey, TenantId, Timestamp, Unit, Wallet, WalletId,
 };
 
 /// What caused a [`StoreError`], kept for the log; shared, so that one failure of a
@@ -151,6 +151,16 @@ pub struct GrantCursor {
 pub struct ListedGrant {
     pub grant: Grant,
     pub metadata: Metadata,
+}
+
+/// A tenant as the operator's list shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListedTenant {
+    pub id: TenantId,
+    pub name: String,
+    /// Whether it is the operator's tenant (the one bootstrap made).
+    pub operator: bool,
+    pub created_at: Timestamp,
 }
 
 /// Which wallets to list, ordered by id.
@@ -573,6 +583,33 @@ pub trait Store: Send + Sync + 'static {
 
     /// The key whose secret hashes to `secret_sha256`, of any tenant.
     async fn api_key_by_hash(&self, secret_sha256: [u8; 32]) -> Result<Option<ApiKey>, StoreError>;
+
+    /// Every tenant of the store ordered by id, after `after`, at most `limit`
+    /// (<= [`PAGE_SIZE_MAX`]): for the operator alone.
+    async fn tenants(
+        &self,
+        after: Option<&TenantId>,
+        limit: usize,
+    ) -> Result<Page<ListedTenant, TenantId>, StoreError>;
+
+    /// The API keys of `tenant` ordered by name, after `after`, at most `limit`
+    /// (<= [`PAGE_SIZE_MAX`]).
+    async fn api_keys(
+        &self,
+        tenant: &TenantId,
+        after: Option<&ApiKeyName>,
+        limit: usize,
+    ) -> Result<Page<ApiKey, ApiKeyName>, StoreError>;
+
+    /// Deletes the API key `name` of `tenant` (revokes it) and returns it, or `None`
+    /// when there is none. A key is state beside the ledger, moved by no command, so it
+    /// goes in one statement of its own. Callers forget it in their key caches; other
+    /// instances trust their cached copy until it is looked up again.
+    async fn revoke_api_key(
+        &self,
+        tenant: &TenantId,
+        name: &ApiKeyName,
+    ) -> Result<Option<ApiKey>, StoreError>;
 
     async fn customer(
         &self,

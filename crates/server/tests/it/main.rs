@@ -10,6 +10,8 @@ mod tmf_support;
 mod bad_input;
 mod batch;
 mod connections;
+mod console;
+mod console_browser;
 mod crash;
 mod file_modes;
 mod filters_sql;

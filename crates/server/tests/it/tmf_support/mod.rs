@@ -300,6 +300,30 @@ impl Store for CountingStore {
     ) -> Result<Option<prepaid_ledger::ApiKey>, StoreError> {
         self.inner.api_key_by_hash(secret_sha256).await
     }
+    async fn tenants(
+        &self,
+        after: Option<&TenantId>,
+        limit: usize,
+    ) -> Result<prepaid_store::Page<prepaid_store::ListedTenant, TenantId>, StoreError> {
+        self.inner.tenants(after, limit).await
+    }
+    async fn api_keys(
+        &self,
+        tenant: &TenantId,
+        after: Option<&prepaid_ledger::ApiKeyName>,
+        limit: usize,
+    ) -> Result<prepaid_store::Page<prepaid_ledger::ApiKey, prepaid_ledger::ApiKeyName>, StoreError>
+    {
+        self.inner.api_keys(tenant, after, limit).await
+    }
+    async fn revoke_api_key(
+        &self,
+        tenant: &TenantId,
+        name: &prepaid_ledger::ApiKeyName,
+    ) -> Result<Option<prepaid_ledger::ApiKey>, StoreError> {
+        self.direct_writes.fetch_add(1, Ordering::SeqCst);
+        self.inner.revoke_api_key(tenant, name).await
+    }
     async fn customer(
         &self,
         tenant: &TenantId,
