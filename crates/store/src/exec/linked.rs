@@ -219,7 +219,7 @@ impl Exec<'_> {
     }
 
     /// The record as the batch sees it.
-    fn record(
+    pub(super) fn record(
         &mut self,
         tenant: &TenantId,
         kind: RecordKind,
@@ -246,7 +246,7 @@ impl Exec<'_> {
         Ok(slot)
     }
 
-    fn set_record(
+    pub(super) fn set_record(
         &mut self,
         tenant: &TenantId,
         kind: RecordKind,
