@@ -800,7 +800,9 @@ async fn list_deliveries(
         .collect();
     let more = mine.len() > limit;
     let page = &mine[..mine.len().min(limit)];
-    let next_cursor = more.then(|| page.last().map(|(id, _)| id.clone())).flatten();
+    let next_cursor = more
+        .then(|| page.last().map(|(id, _)| id.clone()))
+        .flatten();
     let data = page.iter().map(|(id, d)| DeliveryOut::new(id, d)).collect();
     Ok(json_response(
         StatusCode::OK,
@@ -825,7 +827,8 @@ async fn retry_delivery(
 ) -> Answer {
     whole_tenant(&caller)?;
     let (endpoint, _) = endpoint(&state, &caller.tenant, &id).await?;
-    let key = tenant_key(format!("{} {delivery_id}", endpoint.id)).ok_or_else(delivery_not_found)?;
+    let key =
+        tenant_key(format!("{} {delivery_id}", endpoint.id)).ok_or_else(delivery_not_found)?;
     let record = state
         .store
         .record(&caller.tenant, DELIVERY_KIND, &key)
@@ -924,7 +927,14 @@ async fn requeue(
         };
         state
             .store
-            .put_record(tenant, PENDING_KIND, &pending_key, record.key.as_str(), None, now)
+            .put_record(
+                tenant,
+                PENDING_KIND,
+                &pending_key,
+                record.key.as_str(),
+                None,
+                now,
+            )
             .await?;
         delivery.pending_key = Some(pending_key.into_string());
         delivery.state = "pending".to_owned();
@@ -934,7 +944,14 @@ async fn requeue(
     let value = serde_json::to_string(&delivery).unwrap_or_default();
     state
         .store
-        .put_record(tenant, DELIVERY_KIND, &record.key, &value, Some(record.version), now)
+        .put_record(
+            tenant,
+            DELIVERY_KIND,
+            &record.key,
+            &value,
+            Some(record.version),
+            now,
+        )
         .await?;
     wake_lane(state, tenant, endpoint, &delivery.wallet).await;
     Ok(delivery)
@@ -1057,7 +1074,12 @@ pub async fn run(state: SharedState, config: WebhookConfig, stop: watch::Receive
 
 /// The body of an event: `{id, type, timestamp, data}` with `data` in the native API's
 /// shapes.
-async fn render(state: &SharedState, tenant: &TenantId, id: &str, facts: &EventFacts) -> Result<Value, StoreError> {
+async fn render(
+    state: &SharedState,
+    tenant: &TenantId,
+    id: &str,
+    facts: &EventFacts,
+) -> Result<Value, StoreError> {
     let mut data = serde_json::Map::new();
     data.insert("wallet_id".into(), json!(facts.wallet));
     data.insert("customer_id".into(), json!(facts.customer));
@@ -1065,7 +1087,10 @@ async fn render(state: &SharedState, tenant: &TenantId, id: &str, facts: &EventF
     if let Some(available) = facts.available_after {
         data.insert("available_after".into(), json!(available));
     }
-    if let Some(m) = facts.mutation.as_deref().and_then(|m| uuid::Uuid::try_parse(m).ok())
+    if let Some(m) = facts
+        .mutation
+        .as_deref()
+        .and_then(|m| uuid::Uuid::try_parse(m).ok())
         && let Some(m) = state.store.mutation(tenant, MutationId(m)).await?
     {
         data.insert(
@@ -1073,7 +1098,10 @@ async fn render(state: &SharedState, tenant: &TenantId, id: &str, facts: &EventF
             serde_json::to_value(prepaid_edge::wire::MutationOut::from(&m)).unwrap_or_default(),
         );
     }
-    if let Some(h) = facts.hold.as_deref().and_then(|h| uuid::Uuid::try_parse(h).ok())
+    if let Some(h) = facts
+        .hold
+        .as_deref()
+        .and_then(|h| uuid::Uuid::try_parse(h).ok())
         && let Some(h) = state.store.hold(tenant, HoldId(h)).await?
     {
         data.insert(
@@ -1113,7 +1141,11 @@ async fn fan_out(state: SharedState, job: Job) {
     }
 }
 
-async fn fan_out_event(state: &SharedState, job: &Job, facts: &EventFacts) -> Result<(), StoreError> {
+async fn fan_out_event(
+    state: &SharedState,
+    job: &Job,
+    facts: &EventFacts,
+) -> Result<(), StoreError> {
     let tenant = &job.tenant;
     let records = state
         .store
@@ -1127,7 +1159,9 @@ async fn fan_out_event(state: &SharedState, job: &Job, facts: &EventFacts) -> Re
     if endpoints.is_empty() {
         return Ok(());
     }
-    let body = render(state, tenant, job.id.as_str(), facts).await?.to_string();
+    let body = render(state, tenant, job.id.as_str(), facts)
+        .await?
+        .to_string();
     let now = state.clock.now();
     for endpoint in endpoints {
         let log_key = format!("{} {:020} {}", endpoint.id, facts.at_micros, job.id);
@@ -1142,7 +1176,11 @@ async fn fan_out_event(state: &SharedState, job: &Job, facts: &EventFacts) -> Re
             event_id: job.id.to_string(),
             event_type: facts.event_type.as_str().to_owned(),
             wallet: facts.wallet.clone(),
-            body: if too_large { String::new() } else { body.clone() },
+            body: if too_large {
+                String::new()
+            } else {
+                body.clone()
+            },
             state: if too_large { "too_large" } else { "pending" }.to_owned(),
             attempts: 0,
             schedule_from: 0,
@@ -1164,7 +1202,14 @@ async fn fan_out_event(state: &SharedState, job: &Job, facts: &EventFacts) -> Re
         }
         state
             .store
-            .put_record(tenant, PENDING_KIND, &pending_key, log_key.as_str(), None, now)
+            .put_record(
+                tenant,
+                PENDING_KIND,
+                &pending_key,
+                log_key.as_str(),
+                None,
+                now,
+            )
             .await?;
         let lane = tenant_key(format!("{} {}", endpoint.id, facts.wallet));
         if let Some(lane) = lane {
@@ -1179,7 +1224,11 @@ async fn fan_out_event(state: &SharedState, job: &Job, facts: &EventFacts) -> Re
 }
 
 async fn finish(state: &SharedState, job: &Job) {
-    if let Err(e) = state.store.finish_job(&job.tenant, job.queue, &job.id).await {
+    if let Err(e) = state
+        .store
+        .finish_job(&job.tenant, job.queue, &job.id)
+        .await
+    {
         tracing::warn!(error = %e, job = %job.id, "finishing a webhook job failed; it runs again");
     }
 }
@@ -1240,7 +1289,10 @@ async fn run_lane(state: SharedState, config: WebhookConfig, job: Job) {
             // A delivery fanned out while the lane was finishing found its job still
             // there and queued none: look once more, now that it is gone.
             if matches!(end, LaneEnd::Empty)
-                && matches!(head(&state, &job.tenant, endpoint_id, wallet).await, Ok(Some(_)))
+                && matches!(
+                    head(&state, &job.tenant, endpoint_id, wallet).await,
+                    Ok(Some(_))
+                )
             {
                 wake_lane(&state, &job.tenant, endpoint_id, wallet).await;
             }
@@ -1284,10 +1336,16 @@ async fn deliver_head(
     let Some(endpoint_key) = tenant_key(endpoint_id) else {
         return Ok(Some(LaneEnd::Closed));
     };
-    let Some(endpoint_record) = state.store.record(tenant, ENDPOINT_KIND, &endpoint_key).await?
+    let Some(endpoint_record) = state
+        .store
+        .record(tenant, ENDPOINT_KIND, &endpoint_key)
+        .await?
     else {
         // The endpoint was deleted: what waited for it goes nowhere.
-        state.store.delete_record(tenant, PENDING_KIND, &pending.key).await?;
+        state
+            .store
+            .delete_record(tenant, PENDING_KIND, &pending.key)
+            .await?;
         return Ok(None);
     };
     let Ok(endpoint) = serde_json::from_str::<Endpoint>(&endpoint_record.value) else {
@@ -1302,11 +1360,17 @@ async fn deliver_head(
         None => None,
     };
     let (Some(log_key), Some(log)) = (log_key, log) else {
-        state.store.delete_record(tenant, PENDING_KIND, &pending.key).await?;
+        state
+            .store
+            .delete_record(tenant, PENDING_KIND, &pending.key)
+            .await?;
         return Ok(None);
     };
     let Ok(mut delivery) = serde_json::from_str::<Delivery>(&log.value) else {
-        state.store.delete_record(tenant, PENDING_KIND, &pending.key).await?;
+        state
+            .store
+            .delete_record(tenant, PENDING_KIND, &pending.key)
+            .await?;
         return Ok(None);
     };
     let now = state.clock.now();
@@ -1355,10 +1419,20 @@ async fn deliver_head(
     let value = serde_json::to_string(&delivery).unwrap_or_default();
     state
         .store
-        .put_record(tenant, DELIVERY_KIND, &log_key, &value, Some(log.version), now)
+        .put_record(
+            tenant,
+            DELIVERY_KIND,
+            &log_key,
+            &value,
+            Some(log.version),
+            now,
+        )
         .await?;
     if end.is_none() {
-        state.store.delete_record(tenant, PENDING_KIND, &pending.key).await?;
+        state
+            .store
+            .delete_record(tenant, PENDING_KIND, &pending.key)
+            .await?;
     }
     note_health(state, tenant, &endpoint_key, delivered, now).await?;
     Ok(end)
@@ -1430,7 +1504,14 @@ async fn note_health(
     let value = serde_json::to_string(&endpoint).unwrap_or_default();
     let saved = state
         .store
-        .put_record(tenant, ENDPOINT_KIND, key, &value, Some(record.version), now)
+        .put_record(
+            tenant,
+            ENDPOINT_KIND,
+            key,
+            &value,
+            Some(record.version),
+            now,
+        )
         .await?;
     if disable && saved.is_some() {
         state.store.delete_record(tenant, ENABLED_KIND, key).await?;
@@ -1560,7 +1641,10 @@ mod tests {
 
     #[test]
     fn event_types_are_bounded_and_known() {
-        let all: Vec<String> = EventType::ALL.iter().map(|t| t.as_str().to_owned()).collect();
+        let all: Vec<String> = EventType::ALL
+            .iter()
+            .map(|t| t.as_str().to_owned())
+            .collect();
         assert_eq!(all.len(), EVENT_TYPES_PER_ENDPOINT_MAX);
         assert!(check_event_types(Some(all.clone())).is_ok());
         let mut over = all.clone();
@@ -1591,7 +1675,13 @@ mod tests {
     fn secrets_sign_as_the_standard_says() {
         let secret = new_secret();
         let key = secret.strip_prefix("whsec_").unwrap();
-        assert!(base64::engine::general_purpose::STANDARD.decode(key).unwrap().len() >= 24);
+        assert!(
+            base64::engine::general_purpose::STANDARD
+                .decode(key)
+                .unwrap()
+                .len()
+                >= 24
+        );
         let endpoint = Endpoint {
             id: "e".into(),
             url: "https://example.com/".into(),
@@ -1599,8 +1689,14 @@ mod tests {
             description: String::new(),
             enabled: true,
             secrets: vec![
-                Secret { secret: secret.clone(), until_micros: None },
-                Secret { secret: new_secret(), until_micros: Some(10) },
+                Secret {
+                    secret: secret.clone(),
+                    until_micros: None,
+                },
+                Secret {
+                    secret: new_secret(),
+                    until_micros: Some(10),
+                },
             ],
             created_at: 0,
             updated_at: 0,

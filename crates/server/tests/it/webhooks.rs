@@ -51,8 +51,14 @@ impl Receiver {
             return None;
         }
         let dir = tempfile::tempdir().expect("receiver dir");
-        let script: PathBuf =
-            [env!("CARGO_MANIFEST_DIR"), "tests", "it", "webhook_receiver.py"].iter().collect();
+        let script: PathBuf = [
+            env!("CARGO_MANIFEST_DIR"),
+            "tests",
+            "it",
+            "webhook_receiver.py",
+        ]
+        .iter()
+        .collect();
         let child = Command::new("python3")
             .arg(script)
             .arg(dir.path())
@@ -121,7 +127,11 @@ impl Drop for Receiver {
 fn delivered_mutations(log: &[Value]) -> BTreeSet<String> {
     log.iter()
         .filter(|l| l["status"] == 200 && l["event"]["type"] == "mutation.created")
-        .filter_map(|l| l["event"]["data"]["mutation"]["id"].as_str().map(str::to_owned))
+        .filter_map(|l| {
+            l["event"]["data"]["mutation"]["id"]
+                .as_str()
+                .map(str::to_owned)
+        })
         .collect()
 }
 
@@ -149,7 +159,10 @@ async fn deliveries_are_signed_and_verified_by_a_standard_webhooks_library() {
     let endpoint = create_endpoint(&api, &receiver, &[]).await;
     let id = str_of(&endpoint, "id").to_owned();
     // The secret shows once: not in a read of the endpoint, nor in the list.
-    let read = api.get(&format!("/v1/webhook-endpoints/{id}")).await.ok(200);
+    let read = api
+        .get(&format!("/v1/webhook-endpoints/{id}"))
+        .await
+        .ok(200);
     assert!(read.get("secret").is_none(), "{read}");
     let list = api.get("/v1/webhook-endpoints").await.ok(200);
     assert_eq!(list["data"].as_array().map(Vec::len), Some(1), "{list}");
@@ -172,9 +185,14 @@ async fn deliveries_are_signed_and_verified_by_a_standard_webhooks_library() {
                 .filter(|l| l["status"] == 200)
                 .filter_map(|l| l["event"]["type"].as_str())
                 .collect();
-            ["mutation.created", "hold.created", "hold.committed", "wallet.depleted"]
-                .iter()
-                .all(|t| types.contains(t))
+            [
+                "mutation.created",
+                "hold.created",
+                "hold.committed",
+                "wallet.depleted",
+            ]
+            .iter()
+            .all(|t| types.contains(t))
                 && delivered_mutations(log).len() == 3
         })
         .await;
@@ -196,7 +214,10 @@ async fn deliveries_are_signed_and_verified_by_a_standard_webhooks_library() {
         .iter()
         .find(|l| l["event"]["data"]["mutation"]["id"] == debit["id"])
         .expect("debit event");
-    assert_eq!(debit_event["event"]["data"]["mutation"]["balance_after"], 60);
+    assert_eq!(
+        debit_event["event"]["data"]["mutation"]["balance_after"],
+        60
+    );
     assert_eq!(debit_event["event"]["data"]["balance_after"], 60);
 
     // The delivery log shows each delivery once, delivered at the first attempt.
@@ -264,7 +285,10 @@ async fn deliveries_are_signed_and_verified_by_a_standard_webhooks_library() {
 
     // Disabled, the endpoint receives nothing; deleted, it is gone.
     let patched = api
-        .patch(&format!("/v1/webhook-endpoints/{id}"), &json!({"enabled": false}))
+        .patch(
+            &format!("/v1/webhook-endpoints/{id}"),
+            &json!({"enabled": false}),
+        )
         .await
         .ok(200);
     assert_eq!(patched["enabled"], false);
@@ -350,8 +374,12 @@ async fn no_acknowledged_debit_loses_its_event_across_a_sigkill() {
     for worker in 0..8 {
         let api = admin.with_bearer(server.admin_secret());
         let wallet = wallets[worker % wallets.len()];
-        let (acked, count, reached, killed) =
-            (acked.clone(), count.clone(), reached.clone(), killed.clone());
+        let (acked, count, reached, killed) = (
+            acked.clone(),
+            count.clone(),
+            reached.clone(),
+            killed.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             loop {
                 let body = json!({"kind": "debit", "amount": 1});
@@ -359,11 +387,17 @@ async fn no_acknowledged_debit_loses_its_event_across_a_sigkill() {
                     .try_post(&format!("/v1/wallets/{wallet}/mutations"), &body)
                     .await
                 else {
-                    assert!(killed.load(Ordering::SeqCst), "a request failed before the kill");
+                    assert!(
+                        killed.load(Ordering::SeqCst),
+                        "a request failed before the kill"
+                    );
                     return;
                 };
                 let m = r.ok(201);
-                acked.lock().expect("acked").push(str_of(&m, "id").to_owned());
+                acked
+                    .lock()
+                    .expect("acked")
+                    .push(str_of(&m, "id").to_owned());
                 if count.fetch_add(1, Ordering::SeqCst) + 1 == 300 {
                     reached.notify_one();
                 }
@@ -389,7 +423,10 @@ async fn no_acknowledged_debit_loses_its_event_across_a_sigkill() {
     // not commit. Those in flight at the kill that did commit have theirs too.
     let mut ledger = BTreeSet::new();
     for w in wallets {
-        for m in admin.list_all(&format!("/v1/wallets/{w}/mutations"), 1000).await {
+        for m in admin
+            .list_all(&format!("/v1/wallets/{w}/mutations"), 1000)
+            .await
+        {
             ledger.insert(str_of(&m, "id").to_owned());
         }
     }
