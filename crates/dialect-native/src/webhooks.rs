@@ -30,7 +30,7 @@
 //! An endpoint that has failed every delivery for [`FAILING_DISABLE_SECS`] (5 days) is
 //! disabled, which its delivery log and the server's log say (`endpoint.disabled`).
 //!
-//! Delivery is at least once: jobs are claimed with a lease (`FOR UPDATE SKIP LOCKED`
+//! Delivery is at least once: jobs are claimed with a lease (row locks skipped by others
 //! on PostgreSQL), so a worker that dies mid-delivery leaves the lane to another after
 //! [`LANE_LEASE_MS`]; receivers deduplicate on `webhook-id`.
 //!
