@@ -119,7 +119,7 @@ pub const DELIVERY_ATTEMPTS_MAX: u32 = RETRY_SCHEDULE_SECS.len() as u32 + 1;
 /// How long an endpoint may fail every delivery before it is disabled.
 pub const FAILING_DISABLE_SECS: i64 = 5 * 24 * 3600;
 /// How long a claimed lane is leased to one worker.
-pub const LANE_LEASE_MS: u64 = 60_000;
+pub const LANE_LEASE_MS: u64 = 30_000;
 /// How long a claimed outbox event is leased to one worker.
 pub const OUTBOX_LEASE_MS: u64 = 15_000;
 /// The most deliveries one claim of a lane makes before it lets other lanes go.

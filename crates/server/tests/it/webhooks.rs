@@ -354,6 +354,49 @@ async fn a_failing_receiver_gets_everything_in_order_per_wallet_once_it_recovers
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_is_given_up_after_its_last_attempt_and_its_wallet_goes_on() {
+    let Some(receiver) = Receiver::start() else {
+        return;
+    };
+    // Every attempt of the first event fails; the next event's first attempt succeeds.
+    receiver.fail_first(12);
+    let server = Server::start_with_env(&env()).await;
+    let api = server.admin();
+    let endpoint = create_endpoint(&api, &receiver, &["mutation.created"]).await;
+    let id = str_of(&endpoint, "id");
+    api.funded_wallet("c1", "w1", 100).await;
+    let debit = api.debit("w1", 1).await;
+    let log = receiver
+        .wait_for("the debit after the given-up top-up", |log| {
+            delivered_mutations(log).contains(str_of(&debit, "id"))
+        })
+        .await;
+    assert_eq!(
+        log.len(),
+        13,
+        "12 attempts of the top-up, then the debit: {log:?}"
+    );
+    assert!(
+        log[..12]
+            .iter()
+            .all(|l| l["webhook_id"] == log[0]["webhook_id"])
+    );
+    let deliveries = api
+        .get(&format!("/v1/webhook-endpoints/{id}/deliveries"))
+        .await
+        .ok(200);
+    let states: Vec<(&str, i64)> = deliveries["data"]
+        .as_array()
+        .expect("deliveries")
+        .iter()
+        .map(|d| (str_of(d, "state"), int(d, "attempts")))
+        .collect();
+    assert_eq!(states, [("failed", 12), ("delivered", 1)], "{deliveries}");
+    assert_eq!(deliveries["data"][0]["status_code"], 500);
+    assert_eq!(deliveries["data"][0]["next_attempt_at"], Value::Null);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn no_acknowledged_debit_loses_its_event_across_a_sigkill() {
     let Some(receiver) = Receiver::start() else {
