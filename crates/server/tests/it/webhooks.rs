@@ -490,6 +490,62 @@ async fn no_acknowledged_debit_loses_its_event_across_a_sigkill() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_sweep_expires_is_delivered_too() {
+    let Some(receiver) = Receiver::start() else {
+        return;
+    };
+    let server = Server::start_with_env(&env()).await;
+    let api = server.admin();
+    create_endpoint(&api, &receiver, &["hold.expired", "grant.expired", "hold.released"]).await;
+    api.funded_wallet("c1", "w1", 100).await;
+    let soon = (chrono::Utc::now() + chrono::Duration::seconds(2))
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let hold = api
+        .post("/v1/wallets/w1/holds", &json!({"amount": 10, "expires_at": soon}))
+        .await
+        .ok(201);
+    let released = api
+        .post("/v1/wallets/w1/holds", &json!({"amount": 5}))
+        .await
+        .ok(201);
+    api.post(
+        &format!("/v1/holds/{}/release", str_of(&released, "id")),
+        &json!({}),
+    )
+    .await
+    .ok(200);
+    let grant = api
+        .post(
+            "/v1/wallets/w1/mutations",
+            &json!({"kind": "top_up", "amount": 7, "category": "granted", "expires_at": soon}),
+        )
+        .await
+        .ok(201);
+    let log = receiver
+        .wait_for("the sweep's events", |log| {
+            let types: BTreeSet<&str> = log
+                .iter()
+                .filter(|l| l["status"] == 200)
+                .filter_map(|l| l["event"]["type"].as_str())
+                .collect();
+            types.len() == 3
+        })
+        .await;
+    let of = |t: &str| {
+        log.iter()
+            .find(|l| l["event"]["type"] == t)
+            .map(|l| l["event"]["data"].clone())
+            .expect("event")
+    };
+    assert_eq!(of("hold.expired")["hold"]["id"], hold["id"]);
+    assert_eq!(of("hold.expired")["hold"]["status"], "expired");
+    assert_eq!(of("hold.released")["hold"]["id"], released["id"]);
+    assert_eq!(of("grant.expired")["grant_id"], grant["id"]);
+    assert_eq!(of("grant.expired")["mutation"]["kind"], "expiry");
+    assert_eq!(of("grant.expired")["mutation"]["amount"], -7);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn private_targets_are_refused_unless_the_operator_allows_them() {
     let server = Server::start().await;
     let api = server.admin();
