@@ -490,18 +490,84 @@ async fn no_acknowledged_debit_loses_its_event_across_a_sigkill() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_deliver_every_event_in_order_per_wallet() {
+    let Some(schema) = fresh_schema().await else {
+        return;
+    };
+    let Some(receiver) = Receiver::start() else {
+        return;
+    };
+    receiver.fail_first(4);
+    let secret = "webhooks-two-instances-admin-secret";
+    let one = Server::start_on_schema_with_env(&schema, secret, &env()).await;
+    let two = Server::start_on_schema_with_env(&schema, secret, &env()).await;
+    let (a, b) = (one.admin(), two.admin());
+    create_endpoint(&a, &receiver, &["mutation.created"]).await;
+    a.funded_wallet("c1", "x", 1000).await;
+    a.funded_wallet("c2", "y", 1000).await;
+    let mut made: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for i in 0..20 {
+        let api = if i % 2 == 0 { &a } else { &b };
+        for wallet in ["x", "y"] {
+            let m = api.debit(wallet, 1).await;
+            made.entry(wallet)
+                .or_default()
+                .push(str_of(&m, "id").to_owned());
+        }
+    }
+    let log = receiver
+        .wait_for("every debit's event", |log| {
+            let got = delivered_mutations(log);
+            made.values().flatten().all(|id| got.contains(id))
+        })
+        .await;
+    for (wallet, ids) in &made {
+        let mut order: Vec<String> = Vec::new();
+        for line in log.iter().filter(|l| l["status"] == 200) {
+            let m = &line["event"]["data"]["mutation"];
+            if m["wallet_id"] == *wallet
+                && m["kind"] == "debit"
+                && let Some(id) = m["id"].as_str()
+                && !order.iter().any(|o| o == id)
+            {
+                order.push(id.to_owned());
+            }
+        }
+        assert_eq!(&order, ids, "wallet {wallet}");
+    }
+    let delivered: Vec<&Value> = log.iter().filter(|l| l["status"] == 200).collect();
+    let unique: BTreeSet<&str> = delivered
+        .iter()
+        .filter_map(|l| l["webhook_id"].as_str())
+        .collect();
+    eprintln!(
+        "two instances: {} events delivered, {} deliveries answered 200",
+        unique.len(),
+        delivered.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_the_sweep_expires_is_delivered_too() {
     let Some(receiver) = Receiver::start() else {
         return;
     };
     let server = Server::start_with_env(&env()).await;
     let api = server.admin();
-    create_endpoint(&api, &receiver, &["hold.expired", "grant.expired", "hold.released"]).await;
+    create_endpoint(
+        &api,
+        &receiver,
+        &["hold.expired", "grant.expired", "hold.released"],
+    )
+    .await;
     api.funded_wallet("c1", "w1", 100).await;
     let soon = (chrono::Utc::now() + chrono::Duration::seconds(2))
         .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     let hold = api
-        .post("/v1/wallets/w1/holds", &json!({"amount": 10, "expires_at": soon}))
+        .post(
+            "/v1/wallets/w1/holds",
+            &json!({"amount": 10, "expires_at": soon}),
+        )
         .await
         .ok(201);
     let released = api
