@@ -20,7 +20,11 @@
 //! delivery record of [`DELIVERY_KIND`] (the log, keyed `<endpoint> <time> <event id>`),
 //! a record of [`PENDING_KIND`] keyed `<endpoint> <wallet> <order>` (the lane of that
 //! wallet at that endpoint, in the wallet's commit order) and makes sure the lane's
-//! job of [`LANE_QUEUE`] exists. The event body is rendered once, at fan-out, in the
+//! job of [`LANE_QUEUE`] exists. A wallet's events are fanned out in its order: those of
+//! one claim one after the other, and across claims and instances each waits until the
+//! record of [`FANNED_KIND`] shows the one before it (each event knows its predecessor,
+//! see [`EventFacts::follows`]), so a lane never delivers an event before an earlier one
+//! of its wallet has joined it. The event body is rendered once, at fan-out, in the
 //! native API's shapes (the mutation and hold as they stand then). A lane's job delivers
 //! the lane's first pending event, then the next: a failing delivery holds back the
 //! later events of its wallet for that endpoint, and no other lane. A 2xx answer
@@ -66,9 +70,10 @@ use prepaid_edge::time::WireTime;
 use prepaid_edge::{PathSegment, SharedState, json_response, new_uuid, store_problem};
 use prepaid_ledger::{HoldId, JobQueue, MutationId, RecordKey, RecordKind, TenantId, Timestamp};
 use prepaid_store::webhooks::{ENABLED_KIND, EVENT_QUEUE, EventFacts, EventType};
-use prepaid_store::{Job, PAGE_SIZE_MAX, Record, StoreError};
+use prepaid_store::{JOB_CLAIM_MAX, Job, PAGE_SIZE_MAX, Record, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -82,6 +87,9 @@ pub const DELIVERY_KIND: RecordKind = RecordKind::new("webhook.delivery");
 pub const PENDING_KIND: RecordKind = RecordKind::new("webhook.pending");
 /// The job queue of lanes: one job per endpoint and wallet with pending deliveries.
 pub const LANE_QUEUE: JobQueue = JobQueue::new("webhook.lane");
+/// The record kind of how far each wallet's events were fanned out (keyed by wallet),
+/// which keeps instances fanning out one wallet's events in its order.
+pub const FANNED_KIND: RecordKind = RecordKind::new("webhook.fanned");
 
 /// The most endpoints of one tenant.
 pub const ENDPOINTS_PER_TENANT_MAX: usize = 20;
@@ -128,6 +136,11 @@ pub const LANE_DELIVERIES_PER_CLAIM_MAX: usize = 100;
 pub const REPLAY_DELIVERIES_MAX: usize = 1000;
 /// The most deliveries one page of the log shows.
 pub const DELIVERIES_PAGE_MAX: usize = 100;
+/// How soon an event waiting for the one before it (fanned out by another instance)
+/// looks again.
+pub const FAN_OUT_RETRY_MS: u64 = 100;
+/// How long an event waits for the one before it before it goes out anyway.
+pub const FAN_OUT_WAIT_MS_MAX: u64 = 60_000;
 /// How often the worker looks for due work.
 pub const WORKER_INTERVAL_MS: u64 = 200;
 
@@ -1047,14 +1060,7 @@ pub async fn run(state: SharedState, config: WebhookConfig, stop: watch::Receive
     let mut ticker = Ticker::new(Duration::from_millis(WORKER_INTERVAL_MS), stop);
     let (mut outbox_failing, mut lanes_failing) = (false, false);
     while ticker.tick().await {
-        let fanning = jobs::drain(
-            &state,
-            EVENT_QUEUE,
-            OUTBOX_LEASE_MS,
-            "webhook events",
-            &mut outbox_failing,
-            fan_out,
-        );
+        let fanning = fan_out_round(&state, &mut outbox_failing);
         if !ticker.unless_stopped(fanning).await {
             return;
         }
@@ -1122,23 +1128,149 @@ async fn render(
 
 /// Fans one outboxed event out to the endpoints subscribed to its type. Every write is
 /// keyed by the event, so fanning out again after a crash adds nothing twice.
-async fn fan_out(state: SharedState, job: Job) {
-    let Some(facts) = EventFacts::from_json(&job.payload) else {
-        tracing::error!(job = %job.id, tenant = %job.tenant, "dropping a corrupt webhook event");
-        finish(&state, &job).await;
-        return;
-    };
-    match fan_out_event(&state, &job, &facts).await {
-        Ok(()) => finish(&state, &job).await,
-        Err(e) => {
-            tracing::warn!(error = %e, "fanning out a webhook event failed; retrying");
-            let due = state.clock.now().plus_micros(micros(1000));
-            let _ = state
-                .store
-                .defer_job(&job.tenant, EVENT_QUEUE, &job.id, due)
-                .await;
+async fn fan_out_round(state: &SharedState, failing: &mut bool) {
+    for _ in 0..jobs::CLAIMS_PER_ROUND_MAX {
+        let now = state.clock.now();
+        let lease_until = now.plus_micros(micros(OUTBOX_LEASE_MS));
+        let claimed = match state
+            .store
+            .claim_jobs(EVENT_QUEUE, now, lease_until, JOB_CLAIM_MAX)
+            .await
+        {
+            Ok(claimed) => {
+                if std::mem::take(failing) {
+                    tracing::info!("claiming webhook events works again");
+                }
+                claimed
+            }
+            Err(e) => {
+                if !std::mem::replace(failing, true) {
+                    tracing::warn!(error = %e, "claiming webhook events failed; retrying every round");
+                }
+                return;
+            }
+        };
+        let count = claimed.len();
+        // Each wallet's events in its order, the wallets side by side.
+        let mut wallets: BTreeMap<(TenantId, String), Vec<(EventFacts, Job)>> = BTreeMap::new();
+        for job in claimed {
+            match EventFacts::from_json(&job.payload) {
+                Some(facts) => wallets
+                    .entry((job.tenant.clone(), facts.wallet.clone()))
+                    .or_default()
+                    .push((facts, job)),
+                None => {
+                    tracing::error!(job = %job.id, tenant = %job.tenant, "dropping a corrupt webhook event");
+                    finish(state, &job).await;
+                }
+            }
+        }
+        let mut running = tokio::task::JoinSet::new();
+        for (_, mut events) in wallets {
+            events.sort_by_key(|(facts, _)| facts.sequence);
+            let state = state.clone();
+            running.spawn(async move {
+                let mut held_back = false;
+                for (facts, job) in events {
+                    if held_back {
+                        defer(&state, &job, FAN_OUT_RETRY_MS).await;
+                    } else if !fan_out_in_order(&state, &job, &facts).await {
+                        held_back = true;
+                    }
+                }
+            });
+        }
+        while running.join_next().await.is_some() {}
+        if count < JOB_CLAIM_MAX {
+            return;
         }
     }
+}
+
+async fn defer(state: &SharedState, job: &Job, wait_ms: u64) {
+    let due = state.clock.now().plus_micros(micros(wait_ms));
+    if let Err(e) = state
+        .store
+        .defer_job(&job.tenant, job.queue, &job.id, due)
+        .await
+    {
+        tracing::warn!(error = %e, "deferring a webhook job failed; its lease will end");
+    }
+}
+
+/// The wallet's last event fanned out, as its record of [`FANNED_KIND`] says.
+fn fanned(record: Option<&Record>) -> Option<((i64, u32), bool)> {
+    let mut parts = record?.value.split(' ');
+    let batch = parts.next()?.parse().ok()?;
+    let place = parts.next()?.parse().ok()?;
+    let last = parts.next()? == "last";
+    Some(((batch, place), last))
+}
+
+/// Fans one event out once the wallet's event before it is (another instance may hold
+/// it for a moment); `false` when it has to wait, which holds back the wallet's later
+/// events. An event whose predecessor has not come for [`FAN_OUT_WAIT_MS_MAX`] goes
+/// out anyway (logged), so a lost one cannot stop its wallet.
+async fn fan_out_in_order(state: &SharedState, job: &Job, facts: &EventFacts) -> bool {
+    let Some(key) = tenant_key(facts.wallet.clone()) else {
+        finish(state, job).await;
+        return true;
+    };
+    let record = match state.store.record(&job.tenant, FANNED_KIND, &key).await {
+        Ok(record) => record,
+        Err(e) => {
+            tracing::warn!(error = %e, "reading how far webhook events went failed; retrying");
+            defer(state, job, 1000).await;
+            return false;
+        }
+    };
+    let before = fanned(record.as_ref());
+    let again = before.is_some_and(|(sequence, _)| sequence >= facts.sequence);
+    if !again && !facts.follows(before) {
+        let age_ms = state
+            .clock
+            .now()
+            .as_micros()
+            .saturating_sub(facts.at_micros)
+            / 1000;
+        if u64::try_from(age_ms).unwrap_or(0) < FAN_OUT_WAIT_MS_MAX {
+            defer(state, job, FAN_OUT_RETRY_MS).await;
+            return false;
+        }
+        tracing::warn!(tenant = %job.tenant, event = %job.id,
+            "the webhook event before this one never came; sending this one anyway");
+    }
+    if let Err(e) = fan_out_event(state, job, facts).await {
+        tracing::warn!(error = %e, "fanning out a webhook event failed; retrying");
+        defer(state, job, 1000).await;
+        return false;
+    }
+    if !again {
+        let (batch, place) = facts.sequence;
+        let value = format!(
+            "{batch} {place} {}",
+            if facts.last { "last" } else { "more" }
+        );
+        // A lost race means another worker fanned this event out too (at least once).
+        let written = state
+            .store
+            .put_record(
+                &job.tenant,
+                FANNED_KIND,
+                &key,
+                &value,
+                record.map(|r| r.version),
+                state.clock.now(),
+            )
+            .await;
+        if let Err(e) = written {
+            tracing::warn!(error = %e, "noting a fanned-out webhook event failed; retrying");
+            defer(state, job, 1000).await;
+            return false;
+        }
+    }
+    finish(state, job).await;
+    true
 }
 
 async fn fan_out_event(

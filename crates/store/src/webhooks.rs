@@ -91,8 +91,11 @@ pub struct EventFacts {
     pub event_type: EventType,
     pub wallet: String,
     pub customer: String,
-    /// The wallet's sequence and the event's place in its batch.
+    /// The wallet's sequence (its batches with events, from 1) and the event's place
+    /// among the wallet's events of that batch (from 0).
     pub sequence: (i64, u32),
+    /// Whether it is the wallet's last event of the batch.
+    pub last: bool,
     /// When the batch ran, microseconds since the epoch.
     pub at_micros: i64,
     /// The mutation the event is about (or that caused it).
@@ -114,6 +117,7 @@ impl EventFacts {
             "wallet": self.wallet,
             "customer": self.customer,
             "sequence": [self.sequence.0, self.sequence.1],
+            "last": self.last,
             "at": self.at_micros,
             "mutation": self.mutation,
             "hold": self.hold,
@@ -137,6 +141,7 @@ impl EventFacts {
                 sequence.first()?.as_i64()?,
                 u32::try_from(sequence.get(1)?.as_u64()?).ok()?,
             ),
+            last: v.get("last")?.as_bool()?,
             at_micros: v.get("at")?.as_i64()?,
             mutation: text_of("mutation"),
             hold: text_of("hold"),
@@ -149,6 +154,19 @@ impl EventFacts {
     /// The event's place among its wallet's events, as text that sorts in commit order.
     pub fn order_key(&self) -> String {
         order_key(self.sequence)
+    }
+
+    /// Whether `before` (the wallet's last event fanned out: its sequence and whether
+    /// it was its batch's last) is the event just before this one. Sequences and
+    /// places have no gaps, so each event knows its predecessor; the wallet's first
+    /// event has none.
+    pub fn follows(&self, before: Option<((i64, u32), bool)>) -> bool {
+        let (batch, place) = self.sequence;
+        match before {
+            None => batch == 1 && place == 0,
+            Some(((b, _), last)) if place == 0 => b == batch - 1 && last,
+            Some(((b, p), _)) => b == batch && p + 1 == place,
+        }
     }
 }
 
@@ -177,6 +195,7 @@ mod tests {
             wallet: "w".into(),
             customer: "c".into(),
             sequence: (3, 7),
+            last: true,
             at_micros: 5,
             mutation: None,
             hold: Some("h".into()),
@@ -184,8 +203,19 @@ mod tests {
             balance_after: -4,
             available_after: None,
         };
-        assert_eq!(EventFacts::from_json(&facts.to_json()), Some(facts));
+        assert_eq!(EventFacts::from_json(&facts.to_json()), Some(facts.clone()));
         assert!(order_key((9, 999_999)) < order_key((10, 0)));
+        let at = |sequence, last| EventFacts {
+            sequence,
+            last,
+            ..facts.clone()
+        };
+        assert!(at((1, 0), false).follows(None));
+        assert!(!at((2, 0), false).follows(None));
+        assert!(at((2, 0), false).follows(Some(((1, 3), true))));
+        assert!(!at((2, 0), false).follows(Some(((1, 3), false))));
+        assert!(at((2, 4), false).follows(Some(((2, 3), false))));
+        assert!(!at((2, 5), false).follows(Some(((2, 3), false))));
         assert!(order_key((10, 2)) < order_key((10, 10)));
     }
 }

@@ -13,7 +13,8 @@
 //! Each wallet with events takes the next version of its record of
 //! [`crate::webhooks::SEQUENCE_KIND`]: the batch holds the wallet (its row lock on
 //! PostgreSQL, the single writer on SQLite), so versions number the wallet's batches in
-//! commit order, and the event's place in the batch orders it within.
+//! commit order, and the event's place among the wallet's events of the batch (from 0,
+//! the last one marked) orders it within, so each event knows the one before it.
 
 use super::*;
 use crate::webhooks::{EVENT_QUEUE, EventFacts, EventType, SEQUENCE_KIND};
@@ -65,8 +66,9 @@ impl Exec<'_> {
             return Ok(());
         }
         items.sort_by_key(|&(position, sub, _)| (position, sub));
-        let mut sequences: HashMap<(TenantId, WalletId), i64> = HashMap::new();
-        let mut place: u32 = 0;
+        // Each wallet's sequence, and the place of its next event in the batch.
+        let mut sequences: HashMap<(TenantId, WalletId), (i64, u32)> = HashMap::new();
+        let mut made: Vec<(TenantId, WalletId, RecordKey, EventFacts)> = Vec::new();
         for (_, _, item) in items {
             let (tenant, wallet) = match item {
                 Item::HoldPlaced(hi) => {
@@ -91,17 +93,19 @@ impl Exec<'_> {
                     continue;
                 }
             }
-            let sequence = match sequences.get(&(tenant.clone(), wallet.clone())) {
-                Some(&sequence) => sequence,
-                None => match self.next_sequence(&tenant, &wallet)? {
+            let key = (tenant.clone(), wallet.clone());
+            if !sequences.contains_key(&key) {
+                match self.next_sequence(&tenant, &wallet)? {
                     Some(sequence) => {
-                        sequences.insert((tenant.clone(), wallet.clone()), sequence);
-                        sequence
+                        sequences.insert(key.clone(), (sequence, 0));
                     }
                     None => continue,
-                },
-            };
-            for facts in self.facts(item, sequence, &mut place) {
+                }
+            }
+            let (sequence, mut place) = sequences[&key];
+            let events = self.facts(item, sequence, &mut place);
+            sequences.insert(key, (sequence, place));
+            for facts in events {
                 let subject = match facts.event_type {
                     EventType::WalletDepleted => format!("{wallet}:{sequence}"),
                     EventType::HoldCreated
@@ -115,14 +119,23 @@ impl Exec<'_> {
                     tracing::error!(%tenant, %wallet, "an event id does not fit a job id");
                     continue;
                 };
-                self.jobs.push(NewJob {
-                    tenant: tenant.clone(),
-                    queue: EVENT_QUEUE,
-                    id,
-                    payload: facts.to_json(),
-                    due_at: self.now,
-                });
+                made.push((tenant.clone(), wallet.clone(), id, facts));
             }
+        }
+        // The last event of each wallet in the batch says so: the next one is the first
+        // of the wallet's next sequence.
+        let mut seen = std::collections::HashSet::new();
+        for (tenant, wallet, _, facts) in made.iter_mut().rev() {
+            facts.last = seen.insert((tenant.clone(), wallet.clone()));
+        }
+        for (tenant, _, id, facts) in made {
+            self.jobs.push(NewJob {
+                tenant,
+                queue: EVENT_QUEUE,
+                id,
+                payload: facts.to_json(),
+                due_at: self.now,
+            });
         }
         Ok(())
     }
@@ -199,6 +212,7 @@ impl Exec<'_> {
                 grant,
                 balance_after,
                 available_after,
+                last: false,
             };
             *place = place.saturating_add(1);
             facts
