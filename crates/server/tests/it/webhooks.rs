@@ -135,6 +135,36 @@ fn delivered_mutations(log: &[Value]) -> BTreeSet<String> {
         .collect()
 }
 
+/// Waits until every debit of `made` (ids by wallet, in the order they were made) was
+/// delivered, checks that the first successful delivery of each came in that order per
+/// wallet, and returns the log.
+async fn every_debit_in_order(
+    receiver: &Receiver,
+    made: &BTreeMap<&str, Vec<String>>,
+) -> Vec<Value> {
+    let log = receiver
+        .wait_for("every debit's event", |log| {
+            let got = delivered_mutations(log);
+            made.values().flatten().all(|id| got.contains(id))
+        })
+        .await;
+    for (wallet, ids) in made {
+        let mut order: Vec<String> = Vec::new();
+        for line in log.iter().filter(|l| l["status"] == 200) {
+            let m = &line["event"]["data"]["mutation"];
+            if m["wallet_id"] == *wallet
+                && m["kind"] == "debit"
+                && let Some(id) = m["id"].as_str()
+                && !order.iter().any(|o| o == id)
+            {
+                order.push(id.to_owned());
+            }
+        }
+        assert_eq!(&order, ids, "wallet {wallet}");
+    }
+    log
+}
+
 async fn create_endpoint(api: &Api, receiver: &Receiver, types: &[&str]) -> Value {
     let v = api
         .post(
@@ -327,28 +357,8 @@ async fn a_failing_receiver_gets_everything_in_order_per_wallet_once_it_recovers
                 .push(str_of(&m, "id").to_owned());
         }
     }
-    let log = receiver
-        .wait_for("every debit's event", |log| {
-            let got = delivered_mutations(log);
-            made.values().flatten().all(|id| got.contains(id))
-        })
-        .await;
+    let log = every_debit_in_order(&receiver, &made).await;
     assert!(log.iter().take(12).all(|l| l["status"] == 500));
-    // Per wallet, the first successful delivery of each event comes in commit order.
-    for (wallet, ids) in &made {
-        let mut order: Vec<String> = Vec::new();
-        for line in log.iter().filter(|l| l["status"] == 200) {
-            let m = &line["event"]["data"]["mutation"];
-            if m["wallet_id"] == *wallet
-                && m["kind"] == "debit"
-                && let Some(id) = m["id"].as_str()
-                && !order.iter().any(|o| o == id)
-            {
-                order.push(id.to_owned());
-            }
-        }
-        assert_eq!(&order, ids, "wallet {wallet}");
-    }
     for line in &log {
         assert_eq!(line["verified"], json!([true]), "{line}");
     }
@@ -515,26 +525,7 @@ async fn two_instances_deliver_every_event_in_order_per_wallet() {
                 .push(str_of(&m, "id").to_owned());
         }
     }
-    let log = receiver
-        .wait_for("every debit's event", |log| {
-            let got = delivered_mutations(log);
-            made.values().flatten().all(|id| got.contains(id))
-        })
-        .await;
-    for (wallet, ids) in &made {
-        let mut order: Vec<String> = Vec::new();
-        for line in log.iter().filter(|l| l["status"] == 200) {
-            let m = &line["event"]["data"]["mutation"];
-            if m["wallet_id"] == *wallet
-                && m["kind"] == "debit"
-                && let Some(id) = m["id"].as_str()
-                && !order.iter().any(|o| o == id)
-            {
-                order.push(id.to_owned());
-            }
-        }
-        assert_eq!(&order, ids, "wallet {wallet}");
-    }
+    let log = every_debit_in_order(&receiver, &made).await;
     let delivered: Vec<&Value> = log.iter().filter(|l| l["status"] == 200).collect();
     let unique: BTreeSet<&str> = delivered
         .iter()
