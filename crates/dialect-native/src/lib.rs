@@ -7,6 +7,7 @@
 //! is 404 to it.
 
 pub mod types;
+pub mod webhooks;
 
 use axum::Router;
 use axum::extract::{Extension, State};
@@ -64,17 +65,25 @@ prepaid_edge::routes! {
 
 /// The routes of the native API, to be nested under `/v1`; `/v1/openapi.json` serves
 /// `doc`, the assembled document of everything under `/v1` (see [`openapi`]).
-pub fn router(doc: &utoipa::openapi::OpenApi) -> Router<SharedState> {
+pub fn router(
+    doc: &utoipa::openapi::OpenApi,
+    webhooks: webhooks::WebhookConfig,
+) -> Router<SharedState> {
     let bytes: Arc<[u8]> = serde_json::to_vec(doc).unwrap_or_default().into();
-    prepaid_edge::routes::build(rows())
+    let mut all = rows();
+    all.extend(webhooks::rows_for_router());
+    prepaid_edge::routes::build(all)
         .method_not_allowed_fallback(prepaid_edge::problem::method_not_allowed)
         .layer(Extension(OpenApiJson(bytes)))
+        .layer(Extension(webhooks))
 }
 
 /// Every (HTTP method, path) of the native API under `/v1`, with the scope its key
 /// needs: what [`router`] serves.
 pub fn route_table() -> Vec<prepaid_edge::routes::Route> {
-    own_route_table()
+    let mut table = own_route_table();
+    table.extend(webhooks::route_table());
+    table
 }
 
 // ---------------------------------------------------------------------------------
@@ -1409,7 +1418,9 @@ pub struct NativeApi;
 /// The OpenAPI document of the native API's own routes; the server merges in the
 /// administration routes dialects bring under `/v1`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    NativeApi::openapi()
+    let mut doc = NativeApi::openapi();
+    doc.merge(webhooks::WebhooksApi::openapi());
+    doc
 }
 
 /// The rendered document `/v1/openapi.json` serves.

@@ -65,6 +65,8 @@ pub struct Config {
     pub connections: conn::Limits,
     /// Who takes the money of TouchTopUp payments (the built-in test provider by default).
     pub payment_provider: PaymentProviderConfig,
+    /// Which webhook targets are allowed and how long retries may wait.
+    pub webhooks: native::webhooks::WebhookConfig,
 }
 
 impl Default for Config {
@@ -79,6 +81,7 @@ impl Default for Config {
             shutdown_grace_ms: SHUTDOWN_GRACE_MS,
             connections: conn::Limits::default(),
             payment_provider: PaymentProviderConfig::default(),
+            webhooks: native::webhooks::WebhookConfig::default(),
         }
     }
 }
@@ -96,6 +99,7 @@ impl fmt::Debug for Config {
             .field("shutdown_grace_ms", &self.shutdown_grace_ms)
             .field("connections", &self.connections)
             .field("payment_provider", &self.payment_provider)
+            .field("webhooks", &self.webhooks)
             .finish()
     }
 }
@@ -182,6 +186,7 @@ pub fn v1_route_table() -> Vec<prepaid_edge::routes::Route> {
 #[derive(Clone)]
 pub struct Dialects {
     pub touchtopup: Arc<touchtopup::DialectState>,
+    pub webhooks: native::webhooks::WebhookConfig,
 }
 
 /// Builds the whole HTTP application over `state`: each dialect's router nested at
@@ -196,7 +201,7 @@ pub fn app(state: SharedState, dialects: &Dialects, request_timeout: Duration) -
         .merge(ops::docs_router(doc.clone()))
         .nest(
             "/v1",
-            native::router(&doc)
+            native::router(&doc, dialects.webhooks)
                 .merge(touchtopup::admin::router())
                 .method_not_allowed_fallback(ops::method_not_allowed),
         )
@@ -284,6 +289,7 @@ impl Server {
             state,
             dialects: Dialects {
                 touchtopup: Arc::new(touchtopup),
+                webhooks: config.webhooks,
             },
             engine_task,
             generated_admin_key,
@@ -336,6 +342,11 @@ impl Server {
         let tmf_hub = tokio::spawn(tmf::hub::run(state.clone(), sweeper_stopped.clone()));
         let tmf_recurring =
             tokio::spawn(tmf::recurring::run(state.clone(), sweeper_stopped.clone()));
+        let webhooks = tokio::spawn(native::webhooks::run(
+            state.clone(),
+            dialects.webhooks,
+            sweeper_stopped.clone(),
+        ));
         let payment_recovery = tokio::spawn(touchtopup::checkout::run(
             state.clone(),
             dialects.touchtopup.clone(),
@@ -373,6 +384,7 @@ impl Server {
         // They hold the engine; it drains only once they are gone.
         let _ = tmf_hub.await;
         let _ = tmf_recurring.await;
+        let _ = webhooks.await;
         let _ = payment_recovery.await;
         // Every handle of the engine is gone with the router, so the writer drains its
         // queue and stops.

@@ -135,6 +135,16 @@ struct ServeArgs {
     #[arg(long, env = "PREPAID_MAX_CONNECTIONS", default_value_t = CONNECTIONS_DEFAULT as u64,
           value_parser = clap::value_parser!(u64).range(1..=HTTP_CONNECTIONS_MAX as u64))]
     max_connections: u64,
+    /// Let webhook endpoints name loopback, private, link-local, unspecified and
+    /// multicast addresses (refused by default, so tenants cannot reach the operator's
+    /// internal network).
+    #[arg(long, env = "PREPAID_WEBHOOK_ALLOW_PRIVATE_TARGETS")]
+    webhook_allow_private_targets: bool,
+    /// The longest wait between two attempts of a webhook delivery, in milliseconds,
+    /// shortening the retry schedule (for tests and staging).
+    #[arg(long, env = "PREPAID_WEBHOOK_RETRY_DELAY_MS_MAX",
+          value_parser = clap::value_parser!(u64).range(1..=HTTP_TIMEOUT_MS_MAX))]
+    webhook_retry_delay_ms_max: Option<u64>,
     /// Log format on stderr.
     #[arg(long, env = "PREPAID_LOG_FORMAT", value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -238,6 +248,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         )?,
         admin_key: secret(args.admin_key, args.admin_key_file.as_deref(), "admin-key")?,
         payment_provider,
+        webhooks: prepaid_dialect_native::webhooks::WebhookConfig {
+            allow_private_targets: args.webhook_allow_private_targets,
+            retry_delay_ms_max: args.webhook_retry_delay_ms_max,
+        },
         connections: Limits {
             header_read_timeout: Duration::from_millis(args.header_read_timeout_ms),
             keep_alive_timeout: Duration::from_millis(args.keep_alive_timeout_ms),

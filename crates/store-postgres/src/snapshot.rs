@@ -65,6 +65,7 @@ pub(crate) struct Snapshot {
     grant_ids: HashMap<(TenantId, WalletId, MutationId), Found<Grant>>,
     settings: HashMap<(TenantId, SettingKey), Option<String>>,
     records: HashMap<RecordPlace, Option<i64>>,
+    webhooks: HashMap<TenantId, bool>,
 }
 
 fn answer<T: Clone>(found: Option<&Found<T>>) -> Lookup<Option<T>> {
@@ -156,6 +157,10 @@ impl Rows for Snapshot {
     ) -> Lookup<Option<i64>> {
         let id = (tenant.clone(), kind, key.clone());
         self.records.get(&id).copied().ok_or(Gap::Miss)
+    }
+
+    fn webhooks(&mut self, tenant: &TenantId) -> Lookup<bool> {
+        self.webhooks.get(tenant).copied().ok_or(Gap::Miss)
     }
 
     fn setting(&mut self, tenant: &TenantId, key: &SettingKey) -> Lookup<Option<String>> {
@@ -548,6 +553,8 @@ struct Plain {
     mutations: Vec<((TenantId, MutationId), Found<Mutation>)>,
     idempotency: Vec<((TenantId, IdempotencyKey), Found<Recorded>)>,
     settings: Vec<((TenantId, SettingKey), String)>,
+    /// The tenants of `missing.webhooks` that have an enabled webhook endpoint.
+    webhooks: Vec<TenantId>,
 }
 
 impl Plain {
@@ -682,14 +689,29 @@ impl Plain {
                 })
                 .collect::<Result<Vec<_>, Fail>>()
         };
-        let (tenants, customers, api_keys, secrets, mutations, idempotency, settings) = tokio::join!(
+        let webhooks = async {
+            if missing.webhooks.is_empty() {
+                return Ok(Vec::new());
+            }
+            let ids: Vec<&str> = missing.webhooks.iter().map(TenantId::as_str).collect();
+            let kind = prepaid_store::webhooks::ENABLED_KIND.as_str();
+            let sql = "SELECT k.tenant FROM unnest($1::text[]) AS k (tenant) WHERE EXISTS \
+                       (SELECT 1 FROM records x WHERE x.tenant = k.tenant AND x.kind = $2)";
+            query(tx, sql, &[&ids, &kind])
+                .await?
+                .iter()
+                .map(|r| rows::tenant_id(get(r, 0)?))
+                .collect::<Result<Vec<_>, Fail>>()
+        };
+        let (tenants, customers, api_keys, secrets, mutations, idempotency, settings, webhooks) = tokio::join!(
             tenants,
             customers,
             api_keys,
             secrets,
             mutations,
             idempotency,
-            settings
+            settings,
+            webhooks
         );
         Ok(Self {
             tenants: tenants?,
@@ -699,6 +721,7 @@ impl Plain {
             mutations: mutations?,
             idempotency: idempotency?,
             settings: settings?,
+            webhooks: webhooks?,
         })
     }
 
@@ -736,6 +759,12 @@ impl Plain {
         }
         for key in &missing.settings {
             snapshot.settings.entry(key.clone()).or_insert(None);
+        }
+        for tenant in self.webhooks {
+            snapshot.webhooks.insert(tenant, true);
+        }
+        for tenant in &missing.webhooks {
+            snapshot.webhooks.entry(tenant.clone()).or_insert(false);
         }
     }
 }

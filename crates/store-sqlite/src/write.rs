@@ -781,6 +781,21 @@ impl exec::Rows for SqliteRows<'_> {
             .map_err(gap_sql)
     }
 
+    fn webhooks(&mut self, tenant: &TenantId) -> Lookup<bool> {
+        self.conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM records WHERE tenant = ?1 AND kind = ?2)")
+            .and_then(|mut s| {
+                s.query_row(
+                    params![
+                        tenant.as_str(),
+                        prepaid_store::webhooks::ENABLED_KIND.as_str()
+                    ],
+                    |r| r.get::<_, bool>(0),
+                )
+            })
+            .map_err(gap_sql)
+    }
+
     fn may_miss(&self) -> bool {
         false
     }

@@ -39,6 +39,7 @@ mod ids;
 mod linked;
 mod metadata;
 mod records;
+mod webhooks;
 pub use ceiling::wallet_ceiling_is_kept_and_enforced;
 pub use credit_holds::credit_holds_set_aside_room_under_the_ceiling;
 pub use grants::{
@@ -58,6 +59,7 @@ pub use records::{
     records_compare_and_set, records_delete, records_list_at_the_page_limit,
     records_list_in_key_order,
 };
+pub use webhooks::webhook_events_follow_their_changes;
 
 /// How the suite gets stores of one backend. Each case makes its own backend value
 /// and calls [`Backend::fresh`] on it once.
@@ -141,6 +143,7 @@ macro_rules! conformance_tests {
             top_ups_take_the_tenants_default_validity
             metadata_is_kept_and_filters_lists
             wallet_metadata_is_patched_within_its_bound
+            webhook_events_follow_their_changes
         );
     };
     (@cases ($backend:expr) $($case:ident)*) => {

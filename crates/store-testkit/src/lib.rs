@@ -23,6 +23,7 @@ mod tests {
             include_str!("conformance/linked.rs"),
             include_str!("conformance/metadata.rs"),
             include_str!("conformance/records.rs"),
+            include_str!("conformance/webhooks.rs"),
         ];
         let mut names: Vec<String> = sources
             .iter()

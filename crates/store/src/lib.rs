@@ -16,6 +16,7 @@ mod engine;
 pub mod exec;
 pub mod records;
 pub mod sql;
+pub mod webhooks;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{Engine, EngineConfig, EngineError};

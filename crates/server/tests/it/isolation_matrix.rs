@@ -104,6 +104,9 @@ struct Victim {
     secrets: Vec<(String, bool)>,
     hold: String,
     listener: String,
+    /// A's webhook endpoint and a delivery of its log.
+    endpoint: String,
+    delivery: String,
 }
 
 async fn tmf_id(api: &Api, path: &str, body: Value) -> String {
@@ -119,6 +122,19 @@ fn usd(amount: &str) -> Value {
 async fn victim(a: &Api) -> Victim {
     let mut secrets: Vec<(String, bool)> = Vec::new();
     let mut secret = |s: &str, bobs: bool| secrets.push((s.to_owned(), bobs));
+
+    // Webhooks: an endpoint, which hears of everything below.
+    let endpoint = a
+        .post(
+            "/v1/webhook-endpoints",
+            &json!({"url": "https://victim-hooks.example/hook", "description": "Victim hooks"}),
+        )
+        .await
+        .ok(201);
+    let endpoint = str_of(&endpoint, "id").to_owned();
+    secret(&endpoint, false);
+    secret("victim-hooks.example", false);
+    secret("Victim hooks", false);
 
     // Native: customers, wallets with money, a debit, a transfer and a pending hold.
     for (id, name) in [(ALICE, "Alice Secretname"), (BOB, "Bob Secretname")] {
@@ -282,6 +298,22 @@ async fn victim(a: &Api) -> Victim {
     assert_eq!(wallets.len(), 1, "{listed}");
     let desk_wallet = talkdesk_wallet_id(&wallets[0]);
 
+    // The first delivery of the endpoint's log (the worker fans events out soon after
+    // they commit).
+    let mut delivery = None;
+    for _ in 0..600 {
+        let log = a
+            .get(&format!("/v1/webhook-endpoints/{endpoint}/deliveries"))
+            .await
+            .ok(200);
+        if let Some(first) = log["data"].get(0) {
+            delivery = Some(str_of(first, "id").to_owned());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let delivery = delivery.expect("a webhook delivery of A");
+
     let mut params = BTreeMap::new();
     let mut param = |dialect: &'static str, path: &'static str, value: &str| {
         params.insert((dialect, path), value.to_owned());
@@ -304,6 +336,14 @@ async fn victim(a: &Api) -> Victim {
         param("native", path, &hold);
     }
     param("native", "/icrtouch/keys/{name}", READER_NAME);
+    for path in [
+        "/webhook-endpoints/{id}",
+        "/webhook-endpoints/{id}/rotate-secret",
+        "/webhook-endpoints/{id}/deliveries",
+        "/webhook-endpoints/{id}/replay",
+    ] {
+        param("native", path, &endpoint);
+    }
     param("topdesk", "/balance-mutations/{id}", DESK_MUTATION);
     param("topdesk", "/prepaid-services-accounts/{id}", DESK_CUSTOMER);
     param("tmf", "/hub/{id}", &listener);
@@ -320,6 +360,8 @@ async fn victim(a: &Api) -> Victim {
         secrets,
         hold,
         listener,
+        endpoint,
+        delivery,
     }
 }
 
@@ -328,7 +370,11 @@ impl Victim {
     /// reads the query a list needs to name A's customer.
     fn path(&self, dialect: &str, mount: &str, route: &Route) -> String {
         let mut path = route.path.to_owned();
-        if path.contains("{coid}") {
+        if path.contains("{delivery_id}") {
+            path = path
+                .replace("{id}", &percent_encode(&self.endpoint))
+                .replace("{delivery_id}", &percent_encode(&self.delivery));
+        } else if path.contains("{coid}") {
             // TouchTopUp's management routes: company 1, customer 5.
             path = path.replace("{coid}", "1").replace("{custid}", "5");
         } else if path.contains('{') {
@@ -395,6 +441,18 @@ fn body(dialect: &str, route: &Route) -> Option<Value> {
         }
         ("native", "put", "/icrtouch/keys/{name}") => json!({"coid": 1}),
         ("native", "post", "/mutations/{id}/reverse") => json!({}),
+        ("native", "post", "/webhook-endpoints") => {
+            json!({"url": "https://intruder.example/hook"})
+        }
+        ("native", "patch", "/webhook-endpoints/{id}") => json!({"description": "intruder"}),
+        ("native", "delete", "/webhook-endpoints/{id}") => return None,
+        ("native", "post", "/webhook-endpoints/{id}/rotate-secret") => json!({}),
+        ("native", "post", "/webhook-endpoints/{id}/deliveries/{delivery_id}/retry") => {
+            json!({})
+        }
+        ("native", "post", "/webhook-endpoints/{id}/replay") => {
+            json!({"from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z"})
+        }
         ("topdesk", "post", "/balance-mutations") => topdesk_dto(
             DESK_CUSTOMER,
             Some("9d1c0e55-7a3b-4c2d-8e6f-0a1b2c3d4e5f"),

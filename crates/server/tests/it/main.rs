@@ -46,3 +46,4 @@ mod topdesk_postgres;
 mod topdesk_query;
 mod walkthrough;
 mod wallet_ceiling;
+mod webhooks;

@@ -178,7 +178,8 @@ impl Exec<'_> {
             metadata: Metadata::default(),
         };
         self.apply_draws(tenant, wallet, &mutation.drawn, &[]);
-        self.add_mutation(mutation);
+        let ix = self.add_mutation(mutation);
+        self.grant_expiries.push(ix);
         self.accounts[ai].balance = account_after;
         let w = &mut self.wallets[wi];
         w.wallet.balance = balance_after;

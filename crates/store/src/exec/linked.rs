@@ -224,7 +224,7 @@ impl Exec<'_> {
     }
 
     /// The record as the batch sees it.
-    fn record(
+    pub(super) fn record(
         &mut self,
         tenant: &TenantId,
         kind: RecordKind,
@@ -251,7 +251,7 @@ impl Exec<'_> {
         Ok(slot)
     }
 
-    fn set_record(
+    pub(super) fn set_record(
         &mut self,
         tenant: &TenantId,
         kind: RecordKind,

@@ -78,11 +78,17 @@ impl Exec<'_> {
     }
 
     pub(super) fn add_wallet(&mut self, wallet: Wallet, new: bool) -> usize {
+        let before = if new {
+            None
+        } else {
+            prepaid_ledger::available(&wallet)
+        };
         self.wallets.push(WalletSlot {
             wallet,
             new,
             dirty: new,
             relabelled: false,
+            before,
         });
         self.wallets.len() - 1
     }
@@ -277,6 +283,7 @@ impl Exec<'_> {
         }
         let tenant = &request.tenant;
         touch(self.tenant(tenant))?;
+        touch(self.webhooks(tenant))?;
         if let Some((key, _)) = &request.idempotency {
             touch(self.recorded(tenant, key))?;
         }

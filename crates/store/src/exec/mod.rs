@@ -62,6 +62,7 @@
 //! their ids from the caller's generator and a reference of type `system`.
 
 mod changes;
+mod events;
 mod expiry;
 mod grants;
 mod linked;
@@ -159,6 +160,11 @@ pub trait Rows {
         key: &RecordKey,
     ) -> Lookup<Option<i64>>;
 
+    /// Whether the tenant has an enabled webhook endpoint: a record of
+    /// [`crate::webhooks::ENABLED_KIND`]. Read without a lock: an endpoint enabled while
+    /// a batch runs may miss that batch's events.
+    fn webhooks(&mut self, tenant: &TenantId) -> Lookup<bool>;
+
     /// Whether a lookup may answer [`Gap::Miss`]. When not, the executor skips the
     /// pass that looks up every row a request names before deciding it, which serves
     /// only to learn all misses of a run at once.
@@ -185,6 +191,7 @@ pub struct Missing {
     pub grant_ids: BTreeSet<(TenantId, WalletId, MutationId)>,
     pub settings: BTreeSet<(TenantId, SettingKey)>,
     pub records: BTreeSet<RecordPlace>,
+    pub webhooks: BTreeSet<TenantId>,
 }
 
 impl Missing {
@@ -208,6 +215,7 @@ impl Missing {
             + self.grant_ids.len()
             + self.settings.len()
             + self.records.len()
+            + self.webhooks.len()
     }
 }
 
@@ -433,6 +441,7 @@ pub fn apply(
         };
         answers.push(answer);
     }
+    exec.emit_events()?;
     if !exec.missing.is_empty() {
         return Ok(Run::Missing(Box::new(exec.missing)));
     }
@@ -503,6 +512,7 @@ pub fn sweep(
             }
         }
     }
+    exec.emit_events()?;
     if !exec.missing.is_empty() {
         return Ok(Run::Missing(Box::new(exec.missing)));
     }
@@ -550,6 +560,9 @@ struct WalletSlot {
     dirty: bool,
     /// Its metadata changed (written apart, since most changes of a wallet leave it).
     relabelled: bool,
+    /// Its available amount as read (`None` for a new wallet or one without a
+    /// floor), to tell when the batch depleted it.
+    before: Option<i64>,
 }
 
 impl WalletSlot {
@@ -687,6 +700,13 @@ struct Exec<'r> {
     new_settings: Vec<SettingChange>,
     records: HashMap<RecordPlace, linked::RecordSlot>,
     jobs: Vec<NewJob>,
+    /// Whether each tenant asked about has webhooks.
+    webhooks: HashMap<TenantId, bool>,
+    /// Holds placed, each with the number of mutations made before it (their place
+    /// among the batch's events).
+    hold_placed: Vec<(usize, usize)>,
+    /// The mutations that expired a grant.
+    grant_expiries: Vec<usize>,
     /// What to undo if the linked request being carried out is refused.
     journal: Option<Vec<linked::Undo>>,
 }
@@ -741,6 +761,9 @@ impl<'r> Exec<'r> {
             new_settings: Vec::new(),
             records: HashMap::new(),
             jobs: Vec::new(),
+            webhooks: HashMap::new(),
+            hold_placed: Vec::new(),
+            grant_expiries: Vec::new(),
             journal: None,
         }
     }

@@ -704,6 +704,7 @@ impl Exec<'_> {
         w.touch(now);
         let ix = self.add_hold(hold.clone(), true);
         self.hold_ix.insert(id, Some(ix));
+        self.hold_placed.push((self.mutations.len(), ix));
         self.journal(|_| linked::Undo::NewHold(id, ix));
         Ok(Done::Hold {
             hold,

@@ -127,6 +127,25 @@ impl Server {
         Server::start_on_url(schema.url(), Some(schema.clone()), admin_secret).await
     }
 
+    /// [`Server::start_on_schema`] with these environment variables set.
+    pub async fn start_on_schema_with_env(
+        schema: &Arc<TestSchema>,
+        admin_secret: &str,
+        env: &[(&str, String)],
+    ) -> Server {
+        let env = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect();
+        Server::start_with(
+            Some(schema.url().to_owned()),
+            Some(schema.clone()),
+            admin_secret.to_owned(),
+            env,
+        )
+        .await
+    }
+
     /// Starts a server on the PostgreSQL database at `url` (a proxy, say), keeping
     /// `schema` alive while it runs.
     pub async fn start_on_url(
