@@ -169,7 +169,7 @@ pub const BUSY_TIMEOUT_MS: u64 = 5_000;
 const STATEMENT_CACHE_MAX: usize = 64;
 
 /// What the write-ahead log file is cut back to after a checkpoint.
-const JOURNAL_SIZE_LIMIT_BYTES: i64 = 64 * 1024 * 1024;
+const JOURNAL_SIZE_LIMIT_BYTES: i64 = sync::WAL_BYTES_MAX as i64;
 
 /// The page cache of the writer and of each reader, in KiB.
 const WRITER_CACHE_KIB: i64 = 64 * 1024;
@@ -303,9 +303,9 @@ impl SqliteStore {
             readers.push(reader);
         }
         let view = Arc::new(view::View::default());
-        let backlog = Arc::new(sync::Backlog::default());
         let mut wal = path.clone().into_os_string();
         wal.push("-wal");
+        let backlog = Arc::new(sync::Backlog::new(PathBuf::from(&wal)));
         Ok(Self {
             inner: Arc::new(Inner {
                 syncer: sync::Syncer::start(PathBuf::from(wal)),

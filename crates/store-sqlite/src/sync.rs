@@ -29,12 +29,13 @@
 //! append waits for the journal behind the checkpoint's sync of the database file),
 //! and every read searches an ever longer index of the log. So the checkpointer
 //! publishes the [`Backlog`] (the frames in the log and those it copied), and once
-//! the log holds more than [`WAL_FRAMES_MAX`] frames the writer waits before its next
-//! transaction until a checkpoint has copied all of them, so that transaction starts
-//! the log over; it waits at most [`WAL_BACKLOG_WAIT_MS_MAX`], since a reader holding
+//! the log file is larger than [`WAL_BYTES_MAX`] the writer waits before its next
+//! transaction until a checkpoint has copied the whole log, so that transaction starts
+//! the log over (and cuts the file back); it waits at most [`WAL_BACKLOG_WAIT_MS_MAX`], since a reader holding
 //! an old snapshot may keep a checkpoint from finishing and writes must not stop for
-//! it. Checkpoints run every [`CHECKPOINT_INTERVAL_MS`], so what is left to copy then
-//! is what the last interval wrote.
+//! it. The writer reads the log's size off the file rather than the checkpointer's
+//! last figures: a checkpoint copying a large backlog runs for seconds, in which the
+//! writer would add hundreds of megabytes unchecked.
 
 use prepaid_store::StoreError;
 use rusqlite::Connection;
@@ -197,17 +198,19 @@ fn run(shared: &Shared, wal: &std::path::Path) {
     }
 }
 
-/// The most frames the log holds before the writer lets a checkpoint copy all of them
-/// so that the log starts over: 16,384 frames of 4 KiB pages, 64 MiB, the size the
-/// log is cut back to after a burst.
-pub(crate) const WAL_FRAMES_MAX: i64 = 16_384;
+/// The largest the log grows before the writer lets a checkpoint copy all of it so that
+/// the log starts over, and the size the log file is cut back to when it does
+/// (`journal_size_limit`): 64 MiB. The file passes it only when the log has grown past
+/// it since it last started over, which the writer reads off the file's size.
+pub(crate) const WAL_BYTES_MAX: u64 = 64 * 1024 * 1024;
 /// The longest the writer waits for the checkpointer before one transaction.
-pub(crate) const WAL_BACKLOG_WAIT_MS_MAX: u64 = 1_000;
+pub(crate) const WAL_BACKLOG_WAIT_MS_MAX: u64 = 5_000;
 
-/// The frames in the log and those copied into the database, as the last checkpoint
-/// found them, and a way for the writer to wait for a checkpoint to copy them all.
-#[derive(Default)]
+/// What the checkpointer found, and a way for the writer to wait for a checkpoint that
+/// copies the whole log.
 pub(crate) struct Backlog {
+    /// The database's `-wal` file.
+    wal: PathBuf,
     frames: Mutex<Frames>,
     changed: Condvar,
     /// Whether the writer is waiting, so the checkpointer runs without pause.
@@ -216,24 +219,30 @@ pub(crate) struct Backlog {
 
 #[derive(Clone, Copy, Default)]
 struct Frames {
-    /// The frames in the log.
+    /// Checkpoints run so far.
+    runs: u64,
+    /// The frames in the log as the last checkpoint found it.
     log: i64,
-    /// The frames a checkpoint copied into the database.
+    /// The frames that checkpoint had copied into the database.
     copied: i64,
     /// `copied` when the writer last waited in vain: it does not wait again until a
     /// checkpoint gets further, so a reader keeping checkpoints back costs one wait.
     stalled_at: Option<i64>,
 }
 
-impl Frames {
-    fn must_wait(&self) -> bool {
-        self.log > WAL_FRAMES_MAX && self.copied < self.log && self.stalled_at != Some(self.copied)
-    }
-}
-
 impl Backlog {
+    pub(crate) fn new(wal: PathBuf) -> Self {
+        Self {
+            wal,
+            frames: Mutex::default(),
+            changed: Condvar::new(),
+            waiting: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
     fn set(&self, log: i64, copied: i64) {
         let mut frames = self.frames.lock().unwrap_or_else(PoisonError::into_inner);
+        frames.runs += 1;
         frames.log = log;
         frames.copied = copied;
         drop(frames);
@@ -241,29 +250,38 @@ impl Backlog {
         metrics::gauge!("prepaid_wal_frames").set(log as f64);
     }
 
-    /// Called by the writer before a transaction: when the log holds more than
-    /// [`WAL_FRAMES_MAX`] frames, waits until a checkpoint has copied them all (so this
-    /// transaction starts the log over), or for at most [`WAL_BACKLOG_WAIT_MS_MAX`].
-    /// Returns whether it waited.
+    /// Called by the writer before a transaction: when the log file is over
+    /// [`WAL_BYTES_MAX`], waits until a checkpoint that began after this call has
+    /// copied the whole log (so this transaction starts the log over), or for at most
+    /// [`WAL_BACKLOG_WAIT_MS_MAX`]. Returns whether it waited.
     pub(crate) fn wait_for_checkpoints(&self) -> bool {
         use std::sync::atomic::Ordering;
+        let size = std::fs::metadata(&self.wal).map_or(0, |m| m.len());
+        if size <= WAL_BYTES_MAX {
+            return false;
+        }
         let frames = self.frames.lock().unwrap_or_else(PoisonError::into_inner);
-        if !frames.must_wait() {
+        if frames.stalled_at == Some(frames.copied) {
             return false;
         }
         let started = Instant::now();
+        // A checkpoint running now may have read the log before the last commit; the
+        // one after it has not.
+        let after = frames.runs + 1;
+        let copied_all = move |f: &Frames| f.runs > after && f.copied >= f.log;
         self.waiting.store(true, Ordering::Relaxed);
         let (mut frames, _) = self
             .changed
             .wait_timeout_while(
                 frames,
                 Duration::from_millis(WAL_BACKLOG_WAIT_MS_MAX),
-                |f| f.must_wait(),
+                |f| !copied_all(f),
             )
             .unwrap_or_else(PoisonError::into_inner);
-        if frames.must_wait() {
+        if !copied_all(&frames) {
             frames.stalled_at = Some(frames.copied);
             tracing::warn!(
+                log_bytes = size,
                 frames = frames.log,
                 copied = frames.copied,
                 "checkpoints did not catch up with the log; writing on"
@@ -355,34 +373,44 @@ fn checkpoints(conn: &Connection, stop: &(Mutex<bool>, Condvar), backlog: &Backl
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_writer_waits_only_for_a_log_over_its_bound() {
-        let backlog = Backlog::default();
-        backlog.set(WAL_FRAMES_MAX, 0);
-        assert!(!backlog.wait_for_checkpoints(), "at the bound, no wait");
-        backlog.set(WAL_FRAMES_MAX + 1, WAL_FRAMES_MAX + 1);
-        assert!(!backlog.wait_for_checkpoints(), "all copied, no wait");
+    /// A backlog over a log file of `bytes`.
+    fn backlog_of(dir: &tempfile::TempDir, bytes: u64) -> Backlog {
+        let wal = dir.path().join("db-wal");
+        std::fs::File::create(&wal).unwrap().set_len(bytes).unwrap();
+        Backlog::new(wal)
     }
 
     #[test]
-    fn the_writer_waits_until_a_checkpoint_copied_the_whole_log() {
-        let backlog = Arc::new(Backlog::default());
-        backlog.set(WAL_FRAMES_MAX + 1, 10);
+    fn the_writer_waits_only_for_a_log_over_its_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let backlog = backlog_of(&dir, WAL_BYTES_MAX);
+        backlog.set(100, 0);
+        assert!(!backlog.wait_for_checkpoints(), "at the bound, no wait");
+        let missing = Backlog::new(dir.path().join("no-wal"));
+        assert!(!missing.wait_for_checkpoints(), "no log yet, no wait");
+    }
+
+    #[test]
+    fn the_writer_waits_until_a_later_checkpoint_copied_the_whole_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let backlog = Arc::new(backlog_of(&dir, WAL_BYTES_MAX + 1));
+        backlog.set(100, 100);
         let checkpointer = {
             let backlog = backlog.clone();
             std::thread::spawn(move || {
-                // Copies the log in steps once the writer waits.
                 while !backlog.waiting.load(std::sync::atomic::Ordering::Relaxed) {
                     std::thread::yield_now();
                 }
-                backlog.set(WAL_FRAMES_MAX + 1, WAL_FRAMES_MAX);
-                backlog.set(WAL_FRAMES_MAX + 1, WAL_FRAMES_MAX + 1);
+                // The checkpoint that was running may have missed the last commit.
+                backlog.set(100, 100);
+                backlog.set(120, 110);
+                backlog.set(120, 120);
             })
         };
         assert!(backlog.wait_for_checkpoints());
         checkpointer.join().unwrap();
         let frames = *backlog.frames.lock().unwrap();
-        assert_eq!(frames.copied, frames.log);
+        assert_eq!((frames.runs, frames.log, frames.copied), (4, 120, 120));
         assert_eq!(frames.stalled_at, None);
     }
 
@@ -390,13 +418,18 @@ mod tests {
     /// not one per transaction, until a checkpoint gets further.
     #[test]
     fn a_stalled_checkpoint_costs_one_wait() {
-        let backlog = Backlog::default();
-        backlog.set(WAL_FRAMES_MAX + 1, 10);
+        let dir = tempfile::tempdir().unwrap();
+        let backlog = backlog_of(&dir, WAL_BYTES_MAX + 1);
+        backlog.set(100, 10);
         assert!(backlog.wait_for_checkpoints());
         assert!(!backlog.wait_for_checkpoints());
-        backlog.set(WAL_FRAMES_MAX + 2, 11);
+        backlog.set(100, 11);
         let frames = *backlog.frames.lock().unwrap();
-        assert!(frames.must_wait(), "progress: the writer waits again");
+        assert_ne!(
+            frames.stalled_at,
+            Some(frames.copied),
+            "progress: it waits again"
+        );
     }
 
     #[tokio::test]
