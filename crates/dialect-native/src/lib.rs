@@ -6,6 +6,7 @@
 //! store directly; a customer-restricted key sees only its customer, and anything else
 //! is 404 to it.
 
+mod export;
 pub mod types;
 
 use axum::Router;
@@ -48,8 +49,10 @@ prepaid_edge::routes! {
     "/wallets" => get(list_wallets): Read;
     "/wallets/{id}" => get(get_wallet): Read, patch(patch_wallet): Write;
     "/wallets/{id}/mutations" => post(post_mutation): Write, get(list_mutations): Read;
+    "/wallets/{id}/mutations.csv" => get(export::wallet_mutations_csv): Read;
     "/wallets/{id}/holds" => post(place_hold): Write;
     "/wallets/{id}/grants" => get(list_grants): Read;
+    "/mutations.csv" => get(export::mutations_csv): Read;
     "/mutations/{id}" => get(get_mutation): Read;
     "/mutations/{id}/reverse" => post(reverse_mutation): Write;
     "/batch" => post(batch): Write;
@@ -647,6 +650,7 @@ async fn wallet_as_of(
             customer: None,
             after,
             limit,
+            ..MutationQuery::default()
         };
         async move { state.store.mutations(tenant, &query).await }
     })
@@ -884,6 +888,7 @@ async fn list_mutations(
                 customer: None,
                 after,
                 limit: query.limit,
+                ..MutationQuery::default()
             },
         )
         .await
@@ -1298,7 +1303,8 @@ impl utoipa::Modify for Security {
         list_customers,
         create_wallet, list_customer_wallets, list_wallets, get_wallet, patch_wallet,
         post_mutation, list_mutations, get_mutation, batch, transfer, place_hold, get_hold,
-        commit_hold, release_hold, list_grants, reverse_mutation),
+        commit_hold, release_hold, list_grants, reverse_mutation,
+        export::wallet_mutations_csv, export::mutations_csv),
     components(schemas(ProblemOut, ReferenceObject, ReferenceInput, BatchItemIn, BatchResultOut)),
     modifiers(&Security),
     tags((name = "customers"), (name = "wallets"), (name = "mutations"),

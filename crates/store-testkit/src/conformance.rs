@@ -496,6 +496,7 @@ impl Env {
             after: None,
             limit: PAGE_SIZE_MAX,
             metadata: prepaid_store::MetadataFilter::default(),
+            ..MutationQuery::default()
         };
         self.all_mutations_of(tenant, query).await
     }
@@ -2284,6 +2285,7 @@ pub async fn paging_mutations_at_limit(env: &mut Env) {
         after: None,
         limit: PAGE_SIZE_MAX,
         metadata: prepaid_store::MetadataFilter::default(),
+        ..MutationQuery::default()
     };
     let first = env.store().mutations(&t1, &query).await.expect("mutations");
     assert_eq!(first.items.len(), PAGE_SIZE_MAX);

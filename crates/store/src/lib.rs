@@ -131,6 +131,10 @@ pub struct MutationQuery {
     pub customer: Option<CustomerId>,
     /// Only mutations carrying all these metadata pairs.
     pub metadata: MetadataFilter,
+    /// Only mutations recorded at or after this instant.
+    pub recorded_from: Option<Timestamp>,
+    /// Only mutations recorded before this instant.
+    pub recorded_before: Option<Timestamp>,
     /// The cursor of the last mutation already seen.
     pub after: Option<i64>,
     /// At most [`PAGE_SIZE_MAX`].

@@ -292,6 +292,7 @@ async fn victim(a: &Api) -> Victim {
     for path in [
         "/wallets/{id}",
         "/wallets/{id}/mutations",
+        "/wallets/{id}/mutations.csv",
         "/wallets/{id}/holds",
         "/wallets/{id}/grants",
     ] {

@@ -11,6 +11,7 @@ mod bad_input;
 mod batch;
 mod connections;
 mod crash;
+mod export;
 mod file_modes;
 mod filters_sql;
 mod grants;
