@@ -32,6 +32,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use uuid::Uuid;
 
+mod auto_topup;
 mod ceiling;
 mod credit_holds;
 mod grants;
@@ -39,6 +40,7 @@ mod ids;
 mod linked;
 mod metadata;
 mod records;
+pub use auto_topup::auto_topups_start_once_per_crossing;
 pub use ceiling::wallet_ceiling_is_kept_and_enforced;
 pub use credit_holds::credit_holds_set_aside_room_under_the_ceiling;
 pub use grants::{
@@ -134,6 +136,7 @@ macro_rules! conformance_tests {
             reversals_restore_the_grants_drawn
             reversals_of_spent_credits_need_allow_negative
             metadata_is_kept_and_filters_lists
+            auto_topups_start_once_per_crossing
         );
     };
     (@cases ($backend:expr) $($case:ident)*) => {

@@ -11,6 +11,7 @@
 //! PostgreSQL row locks), balance floors hold even when several processes share one
 //! database.
 
+pub mod auto_topup;
 mod clock;
 mod engine;
 pub mod exec;
