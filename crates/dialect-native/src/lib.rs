@@ -6,6 +6,7 @@
 //! store directly; a customer-restricted key sees only its customer, and anything else
 //! is 404 to it.
 
+mod auto_topup;
 mod export;
 pub mod types;
 
@@ -52,6 +53,8 @@ prepaid_edge::routes! {
     "/wallets/{id}/mutations.csv" => get(export::wallet_mutations_csv): Read;
     "/wallets/{id}/holds" => post(place_hold): Write;
     "/wallets/{id}/grants" => get(list_grants): Read;
+    "/wallets/{id}/auto-topup" => put(auto_topup::put_auto_topup): Write,
+        get(auto_topup::get_auto_topup): Read, delete(auto_topup::delete_auto_topup): Write;
     "/mutations.csv" => get(export::mutations_csv): Read;
     "/mutations/{id}" => get(get_mutation): Read;
     "/mutations/{id}/reverse" => post(reverse_mutation): Write;
@@ -1304,8 +1307,10 @@ impl utoipa::Modify for Security {
         create_wallet, list_customer_wallets, list_wallets, get_wallet, patch_wallet,
         post_mutation, list_mutations, get_mutation, batch, transfer, place_hold, get_hold,
         commit_hold, release_hold, list_grants, reverse_mutation,
-        export::wallet_mutations_csv, export::mutations_csv),
-    components(schemas(ProblemOut, ReferenceObject, ReferenceInput, BatchItemIn, BatchResultOut)),
+        export::wallet_mutations_csv, export::mutations_csv,
+        auto_topup::put_auto_topup, auto_topup::get_auto_topup, auto_topup::delete_auto_topup),
+    components(schemas(ProblemOut, ReferenceObject, ReferenceInput, BatchItemIn, BatchResultOut,
+        auto_topup::AutoTopUpIn, auto_topup::AutoTopUpOut)),
     modifiers(&Security),
     tags((name = "customers"), (name = "wallets"), (name = "mutations"),
         (name = "transfers"), (name = "holds"), (name = "api-keys"), (name = "tenants"))

@@ -338,6 +338,11 @@ impl Server {
         let payment_recovery = tokio::spawn(touchtopup::checkout::run(
             state.clone(),
             dialects.touchtopup.clone(),
+            sweeper_stopped.clone(),
+        ));
+        let auto_topups = tokio::spawn(prepaid_edge::auto_topup::run(
+            state.clone(),
+            std::sync::Arc::new(prepaid_edge::payments::TestSavedMethods),
             sweeper_stopped,
         ));
         let app = app(
@@ -373,6 +378,7 @@ impl Server {
         let _ = tmf_hub.await;
         let _ = tmf_recurring.await;
         let _ = payment_recovery.await;
+        let _ = auto_topups.await;
         // Every handle of the engine is gone with the router, so the writer drains its
         // queue and stops.
         match tokio::time::timeout(grace, engine_task).await {

@@ -7,6 +7,7 @@ mod common;
 mod icrtouch_support;
 mod tmf_support;
 
+mod auto_topup;
 mod bad_input;
 mod batch;
 mod connections;
