@@ -8,13 +8,13 @@
 //! instances) charges once.
 
 use crate::SharedState;
-use crate::jobs::{self, micros};
+use crate::jobs;
 use crate::payments::{Charge, SavedMethodPayments};
 use crate::periodic::Ticker;
 use crate::submit::Operation;
 use prepaid_ledger::{
-    AutoTopUpFunding, Command, Done, Fingerprint, GrantCategory, IdempotencyKey, MutationId,
-    Outcome, Refusal, TenantId,
+    AutoTopUpFunding, Command, Done, Fingerprint, GrantCategory, IdempotencyKey, Outcome, Refusal,
+    TenantId,
 };
 use prepaid_store::Job;
 use prepaid_store::auto_topup::{AUTO_TOPUP_QUEUE, AutoTopUpJob, job_id};
@@ -51,21 +51,6 @@ pub async fn run(
             return;
         }
     }
-}
-
-/// A deterministic id from the tenant and a key: the first 16 bytes of their SHA-256,
-/// marked as a UUID of version 8 and the RFC variant.
-fn derived_id(tenant: &TenantId, key: &str) -> MutationId {
-    let digest = Sha256::new()
-        .chain_update(tenant.as_str().as_bytes())
-        .chain_update([0u8])
-        .chain_update(key.as_bytes())
-        .finalize();
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    bytes[6] = (bytes[6] & 0x0f) | 0x80;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    MutationId(uuid::Uuid::from_bytes(bytes))
 }
 
 async fn run_one(state: SharedState, payments: Arc<dyn SavedMethodPayments>, job: Job) {
@@ -163,7 +148,7 @@ async fn settle(
     let command = Command::SettleAutoTopUp {
         wallet: top_up.wallet.clone(),
         n: top_up.n,
-        id: derived_id(tenant, key),
+        id: jobs::derived_mutation_id(tenant, key),
         credit,
     };
     let op = Operation::system(tenant, command).idempotency(Some((idempotency, fingerprint)));
@@ -184,22 +169,16 @@ async fn settle(
 async fn retry_later(state: &SharedState, job: &Job, why: &str) {
     tracing::warn!(error = why, job = %job.id, attempts = job.attempts,
         "an automatic top-up could not be run; retrying");
-    let due = state.clock.now().plus_micros(micros(AUTO_TOPUP_RETRY_MS));
-    if let Err(e) = state
-        .store
-        .defer_job(&job.tenant, AUTO_TOPUP_QUEUE, &job.id, due)
-        .await
-    {
-        tracing::warn!(error = %e, "deferring an automatic top-up failed; its lease will end");
-    }
+    jobs::defer(
+        state,
+        AUTO_TOPUP_QUEUE,
+        job,
+        AUTO_TOPUP_RETRY_MS,
+        "an automatic top-up",
+    )
+    .await;
 }
 
 async fn finish(state: &SharedState, job: &Job) {
-    if let Err(e) = state
-        .store
-        .finish_job(&job.tenant, AUTO_TOPUP_QUEUE, &job.id)
-        .await
-    {
-        tracing::warn!(error = %e, job = %job.id, "finishing an automatic top-up job failed; it will run again as a replay");
-    }
+    jobs::finish(state, AUTO_TOPUP_QUEUE, job, "an automatic top-up job").await;
 }
