@@ -9,7 +9,7 @@
 
 use crate::SharedState;
 use crate::jobs;
-use crate::payments::{Charge, SavedMethodPayments};
+use crate::payments::{PaymentError, PaymentProvider};
 use crate::periodic::Ticker;
 use crate::submit::Operation;
 use prepaid_ledger::{
@@ -33,7 +33,7 @@ pub const AUTO_TOPUP_RETRY_MS: u64 = 5_000;
 /// Runs due automatic top-ups until `stop` turns true.
 pub async fn run(
     state: SharedState,
-    payments: Arc<dyn SavedMethodPayments>,
+    payments: Arc<dyn PaymentProvider>,
     stop: watch::Receiver<bool>,
 ) {
     let mut failing = false;
@@ -53,7 +53,7 @@ pub async fn run(
     }
 }
 
-async fn run_one(state: SharedState, payments: Arc<dyn SavedMethodPayments>, job: Job) {
+async fn run_one(state: SharedState, payments: Arc<dyn PaymentProvider>, job: Job) {
     let Ok(top_up) = AutoTopUpJob::decode(&job.payload) else {
         tracing::error!(job = %job.id, tenant = %job.tenant, "dropping a corrupt automatic top-up job");
         finish(&state, &job).await;
@@ -82,12 +82,18 @@ async fn run_one(state: SharedState, payments: Arc<dyn SavedMethodPayments>, job
                 )
                 .await;
             match charged {
-                Ok(Charge::Charged { .. }) => Some((top_up.amount, GrantCategory::Paid)),
-                Ok(Charge::Declined { reason }) => {
-                    tracing::info!(job = %job.id, reason, "an automatic top-up was declined");
+                Ok(_) => Some((top_up.amount, GrantCategory::Paid)),
+                Err(
+                    e @ (PaymentError::Declined(_)
+                    | PaymentError::NotApproved(_)
+                    | PaymentError::UnknownToken),
+                ) => {
+                    tracing::info!(job = %job.id, error = %e, "an automatic top-up was declined");
                     None
                 }
-                Err(e) => return retry_later(&state, &job, &e.to_string()).await,
+                Err(e @ PaymentError::Unavailable(_)) => {
+                    return retry_later(&state, &job, &e.to_string()).await;
+                }
             }
         }
     };

@@ -1,38 +1,95 @@
-//! Charging a customer's saved payment method, which automatic top-ups funded by
-//! payment do: the provider takes an exact amount from a method the customer saved
-//! with it (its reference), once per idempotency key, and answers whether it took it.
+//! Payment providers: who takes a customer's money before a wallet is credited. The
+//! TouchTopUp dialect's payments and automatic top-ups funded by payment share them;
+//! the providers themselves (a test provider and PayPal) are TouchTopUp's, chosen by
+//! configuration and handed to both when the server assembles them.
 //!
-//! [`TestSavedMethods`], the default, takes no money: it charges every method except
-//! one whose reference begins with `decline`, which it declines, so that tests and a
-//! trial server can show both outcomes.
+//! A payment a customer makes runs in two steps. [`PaymentProvider::start`] asks the
+//! provider to prepare a payment of an exact amount and returns its token (for PayPal,
+//! the id of an order the customer approves on PayPal's pages);
+//! [`PaymentProvider::finish`] takes the money and returns what was actually paid.
+//! `finish` is repeat-safe: a second call for the same token returns the same
+//! [`Finished`] without taking the money twice. [`PaymentProvider::charge_saved_method`]
+//! takes an exact amount from a method the customer saved with the provider, at once,
+//! once per idempotency key.
 
 use async_trait::async_trait;
 use prepaid_ledger::{Amount, CustomerId, TenantId};
 
-/// What a charge came to.
+/// The prefix of the saved method references a test provider declines, so that tests
+/// and a trial server can show a decline.
+pub const DECLINED_METHOD_PREFIX: &str = "decline";
+
+/// A saved method that was charged: the provider's id of the charge.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Charge {
-    /// The money was taken; the provider's id of the charge.
-    Charged { transaction: String },
-    /// The provider refused it for good (no funds, a method withdrawn).
-    Declined { reason: String },
+pub struct Charged {
+    pub transaction_id: String,
 }
 
-/// An operating failure: the charge may or may not have happened, and asking again
-/// with the same idempotency key finds out.
-#[derive(Clone, Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ChargeError {
-    #[error("the payment provider cannot be reached: {0}")]
+/// A payment to prepare.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StartPayment {
+    /// The amount in the currency's minor unit (cents for EUR, yen for JPY); positive.
+    pub amount_minor: i64,
+    /// The ISO 4217 code, e.g. `EUR`.
+    pub currency: String,
+    /// The caller's reference, shown to the provider (and in its reports).
+    pub reference: String,
+}
+
+/// A prepared payment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Started {
+    /// The provider's token of the payment; [`PaymentProvider::finish`] takes it.
+    pub token: String,
+}
+
+/// A payment whose money was taken.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finished {
+    /// The provider's id of the money transfer (PayPal: the capture id).
+    pub transaction_id: String,
+    /// What was paid, in the currency's minor unit.
+    pub amount_minor: i64,
+    /// The ISO 4217 code of what was paid.
+    pub currency: String,
+}
+
+/// Why a payment step failed.
+///
+/// Deliberately exhaustive, like the ledger's `Refusal`: each user (TouchTopUp's
+/// payments, the automatic top-up worker) says how it answers every failure with a
+/// `match` that has no catch-all arm.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PaymentError {
+    /// The provider refused the payment (declined instrument, not approved by the
+    /// customer, invalid amount); asking again will not help.
+    #[error("payment declined: {0}")]
+    Declined(String),
+    /// The customer has not approved the payment yet (or must act again at the
+    /// provider); asking again once they have may work.
+    #[error("payment not approved yet: {0}")]
+    NotApproved(String),
+    /// The provider does not know the token.
+    #[error("unknown payment token")]
+    UnknownToken,
+    /// The provider cannot be reached or answered unexpectedly; asking again later may
+    /// work. The text is for the log, not for the client.
+    #[error("payment provider unavailable: {0}")]
     Unavailable(String),
 }
 
-/// A payment provider that charges saved methods.
+/// A payment provider (see the module documentation).
 #[async_trait]
-pub trait SavedMethodPayments: Send + Sync {
+pub trait PaymentProvider: Send + Sync + 'static {
+    /// Prepares a payment of exactly `payment.amount_minor`.
+    async fn start(&self, payment: StartPayment) -> Result<Started, PaymentError>;
+    /// Takes the money of a prepared payment; repeat-safe.
+    async fn finish(&self, token: &str) -> Result<Finished, PaymentError>;
     /// Takes `amount` (minor units of the wallet's currency) from `customer`'s saved
-    /// method `method_ref`. Repeat-safe: a second call with `idempotency_key` answers
-    /// what the first did and takes nothing more.
+    /// method `method_ref`, as automatic top-ups do. Repeat-safe: a second call with
+    /// `idempotency_key` answers what the first did and takes nothing more. A refusal
+    /// is `Declined`; `Unavailable` may or may not have charged, and asking again with
+    /// the same key finds out.
     async fn charge_saved_method(
         &self,
         tenant: &TenantId,
@@ -40,33 +97,5 @@ pub trait SavedMethodPayments: Send + Sync {
         method_ref: &str,
         amount: Amount,
         idempotency_key: &str,
-    ) -> Result<Charge, ChargeError>;
-}
-
-/// The built-in provider that takes no money (see the module documentation).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct TestSavedMethods;
-
-/// The prefix of the method references [`TestSavedMethods`] declines.
-pub const DECLINED_METHOD_PREFIX: &str = "decline";
-
-#[async_trait]
-impl SavedMethodPayments for TestSavedMethods {
-    async fn charge_saved_method(
-        &self,
-        _tenant: &TenantId,
-        _customer: &CustomerId,
-        method_ref: &str,
-        _amount: Amount,
-        idempotency_key: &str,
-    ) -> Result<Charge, ChargeError> {
-        if method_ref.starts_with(DECLINED_METHOD_PREFIX) {
-            return Ok(Charge::Declined {
-                reason: "the test provider declines this method".to_owned(),
-            });
-        }
-        Ok(Charge::Charged {
-            transaction: format!("test:{idempotency_key}"),
-        })
-    }
+    ) -> Result<Charged, PaymentError>;
 }

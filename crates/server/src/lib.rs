@@ -342,7 +342,7 @@ impl Server {
         ));
         let auto_topups = tokio::spawn(prepaid_edge::auto_topup::run(
             state.clone(),
-            std::sync::Arc::new(prepaid_edge::payments::TestSavedMethods),
+            dialects.touchtopup.payments.clone(),
             sweeper_stopped,
         ));
         let app = app(
