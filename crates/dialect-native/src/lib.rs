@@ -6,6 +6,8 @@
 //! store directly; a customer-restricted key sees only its customer, and anything else
 //! is 404 to it.
 
+mod auto_topup;
+mod export;
 pub mod types;
 pub mod webhooks;
 
@@ -50,8 +52,12 @@ prepaid_edge::routes! {
     "/wallets" => get(list_wallets): Read;
     "/wallets/{id}" => get(get_wallet): Read, patch(patch_wallet): Write;
     "/wallets/{id}/mutations" => post(post_mutation): Write, get(list_mutations): Read;
+    "/wallets/{id}/mutations.csv" => get(export::wallet_mutations_csv): Read;
     "/wallets/{id}/holds" => post(place_hold): Write;
     "/wallets/{id}/grants" => get(list_grants): Read;
+    "/wallets/{id}/auto-topup" => put(auto_topup::put_auto_topup): Write,
+        get(auto_topup::get_auto_topup): Read, delete(auto_topup::delete_auto_topup): Write;
+    "/mutations.csv" => get(export::mutations_csv): Read;
     "/mutations/{id}" => get(get_mutation): Read;
     "/mutations/{id}/reverse" => post(reverse_mutation): Write;
     "/batch" => post(batch): Write;
@@ -658,6 +664,7 @@ async fn wallet_as_of(
             customer: None,
             after,
             limit,
+            ..MutationQuery::default()
         };
         async move { state.store.mutations(tenant, &query).await }
     })
@@ -992,6 +999,7 @@ async fn list_mutations(
                 customer: None,
                 after,
                 limit: query.limit,
+                ..MutationQuery::default()
             },
         )
         .await
@@ -1406,8 +1414,11 @@ impl utoipa::Modify for Security {
         list_customers,
         create_wallet, list_customer_wallets, list_wallets, get_wallet, patch_wallet,
         post_mutation, list_mutations, get_mutation, batch, transfer, place_hold, get_hold,
-        commit_hold, release_hold, list_grants, reverse_mutation, get_settings, patch_settings),
-    components(schemas(ProblemOut, ReferenceObject, ReferenceInput, BatchItemIn, BatchResultOut)),
+        commit_hold, release_hold, list_grants, reverse_mutation, get_settings, patch_settings,
+        export::wallet_mutations_csv, export::mutations_csv,
+        auto_topup::put_auto_topup, auto_topup::get_auto_topup, auto_topup::delete_auto_topup),
+    components(schemas(ProblemOut, ReferenceObject, ReferenceInput, BatchItemIn, BatchResultOut,
+        auto_topup::AutoTopUpIn, auto_topup::AutoTopUpOut)),
     modifiers(&Security),
     tags((name = "customers"), (name = "wallets"), (name = "mutations"),
         (name = "transfers"), (name = "holds"), (name = "api-keys"), (name = "tenants"),

@@ -50,7 +50,7 @@
 use super::hub;
 use super::types::{Ctx, Flavour, bucket_ref, quantity};
 use chrono::{DateTime, Months, Utc};
-use prepaid_edge::jobs::{self, micros};
+use prepaid_edge::jobs;
 use prepaid_edge::periodic::Ticker;
 use prepaid_edge::submit::Operation;
 use prepaid_edge::{AppState, SharedState};
@@ -177,16 +177,7 @@ pub fn idempotency_key(plan: &str, n: u32) -> String {
 /// its idempotency key and tenant, marked as a UUID of version 8 (custom) and the RFC
 /// variant. Deterministic, so every run of the period proposes the same id.
 pub fn mutation_id(tenant: &TenantId, plan: &str, n: u32) -> MutationId {
-    let digest = Sha256::new()
-        .chain_update(tenant.as_str().as_bytes())
-        .chain_update([0u8])
-        .chain_update(idempotency_key(plan, n).as_bytes())
-        .finalize();
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    bytes[6] = (bytes[6] & 0x0f) | 0x80;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    MutationId(uuid::Uuid::from_bytes(bytes))
+    jobs::derived_mutation_id(tenant, &idempotency_key(plan, n))
 }
 
 /// The job of one period as stored: the whole plan, so that a period needs nothing
@@ -473,24 +464,11 @@ async fn retry_later(state: &SharedState, job: &Job, plan: &Plan, n: u32, why: &
     let wait = backoff_ms(job.attempts);
     tracing::warn!(error = why, plan = %plan.id, n, attempts = job.attempts, wait_ms = wait,
         "a recurring top-up could not be run; retrying");
-    let due = state.clock.now().plus_micros(micros(wait));
-    if let Err(e) = state
-        .store
-        .defer_job(&job.tenant, RECURRING_QUEUE, &job.id, due)
-        .await
-    {
-        tracing::warn!(error = %e, "deferring a recurring top-up failed; its lease will end");
-    }
+    jobs::defer(state, RECURRING_QUEUE, job, wait, "a recurring top-up").await;
 }
 
 async fn finish(state: &SharedState, job: &Job) {
-    if let Err(e) = state
-        .store
-        .finish_job(&job.tenant, RECURRING_QUEUE, &job.id)
-        .await
-    {
-        tracing::warn!(error = %e, job = %job.id, "finishing a recurring top-up job failed; it will run again as a replay");
-    }
+    jobs::finish(state, RECURRING_QUEUE, job, "a recurring top-up job").await;
 }
 
 /// Posts period `n`; `Err` only for operating failures, which are retried.

@@ -4,7 +4,9 @@
 //! again while batches come back full.
 
 use crate::SharedState;
+use prepaid_ledger::{MutationId, TenantId};
 use prepaid_store::{JOB_CLAIM_MAX, Job, JobQueue};
+use sha2::{Digest, Sha256};
 
 /// The most claims in one round, so a huge backlog never starves the shutdown check.
 pub const CLAIMS_PER_ROUND_MAX: usize = 100;
@@ -60,5 +62,43 @@ pub async fn drain<F>(
         if claimed < JOB_CLAIM_MAX {
             return;
         }
+    }
+}
+
+/// The id of the mutation a job posts with the idempotency key `key`: the first 16
+/// bytes of the SHA-256 of the tenant and the key, marked as a UUID of version 8
+/// (custom) and the RFC variant. Deterministic, so every run of the job proposes the
+/// same id.
+pub fn derived_mutation_id(tenant: &TenantId, key: &str) -> MutationId {
+    let digest = Sha256::new()
+        .chain_update(tenant.as_str().as_bytes())
+        .chain_update([0u8])
+        .chain_update(key.as_bytes())
+        .finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    bytes[6] = (bytes[6] & 0x0f) | 0x80;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    MutationId(uuid::Uuid::from_bytes(bytes))
+}
+
+/// Deletes a finished job of `queue`; a failure is logged (the job runs again later,
+/// as a replay). `what` names the jobs in the log.
+pub async fn finish(state: &SharedState, queue: JobQueue, job: &Job, what: &str) {
+    if let Err(e) = state.store.finish_job(&job.tenant, queue, &job.id).await {
+        tracing::warn!(error = %e, job = %job.id, "finishing {what} failed; it will run again as a replay");
+    }
+}
+
+/// Makes a claimed job of `queue` due again in `wait_ms`; a failure is logged (its
+/// lease ends instead).
+pub async fn defer(state: &SharedState, queue: JobQueue, job: &Job, wait_ms: u64, what: &str) {
+    let due = state.clock.now().plus_micros(micros(wait_ms));
+    if let Err(e) = state
+        .store
+        .defer_job(&job.tenant, queue, &job.id, due)
+        .await
+    {
+        tracing::warn!(error = %e, "deferring {what} failed; its lease will end");
     }
 }

@@ -8,12 +8,14 @@
 //! dialect.
 
 pub mod auth;
+pub mod auto_topup;
 pub mod body;
 pub mod failure;
 pub mod form;
 pub mod jobs;
 pub mod origin;
 pub mod page;
+pub mod payments;
 pub mod periodic;
 pub mod problem;
 pub mod refusals;

@@ -1,10 +1,10 @@
 //! Commands (what a client asks the ledger to do) and their outcomes.
 
 use crate::{
-    Amount, ApiKey, Customer, CustomerId, GrantTerms, Hold, HoldId, HoldStatus, IdempotencyKey,
-    JobQueue, Metadata, MetadataPatch, Mutation, MutationId, MutationKind, NewApiKey, NewWallet,
-    RecordKey, RecordKind, Reference, SettingKey, TenantId, Timestamp, Transfer, TransferId,
-    Wallet, WalletId, WalletStatus,
+    Amount, ApiKey, AutoTopUpRule, Customer, CustomerId, GrantCategory, GrantTerms, Hold, HoldId,
+    HoldStatus, IdempotencyKey, JobQueue, Metadata, MetadataPatch, Mutation, MutationId, MutationKind, NewApiKey,
+    NewWallet, RecordKey, RecordKind, Reference, SettingKey, TenantId, Timestamp, Transfer,
+    TransferId, Wallet, WalletId, WalletStatus,
 };
 
 /// A digest of a request as the client sent it, made by the dialect that parsed it.
@@ -211,6 +211,23 @@ pub enum Command {
     /// Moves no money and changes no ledger row: the command of a request that only
     /// writes records and queues jobs, through its linked steps, as one unit.
     Records,
+    /// Sets a wallet's automatic top-up rule, or removes it (`None`). A rule that
+    /// replaces another keeps where its top-ups stand (the one in flight, the last
+    /// decline, the hour's count). Answered [`Done::Records`].
+    SetAutoTopUp {
+        wallet: WalletId,
+        rule: Option<AutoTopUpRule>,
+    },
+    /// Settles automatic top-up `n` of `wallet`, which the store started: with
+    /// `credit`, tops the wallet up by that amount as a grant of that category
+    /// (mutation `id`, answered [`Done::Mutation`]); without, records a decline
+    /// (answered [`Done::Records`]). Either way the top-up is no longer in flight.
+    SettleAutoTopUp {
+        wallet: WalletId,
+        n: u64,
+        id: MutationId,
+        credit: Option<(Amount, GrantCategory)>,
+    },
     /// Sets a per-tenant setting to `value` (at most
     /// [`crate::SETTING_VALUE_LEN_MAX`] bytes), creating it or replacing its value.
     PutSetting {
@@ -229,6 +246,7 @@ impl Command {
             Command::CreateTenant { .. }
                 | Command::CreateApiKey { .. }
                 | Command::PutSetting { .. }
+                | Command::SettleAutoTopUp { .. }
         )
     }
 }

@@ -12,6 +12,7 @@
 //! transfer), so the balances of all accounts of one unit always sum to zero.
 
 mod amount;
+mod auto_topup;
 mod command;
 mod credits;
 mod currency;
@@ -26,6 +27,11 @@ mod rules;
 mod time;
 
 pub use amount::{AMOUNT_MAX, Amount, AmountError, BALANCE_ABS_MAX};
+pub use auto_topup::{
+    AUTO_TOPUP_BACKOFF_MS_MAX, AUTO_TOPUP_PER_HOUR_MAX, AUTO_TOPUP_WINDOW_MS, AutoTopUpError,
+    AutoTopUpFunding, AutoTopUpMethod, AutoTopUpRule, AutoTopUpStart, AutoTopUpState,
+    PAYMENT_METHOD_REF_LEN_MAX, auto_topup_settled, auto_topup_start,
+};
 pub use command::{Command, Done, Fingerprint, Outcome, Refusal, Request, Step};
 pub use credits::{CREDIT_SCALE, CREDIT_UNIT_CODE, credits_ceiling};
 pub use currency::{default_scale, is_currency};

@@ -25,7 +25,9 @@
 //! Once a request's head is in, its body and its handler are bounded by the request
 //! timeout of `ops::edge`, not by these. Each connection is one task that runs hyper's
 //! connection and a watchdog that sleeps until the deadline of the connection's current
-//! phase: waiting for a head, busy with a request (no deadline), or idle.
+//! phase: waiting for a head, busy with a request (no deadline, until its answer's body
+//! has been sent: a streamed export may take longer than the keep-alive timeout), or
+//! idle.
 
 use axum::Router;
 use hyper::body::Incoming;
@@ -177,6 +179,32 @@ struct Busy(Arc<Activity>);
 impl Drop for Busy {
     fn drop(&mut self) {
         self.0.request_ended();
+    }
+}
+
+/// A response body that keeps its connection busy until it has been sent or dropped.
+struct BusyBody {
+    inner: axum::body::Body,
+    _busy: Busy,
+}
+
+impl hyper::body::Body for BusyBody {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -372,8 +400,9 @@ async fn connection(
         let mut app = app.clone();
         async move {
             let response = app.call(req).await;
-            drop(busy);
-            response
+            // The connection stays busy while the body is sent (a streamed export may
+            // take longer than the keep-alive timeout); the body drops the guard.
+            response.map(|r| r.map(|inner| BusyBody { inner, _busy: busy }))
         }
     });
     let conn =

@@ -350,6 +350,11 @@ impl Server {
         let payment_recovery = tokio::spawn(touchtopup::checkout::run(
             state.clone(),
             dialects.touchtopup.clone(),
+            sweeper_stopped.clone(),
+        ));
+        let auto_topups = tokio::spawn(prepaid_edge::auto_topup::run(
+            state.clone(),
+            dialects.touchtopup.payments.clone(),
             sweeper_stopped,
         ));
         let app = app(
@@ -386,6 +391,7 @@ impl Server {
         let _ = tmf_recurring.await;
         let _ = webhooks.await;
         let _ = payment_recovery.await;
+        let _ = auto_topups.await;
         // Every handle of the engine is gone with the router, so the writer drains its
         // queue and stops.
         match tokio::time::timeout(grace, engine_task).await {

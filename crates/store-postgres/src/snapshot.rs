@@ -64,7 +64,7 @@ pub(crate) struct Snapshot {
     grants: HashMap<(TenantId, WalletId), Result<Vec<Grant>, String>>,
     grant_ids: HashMap<(TenantId, WalletId, MutationId), Found<Grant>>,
     settings: HashMap<(TenantId, SettingKey), Option<String>>,
-    records: HashMap<RecordPlace, Option<i64>>,
+    records: HashMap<RecordPlace, Option<(i64, String)>>,
     webhooks: HashMap<TenantId, bool>,
 }
 
@@ -149,14 +149,14 @@ impl Rows for Snapshot {
             .ok_or(Gap::Miss)
     }
 
-    fn record_version(
+    fn record(
         &mut self,
         tenant: &TenantId,
         kind: RecordKind,
         key: &RecordKey,
-    ) -> Lookup<Option<i64>> {
+    ) -> Lookup<Option<(i64, String)>> {
         let id = (tenant.clone(), kind, key.clone());
-        self.records.get(&id).copied().ok_or(Gap::Miss)
+        self.records.get(&id).cloned().ok_or(Gap::Miss)
     }
 
     fn webhooks(&mut self, tenant: &TenantId) -> Lookup<bool> {
@@ -505,26 +505,26 @@ impl Snapshot {
     }
 }
 
-/// The versions of the records linked steps write, locked `FOR UPDATE` in key order,
-/// so that their versions hold until the batch commits.
+/// The versions and values of the records a batch reads or writes, locked `FOR UPDATE`
+/// in key order, so that they hold until the batch commits.
 async fn load_records<C: GenericClient>(
     tx: &C,
     missing: &Missing,
-) -> Result<Vec<(RecordPlace, Option<i64>)>, Fail> {
+) -> Result<Vec<(RecordPlace, Option<(i64, String)>)>, Fail> {
     if missing.records.is_empty() {
         return Ok(Vec::new());
     }
     let tenants: Vec<&str> = missing.records.iter().map(|(t, _, _)| t.as_str()).collect();
     let kinds: Vec<&str> = missing.records.iter().map(|(_, k, _)| k.as_str()).collect();
     let keys: Vec<&str> = missing.records.iter().map(|(_, _, k)| k.as_str()).collect();
-    let sql = "SELECT r.tenant, r.kind, r.key, r.version \
+    let sql = "SELECT r.tenant, r.kind, r.key, r.version, r.value \
          FROM unnest($1::text[], $2::text[], $3::text[]) AS k (tenant, kind, key) \
          JOIN LATERAL (SELECT * FROM records x WHERE x.tenant = k.tenant AND x.kind = k.kind \
          AND x.key = k.key OFFSET 0) AS r ON true FOR UPDATE OF r";
     let mut found = HashMap::new();
     for r in query(tx, sql, &[&tenants, &kinds, &keys]).await? {
         let place: (String, String, String) = (get(&r, 0)?, get(&r, 1)?, get(&r, 2)?);
-        found.insert(place, get::<i64>(&r, 3)?);
+        found.insert(place, (get::<i64>(&r, 3)?, get::<String>(&r, 4)?));
     }
     // A kind is a constant of the code, not a value of the database, so the rows
     // found are matched to the places asked for rather than decoded.
@@ -538,7 +538,7 @@ async fn load_records<C: GenericClient>(
                 kind.as_str().to_owned(),
                 key.as_str().to_owned(),
             );
-            found.get(&text).map(|v| (place.clone(), Some(*v)))
+            found.get(&text).map(|v| (place.clone(), Some(v.clone())))
         })
         .collect())
 }

@@ -758,19 +758,19 @@ impl exec::Rows for SqliteRows<'_> {
             .map_err(gap)
     }
 
-    fn record_version(
+    fn record(
         &mut self,
         tenant: &TenantId,
         kind: RecordKind,
         key: &RecordKey,
-    ) -> Lookup<Option<i64>> {
+    ) -> Lookup<Option<(i64, String)>> {
         self.conn
             .prepare_cached(
-                "SELECT version FROM records WHERE tenant = ?1 AND kind = ?2 AND key = ?3",
+                "SELECT version, value FROM records WHERE tenant = ?1 AND kind = ?2 AND key = ?3",
             )
             .and_then(|mut s| {
                 s.query_row(params![tenant.as_str(), kind.as_str(), key.as_str()], |r| {
-                    r.get(0)
+                    Ok((r.get(0)?, r.get(1)?))
                 })
                 .map(Some)
                 .or_else(|e| match e {

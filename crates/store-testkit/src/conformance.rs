@@ -32,6 +32,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use uuid::Uuid;
 
+mod auto_topup;
 mod ceiling;
 mod credit_holds;
 mod grants;
@@ -40,6 +41,7 @@ mod linked;
 mod metadata;
 mod records;
 mod webhooks;
+pub use auto_topup::auto_topups_start_once_per_crossing;
 pub use ceiling::wallet_ceiling_is_kept_and_enforced;
 pub use credit_holds::credit_holds_set_aside_room_under_the_ceiling;
 pub use grants::{
@@ -144,6 +146,7 @@ macro_rules! conformance_tests {
             metadata_is_kept_and_filters_lists
             wallet_metadata_is_patched_within_its_bound
             webhook_events_follow_their_changes
+            auto_topups_start_once_per_crossing
         );
     };
     (@cases ($backend:expr) $($case:ident)*) => {
@@ -506,6 +509,7 @@ impl Env {
             after: None,
             limit: PAGE_SIZE_MAX,
             metadata: prepaid_store::MetadataFilter::default(),
+            ..MutationQuery::default()
         };
         self.all_mutations_of(tenant, query).await
     }
@@ -2423,6 +2427,7 @@ pub async fn paging_mutations_at_limit(env: &mut Env) {
         after: None,
         limit: PAGE_SIZE_MAX,
         metadata: prepaid_store::MetadataFilter::default(),
+        ..MutationQuery::default()
     };
     let first = env.store().mutations(&t1, &query).await.expect("mutations");
     assert_eq!(first.items.len(), PAGE_SIZE_MAX);

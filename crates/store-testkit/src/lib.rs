@@ -16,6 +16,7 @@ mod tests {
     fn cases_written() -> Vec<String> {
         let sources = [
             include_str!("conformance.rs"),
+            include_str!("conformance/auto_topup.rs"),
             include_str!("conformance/ceiling.rs"),
             include_str!("conformance/credit_holds.rs"),
             include_str!("conformance/grants.rs"),

@@ -11,6 +11,7 @@
 //! PostgreSQL row locks), balance floors hold even when several processes share one
 //! database.
 
+pub mod auto_topup;
 mod clock;
 mod engine;
 pub mod exec;
@@ -132,6 +133,10 @@ pub struct MutationQuery {
     pub customer: Option<CustomerId>,
     /// Only mutations carrying all these metadata pairs.
     pub metadata: MetadataFilter,
+    /// Only mutations recorded at or after this instant.
+    pub recorded_from: Option<Timestamp>,
+    /// Only mutations recorded before this instant.
+    pub recorded_before: Option<Timestamp>,
     /// The cursor of the last mutation already seen.
     pub after: Option<i64>,
     /// At most [`PAGE_SIZE_MAX`].

@@ -223,6 +223,12 @@ pub fn mutation_list(dialect: Dialect, tenant: &TenantId, q: &MutationQuery, fet
         condition.equals("customer", customer.as_str());
     }
     condition.compare("seq", ">", Value::Int(q.after.unwrap_or(0)));
+    if let Some(from) = q.recorded_from {
+        condition.compare("recorded_at", ">=", Value::Int(from.as_micros()));
+    }
+    if let Some(before) = q.recorded_before {
+        condition.compare("recorded_at", "<", Value::Int(before.as_micros()));
+    }
     condition.metadata("metadata", &q.metadata);
     condition.into_list(mutation_columns!(), "mutations", "seq", fetch)
 }
@@ -533,7 +539,7 @@ mod tests {
         assert!(decode_draws("x:1").is_err());
         assert!(decode_draws("00000000000000000000000000000001").is_err());
     }
-    use prepaid_ledger::WalletId;
+    use prepaid_ledger::{Timestamp, WalletId};
 
     fn tenant() -> TenantId {
         TenantId::parse("t1").unwrap()
@@ -590,6 +596,25 @@ mod tests {
         assert!(decode_metadata(r#"{"a": 1}"#).is_err());
         assert!(decode_metadata(r#"{"a b": "1"}"#).is_err());
         assert!(decode_metadata("[]").is_err());
+    }
+
+    #[test]
+    fn a_list_of_mutations_takes_a_range_of_recorded_times() {
+        let q = MutationQuery {
+            recorded_from: Some(Timestamp::from_micros(5)),
+            recorded_before: Some(Timestamp::from_micros(9)),
+            ..MutationQuery::default()
+        };
+        let pg = mutation_list(Dialect::Postgres, &tenant(), &q, 11);
+        assert!(
+            pg.text.ends_with(
+                "WHERE tenant = $1 AND seq > $2 AND recorded_at >= $3 \
+                 AND recorded_at < $4 ORDER BY seq LIMIT $5"
+            ),
+            "{}",
+            pg.text
+        );
+        assert_eq!(pg.params[2..4], [Value::Int(5), Value::Int(9)]);
     }
 
     #[test]

@@ -14,70 +14,14 @@
 pub mod paypal;
 pub mod test_provider;
 
-use async_trait::async_trait;
 use prepaid_ledger::TenantId;
 use prepaid_store::{Clock, Store};
 use std::fmt;
 use std::sync::Arc;
 
-/// A payment to prepare.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StartPayment {
-    /// The amount in the currency's minor unit (cents for EUR, yen for JPY); positive.
-    pub amount_minor: i64,
-    /// The ISO 4217 code, e.g. `EUR`.
-    pub currency: String,
-    /// The caller's reference, shown to the provider (and in its reports).
-    pub reference: String,
-}
-
-/// A prepared payment.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Started {
-    /// The provider's token of the payment; [`PaymentProvider::finish`] takes it.
-    pub token: String,
-}
-
-/// A payment whose money was taken.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Finished {
-    /// The provider's id of the money transfer (PayPal: the capture id).
-    pub transaction_id: String,
-    /// What was paid, in the currency's minor unit.
-    pub amount_minor: i64,
-    /// The ISO 4217 code of what was paid.
-    pub currency: String,
-}
-
-/// Why a payment step failed.
-#[non_exhaustive]
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum PaymentError {
-    /// The provider refused the payment (declined instrument, not approved by the
-    /// customer, invalid amount); asking again will not help.
-    #[error("payment declined: {0}")]
-    Declined(String),
-    /// The customer has not approved the payment yet (or must act again at the
-    /// provider); asking again once they have may work.
-    #[error("payment not approved yet: {0}")]
-    NotApproved(String),
-    /// The provider does not know the token.
-    #[error("unknown payment token")]
-    UnknownToken,
-    /// The provider cannot be reached or answered unexpectedly; asking again later may
-    /// work. The text is for the log, not for the client.
-    #[error("payment provider unavailable: {0}")]
-    Unavailable(String),
-}
-
-/// A payment provider (see the module documentation).
-#[async_trait]
-pub trait PaymentProvider: Send + Sync + 'static {
-    /// Prepares a payment of exactly `payment.amount_minor`.
-    async fn start(&self, payment: StartPayment) -> Result<Started, PaymentError>;
-    /// Takes the money of a prepared payment; repeat-safe.
-    async fn finish(&self, token: &str) -> Result<Finished, PaymentError>;
-}
+pub use prepaid_edge::payments::{
+    Charged, Finished, PaymentError, PaymentProvider, StartPayment, Started,
+};
 
 /// The default PayPal REST API base URL: the sandbox, so that a misconfigured server
 /// never takes real money.

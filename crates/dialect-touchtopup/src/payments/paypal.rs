@@ -207,6 +207,22 @@ impl PayPal {
 
 #[async_trait]
 impl PaymentProvider for PayPal {
+    /// Not offered through PayPal yet (it would take PayPal's vault of saved methods):
+    /// declined, so that an automatic top-up funded by payment waits out its back-off
+    /// instead of asking again at once.
+    async fn charge_saved_method(
+        &self,
+        _tenant: &prepaid_ledger::TenantId,
+        _customer: &prepaid_ledger::CustomerId,
+        _method_ref: &str,
+        _amount: prepaid_ledger::Amount,
+        _idempotency_key: &str,
+    ) -> Result<super::Charged, PaymentError> {
+        Err(PaymentError::Declined(
+            "charging a saved method is not offered with PayPal".into(),
+        ))
+    }
+
     async fn start(&self, payment: StartPayment) -> Result<Started, PaymentError> {
         if !currency_is_valid(&payment.currency) {
             return Err(PaymentError::Declined("unknown currency".into()));

@@ -7,9 +7,13 @@
 //! same. `finish` answers the kept amount with the transaction id `TESTTX-<uuid>` of
 //! the same uuid, every time it is asked: repeat-safe by construction.
 
-use super::{Finished, PaymentError, PaymentProvider, StartPayment, Started, currency_is_valid};
+use super::{
+    Charged, Finished, PaymentError, PaymentProvider, StartPayment, Started, currency_is_valid,
+};
 use async_trait::async_trait;
+use prepaid_edge::payments::DECLINED_METHOD_PREFIX;
 use prepaid_ledger::TenantId;
+use prepaid_ledger::{Amount, CustomerId};
 use prepaid_ledger::{RecordKey, RecordKind};
 use prepaid_store::records::value_is_valid;
 use prepaid_store::{Clock, Store, StoreError};
@@ -76,6 +80,26 @@ fn truncated(s: &str, len_max: usize) -> &str {
 
 #[async_trait]
 impl PaymentProvider for TestProvider {
+    /// Charges every saved method without money, except one whose reference begins
+    /// with [`DECLINED_METHOD_PREFIX`], which it declines.
+    async fn charge_saved_method(
+        &self,
+        _tenant: &TenantId,
+        _customer: &CustomerId,
+        method_ref: &str,
+        _amount: Amount,
+        idempotency_key: &str,
+    ) -> Result<Charged, PaymentError> {
+        if method_ref.starts_with(DECLINED_METHOD_PREFIX) {
+            return Err(PaymentError::Declined(
+                "the test provider declines this method".into(),
+            ));
+        }
+        Ok(Charged {
+            transaction_id: format!("test-charge:{idempotency_key}"),
+        })
+    }
+
     async fn start(&self, payment: StartPayment) -> Result<Started, PaymentError> {
         if payment.amount_minor <= 0 {
             return Err(PaymentError::Declined("the amount must be positive".into()));

@@ -157,6 +157,16 @@ async fn victim(a: &Api) -> Victim {
         secret(name, customer == BOB);
     }
     secret("Secret Product", true);
+    // An automatic top-up rule, so that its routes have something of A's to read.
+    a.json(
+        Method::PUT,
+        &format!("/v1/wallets/{ALICE_EUR}/auto-topup"),
+        &json!({"threshold": 0, "method": "fixed", "amount": 1, "funding": "payment",
+            "payment_method": "pm-victim-secret-card"}),
+    )
+    .await
+    .ok(200);
+    secret("pm-victim-secret-card", false);
     let debit = a.debit(ALICE_EUR, 250).await;
     let mutation = str_of(&debit, "id").to_owned();
     secret(&mutation, false);
@@ -324,8 +334,10 @@ async fn victim(a: &Api) -> Victim {
     for path in [
         "/wallets/{id}",
         "/wallets/{id}/mutations",
+        "/wallets/{id}/mutations.csv",
         "/wallets/{id}/holds",
         "/wallets/{id}/grants",
+        "/wallets/{id}/auto-topup",
     ] {
         param("native", path, ALICE_EUR);
     }
@@ -453,6 +465,10 @@ fn body(dialect: &str, route: &Route) -> Option<Value> {
         ("native", "post", "/webhook-endpoints/{id}/replay") => {
             json!({"from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z"})
         }
+        ("native", "put", "/wallets/{id}/auto-topup") => {
+            json!({"threshold": 100, "method": "fixed", "amount": 500, "funding": "granted"})
+        }
+        ("native", "delete", "/wallets/{id}/auto-topup") => return None,
         ("topdesk", "post", "/balance-mutations") => topdesk_dto(
             DESK_CUSTOMER,
             Some("9d1c0e55-7a3b-4c2d-8e6f-0a1b2c3d4e5f"),
@@ -517,6 +533,7 @@ async fn tenant_a(a: &Api, victim: &Victim) -> Vec<(String, Value)> {
     let mut paths = vec![
         format!("/v1/holds/{}", victim.hold),
         "/v1/icrtouch/companies/1".to_owned(),
+        format!("/v1/wallets/{ALICE_EUR}/auto-topup"),
         "/v1/icrtouch/companies/1/customers/5".to_owned(),
         format!("{TOPDESK_ROOT}/balance-mutations?compact=false"),
         format!("{TOPDESK_ROOT}/prepaid-services-accounts/{DESK_CUSTOMER}"),

@@ -7,12 +7,14 @@ mod common;
 mod icrtouch_support;
 mod tmf_support;
 
+mod auto_topup;
 mod bad_input;
 mod batch;
 mod connections;
 mod console;
 mod console_browser;
 mod crash;
+mod export;
 mod file_modes;
 mod filters_sql;
 mod grants;

@@ -39,6 +39,7 @@ async fn filtered(
         metadata: filter(pairs),
         after: None,
         limit,
+        ..MutationQuery::default()
     };
     env.all_mutations_of("t1", query).await
 }

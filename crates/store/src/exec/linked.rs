@@ -31,7 +31,7 @@ pub(super) struct RecordSlot {
     pub read: Option<i64>,
     /// Its version now; `None` when there is none.
     pub version: Option<i64>,
-    /// Its value, once the batch wrote it (`None` when deleted).
+    /// Its value as the batch sees it (`None` when there is none).
     pub value: Option<String>,
     /// Whether the batch wrote or deleted it.
     pub written: bool,
@@ -234,17 +234,18 @@ impl Exec<'_> {
         if let Some(slot) = self.records.get(&id) {
             return Ok(slot.clone());
         }
-        let read = match self.rows.record_version(tenant, kind, key) {
+        let found = match self.rows.record(tenant, kind, key) {
             Err(super::Gap::Miss) => {
                 self.missing.records.insert(id);
                 return Err(super::Gap::Miss.into());
             }
             other => other?,
         };
+        let read = found.as_ref().map(|(version, _)| *version);
         let slot = RecordSlot {
             read,
             version: read,
-            value: None,
+            value: found.map(|(_, value)| value),
             written: false,
         };
         self.records.insert(id, slot.clone());

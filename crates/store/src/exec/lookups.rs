@@ -292,21 +292,38 @@ impl Exec<'_> {
             match step {
                 Step::Command(command) => self.prefetch_command(tenant, command)?,
                 Step::PutRecord { kind, key, .. } | Step::DeleteRecord { kind, key } => {
-                    let id = (tenant.clone(), *kind, key.clone());
-                    if !self.records.contains_key(&id) {
-                        match self.rows.record_version(tenant, *kind, key) {
-                            Err(Gap::Miss) => {
-                                self.missing.records.insert(id);
-                            }
-                            Err(Gap::Failed(e)) => return Err(Gap::Failed(e)),
-                            _ => {}
-                        }
-                    }
+                    self.prefetch_record(tenant, *kind, key)?;
                 }
                 Step::EnqueueJob { .. } => {}
             }
         }
         Ok(())
+    }
+
+    fn prefetch_record(
+        &mut self,
+        tenant: &TenantId,
+        kind: prepaid_ledger::RecordKind,
+        key: &prepaid_ledger::RecordKey,
+    ) -> Result<(), Gap> {
+        let id = (tenant.clone(), kind, key.clone());
+        if !self.records.contains_key(&id) {
+            match self.rows.record(tenant, kind, key) {
+                Err(Gap::Miss) => {
+                    self.missing.records.insert(id);
+                }
+                Err(Gap::Failed(e)) => return Err(Gap::Failed(e)),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The automatic top-up of a wallet a command may take from, read with the wallet
+    /// (a backend that loads rows in rounds loads both in the first).
+    fn prefetch_auto_topup(&mut self, tenant: &TenantId, wallet: &WalletId) -> Result<(), Gap> {
+        let key = crate::auto_topup::record_key(wallet);
+        self.prefetch_record(tenant, crate::auto_topup::AUTO_TOPUP_KIND, &key)
     }
 
     /// [`Exec::prefetch`] for one command.
@@ -358,7 +375,20 @@ impl Exec<'_> {
                 touch(self.mutation_taken(tenant, *id))?;
                 if *kind == MutationKind::TopUp {
                     touch(self.setting(tenant, &default_validity_key()))?;
+                } else {
+                    self.prefetch_auto_topup(tenant, wallet)?;
                 }
+            }
+            Command::SetAutoTopUp { wallet, .. } => {
+                touch(self.wallet_ix(tenant, wallet))?;
+                self.prefetch_auto_topup(tenant, wallet)?;
+            }
+            Command::SettleAutoTopUp { wallet, id, .. } => {
+                touch(self.wallet_ix(tenant, wallet))?;
+                touch(self.grants(tenant, wallet))?;
+                touch(self.mutation_taken(tenant, *id))?;
+                touch(self.setting(tenant, &default_validity_key()))?;
+                self.prefetch_auto_topup(tenant, wallet)?;
             }
             Command::Transfer {
                 debit_id,
@@ -373,11 +403,15 @@ impl Exec<'_> {
                 touch(self.grants(tenant, to))?;
                 touch(self.mutation_taken(tenant, *debit_id))?;
                 touch(self.mutation_taken(tenant, *credit_id))?;
+                self.prefetch_auto_topup(tenant, from)?;
             }
             Command::PlaceHold { id, wallet, .. } | Command::PlaceCreditHold { id, wallet, .. } => {
                 touch(self.wallet_ix(tenant, wallet))?;
                 touch(self.hold_ix(*id))?;
                 touch(self.grants(tenant, wallet))?;
+                if matches!(command, Command::PlaceHold { .. }) {
+                    self.prefetch_auto_topup(tenant, wallet)?;
+                }
             }
             Command::CommitHold {
                 hold, mutation_id, ..

@@ -61,6 +61,7 @@
 //! `expiry` mutation, and the status becomes `expired`. Mutations the sweep makes take
 //! their ids from the caller's generator and a reference of type `system`.
 
+mod auto_topup;
 mod changes;
 mod events;
 mod expiry;
@@ -150,15 +151,15 @@ pub trait Rows {
     fn pending_holds(&mut self, tenant: &TenantId, wallet: &WalletId) -> Lookup<Vec<HoldId>>;
     /// The value of a setting of the tenant.
     fn setting(&mut self, tenant: &TenantId, key: &SettingKey) -> Lookup<Option<String>>;
-    /// The version of a record of the tenant, if there is one (asked by record steps
-    /// of linked requests). A backend whose batches run concurrently holds the record
-    /// locked until the batch ends.
-    fn record_version(
+    /// The version and value of a record of the tenant, if there is one (asked by
+    /// record steps of linked requests, and for a wallet's automatic top-up). A backend
+    /// whose batches run concurrently holds the record locked until the batch ends.
+    fn record(
         &mut self,
         tenant: &TenantId,
         kind: RecordKind,
         key: &RecordKey,
-    ) -> Lookup<Option<i64>>;
+    ) -> Lookup<Option<(i64, String)>>;
 
     /// Whether the tenant has an enabled webhook endpoint: a record of
     /// [`crate::webhooks::ENABLED_KIND`]. Read without a lock: an endpoint enabled while

@@ -39,6 +39,7 @@ impl Exec<'_> {
         if request.customer_only.is_some() && !request.command.allowed_for_customer_key() {
             return refused(Refusal::Forbidden);
         }
+        let mark = self.mutations.len();
         let made = if request.is_linked() {
             self.linked(request)
         } else {
@@ -48,6 +49,12 @@ impl Exec<'_> {
                 &request.command,
             )
         };
+        // What the unit took from a wallet may start its automatic top-up, in the
+        // unit; nothing here refuses (a miss runs the batch again).
+        let made = made.and_then(|made| {
+            self.start_auto_topups_after(&request.tenant, mark, &made)?;
+            Ok(made)
+        });
         let made = match made {
             Ok(made) => made,
             Err(Stop::Refused(refusal)) => return refused(refusal),
@@ -251,6 +258,15 @@ impl Exec<'_> {
                 self.put_setting(tenant, key, value).map(Made::Done)
             }
             Command::Records => Ok(Made::Done(Done::Records)),
+            Command::SetAutoTopUp { wallet, rule } => {
+                self.set_auto_topup(tenant, only, wallet, rule.as_ref())
+            }
+            Command::SettleAutoTopUp {
+                wallet,
+                n,
+                id,
+                credit,
+            } => self.settle_auto_topup(tenant, only, (wallet, *n, *id), credit.as_ref()),
         }
     }
 

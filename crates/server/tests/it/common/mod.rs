@@ -232,6 +232,11 @@ impl Server {
         &self.base
     }
 
+    /// The process id of the running server (to read its `/proc` entries).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("a running server").id()
+    }
+
     pub fn data_dir(&self) -> &Path {
         self.data_dir.path()
     }
