@@ -2,9 +2,9 @@
 
 use crate::{
     Amount, ApiKey, AutoTopUpRule, Customer, CustomerId, GrantCategory, GrantTerms, Hold, HoldId,
-    HoldStatus, IdempotencyKey, JobQueue, Metadata, MetadataPatch, Mutation, MutationId, MutationKind, NewApiKey,
-    NewWallet, RecordKey, RecordKind, Reference, SettingKey, TenantId, Timestamp, Transfer,
-    TransferId, Wallet, WalletId, WalletStatus,
+    HoldStatus, IdempotencyKey, JobQueue, Metadata, MetadataPatch, Mutation, MutationId,
+    MutationKind, NewApiKey, NewWallet, RecordKey, RecordKind, Reference, SettingKey, TenantId,
+    Timestamp, Transfer, TransferId, Wallet, WalletId, WalletStatus,
 };
 
 /// A digest of a request as the client sent it, made by the dialect that parsed it.
