@@ -3,22 +3,21 @@
 //! [`AutoTopUpRule`] (which bounds it) and set by one command; the answer shows the
 //! rule and where its top-ups stand, as the store keeps them.
 
-use crate::{Answer, ok, path_id, submit, visible_wallet};
+use crate::{Answer, ok, path_id, submit_records, visible_wallet, wallet_record};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use prepaid_edge::PathSegment;
 use prepaid_edge::SharedState;
 use prepaid_edge::auth::{Caller, Read, Write};
 use prepaid_edge::body::JsonBody;
 use prepaid_edge::problem::Problem;
-use prepaid_edge::refusals::unexpected;
 use prepaid_edge::time::WireTime;
-use prepaid_edge::{PathSegment, store_problem};
 use prepaid_ledger::{
-    Amount, AutoTopUpFunding, AutoTopUpMethod, AutoTopUpRule, AutoTopUpState, Command, Done,
-    TenantId, WalletId,
+    Amount, AutoTopUpFunding, AutoTopUpMethod, AutoTopUpRule, AutoTopUpState, Command, TenantId,
+    WalletId,
 };
-use prepaid_store::auto_topup::{AUTO_TOPUP_KIND, decode, record_key};
+use prepaid_store::auto_topup::{AUTO_TOPUP_KIND, decode};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -162,20 +161,12 @@ async fn current(
     tenant: &TenantId,
     wallet: &WalletId,
 ) -> Result<Option<AutoTopUpOut>, Problem> {
-    let record = state
-        .store
-        .record(tenant, AUTO_TOPUP_KIND, &record_key(wallet))
-        .await
-        .map_err(|e| Problem::from(store_problem(&e, "reading an automatic top-up")))?;
-    let Some(record) = record else {
-        return Ok(None);
-    };
-    let (rule, st) = decode(&record.value).map_err(|why| {
-        tracing::error!(%tenant, %wallet, "an automatic top-up that does not decode: {why}");
-        Problem::internal()
-    })?;
-    Ok(Some(AutoTopUpOut::new(wallet, &rule, &st)))
+    let found = wallet_record(state, tenant, wallet, AUTO_TOPUP_KIND, WHAT, decode).await?;
+    Ok(found.map(|(rule, st)| AutoTopUpOut::new(wallet, &rule, &st)))
 }
+
+/// What the log calls it.
+const WHAT: &str = "an automatic top-up";
 
 fn no_rule() -> Problem {
     Problem::not_found("auto_topup_not_found", "the wallet has no automatic top-up")
@@ -201,10 +192,7 @@ pub(crate) async fn put_auto_topup(
         wallet: wallet.clone(),
         rule: Some(rule),
     };
-    match submit(&state, &caller, body.idempotency, command).await? {
-        (Done::Records, _) => {}
-        (other, _) => return Err(unexpected(&other, "automatic top-up")),
-    }
+    submit_records(&state, &caller, body.idempotency, command, WHAT).await?;
     let out = current(&state, &caller.tenant, &wallet)
         .await?
         .ok_or_else(no_rule)?;
@@ -243,8 +231,6 @@ pub(crate) async fn delete_auto_topup(
 ) -> Answer {
     let wallet: WalletId = path_id(&seg, "wallet_not_found")?;
     let command = Command::SetAutoTopUp { wallet, rule: None };
-    match submit(&state, &caller, None, command).await? {
-        (Done::Records, _) => Ok(StatusCode::NO_CONTENT.into_response()),
-        (other, _) => Err(unexpected(&other, "automatic top-up")),
-    }
+    submit_records(&state, &caller, None, command, WHAT).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

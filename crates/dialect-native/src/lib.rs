@@ -6,6 +6,7 @@
 //! store directly; a customer-restricted key sees only its customer, and anything else
 //! is 404 to it.
 
+mod alerts;
 mod auto_topup;
 mod export;
 pub mod types;
@@ -57,6 +58,8 @@ prepaid_edge::routes! {
     "/wallets/{id}/grants" => get(list_grants): Read;
     "/wallets/{id}/auto-topup" => put(auto_topup::put_auto_topup): Write,
         get(auto_topup::get_auto_topup): Read, delete(auto_topup::delete_auto_topup): Write;
+    "/wallets/{id}/low-balance-alert" => put(alerts::put_alert): Write,
+        get(alerts::get_alert): Read, delete(alerts::delete_alert): Write;
     "/mutations.csv" => get(export::mutations_csv): Read;
     "/mutations/{id}" => get(get_mutation): Read;
     "/mutations/{id}/reverse" => post(reverse_mutation): Write;
@@ -107,6 +110,48 @@ async fn submit(
         .submit(state, "submitting a command")
         .await?
         .map_err(|r| refusals::refusal(&r))
+}
+
+/// Submits a command that sets or removes a wallet's sub-resource (its automatic
+/// top-up, its low-balance alert), which answers [`Done::Records`]; `what` names it
+/// in the log of an unexpected answer.
+async fn submit_records(
+    state: &SharedState,
+    caller: &Principal,
+    idempotency: Option<(IdempotencyKey, Fingerprint)>,
+    command: Command,
+    what: &str,
+) -> Result<(), Problem> {
+    match submit(state, caller, idempotency, command).await? {
+        (Done::Records, _) => Ok(()),
+        (other, _) => Err(refusals::unexpected(&other, what)),
+    }
+}
+
+/// The record of `kind` a wallet's sub-resource keeps under the wallet's id, decoded
+/// by `decode`; `None` when there is none. One that does not decode is logged and
+/// answered as an internal error.
+async fn wallet_record<T>(
+    state: &SharedState,
+    tenant: &TenantId,
+    wallet: &WalletId,
+    kind: prepaid_ledger::RecordKind,
+    what: &str,
+    decode: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<Option<T>, Problem> {
+    let key = prepaid_ledger::RecordKey::parse(wallet.as_str()).map_err(|_| Problem::internal())?;
+    let record = state
+        .store
+        .record(tenant, kind, &key)
+        .await
+        .map_err(|e| Problem::from(store_problem(&e, what)))?;
+    let Some(record) = record else {
+        return Ok(None);
+    };
+    decode(&record.value).map(Some).map_err(|why| {
+        tracing::error!(%tenant, %wallet, "{what}: a record that does not decode: {why}");
+        Problem::internal()
+    })
 }
 
 fn reference(r: Option<ReferenceIn>) -> Reference {
@@ -1416,9 +1461,11 @@ impl utoipa::Modify for Security {
         post_mutation, list_mutations, get_mutation, batch, transfer, place_hold, get_hold,
         commit_hold, release_hold, list_grants, reverse_mutation, get_settings, patch_settings,
         export::wallet_mutations_csv, export::mutations_csv,
-        auto_topup::put_auto_topup, auto_topup::get_auto_topup, auto_topup::delete_auto_topup),
+        auto_topup::put_auto_topup, auto_topup::get_auto_topup, auto_topup::delete_auto_topup,
+        alerts::put_alert, alerts::get_alert, alerts::delete_alert),
     components(schemas(ProblemOut, ReferenceObject, ReferenceInput, BatchItemIn, BatchResultOut,
-        auto_topup::AutoTopUpIn, auto_topup::AutoTopUpOut)),
+        auto_topup::AutoTopUpIn, auto_topup::AutoTopUpOut,
+        alerts::LowBalanceAlertIn, alerts::LowBalanceAlertOut)),
     modifiers(&Security),
     tags((name = "customers"), (name = "wallets"), (name = "mutations"),
         (name = "transfers"), (name = "holds"), (name = "api-keys"), (name = "tenants"),

@@ -95,8 +95,8 @@ pub const FANNED_KIND: RecordKind = RecordKind::new("webhook.fanned");
 pub const ENDPOINTS_PER_TENANT_MAX: usize = 20;
 /// The longest endpoint URL, in bytes.
 pub const URL_LEN_MAX: usize = 2048;
-/// The most event types one endpoint subscribes to (each type once).
-pub const EVENT_TYPES_PER_ENDPOINT_MAX: usize = 10;
+/// The most event types one endpoint subscribes to: every type, each once.
+pub const EVENT_TYPES_PER_ENDPOINT_MAX: usize = EventType::ALL.len();
 /// The longest description, in bytes.
 pub const DESCRIPTION_LEN_MAX: usize = 512;
 /// The largest event body, in bytes; a larger event is logged `too_large`, not sent.
@@ -1117,6 +1117,18 @@ async fn render(
     }
     if let Some(grant) = &facts.grant {
         data.insert("grant_id".into(), json!(grant));
+    }
+    if let Some(threshold) = facts.threshold {
+        data.insert("threshold".into(), json!(threshold));
+    }
+    if let Some((n, amount)) = facts.auto_topup {
+        let mut top_up = serde_json::Map::new();
+        top_up.insert("number".into(), json!(n));
+        top_up.insert("amount".into(), json!(amount));
+        if let Some(reason) = &facts.reason {
+            top_up.insert("failure_reason".into(), json!(reason));
+        }
+        data.insert("auto_topup".into(), Value::Object(top_up));
     }
     Ok(json!({
         "id": id,

@@ -13,8 +13,8 @@ use crate::payments::{PaymentError, PaymentProvider};
 use crate::periodic::Ticker;
 use crate::submit::Operation;
 use prepaid_ledger::{
-    AutoTopUpFunding, Command, Done, Fingerprint, GrantCategory, IdempotencyKey, Outcome, Refusal,
-    TenantId,
+    AutoTopUpFunding, AutoTopUpOutcome, Command, Done, Fingerprint, GrantCategory, IdempotencyKey,
+    Outcome, Refusal, TenantId,
 };
 use prepaid_store::Job;
 use prepaid_store::auto_topup::{AUTO_TOPUP_QUEUE, AutoTopUpJob, job_id};
@@ -60,8 +60,8 @@ async fn run_one(state: SharedState, payments: Arc<dyn PaymentProvider>, job: Jo
         return;
     };
     let key = job_id(&top_up.wallet, top_up.n);
-    let credit = match &top_up.funding {
-        AutoTopUpFunding::Granted => Some((top_up.amount, GrantCategory::Granted)),
+    let outcome = match &top_up.funding {
+        AutoTopUpFunding::Granted => AutoTopUpOutcome::Credited(GrantCategory::Granted),
         AutoTopUpFunding::Payment { method_ref } => {
             let wallet = match state.store.wallet(&job.tenant, &top_up.wallet).await {
                 Ok(Some(wallet)) => wallet,
@@ -82,14 +82,14 @@ async fn run_one(state: SharedState, payments: Arc<dyn PaymentProvider>, job: Jo
                 )
                 .await;
             match charged {
-                Ok(_) => Some((top_up.amount, GrantCategory::Paid)),
+                Ok(_) => AutoTopUpOutcome::Credited(GrantCategory::Paid),
                 Err(
                     e @ (PaymentError::Declined(_)
                     | PaymentError::NotApproved(_)
                     | PaymentError::UnknownToken),
                 ) => {
                     tracing::info!(job = %job.id, error = %e, "an automatic top-up was declined");
-                    None
+                    AutoTopUpOutcome::Declined
                 }
                 Err(e @ PaymentError::Unavailable(_)) => {
                     return retry_later(&state, &job, &e.to_string()).await;
@@ -97,11 +97,11 @@ async fn run_one(state: SharedState, payments: Arc<dyn PaymentProvider>, job: Jo
             }
         }
     };
-    let charged = matches!(top_up.funding, AutoTopUpFunding::Payment { .. }) && credit.is_some();
-    // Here the settlement's unit is where `auto_topup.succeeded` (with `credit`) or
-    // `auto_topup.failed` (without) would be linked as an event, so that it exists
-    // exactly when the settlement does.
-    match settle(&state, &job.tenant, &top_up, &key, credit).await {
+    let charged = matches!(top_up.funding, AutoTopUpFunding::Payment { .. })
+        && matches!(outcome, AutoTopUpOutcome::Credited(_));
+    // The settlement's unit also makes its event (`auto_topup.succeeded` or
+    // `auto_topup.failed`), so that it exists exactly when the settlement does.
+    match settle(&state, &job.tenant, &top_up, &key, outcome).await {
         Ok(Settled::Done) => finish(&state, &job).await,
         Ok(Settled::Refused(refusal)) => {
             // The wallet took no credit (suspended, over its ceiling, gone): the
@@ -115,7 +115,7 @@ async fn run_one(state: SharedState, payments: Arc<dyn PaymentProvider>, job: Jo
                 &job.tenant,
                 &top_up,
                 &format!("{key}:refused"),
-                None,
+                AutoTopUpOutcome::Refused,
             )
             .await
             {
@@ -139,7 +139,7 @@ async fn settle(
     tenant: &TenantId,
     top_up: &AutoTopUpJob,
     key: &str,
-    credit: Option<(prepaid_ledger::Amount, GrantCategory)>,
+    outcome: AutoTopUpOutcome,
 ) -> Result<Settled, String> {
     let idempotency =
         IdempotencyKey::parse(key).map_err(|e| format!("idempotency key {key:?}: {e}"))?;
@@ -147,7 +147,7 @@ async fn settle(
         Sha256::new()
             .chain_update(b"auto-topup\0")
             .chain_update(top_up.encode().as_bytes())
-            .chain_update([u8::from(credit.is_some())])
+            .chain_update([u8::from(matches!(outcome, AutoTopUpOutcome::Credited(_)))])
             .finalize()
             .into(),
     );
@@ -155,7 +155,8 @@ async fn settle(
         wallet: top_up.wallet.clone(),
         n: top_up.n,
         id: jobs::derived_mutation_id(tenant, key),
-        credit,
+        amount: top_up.amount,
+        outcome,
     };
     let op = Operation::system(tenant, command).idempotency(Some((idempotency, fingerprint)));
     match state.engine.submit(op.into_request()).await {

@@ -8,7 +8,7 @@
 //! declined). A decline holds the next start off for the rule's back-off, and at most
 //! `per_hour_max` start in any hour counted from the first of a window.
 
-use crate::{AMOUNT_MAX, Amount, Timestamp, Wallet, available};
+use crate::{AMOUNT_MAX, Amount, Timestamp, Wallet};
 
 /// The most automatic top-ups a rule may allow in one hour.
 pub const AUTO_TOPUP_PER_HOUR_MAX: u32 = 60;
@@ -36,6 +36,29 @@ pub enum AutoTopUpFunding {
     Payment { method_ref: String },
     /// Given for free; credited as `granted`.
     Granted,
+}
+
+/// How an automatic top-up ended, as its settlement says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AutoTopUpOutcome {
+    /// The wallet takes the amount as a grant of this category.
+    Credited(crate::GrantCategory),
+    /// The payment provider declined the charge.
+    Declined,
+    /// The wallet refused the credit (suspended, closed, over its ceiling).
+    Refused,
+}
+
+impl AutoTopUpOutcome {
+    /// Why a top-up failed, as events and logs name it; `None` for a credit.
+    pub fn failure(&self) -> Option<&'static str> {
+        match self {
+            Self::Credited(_) => None,
+            Self::Declined => Some("payment_declined"),
+            Self::Refused => Some("wallet_refused"),
+        }
+    }
 }
 
 /// A wallet's automatic top-up rule, valid by construction ([`AutoTopUpRule::new`]).
@@ -192,7 +215,7 @@ pub fn auto_topup_start(
     wallet: &Wallet,
     now: Timestamp,
 ) -> Option<AutoTopUpStart> {
-    let level = available(wallet).unwrap_or(wallet.balance.saturating_sub(wallet.held));
+    let level = crate::alert_level(wallet);
     if !rule.enabled || level > rule.threshold || state.in_flight.is_some() {
         return None;
     }

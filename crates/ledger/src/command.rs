@@ -1,10 +1,10 @@
 //! Commands (what a client asks the ledger to do) and their outcomes.
 
 use crate::{
-    Amount, ApiKey, AutoTopUpRule, Customer, CustomerId, GrantCategory, GrantTerms, Hold, HoldId,
-    HoldStatus, IdempotencyKey, JobQueue, Metadata, MetadataPatch, Mutation, MutationId,
-    MutationKind, NewApiKey, NewWallet, RecordKey, RecordKind, Reference, SettingKey, TenantId,
-    Timestamp, Transfer, TransferId, Wallet, WalletId, WalletStatus,
+    Amount, ApiKey, AutoTopUpRule, Customer, CustomerId, GrantTerms, Hold, HoldId, HoldStatus,
+    IdempotencyKey, JobQueue, Metadata, MetadataPatch, Mutation, MutationId, MutationKind,
+    NewApiKey, NewWallet, RecordKey, RecordKind, Reference, SettingKey, TenantId, Timestamp,
+    Transfer, TransferId, Wallet, WalletId, WalletStatus,
 };
 
 /// A digest of a request as the client sent it, made by the dialect that parsed it.
@@ -218,15 +218,23 @@ pub enum Command {
         wallet: WalletId,
         rule: Option<AutoTopUpRule>,
     },
-    /// Settles automatic top-up `n` of `wallet`, which the store started: with
-    /// `credit`, tops the wallet up by that amount as a grant of that category
-    /// (mutation `id`, answered [`Done::Mutation`]); without, records a decline
-    /// (answered [`Done::Records`]). Either way the top-up is no longer in flight.
+    /// Sets a wallet's low-balance alert, or removes it (`None`). Answered
+    /// [`Done::Records`].
+    SetLowBalanceAlert {
+        wallet: WalletId,
+        alert: Option<crate::LowBalanceAlert>,
+    },
+    /// Settles automatic top-up `n` of `wallet` (of `amount`), which the store
+    /// started: [`AutoTopUpOutcome::Credited`] tops the wallet up by the amount as a
+    /// grant of that category (mutation `id`, answered [`Done::Mutation`]); the
+    /// others record a failure (answered [`Done::Records`]). Either way the top-up is
+    /// no longer in flight.
     SettleAutoTopUp {
         wallet: WalletId,
         n: u64,
         id: MutationId,
-        credit: Option<(Amount, GrantCategory)>,
+        amount: Amount,
+        outcome: crate::AutoTopUpOutcome,
     },
     /// Sets a per-tenant setting to `value` (at most
     /// [`crate::SETTING_VALUE_LEN_MAX`] bytes), creating it or replacing its value.

@@ -11,6 +11,7 @@
 //! and a counter-account (a system account of the same unit, or another wallet in a
 //! transfer), so the balances of all accounts of one unit always sum to zero.
 
+mod alerts;
 mod amount;
 mod auto_topup;
 mod command;
@@ -26,11 +27,15 @@ mod reversal;
 mod rules;
 mod time;
 
+pub use alerts::{
+    LOW_BALANCE_THRESHOLDS_MAX, LowBalanceAlert, LowBalanceAlertError, alert_level,
+    low_balance_crossings,
+};
 pub use amount::{AMOUNT_MAX, Amount, AmountError, BALANCE_ABS_MAX};
 pub use auto_topup::{
     AUTO_TOPUP_BACKOFF_MS_MAX, AUTO_TOPUP_PER_HOUR_MAX, AUTO_TOPUP_WINDOW_MS, AutoTopUpError,
-    AutoTopUpFunding, AutoTopUpMethod, AutoTopUpRule, AutoTopUpStart, AutoTopUpState,
-    PAYMENT_METHOD_REF_LEN_MAX, auto_topup_settled, auto_topup_start,
+    AutoTopUpFunding, AutoTopUpMethod, AutoTopUpOutcome, AutoTopUpRule, AutoTopUpStart,
+    AutoTopUpState, PAYMENT_METHOD_REF_LEN_MAX, auto_topup_settled, auto_topup_start,
 };
 pub use command::{Command, Done, Fingerprint, Outcome, Refusal, Request, Step};
 pub use credits::{CREDIT_SCALE, CREDIT_UNIT_CODE, credits_ceiling};

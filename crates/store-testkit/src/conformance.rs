@@ -61,7 +61,7 @@ pub use records::{
     records_compare_and_set, records_delete, records_list_at_the_page_limit,
     records_list_in_key_order,
 };
-pub use webhooks::webhook_events_follow_their_changes;
+pub use webhooks::{webhook_events_follow_their_changes, webhook_events_of_alerts_and_auto_topups};
 
 /// How the suite gets stores of one backend. Each case makes its own backend value
 /// and calls [`Backend::fresh`] on it once.
@@ -146,6 +146,7 @@ macro_rules! conformance_tests {
             metadata_is_kept_and_filters_lists
             wallet_metadata_is_patched_within_its_bound
             webhook_events_follow_their_changes
+            webhook_events_of_alerts_and_auto_topups
             auto_topups_start_once_per_crossing
         );
     };

@@ -14,7 +14,7 @@
 //! row the batch holds, so versions follow commit order), then the event's place in
 //! its batch. [`order_key`] makes them one string that sorts in that order.
 
-use prepaid_ledger::{JobQueue, RecordKind};
+use prepaid_ledger::{JobQueue, LowBalanceAlert, RecordKey, RecordKind, WalletId};
 
 /// The outbox of webhook events: one job per event, fanned out to endpoints by the
 /// delivery worker.
@@ -25,6 +25,34 @@ pub const ENABLED_KIND: RecordKind = RecordKind::new("webhook.on");
 /// One record per wallet that made an event (keyed by the wallet id, empty value),
 /// whose version numbers the batches that made events of the wallet.
 pub const SEQUENCE_KIND: RecordKind = RecordKind::new("webhook.seq");
+
+/// One record per wallet with a low-balance alert (keyed by the wallet id), its value
+/// the thresholds ([`encode_alert`]). The executor reads it with every wallet a change
+/// may take from, for tenants with webhooks.
+pub const LOW_BALANCE_KIND: RecordKind = RecordKind::new("store.low-balance");
+
+/// The record key of a wallet's low-balance alert.
+pub fn alert_key(wallet: &WalletId) -> RecordKey {
+    RecordKey::parse(wallet.as_str()).expect("a wallet id is a record key")
+}
+
+/// The record value of a low-balance alert.
+pub fn encode_alert(alert: &LowBalanceAlert) -> String {
+    serde_json::json!({ "thresholds": alert.thresholds() }).to_string()
+}
+
+/// Reads a value [`encode_alert`] wrote.
+pub fn decode_alert(text: &str) -> Result<LowBalanceAlert, String> {
+    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let thresholds = v
+        .get("thresholds")
+        .and_then(|t| t.as_array())
+        .ok_or("no thresholds")?
+        .iter()
+        .map(|t| t.as_i64().ok_or("a threshold is not an integer"))
+        .collect::<Result<Vec<i64>, _>>()?;
+    LowBalanceAlert::new(thresholds).map_err(|e| e.to_string())
+}
 
 /// What happened: the `type` of a webhook event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -41,18 +69,22 @@ pub enum EventType {
     GrantExpired,
     /// The wallet's available amount went from above 0 to 0 or below (per batch).
     WalletDepleted,
+    /// The wallet's available amount (balance − held without a floor) fell from above
+    /// one of its alert's thresholds to at or below it (per batch, per threshold).
+    WalletLowBalance,
     /// An endpoint was disabled after failing for too long (written by the delivery
     /// worker, not the executor).
     EndpointDisabled,
-    /// Reserved for automatic top-ups, which do not emit events yet.
+    /// An automatic top-up credited the wallet (in the unit of the credit).
     AutoTopupSucceeded,
-    /// Reserved for automatic top-ups, which do not emit events yet.
+    /// An automatic top-up ended without a credit: the provider declined, or the
+    /// wallet refused the credit.
     AutoTopupFailed,
 }
 
 impl EventType {
     /// Every type, in the order of the documentation.
-    pub const ALL: [EventType; 10] = [
+    pub const ALL: [EventType; 11] = [
         Self::MutationCreated,
         Self::HoldCreated,
         Self::HoldCommitted,
@@ -60,6 +92,7 @@ impl EventType {
         Self::HoldExpired,
         Self::GrantExpired,
         Self::WalletDepleted,
+        Self::WalletLowBalance,
         Self::EndpointDisabled,
         Self::AutoTopupSucceeded,
         Self::AutoTopupFailed,
@@ -74,6 +107,7 @@ impl EventType {
             Self::HoldExpired => "hold.expired",
             Self::GrantExpired => "grant.expired",
             Self::WalletDepleted => "wallet.depleted",
+            Self::WalletLowBalance => "wallet.low_balance",
             Self::EndpointDisabled => "endpoint.disabled",
             Self::AutoTopupSucceeded => "auto_topup.succeeded",
             Self::AutoTopupFailed => "auto_topup.failed",
@@ -108,6 +142,12 @@ pub struct EventFacts {
     /// for hold events and `wallet.depleted`); available is `None` without a floor.
     pub balance_after: i64,
     pub available_after: Option<i64>,
+    /// The threshold a `wallet.low_balance` crossed.
+    pub threshold: Option<i64>,
+    /// The number of the automatic top-up (the wallet's n-th) and its amount.
+    pub auto_topup: Option<(u64, i64)>,
+    /// Why an automatic top-up failed.
+    pub reason: Option<String>,
 }
 
 impl EventFacts {
@@ -124,6 +164,9 @@ impl EventFacts {
             "grant": self.grant,
             "balance_after": self.balance_after,
             "available_after": self.available_after,
+            "threshold": self.threshold,
+            "auto_topup": self.auto_topup.map(|(n, amount)| [n as i64, amount]),
+            "reason": self.reason,
         })
         .to_string()
     }
@@ -148,6 +191,12 @@ impl EventFacts {
             grant: text_of("grant"),
             balance_after: v.get("balance_after")?.as_i64()?,
             available_after: v.get("available_after").and_then(|x| x.as_i64()),
+            threshold: v.get("threshold").and_then(|x| x.as_i64()),
+            auto_topup: v.get("auto_topup").and_then(|x| {
+                let pair = x.as_array()?;
+                Some((pair.first()?.as_u64()?, pair.get(1)?.as_i64()?))
+            }),
+            reason: text_of("reason"),
         })
     }
 
@@ -181,6 +230,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn alerts_round_trip() {
+        let alert = LowBalanceAlert::new(vec![100, 500]).unwrap();
+        assert_eq!(decode_alert(&encode_alert(&alert)), Ok(alert));
+        assert!(decode_alert(r#"{"thresholds":[]}"#).is_err());
+        assert!(decode_alert("{}").is_err());
+    }
+
+    #[test]
     fn types_round_trip() {
         for t in EventType::ALL {
             assert_eq!(EventType::parse(t.as_str()), Some(t));
@@ -202,6 +259,9 @@ mod tests {
             grant: None,
             balance_after: -4,
             available_after: None,
+            threshold: Some(100),
+            auto_topup: Some((3, 500)),
+            reason: Some("payment_declined".into()),
         };
         assert_eq!(EventFacts::from_json(&facts.to_json()), Some(facts.clone()));
         assert!(order_key((9, 999_999)) < order_key((10, 0)));

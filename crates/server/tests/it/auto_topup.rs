@@ -76,6 +76,62 @@ fn auto_topups(mutations: &[Value]) -> Vec<i64> {
         .collect()
 }
 
+/// A low-balance alert is set, read and removed within its bounds, by its wallet's
+/// customer and nobody else's.
+#[tokio::test]
+async fn a_low_balance_alert_is_set_read_and_removed_within_its_bounds() {
+    let server = Server::start().await;
+    let api = server.admin();
+    api.funded_wallet("alice", "alice-eur", 1000).await;
+    api.funded_wallet("bob", "bob-eur", 1000).await;
+    let path = "/v1/wallets/alice-eur/low-balance-alert";
+    api.get(path)
+        .await
+        .problem(404, "low_balance_alert_not_found");
+    let most: Vec<i64> = vec![0, 1, 2, 3, 4, 5, 6, 1_000_000_000_000_000];
+    let set = api
+        .json(Method::PUT, path, &json!({ "thresholds": most }))
+        .await
+        .ok(200);
+    let highest_first = json!([1_000_000_000_000_000_i64, 6, 5, 4, 3, 2, 1, 0]);
+    assert_eq!(
+        set,
+        json!({"wallet_id": "alice-eur", "thresholds": highest_first})
+    );
+    assert_eq!(api.get(path).await.ok(200), set);
+    for bad in [
+        json!({"thresholds": []}),
+        json!({"thresholds": [0, 1, 2, 3, 4, 5, 6, 7, 8]}),
+        json!({"thresholds": [-1]}),
+        json!({"thresholds": [1_000_000_000_000_001_i64]}),
+        json!({"thresholds": [5, 5]}),
+    ] {
+        let r = api.json(Method::PUT, path, &bad).await;
+        let detail = str_of(r.problem(400, "invalid_request"), "detail");
+        assert!(detail.starts_with("thresholds: "), "{bad}: {detail}");
+    }
+    api.json(Method::PUT, path, &json!({"thresholds": [1], "x": 1}))
+        .await
+        .problem(400, "unknown_field");
+    assert_eq!(api.get(path).await.ok(200), set, "refusals changed nothing");
+    // Another customer's key sees no such wallet.
+    let (_, bob) = api
+        .create_key("bob-key", &["read", "write"], Some("bob"))
+        .await;
+    bob.get(path).await.problem(404, "wallet_not_found");
+    bob.json(Method::PUT, path, &json!({"thresholds": [1]}))
+        .await
+        .problem(404, "wallet_not_found");
+    let r = api.send(Method::DELETE, path, &[], None).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    api.get(path)
+        .await
+        .problem(404, "low_balance_alert_not_found");
+    api.get("/v1/wallets/nope/low-balance-alert")
+        .await
+        .problem(404, "wallet_not_found");
+}
+
 #[tokio::test]
 async fn a_rule_is_set_read_and_removed_within_its_bounds() {
     let server = Server::start().await;

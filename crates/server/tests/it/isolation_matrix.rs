@@ -167,6 +167,14 @@ async fn victim(a: &Api) -> Victim {
     .await
     .ok(200);
     secret("pm-victim-secret-card", false);
+    a.json(
+        Method::PUT,
+        &format!("/v1/wallets/{ALICE_EUR}/low-balance-alert"),
+        &json!({"thresholds": [987_654_321]}),
+    )
+    .await
+    .ok(200);
+    secret("987654321", false);
     let debit = a.debit(ALICE_EUR, 250).await;
     let mutation = str_of(&debit, "id").to_owned();
     secret(&mutation, false);
@@ -338,6 +346,7 @@ async fn victim(a: &Api) -> Victim {
         "/wallets/{id}/holds",
         "/wallets/{id}/grants",
         "/wallets/{id}/auto-topup",
+        "/wallets/{id}/low-balance-alert",
     ] {
         param("native", path, ALICE_EUR);
     }
@@ -469,6 +478,8 @@ fn body(dialect: &str, route: &Route) -> Option<Value> {
             json!({"threshold": 100, "method": "fixed", "amount": 500, "funding": "granted"})
         }
         ("native", "delete", "/wallets/{id}/auto-topup") => return None,
+        ("native", "put", "/wallets/{id}/low-balance-alert") => json!({"thresholds": [100]}),
+        ("native", "delete", "/wallets/{id}/low-balance-alert") => return None,
         ("topdesk", "post", "/balance-mutations") => topdesk_dto(
             DESK_CUSTOMER,
             Some("9d1c0e55-7a3b-4c2d-8e6f-0a1b2c3d4e5f"),
@@ -534,6 +545,7 @@ async fn tenant_a(a: &Api, victim: &Victim) -> Vec<(String, Value)> {
         format!("/v1/holds/{}", victim.hold),
         "/v1/icrtouch/companies/1".to_owned(),
         format!("/v1/wallets/{ALICE_EUR}/auto-topup"),
+        format!("/v1/wallets/{ALICE_EUR}/low-balance-alert"),
         "/v1/icrtouch/companies/1/customers/5".to_owned(),
         format!("{TOPDESK_ROOT}/balance-mutations?compact=false"),
         format!("{TOPDESK_ROOT}/prepaid-services-accounts/{DESK_CUSTOMER}"),

@@ -602,6 +602,109 @@ async fn what_the_sweep_expires_is_delivered_too() {
     assert_eq!(of("grant.expired")["mutation"]["amount"], -7);
 }
 
+/// A low-balance alert and an automatic top-up, driven through the native API, reach
+/// the receiver as `wallet.low_balance`, `auto_topup.succeeded` and `auto_topup.failed`,
+/// in the wallet's order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn low_balance_and_auto_topup_events_are_delivered() {
+    let Some(receiver) = Receiver::start() else {
+        return;
+    };
+    let server = Server::start_with_env(&env()).await;
+    let api = server.admin();
+    create_endpoint(
+        &api,
+        &receiver,
+        &[
+            "wallet.low_balance",
+            "auto_topup.succeeded",
+            "auto_topup.failed",
+        ],
+    )
+    .await;
+    api.funded_wallet("c1", "w1", 1000).await;
+    api.json(
+        reqwest::Method::PUT,
+        "/v1/wallets/w1/low-balance-alert",
+        &json!({"thresholds": [300]}),
+    )
+    .await
+    .ok(200);
+    let rule = |method: &str| {
+        json!({"threshold": 100, "method": "fixed", "amount": 500, "funding": "payment",
+            "payment_method": method})
+    };
+    let put_rule = |method: &'static str| {
+        let api = api.clone();
+        async move {
+            api.json(
+                reqwest::Method::PUT,
+                "/v1/wallets/w1/auto-topup",
+                &rule(method),
+            )
+            .await
+            .ok(200);
+        }
+    };
+    put_rule("pm_card_ok").await;
+    // 1000 → 250 crosses 300; → 50 starts a top-up, paid and credited: 550.
+    api.mutate("w1", "debit", 750).await.ok(201);
+    api.mutate("w1", "debit", 200).await.ok(201);
+    receiver
+        .wait_for("the top-up's success", |log| {
+            log.iter()
+                .any(|l| l["status"] == 200 && l["event"]["type"] == "auto_topup.succeeded")
+        })
+        .await;
+    // 550 → 50 crosses 300 again and starts a top-up that the provider declines.
+    put_rule("decline_card").await;
+    api.mutate("w1", "debit", 500).await.ok(201);
+    let log = receiver
+        .wait_for("the top-up's failure", |log| {
+            log.iter()
+                .any(|l| l["status"] == 200 && l["event"]["type"] == "auto_topup.failed")
+        })
+        .await;
+    let mut seen = BTreeSet::new();
+    let events: Vec<&Value> = log
+        .iter()
+        .filter(|l| l["status"] == 200)
+        .map(|l| &l["event"])
+        .filter(|e| seen.insert(e["id"].as_str().unwrap_or_default().to_owned()))
+        .collect();
+    let types: Vec<&str> = events.iter().filter_map(|e| e["type"].as_str()).collect();
+    assert_eq!(
+        types,
+        [
+            "wallet.low_balance",
+            "auto_topup.succeeded",
+            "wallet.low_balance",
+            "auto_topup.failed"
+        ],
+        "{events:?}"
+    );
+    assert_eq!(events[0]["data"]["threshold"], 300);
+    assert_eq!(events[0]["data"]["balance_after"], 250);
+    assert_eq!(events[0]["data"]["available_after"], 250);
+    let succeeded = &events[1]["data"];
+    assert_eq!(succeeded["auto_topup"], json!({"number": 1, "amount": 500}));
+    assert_eq!(succeeded["mutation"]["kind"], "top_up");
+    assert_eq!(succeeded["mutation"]["reference"]["type"], "auto_topup");
+    assert_eq!(succeeded["balance_after"], 550);
+    let failed = &events[3]["data"];
+    assert_eq!(
+        failed["auto_topup"],
+        json!({"number": 2, "amount": 500, "failure_reason": "payment_declined"})
+    );
+    assert!(failed.get("mutation").is_none(), "{failed}");
+    assert_eq!(
+        (failed["wallet_id"].as_str(), failed["customer_id"].as_str()),
+        (Some("w1"), Some("c1"))
+    );
+    assert_eq!(failed["balance_after"], 50);
+    assert_eq!(events[3]["id"], "auto_topup.failed:w1:2");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn private_targets_are_refused_unless_the_operator_allows_them() {
     let server = Server::start().await;
@@ -649,6 +752,7 @@ async fn endpoint_limits_hold_at_the_limit() {
         "hold.expired",
         "grant.expired",
         "wallet.depleted",
+        "wallet.low_balance",
         "endpoint.disabled",
         "auto_topup.succeeded",
         "auto_topup.failed",

@@ -6,8 +6,8 @@
 
 use super::{Env, as_mutation, done, keyed, refusal, request, restricted, wid};
 use prepaid_ledger::{
-    Amount, AutoTopUpFunding, AutoTopUpMethod, AutoTopUpRule, Command, Done, GrantCategory,
-    MutationKind, Refusal,
+    Amount, AutoTopUpFunding, AutoTopUpMethod, AutoTopUpOutcome, AutoTopUpRule, Command, Done,
+    GrantCategory, MutationKind, Refusal,
 };
 use prepaid_store::auto_topup::{AUTO_TOPUP_KIND, AUTO_TOPUP_QUEUE, AutoTopUpJob, decode};
 
@@ -60,7 +60,11 @@ fn settle(env: &Env, n: u64, credit: Option<i64>) -> Command {
         wallet: wid("w1"),
         n,
         id: env.mutation_id(),
-        credit: credit.map(|a| (Amount::positive(a).unwrap(), GrantCategory::Granted)),
+        amount: Amount::positive(credit.unwrap_or(1)).unwrap(),
+        outcome: match credit {
+            Some(_) => AutoTopUpOutcome::Credited(GrantCategory::Granted),
+            None => AutoTopUpOutcome::Declined,
+        },
     }
 }
 

@@ -10,11 +10,25 @@ use super::{Exec, Made, Stop};
 use crate::auto_topup::{
     AUTO_TOPUP_KIND, AUTO_TOPUP_QUEUE, AutoTopUpJob, decode, encode, job_id, record_key,
 };
+use crate::webhooks::{LOW_BALANCE_KIND, alert_key, encode_alert};
 use prepaid_ledger::{
-    Amount, AutoTopUpRule, AutoTopUpState, CustomerId, Done, GrantCategory, GrantTerms,
-    HoldDirection, Metadata, MutationId, MutationKind, Priority, RecordKey, Reference, TenantId,
-    WalletId, auto_topup_settled, auto_topup_start,
+    Amount, AutoTopUpOutcome, AutoTopUpRule, AutoTopUpState, CustomerId, Done, GrantTerms,
+    HoldDirection, LowBalanceAlert, Metadata, MutationId, MutationKind, Priority, RecordKey,
+    Reference, TenantId, WalletId, auto_topup_settled, auto_topup_start,
 };
+
+/// An automatic top-up settled by the run, for its event.
+pub(super) struct Settled {
+    pub tenant: TenantId,
+    pub wallet: WalletId,
+    pub n: u64,
+    pub amount: Amount,
+    /// The credit's mutation (its index in the run's), or why there was none.
+    pub credit: Result<usize, &'static str>,
+    /// How many mutations the run had made before the settlement's own: its place
+    /// among the run's events.
+    pub position: usize,
+}
 
 impl Exec<'_> {
     /// The rule and state of `wallet`'s automatic top-up as the batch sees them, with
@@ -51,9 +65,6 @@ impl Exec<'_> {
 
     /// Starts `wallet`'s automatic top-up if its rule says one is due now: marks it in
     /// flight and queues its job.
-    // Where `auto_topup.succeeded` and `auto_topup.failed` events would be queued, the
-    // settlement (`settle_auto_topup`) is the place: it knows which it was, in the unit
-    // of the change.
     pub(super) fn start_auto_topup(
         &mut self,
         tenant: &TenantId,
@@ -146,17 +157,46 @@ impl Exec<'_> {
         Ok(Made::Done(Done::Records))
     }
 
-    /// [`prepaid_ledger::Command::SettleAutoTopUp`].
+    /// [`prepaid_ledger::Command::SetLowBalanceAlert`].
+    pub(super) fn set_low_balance_alert(
+        &mut self,
+        tenant: &TenantId,
+        only: Option<&CustomerId>,
+        wallet: &WalletId,
+        alert: Option<&LowBalanceAlert>,
+    ) -> Result<Made, Stop> {
+        self.visible_wallet(tenant, wallet, only)?;
+        let key = alert_key(wallet);
+        let slot = self.record(tenant, LOW_BALANCE_KIND, &key)?;
+        match alert {
+            Some(alert) => {
+                let version = slot.version.map_or(1, |v| v + 1);
+                let write = Some((version, encode_alert(alert)));
+                self.set_record(tenant, LOW_BALANCE_KIND, &key, write);
+            }
+            None if slot.version.is_some() => {
+                self.set_record(tenant, LOW_BALANCE_KIND, &key, None);
+            }
+            None => {}
+        }
+        Ok(Made::Done(Done::Records))
+    }
+
+    /// [`prepaid_ledger::Command::SettleAutoTopUp`]. The settlement makes the top-up's
+    /// event (`auto_topup.succeeded` or `auto_topup.failed`), so that it exists
+    /// exactly when the settlement does.
     pub(super) fn settle_auto_topup(
         &mut self,
         tenant: &TenantId,
         only: Option<&CustomerId>,
         (wallet, n, id): (&WalletId, u64, MutationId),
-        credit: Option<&(Amount, GrantCategory)>,
+        amount: Amount,
+        outcome: &AutoTopUpOutcome,
     ) -> Result<Made, Stop> {
         self.visible_wallet(tenant, wallet, only)?;
-        let made = match credit {
-            Some((amount, category)) => {
+        let position = self.mutations.len();
+        let (made, credit) = match outcome {
+            AutoTopUpOutcome::Credited(category) => {
                 let terms = GrantTerms {
                     expires_at: None,
                     priority: Priority::DEFAULT,
@@ -169,25 +209,37 @@ impl Exec<'_> {
                     (id, &terms, &Metadata::default()),
                     wallet,
                     MutationKind::TopUp,
-                    *amount,
+                    amount,
                     &reference,
                     None,
                 )?;
-                Made::Mutation(ix)
+                (Made::Mutation(ix), Ok(ix))
             }
-            None => Made::Done(Done::Records),
+            other => (
+                Made::Done(Done::Records),
+                Err(other.failure().unwrap_or("failed")),
+            ),
         };
+        let failed = credit.is_err();
         if let Some((version, rule, state)) = self.auto_topup(tenant, wallet)? {
-            let settled = auto_topup_settled(&state, n, credit.is_none(), self.now);
+            let settled = auto_topup_settled(&state, n, failed, self.now);
             if settled != state {
                 self.put_auto_topup(tenant, wallet, Some(version), Some((&rule, &settled)));
                 // A wallet still at or below its threshold after its top-up (debits went
                 // on meanwhile) needs the next one; a decline waits for the next debit.
-                if credit.is_some() {
+                if !failed {
                     self.start_auto_topup(tenant, wallet)?;
                 }
             }
         }
+        self.topups_settled.push(Settled {
+            tenant: tenant.clone(),
+            wallet: wallet.clone(),
+            n,
+            amount,
+            credit,
+            position,
+        });
         Ok(made)
     }
 }

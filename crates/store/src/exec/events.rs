@@ -6,7 +6,10 @@
 //! ([`Rows::webhooks`]): `mutation.created` for every new mutation, `hold.created`
 //! for every new hold, `hold.committed`, `hold.released` or `hold.expired` for the
 //! mutation that settles a hold, `grant.expired` for the sweep's expiry of a grant,
-//! and `wallet.depleted` for a wallet whose available amount went from above 0 to 0 or
+//! `auto_topup.succeeded` or `auto_topup.failed` for an automatic top-up's settlement,
+//! `wallet.low_balance` for each threshold of a wallet's alert that its available
+//! amount fell past over the batch ([`prepaid_ledger::low_balance_crossings`]), and
+//! `wallet.depleted` for a wallet whose available amount went from above 0 to 0 or
 //! below over the batch. The jobs are written with the batch, so an event exists exactly
 //! when its change does; refused requests left nothing to see here.
 //!
@@ -17,7 +20,9 @@
 //! the last one marked) orders it within, so each event knows the one before it.
 
 use super::*;
-use crate::webhooks::{EVENT_QUEUE, EventFacts, EventType, SEQUENCE_KIND};
+use crate::webhooks::{
+    EVENT_QUEUE, EventFacts, EventType, LOW_BALANCE_KIND, SEQUENCE_KIND, alert_key, decode_alert,
+};
 
 /// A change that makes events, in the order the run made it.
 #[derive(Clone, Copy)]
@@ -28,6 +33,11 @@ enum Item {
     Mutation(usize),
     /// A wallet (its slot) depleted over the batch, after all its mutations.
     Depleted(usize),
+    /// A wallet (its slot) whose available amount fell past this threshold of its
+    /// alert over the batch.
+    LowBalance(usize, i64),
+    /// An automatic top-up settled (its place in [`Exec::topups_settled`]).
+    TopUp(usize),
 }
 
 impl Exec<'_> {
@@ -55,10 +65,31 @@ impl Exec<'_> {
             }
         }
         items.extend((0..self.mutations.len()).map(|ix| (ix, 1, Item::Mutation(ix))));
-        for (wi, slot) in self.wallets.iter().enumerate() {
-            let before = slot.before.unwrap_or(0);
+        // A failed top-up comes before the mutations made after it, a credit right
+        // after its own mutation (the sort below keeps the order of equal places).
+        for (si, settled) in self.topups_settled.iter().enumerate() {
+            let (position, sub) = match settled.credit {
+                Ok(ix) => (ix, 1),
+                Err(_) => (settled.position, 0),
+            };
+            items.push((position, sub, Item::TopUp(si)));
+        }
+        for wi in 0..self.wallets.len() {
+            let slot = &self.wallets[wi];
+            if !slot.dirty {
+                continue;
+            }
+            let (before, level_before) = (slot.before, slot.level_before);
             let after = prepaid_ledger::available(&slot.wallet);
-            if slot.dirty && before > 0 && after.is_some_and(|a| a <= 0) {
+            let level_after = prepaid_ledger::alert_level(&slot.wallet);
+            if let Some(level_before) = level_before
+                && level_after < level_before
+            {
+                for threshold in self.crossings(wi, level_before, level_after)? {
+                    items.push((self.mutations.len(), 2, Item::LowBalance(wi, threshold)));
+                }
+            }
+            if before.unwrap_or(0) > 0 && after.is_some_and(|a| a <= 0) {
                 items.push((self.mutations.len(), 2, Item::Depleted(wi)));
             }
         }
@@ -79,9 +110,13 @@ impl Exec<'_> {
                     let m = &self.mutations[ix];
                     (m.tenant.clone(), m.wallet.clone())
                 }
-                Item::Depleted(wi) => {
+                Item::Depleted(wi) | Item::LowBalance(wi, _) => {
                     let w = &self.wallets[wi].wallet;
                     (w.tenant.clone(), w.id.clone())
+                }
+                Item::TopUp(si) => {
+                    let t = &self.topups_settled[si];
+                    (t.tenant.clone(), t.wallet.clone())
                 }
             };
             match self.webhooks(&tenant) {
@@ -108,6 +143,16 @@ impl Exec<'_> {
             for facts in events {
                 let subject = match facts.event_type {
                     EventType::WalletDepleted => format!("{wallet}:{sequence}"),
+                    EventType::WalletLowBalance => {
+                        format!(
+                            "{wallet}:{sequence}:{}",
+                            facts.threshold.unwrap_or_default()
+                        )
+                    }
+                    EventType::AutoTopupSucceeded | EventType::AutoTopupFailed => {
+                        let n = facts.auto_topup.map(|(n, _)| n).unwrap_or_default();
+                        format!("{wallet}:{n}")
+                    }
                     EventType::HoldCreated
                     | EventType::HoldCommitted
                     | EventType::HoldReleased
@@ -140,6 +185,36 @@ impl Exec<'_> {
         Ok(())
     }
 
+    /// The thresholds of the wallet's low-balance alert that its level crossed going
+    /// from `before` to `after`; none for a tenant without webhooks. A miss is noted
+    /// (the run is run again) and an alert that does not decode is logged.
+    fn crossings(&mut self, wi: usize, before: i64, after: i64) -> Result<Vec<i64>, StoreError> {
+        let (tenant, wallet) = {
+            let w = &self.wallets[wi].wallet;
+            (w.tenant.clone(), w.id.clone())
+        };
+        match self.webhooks(&tenant) {
+            Ok(true) => {}
+            Ok(false) | Err(Gap::Miss) | Err(Gap::Broken(_)) => return Ok(Vec::new()),
+            Err(Gap::Failed(e)) => return Err(e),
+        }
+        let value = match self.record(&tenant, LOW_BALANCE_KIND, &alert_key(&wallet)) {
+            Ok(slot) => slot.value,
+            Err(Stop::Gap(Gap::Failed(e))) => return Err(e),
+            Err(_) => return Ok(Vec::new()),
+        };
+        let Some(value) = value else {
+            return Ok(Vec::new());
+        };
+        match decode_alert(&value) {
+            Ok(alert) => Ok(prepaid_ledger::low_balance_crossings(&alert, before, after)),
+            Err(why) => {
+                tracing::error!(%tenant, %wallet, "a low-balance alert that does not decode: {why}");
+                Ok(Vec::new())
+            }
+        }
+    }
+
     /// The wallet's next sequence, written as its record's next version; `None` when
     /// the record is not loaded yet (noted) or cannot be read (logged).
     fn next_sequence(
@@ -168,7 +243,7 @@ impl Exec<'_> {
     fn facts(&self, item: Item, sequence: i64, place: &mut u32) -> Vec<EventFacts> {
         let mut next = |event_type, mutation: Option<&Mutation>, hold: Option<HoldId>| {
             let (wallet, customer, balance_after, available_after) = match item {
-                Item::Depleted(wi) => {
+                Item::Depleted(wi) | Item::LowBalance(wi, _) => {
                     let w = &self.wallets[wi].wallet;
                     (
                         w.id.to_string(),
@@ -196,10 +271,37 @@ impl Exec<'_> {
                         None,
                     )
                 }
+                Item::TopUp(si) => {
+                    let t = &self.topups_settled[si];
+                    let slot = self
+                        .wallets
+                        .iter()
+                        .find(|s| s.wallet.tenant == t.tenant && s.wallet.id == t.wallet);
+                    let customer = slot.map(|s| s.wallet.customer.to_string());
+                    let balance = match mutation {
+                        Some(m) => m.balance_after,
+                        None => slot.map(|s| s.wallet.balance).unwrap_or_default(),
+                    };
+                    (
+                        t.wallet.to_string(),
+                        customer.unwrap_or_default(),
+                        balance,
+                        None,
+                    )
+                }
             };
             let grant = match (event_type, mutation) {
                 (EventType::GrantExpired, Some(m)) => m.drawn.first().map(|d| d.grant.to_string()),
                 _ => None,
+            };
+            let (threshold, auto_topup, reason) = match item {
+                Item::LowBalance(_, threshold) => (Some(threshold), None, None),
+                Item::TopUp(si) => {
+                    let t = &self.topups_settled[si];
+                    let reason = t.credit.err().map(str::to_owned);
+                    (None, Some((t.n, t.amount.get())), reason)
+                }
+                _ => (None, None, None),
             };
             let facts = EventFacts {
                 event_type,
@@ -212,6 +314,9 @@ impl Exec<'_> {
                 grant,
                 balance_after,
                 available_after,
+                threshold,
+                auto_topup,
+                reason,
                 last: false,
             };
             *place = place.saturating_add(1);
@@ -226,6 +331,15 @@ impl Exec<'_> {
                 )]
             }
             Item::Depleted(_) => vec![next(EventType::WalletDepleted, None, None)],
+            Item::LowBalance(..) => vec![next(EventType::WalletLowBalance, None, None)],
+            Item::TopUp(si) => match self.topups_settled[si].credit {
+                Ok(ix) => vec![next(
+                    EventType::AutoTopupSucceeded,
+                    Some(&self.mutations[ix]),
+                    None,
+                )],
+                Err(_) => vec![next(EventType::AutoTopupFailed, None, None)],
+            },
             Item::Mutation(ix) => {
                 let m = &self.mutations[ix];
                 let mut events = vec![next(EventType::MutationCreated, Some(m), None)];

@@ -82,6 +82,7 @@ struct Marks {
     customers: usize,
     customer_links: usize,
     jobs: usize,
+    topups_settled: usize,
 }
 
 impl Exec<'_> {
@@ -134,6 +135,7 @@ impl Exec<'_> {
             customers: self.new_customers.len(),
             customer_links: self.customer_links.len(),
             jobs: self.jobs.len(),
+            topups_settled: self.topups_settled.len(),
         };
         let result = self.unit_steps(request);
         let journal = self.journal.take().unwrap_or_default();
@@ -339,6 +341,7 @@ impl Exec<'_> {
         self.new_customers.truncate(marks.customers);
         self.customer_links.truncate(marks.customer_links);
         self.jobs.truncate(marks.jobs);
+        self.topups_settled.truncate(marks.topups_settled);
     }
 
     /// The records and jobs to write: records in key order, jobs in the order they

@@ -78,10 +78,13 @@ impl Exec<'_> {
     }
 
     pub(super) fn add_wallet(&mut self, wallet: Wallet, new: bool) -> usize {
-        let before = if new {
-            None
+        let (before, level_before) = if new {
+            (None, None)
         } else {
-            prepaid_ledger::available(&wallet)
+            (
+                prepaid_ledger::available(&wallet),
+                Some(prepaid_ledger::alert_level(&wallet)),
+            )
         };
         self.wallets.push(WalletSlot {
             wallet,
@@ -89,6 +92,7 @@ impl Exec<'_> {
             dirty: new,
             relabelled: false,
             before,
+            level_before,
         });
         self.wallets.len() - 1
     }
@@ -319,11 +323,20 @@ impl Exec<'_> {
         Ok(())
     }
 
-    /// The automatic top-up of a wallet a command may take from, read with the wallet
-    /// (a backend that loads rows in rounds loads both in the first).
+    /// The automatic top-up of a wallet a command may take from, and its low-balance
+    /// alert when its tenant may have webhooks, read with the wallet (a backend that
+    /// loads rows in rounds loads them all in the first).
     fn prefetch_auto_topup(&mut self, tenant: &TenantId, wallet: &WalletId) -> Result<(), Gap> {
         let key = crate::auto_topup::record_key(wallet);
-        self.prefetch_record(tenant, crate::auto_topup::AUTO_TOPUP_KIND, &key)
+        self.prefetch_record(tenant, crate::auto_topup::AUTO_TOPUP_KIND, &key)?;
+        match self.webhooks(tenant) {
+            Ok(false) | Err(Gap::Broken(_)) => Ok(()),
+            Err(Gap::Failed(e)) => Err(Gap::Failed(e)),
+            Ok(true) | Err(Gap::Miss) => {
+                let key = crate::webhooks::alert_key(wallet);
+                self.prefetch_record(tenant, crate::webhooks::LOW_BALANCE_KIND, &key)
+            }
+        }
     }
 
     /// [`Exec::prefetch`] for one command.
@@ -382,6 +395,11 @@ impl Exec<'_> {
             Command::SetAutoTopUp { wallet, .. } => {
                 touch(self.wallet_ix(tenant, wallet))?;
                 self.prefetch_auto_topup(tenant, wallet)?;
+            }
+            Command::SetLowBalanceAlert { wallet, .. } => {
+                touch(self.wallet_ix(tenant, wallet))?;
+                let key = crate::webhooks::alert_key(wallet);
+                self.prefetch_record(tenant, crate::webhooks::LOW_BALANCE_KIND, &key)?;
             }
             Command::SettleAutoTopUp { wallet, id, .. } => {
                 touch(self.wallet_ix(tenant, wallet))?;

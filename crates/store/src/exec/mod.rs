@@ -564,6 +564,9 @@ struct WalletSlot {
     /// Its available amount as read (`None` for a new wallet or one without a
     /// floor), to tell when the batch depleted it.
     before: Option<i64>,
+    /// Its [`prepaid_ledger::alert_level`] as read (`None` for a new wallet), to tell
+    /// which low-balance thresholds the batch crossed.
+    level_before: Option<i64>,
 }
 
 impl WalletSlot {
@@ -708,6 +711,8 @@ struct Exec<'r> {
     hold_placed: Vec<(usize, usize)>,
     /// The mutations that expired a grant.
     grant_expiries: Vec<usize>,
+    /// The automatic top-ups settled, in the order of the run.
+    topups_settled: Vec<auto_topup::Settled>,
     /// What to undo if the linked request being carried out is refused.
     journal: Option<Vec<linked::Undo>>,
 }
@@ -765,6 +770,7 @@ impl<'r> Exec<'r> {
             webhooks: HashMap::new(),
             hold_placed: Vec::new(),
             grant_expiries: Vec::new(),
+            topups_settled: Vec::new(),
             journal: None,
         }
     }

@@ -261,12 +261,16 @@ impl Exec<'_> {
             Command::SetAutoTopUp { wallet, rule } => {
                 self.set_auto_topup(tenant, only, wallet, rule.as_ref())
             }
+            Command::SetLowBalanceAlert { wallet, alert } => {
+                self.set_low_balance_alert(tenant, only, wallet, alert.as_ref())
+            }
             Command::SettleAutoTopUp {
                 wallet,
                 n,
                 id,
-                credit,
-            } => self.settle_auto_topup(tenant, only, (wallet, *n, *id), credit.as_ref()),
+                amount,
+                outcome,
+            } => self.settle_auto_topup(tenant, only, (wallet, *n, *id), *amount, outcome),
         }
     }
 
